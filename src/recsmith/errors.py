@@ -1,0 +1,42 @@
+"""The errors recsmith raises.
+
+Every error is a :class:`RecsmithError` and also subclasses the matching builtin, so callers may catch
+either. Messages say what was wrong, the value, where (file, line, field) and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class RecsmithError(Exception):
+    """Base class of every error recsmith raises on purpose."""
+
+
+class DataError(RecsmithError, ValueError):
+    """Input data is malformed: a bad value, a missing column, an unreadable file."""
+
+
+class SchemaError(DataError):
+    """A schema is invalid, or data does not match its schema."""
+
+
+class ConfigError(RecsmithError, ValueError):
+    """A parameter, option or configuration value is invalid."""
+
+
+class UnknownIdError(RecsmithError, KeyError):
+    """A user, item or other id is not known."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFoundError(RecsmithError, LookupError):
+    """A named object (dataset group, solution version, ...) does not exist."""
+
+
+class NotFittedError(RecsmithError, RuntimeError):
+    """A recipe was used before ``fit`` (or ``load``)."""
+
+
+class FilterError(RecsmithError, ValueError):
+    """A filter expression is invalid."""

@@ -1,0 +1,42 @@
+"""Settings, read from ``RECSMITH_*`` environment variables.
+
+Build one :class:`Settings` in an entry point (CLI, server, test) and pass it down; nothing creates
+settings at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """recsmith's configuration.
+
+    Attributes are read from environment variables with the ``RECSMITH_`` prefix, e.g.
+    ``RECSMITH_HOME`` or ``RECSMITH_DATABASE_URL``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RECSMITH_", extra="ignore")
+
+    home: Path = Field(default=Path(".recsmith"))
+    """Folder holding the embedded SQLite database and the artifacts."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL of the store; default: a SQLite file ``recsmith.db`` under ``home``.
+    PostgreSQL: ``postgresql+psycopg://user@host:5432/db``."""
+
+    artifact_dir: Path | None = None
+    """Folder for trained artifacts; default: ``home/artifacts``."""
+
+    def resolved_database_url(self) -> str:
+        """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'recsmith.db').resolve()}"
+
+    def resolved_artifact_dir(self) -> Path:
+        """The folder that holds artifact folders."""
+        return (self.artifact_dir or self.home / "artifacts").resolve()
