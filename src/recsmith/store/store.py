@@ -1,0 +1,569 @@
+"""The store: dataset groups, datasets, users, items, interactions, import jobs and solution versions in SQL.
+
+SQLite (WAL mode) by default, PostgreSQL in production. Tables are SQLAlchemy Core; bulk loads go through
+the driver directly (``executemany`` on SQLite, ``COPY`` on PostgreSQL) inside one transaction, so an import
+either lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+
+from recsmith.errors import ConfigError, DataError, NotFoundError
+from recsmith.settings import Settings
+from recsmith.store import tables as t
+
+logger = logging.getLogger(__name__)
+
+DATASET_TYPES = ("interactions", "users", "items")
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+INTERACTION_COLUMNS = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"]
+JSON_FIELDS = ("params", "config", "metrics", "report")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DatasetGroup:
+    """A tenant: its own datasets, solutions and campaigns."""
+
+    id: int
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One of a group's datasets (interactions, users or items) and its schema."""
+
+    id: int
+    dataset_type: str
+    schema: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _clean(value: Any) -> Any:
+    """A metadata value ready for JSON (numpy scalars to Python, NaN to None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _records_json(frame: pd.DataFrame) -> list[str | None]:
+    """One JSON object per row of ``frame`` (nulls left out; ``None`` for a row with nothing)."""
+    if frame.shape[1] == 0:
+        return [None] * len(frame)
+    names = list(frame.columns)
+    out: list[str | None] = []
+    for row in zip(*(frame[c].tolist() for c in names), strict=True):
+        record = {name: _clean(v) for name, v in zip(names, row, strict=True) if v is not None}
+        record = {k: v for k, v in record.items() if v is not None}
+        out.append(json.dumps(record) if record else None)
+    return out
+
+
+class Store:
+    """recsmith's SQL store.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL: ``sqlite:///path/recsmith.db`` or ``postgresql+psycopg://user@host/db``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: Engine = sa.create_engine(url, connect_args={"timeout": 30})
+            sa.event.listen(self.engine, "connect", _set_sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        """The store named by the settings (creating ``settings.home`` for the default SQLite file)."""
+        if not settings.database_url:
+            Path(settings.home).mkdir(parents=True, exist_ok=True)
+        return cls(settings.resolved_database_url())
+
+    def migrate(self) -> None:
+        """Create or upgrade the tables to the newest migration (idempotent)."""
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        with self.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A transaction: committed when the block ends, rolled back if it raises."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ----------------------------------------------------------------------------------- dataset groups
+    def create_dataset_group(self, name: str) -> DatasetGroup:
+        """Create a dataset group; the name is 1-63 letters, digits, ``_``, ``.``, ``-``."""
+        if not GROUP_NAME.match(name or ""):
+            raise ConfigError(
+                f"invalid dataset group name {name!r}: use 1-63 letters, digits, '_', '.' or '-', "
+                "starting with a letter or digit"
+            )
+        with self.begin() as conn:
+            exists = conn.execute(sa.select(t.dataset_groups.c.id).where(t.dataset_groups.c.name == name)).first()
+            if exists:
+                raise ConfigError(f"dataset group {name!r} already exists")
+            created = _now()
+            group_id = conn.execute(t.dataset_groups.insert().values(name=name, created_at=created)).inserted_primary_key[0]
+        return DatasetGroup(int(group_id), name, created)
+
+    def get_dataset_group(self, name: str) -> DatasetGroup:
+        """The dataset group called ``name`` (NotFoundError listing the existing ones)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.dataset_groups).where(t.dataset_groups.c.name == name)).first()
+        if row is None:
+            names = [g.name for g in self.list_dataset_groups()]
+            raise NotFoundError(
+                f"no dataset group {name!r}; existing: {', '.join(names) if names else '(none)'}. "
+                "Create one by importing data into it (recsmith import ... --dataset-group NAME)"
+            )
+        return DatasetGroup(row.id, row.name, row.created_at)
+
+    def get_or_create_dataset_group(self, name: str) -> DatasetGroup:
+        """The dataset group called ``name``, created if it does not exist."""
+        try:
+            return self.get_dataset_group(name)
+        except NotFoundError:
+            return self.create_dataset_group(name)
+
+    def list_dataset_groups(self) -> list[DatasetGroup]:
+        """All dataset groups, by name."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.dataset_groups).order_by(t.dataset_groups.c.name)).all()
+        return [DatasetGroup(r.id, r.name, r.created_at) for r in rows]
+
+    def delete_dataset_group(self, name: str) -> None:
+        """Delete a dataset group and everything in it."""
+        group = self.get_dataset_group(name)
+        with self.begin() as conn:
+            solution_ids = sa.select(t.solutions.c.id).where(t.solutions.c.dataset_group_id == group.id)
+            conn.execute(t.solution_versions.delete().where(t.solution_versions.c.solution_id.in_(solution_ids)))
+            for table in (t.solutions, t.import_jobs, t.interactions, t.users, t.items, t.datasets, t.schemas):
+                conn.execute(table.delete().where(table.c.dataset_group_id == group.id))
+            conn.execute(t.dataset_groups.delete().where(t.dataset_groups.c.id == group.id))
+
+    # ----------------------------------------------------------------------------------------- datasets
+    def ensure_dataset(
+        self, group_id: int, dataset_type: str, schema: dict[str, Any], *, conn: Connection | None = None
+    ) -> Dataset:
+        """Create the dataset with this schema, or give an existing one this schema."""
+        if dataset_type not in DATASET_TYPES:
+            raise ConfigError(f"unknown dataset type {dataset_type!r}; use one of {', '.join(DATASET_TYPES)}")
+        if conn is None:
+            with self.begin() as new_conn:
+                return self.ensure_dataset(group_id, dataset_type, schema, conn=new_conn)
+        now = _now()
+        definition = json.dumps(schema, sort_keys=True)
+        row = conn.execute(
+            sa.select(t.datasets, t.schemas.c.definition)
+            .join(t.schemas, t.schemas.c.id == t.datasets.c.schema_id)
+            .where(t.datasets.c.dataset_group_id == group_id, t.datasets.c.dataset_type == dataset_type)
+        ).first()
+        if row is not None and row.definition == definition:
+            conn.execute(t.datasets.update().where(t.datasets.c.id == row.id).values(updated_at=now))
+            return Dataset(row.id, dataset_type, schema, row.created_at, now)
+        schema_id = conn.execute(t.schemas.insert().values(
+            dataset_group_id=group_id, dataset_type=dataset_type, name=str(schema.get("name", dataset_type)),
+            definition=definition, created_at=now,
+        )).inserted_primary_key[0]
+        if row is None:
+            dataset_id = conn.execute(t.datasets.insert().values(
+                dataset_group_id=group_id, dataset_type=dataset_type, schema_id=schema_id, created_at=now,
+                updated_at=now,
+            )).inserted_primary_key[0]
+            return Dataset(int(dataset_id), dataset_type, schema, now, now)
+        conn.execute(t.datasets.update().where(t.datasets.c.id == row.id).values(schema_id=schema_id, updated_at=now))
+        return Dataset(row.id, dataset_type, schema, row.created_at, now)
+
+    def get_dataset(self, group_id: int, dataset_type: str) -> Dataset | None:
+        """A group's dataset of this type, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.datasets, t.schemas.c.definition)
+                .join(t.schemas, t.schemas.c.id == t.datasets.c.schema_id)
+                .where(t.datasets.c.dataset_group_id == group_id, t.datasets.c.dataset_type == dataset_type)
+            ).first()
+        if row is None:
+            return None
+        return Dataset(row.id, dataset_type, json.loads(row.definition), row.created_at, row.updated_at)
+
+    # ------------------------------------------------------------------------------------- bulk writes
+    def write_interactions(
+        self, group_id: int, frame: pd.DataFrame, *, mode: str = "full", schema: dict[str, Any] | None = None
+    ) -> int:
+        """Load interactions in one transaction; ``full`` replaces the group's, ``incremental`` appends.
+
+        ``frame`` has USER_ID, ITEM_ID, TIMESTAMP, EVENT_TYPE, EVENT_VALUE; other columns are context,
+        stored as one JSON object per row.
+        """
+        self._check_mode(mode)
+        missing = [c for c in INTERACTION_COLUMNS[:3] if c not in frame.columns]
+        if missing:
+            raise DataError(f"interactions frame lacks column(s) {missing}")
+        n = len(frame)
+        users = frame["USER_ID"].astype(str).tolist()
+        items = frame["ITEM_ID"].astype(str).tolist()
+        stamps = frame["TIMESTAMP"].astype("int64").tolist()
+        types = (frame["EVENT_TYPE"].astype(object).where(frame["EVENT_TYPE"].notna(), None).tolist()
+                 if "EVENT_TYPE" in frame else [None] * n)
+        values = (frame["EVENT_VALUE"].astype("float64").astype(object).where(frame["EVENT_VALUE"].notna(), None)
+                  .tolist() if "EVENT_VALUE" in frame else [None] * n)
+        context = _records_json(frame[[c for c in frame.columns if c not in INTERACTION_COLUMNS]])
+        groups = [group_id] * n
+        with self.begin() as conn:
+            if schema is not None:
+                self.ensure_dataset(group_id, "interactions", schema, conn=conn)
+            elif self._dataset_id(conn, group_id, "interactions") is None:
+                raise DataError("no interactions schema known for this dataset group; pass schema=")
+            if mode == "full":
+                conn.execute(t.interactions.delete().where(t.interactions.c.dataset_group_id == group_id))
+            columns = ("dataset_group_id", "user_id", "item_id", "timestamp", "event_type", "event_value", "context")
+            rows = zip(groups, users, items, stamps, types, values, context, strict=True)
+            self._bulk_insert(conn, "interactions", columns, rows)
+        return n
+
+    def write_users(self, group_id: int, frame: pd.DataFrame, *, mode: str = "full",
+                    schema: dict[str, Any] | None = None) -> int:
+        """Load user records (USER_ID + metadata); ``incremental`` upserts by id."""
+        return self._write_entities("users", "USER_ID", group_id, frame, mode, schema)
+
+    def write_items(self, group_id: int, frame: pd.DataFrame, *, mode: str = "full",
+                    schema: dict[str, Any] | None = None) -> int:
+        """Load item records (ITEM_ID + metadata); ``incremental`` upserts by id."""
+        return self._write_entities("items", "ITEM_ID", group_id, frame, mode, schema)
+
+    def _write_entities(self, kind: str, id_column: str, group_id: int, frame: pd.DataFrame, mode: str,
+                        schema: dict[str, Any] | None) -> int:
+        self._check_mode(mode)
+        if id_column not in frame.columns:
+            raise DataError(f"{kind} frame lacks column {id_column}")
+        table = t.users if kind == "users" else t.items
+        key = "user_id" if kind == "users" else "item_id"
+        ids = frame[id_column].astype(str).tolist()
+        if len(set(ids)) != len(ids):  # the last record of an id wins, as in an upsert
+            keep = ~frame[id_column].astype(str).duplicated(keep="last")
+            frame = frame[keep.to_numpy()]
+            ids = frame[id_column].astype(str).tolist()
+        meta = _records_json(frame[[c for c in frame.columns if c != id_column]])
+        now = _now()
+        with self.begin() as conn:
+            if schema is not None:
+                self.ensure_dataset(group_id, kind, schema, conn=conn)
+            if mode == "full":
+                conn.execute(table.delete().where(table.c.dataset_group_id == group_id))
+            else:
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start:start + 500]
+                    conn.execute(table.delete().where(table.c.dataset_group_id == group_id, table.c[key].in_(chunk)))
+            stamp = now.isoformat(sep=" ") if self.is_sqlite else now
+            rows = zip([group_id] * len(ids), ids, meta, [stamp] * len(ids), strict=True)
+            self._bulk_insert(conn, kind, ("dataset_group_id", key, "metadata", "updated_at"), rows)
+        return len(ids)
+
+    def _bulk_insert(self, conn: Connection, table: str, columns: tuple[str, ...], rows: Any) -> None:
+        """Insert many rows through the driver: executemany on SQLite, COPY on PostgreSQL."""
+        dbapi = conn.connection.dbapi_connection
+        if self.is_sqlite:
+            marks = ", ".join("?" * len(columns))
+            cursor = dbapi.cursor()
+            cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+            cursor.close()
+            return
+        cursor = dbapi.cursor()
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            buffer = io.StringIO()
+            for count, row in enumerate(rows, start=1):
+                buffer.write("\t".join(_copy_text(v) for v in row))
+                buffer.write("\n")
+                if count % 100_000 == 0:
+                    copy.write(buffer.getvalue())
+                    buffer = io.StringIO()
+            copy.write(buffer.getvalue())
+        cursor.close()
+
+    @staticmethod
+    def _check_mode(mode: str) -> None:
+        if mode not in ("full", "incremental"):
+            raise ConfigError(f"unknown import mode {mode!r}; use 'full' or 'incremental'")
+
+    @staticmethod
+    def _dataset_id(conn: Connection, group_id: int, dataset_type: str) -> int | None:
+        return conn.execute(sa.select(t.datasets.c.id).where(
+            t.datasets.c.dataset_group_id == group_id, t.datasets.c.dataset_type == dataset_type)).scalar()
+
+    # -------------------------------------------------------------------------------------------- reads
+    def read_interactions(self, group_id: int) -> dict[str, np.ndarray]:
+        """All of a group's interactions as column arrays, in insertion order.
+
+        Returns
+        -------
+        dict
+            ``user_id``, ``item_id`` (object arrays of str), ``timestamp`` (int64), ``event_type`` (object,
+            None where absent), ``event_value`` (float64, NaN where absent).
+        """
+        sql = ("SELECT user_id, item_id, timestamp, event_type, event_value FROM interactions "
+               "WHERE dataset_group_id = {} ORDER BY id")
+        with self.engine.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()
+            cursor.execute(sql.format("?" if self.is_sqlite else "%s"), (group_id,))
+            rows = cursor.fetchall()
+            cursor.close()
+        if not rows:
+            return {
+                "user_id": np.empty(0, dtype=object), "item_id": np.empty(0, dtype=object),
+                "timestamp": np.empty(0, dtype=np.int64), "event_type": np.empty(0, dtype=object),
+                "event_value": np.empty(0, dtype=np.float64),
+            }
+        user, item, stamp, kind, value = zip(*rows, strict=True)
+        del rows
+        return {
+            "user_id": np.array(user, dtype=object),
+            "item_id": np.array(item, dtype=object),
+            "timestamp": np.fromiter(stamp, dtype=np.int64, count=len(stamp)),
+            "event_type": np.array(kind, dtype=object),
+            "event_value": np.array(value, dtype=np.float64),  # None becomes NaN
+        }
+
+    def count_interactions(self, group_id: int) -> int:
+        """Number of stored interactions in the group."""
+        return self._count(t.interactions, group_id)
+
+    def count_users(self, group_id: int) -> int:
+        """Number of user records in the group."""
+        return self._count(t.users, group_id)
+
+    def count_items(self, group_id: int) -> int:
+        """Number of item records in the group."""
+        return self._count(t.items, group_id)
+
+    def _count(self, table: sa.Table, group_id: int) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)
+                                    .where(table.c.dataset_group_id == group_id)).scalar_one())
+
+    def user_history(self, group_id: int, user_id: str) -> list[str]:
+        """A user's item ids, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.interactions.c.item_id)
+                .where(t.interactions.c.dataset_group_id == group_id, t.interactions.c.user_id == user_id)
+                .order_by(t.interactions.c.timestamp, t.interactions.c.id)
+            ).all()
+        return [r.item_id for r in rows]
+
+    def read_items(self, group_id: int, ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Item metadata by item id (all items, or those in ``ids``)."""
+        return self._read_entities(t.items, "item_id", group_id, ids)
+
+    def read_users(self, group_id: int, ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """User metadata by user id (all users, or those in ``ids``)."""
+        return self._read_entities(t.users, "user_id", group_id, ids)
+
+    def _read_entities(self, table: sa.Table, key: str, group_id: int,
+                       ids: list[str] | None) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            query = sa.select(table.c[key], table.c.metadata).where(table.c.dataset_group_id == group_id)
+            chunks = [None] if ids is None else [ids[i:i + 500] for i in range(0, len(ids), 500)]
+            for chunk in chunks:
+                q = query if chunk is None else query.where(table.c[key].in_(chunk))
+                for row in conn.execute(q):
+                    out[row[0]] = json.loads(row[1]) if row[1] else {}
+        return out
+
+    def describe(self, group_id: int) -> dict[str, Any]:
+        """Counts, event types, time range and sparsity of a group's data."""
+        i = t.interactions
+        with self.engine.connect() as conn:
+            where = i.c.dataset_group_id == group_id
+            row = conn.execute(sa.select(
+                sa.func.count(), sa.func.count(sa.distinct(i.c.user_id)), sa.func.count(sa.distinct(i.c.item_id)),
+                sa.func.min(i.c.timestamp), sa.func.max(i.c.timestamp),
+            ).where(where)).one()
+            types = conn.execute(sa.select(i.c.event_type, sa.func.count()).where(where)
+                                 .group_by(i.c.event_type).order_by(sa.func.count().desc())).all()
+        n, n_users, n_items = int(row[0]), int(row[1]), int(row[2])
+        return {
+            "num_users": n_users,
+            "num_items": n_items,
+            "num_interactions": n,
+            "num_user_records": self.count_users(group_id),
+            "num_item_records": self.count_items(group_id),
+            "event_types": {(k if k is not None else ""): int(v) for k, v in types},
+            "min_timestamp": None if row[3] is None else int(row[3]),
+            "max_timestamp": None if row[4] is None else int(row[4]),
+            "sparsity": (1 - n / (n_users * n_items)) if n_users and n_items else None,
+        }
+
+    # ------------------------------------------------------------------------------------- import jobs
+    def create_import_job(self, group_id: int, dataset_type: str, source: str, mode: str) -> int:
+        """Record a running import job; returns its id."""
+        with self.begin() as conn:
+            return int(conn.execute(t.import_jobs.insert().values(
+                dataset_group_id=group_id, dataset_type=dataset_type, source=source, mode=mode, status="running",
+                created_at=_now(),
+            )).inserted_primary_key[0])
+
+    def finish_import_job(self, job_id: int, *, status: str, rows_read: int, rows_loaded: int, rows_rejected: int,
+                          duration_seconds: float, report: dict[str, Any], error: str | None = None) -> None:
+        """Record an import job's outcome."""
+        with self.begin() as conn:
+            conn.execute(t.import_jobs.update().where(t.import_jobs.c.id == job_id).values(
+                status=status, rows_read=rows_read, rows_loaded=rows_loaded, rows_rejected=rows_rejected,
+                duration_seconds=duration_seconds, report=_json_or_none(report), error=error, finished_at=_now(),
+            ))
+
+    def get_import_job(self, job_id: int) -> dict[str, Any]:
+        """An import job by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.import_jobs).where(t.import_jobs.c.id == job_id)).first()
+        if row is None:
+            raise NotFoundError(f"no import job {job_id}")
+        return _decode(row)
+
+    def list_import_jobs(self, group_id: int) -> list[dict[str, Any]]:
+        """A group's import jobs, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.import_jobs).where(t.import_jobs.c.dataset_group_id == group_id)
+                                .order_by(t.import_jobs.c.id)).all()
+        return [_decode(r) for r in rows]
+
+    # --------------------------------------------------------------------------------------- solutions
+    def get_or_create_solution(self, group_id: int, name: str, recipe: str, params: dict[str, Any],
+                               config: dict[str, Any]) -> dict[str, Any]:
+        """The group's solution called ``name``; created if new, updated to these params if it exists.
+
+        Raises
+        ------
+        ConfigError
+            If a solution of that name exists with another recipe.
+        """
+        s = t.solutions
+        with self.begin() as conn:
+            row = conn.execute(sa.select(s).where(s.c.dataset_group_id == group_id, s.c.name == name)).first()
+            if row is None:
+                solution_id = conn.execute(s.insert().values(
+                    dataset_group_id=group_id, name=name, recipe=recipe, params=json.dumps(params),
+                    config=json.dumps(config), created_at=_now(),
+                )).inserted_primary_key[0]
+            else:
+                if row.recipe != recipe:
+                    raise ConfigError(
+                        f"solution {name!r} uses recipe {row.recipe!r}, not {recipe!r}; choose another --solution name"
+                    )
+                solution_id = row.id
+                conn.execute(s.update().where(s.c.id == row.id).values(params=json.dumps(params),
+                                                                       config=json.dumps(config)))
+        return self.get_solution(int(solution_id))
+
+    def get_solution(self, solution_id: int) -> dict[str, Any]:
+        """A solution by id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(t.solutions).where(t.solutions.c.id == solution_id)).first()
+        if row is None:
+            raise NotFoundError(f"no solution {solution_id}")
+        return _decode(row)
+
+    def create_solution_version(self, solution_id: int, params: dict[str, Any], config: dict[str, Any]) -> int:
+        """Record a new solution version (CREATE_PENDING); returns its id."""
+        with self.begin() as conn:
+            return int(conn.execute(t.solution_versions.insert().values(
+                solution_id=solution_id, status="CREATE_PENDING", params=json.dumps(params),
+                config=json.dumps(config), created_at=_now(),
+            )).inserted_primary_key[0])
+
+    def update_solution_version(self, version_id: int, **fields: Any) -> None:
+        """Set fields of a solution version (dicts in JSON fields are encoded)."""
+        values = {k: (_json_or_none(v) if k in JSON_FIELDS else v) for k, v in fields.items()}
+        with self.begin() as conn:
+            conn.execute(t.solution_versions.update().where(t.solution_versions.c.id == version_id).values(**values))
+
+    def _versions_query(self) -> sa.Select:
+        v, s, g = t.solution_versions, t.solutions, t.dataset_groups
+        return (sa.select(v, s.c.name.label("solution_name"), s.c.recipe, g.c.name.label("dataset_group"))
+                .join(s, s.c.id == v.c.solution_id).join(g, g.c.id == s.c.dataset_group_id))
+
+    def get_solution_version(self, version_id: int) -> dict[str, Any]:
+        """A solution version with its solution's name, recipe and dataset group."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._versions_query().where(t.solution_versions.c.id == version_id)).first()
+        if row is None:
+            raise NotFoundError(f"no solution version {version_id}; list them with `recsmith solution-versions list`")
+        return _decode(row)
+
+    def list_solution_versions(self, group_id: int | None = None) -> list[dict[str, Any]]:
+        """Solution versions, oldest first, optionally of one group."""
+        query = self._versions_query().order_by(t.solution_versions.c.id)
+        if group_id is not None:
+            query = query.where(t.solutions.c.dataset_group_id == group_id)
+        with self.engine.connect() as conn:
+            return [_decode(r) for r in conn.execute(query).all()]
+
+
+def _decode(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for key in JSON_FIELDS:
+        if key in out and isinstance(out[key], str):
+            out[key] = json.loads(out[key])
+    return out
+
+
+def _copy_text(value: Any) -> str:
+    """A value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, float) and math.isnan(value):
+        return "\\N"
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text

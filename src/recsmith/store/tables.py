@@ -1,0 +1,118 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+TS = sa.DateTime(timezone=True)
+
+dataset_groups = sa.Table(
+    "dataset_groups", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+schemas = sa.Table(
+    "schemas", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("dataset_type", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("definition", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("dataset_type", sa.String(16), nullable=False),
+    sa.Column("schema_id", sa.Integer, sa.ForeignKey("schemas.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("dataset_group_id", "dataset_type", name="uq_datasets_group_type"),
+)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("metadata", sa.Text, nullable=True),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+items = sa.Table(
+    "items", metadata,
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("item_id", sa.Text, primary_key=True),
+    sa.Column("metadata", sa.Text, nullable=True),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+interactions = sa.Table(
+    "interactions", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("item_id", sa.Text, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Column("event_type", sa.Text, nullable=True),
+    sa.Column("event_value", sa.Float, nullable=True),
+    sa.Column("context", sa.Text, nullable=True),
+    sa.Index("ix_interactions_group_user", "dataset_group_id", "user_id"),
+)
+
+import_jobs = sa.Table(
+    "import_jobs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("dataset_type", sa.String(16), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rows_read", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_loaded", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("rows_rejected", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("duration_seconds", sa.Float, nullable=True),
+    sa.Column("report", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=True),
+)
+
+solutions = sa.Table(
+    "solutions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("recipe", sa.String(64), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("dataset_group_id", "name", name="uq_solutions_group_name"),
+)
+
+solution_versions = sa.Table(
+    "solution_versions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("solution_id", sa.Integer, sa.ForeignKey("solutions.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("metrics", sa.Text, nullable=True),
+    sa.Column("artifact_uri", sa.Text, nullable=True),
+    sa.Column("fit_seconds", sa.Float, nullable=True),
+    sa.Column("total_seconds", sa.Float, nullable=True),
+    sa.Column("num_users", sa.Integer, nullable=True),
+    sa.Column("num_items", sa.Integer, nullable=True),
+    sa.Column("num_interactions", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("started_at", TS, nullable=True),
+    sa.Column("finished_at", TS, nullable=True),
+)
