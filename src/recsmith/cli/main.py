@@ -1,0 +1,501 @@
+"""The ``recsmith`` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from recsmith.errors import ConfigError, RecsmithError
+from recsmith.settings import Settings
+
+app = typer.Typer(
+    name="recsmith",
+    help="recsmith: a self-hosted recommendation engine. Start with `recsmith quickstart`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(help="Import interactions, users or items into a dataset group.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Built-in datasets (MovieLens).", no_args_is_help=True)
+versions_app = typer.Typer(help="Trained solution versions.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(versions_app, name="solution-versions")
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+GroupOption = Annotated[str, typer.Option("--dataset-group", "-g", help="Dataset group name.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def handle_errors(func: F) -> F:
+    """Turn recsmith's errors into a one-line message on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RecsmithError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted; nothing half-written was kept[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_store(settings: Settings | None = None):  # noqa: ANN201 (Store, imported lazily)
+    """The store named by the settings, migrated to the current schema."""
+    from recsmith.store.store import Store
+
+    settings = settings or Settings()
+    store = Store.from_settings(settings)
+    store.migrate()
+    return store
+
+
+@contextmanager
+def stage_progress(title: str, stages: dict[str, str], *, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar advanced by a stage callback; ``stages`` maps stage names to labels."""
+    if not enabled:
+        yield lambda stage: None
+        return
+    order = list(stages)
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(), console=err, transient=False,
+    ) as progress:
+        task = progress.add_task(title, total=len(order), stage="")
+
+        def advance(stage: str) -> None:
+            if stage in stages:
+                progress.update(task, completed=order.index(stage), stage=stages[stage])
+            if stage == "done":
+                progress.update(task, completed=len(order), stage="done")
+
+        yield advance
+
+
+def parse_pairs(text: str | None, option: str) -> dict[str, str]:
+    """Parse ``a=b,c=d`` into a dict (ConfigError naming the bad part)."""
+    pairs: dict[str, str] = {}
+    if not text:
+        return pairs
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{option}: {part!r} is not of the form NAME=VALUE")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def parse_value(text: str) -> Any:
+    """A CLI param value: JSON when it parses (numbers, true/false, lists), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_params(values: list[str] | None) -> dict[str, Any]:
+    """``--param name=value`` options into a params dict."""
+    params: dict[str, Any] = {}
+    for item in values or []:
+        for key, value in parse_pairs(item, "--param").items():
+            params[key] = parse_value(value)
+    return params
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------------------------- import
+def _run_import(
+    dataset_type: str, path: str | None, group: str, schema: Path | None, mode: str, column_map: str | None,
+    sep: str | None, fmt: str | None, no_header: bool, names: str | None, sql: str | None, db_url: str | None,
+    on_error: str, reject_file: Path | None, as_json: bool,
+) -> None:
+    from recsmith.jobs.importing import import_dataset
+
+    settings = Settings()
+    store = open_store(settings)
+    if reject_file is None and on_error == "skip":
+        reject_file = settings.home / "rejects" / f"{group}-{dataset_type}-{int(time.time())}.csv"
+    stages = {"read": "reading and validating", "write": "writing to the store"}
+    with stage_progress(f"import {dataset_type}", stages) as progress:
+        report = import_dataset(
+            store, group, dataset_type, path, sql=sql, db_url=db_url, schema=schema,
+            column_map=parse_pairs(column_map, "--map") or None, sep=sep, fmt=fmt, header=not no_header,
+            names=[n.strip() for n in names.split(",")] if names else None, mode=mode,  # type: ignore[arg-type]
+            on_error=on_error, reject_path=reject_file, progress=progress,  # type: ignore[arg-type]
+        )
+    if as_json:
+        print_json(report.to_dict())
+        return
+    table = Table(title=f"import job {report.job_id}: {report.status}", show_header=False)
+    for key in ("dataset_group", "dataset_type", "source", "mode", "rows_read", "rows_loaded", "rows_rejected",
+                "duration_seconds", "rows_per_second", "reject_file"):
+        value = getattr(report, key)
+        if value is not None:
+            table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+def _import_command(dataset_type: str) -> Callable[..., None]:
+    @handle_errors
+    def command(
+        path: Annotated[str | None, typer.Argument(help="File path or fsspec URL (CSV, TSV, ::, Parquet, JSONL).")]
+        = None,
+        group: GroupOption = ...,  # type: ignore[assignment]
+        schema: Annotated[Path | None, typer.Option(help="Personalize Avro schema JSON file.")] = None,
+        mode: Annotated[str, typer.Option(help="full (replace) or incremental (append/upsert).")] = "full",
+        column_map: Annotated[str | None, typer.Option(
+            "--map", help="Rename columns: userId=USER_ID,movieId=ITEM_ID; col=- drops a column.")] = None,
+        sep: Annotated[str | None, typer.Option(help="Field separator, e.g. ',' '\\t' '::'.")] = None,
+        fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, parquet or jsonl.")] = None,
+        no_header: Annotated[bool, typer.Option("--no-header", help="The file has no header line.")] = False,
+        names: Annotated[str | None, typer.Option(help="Column names for a file without header.")] = None,
+        sql: Annotated[str | None, typer.Option(help="Import the result of this SELECT instead of a file.")] = None,
+        db_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the database --sql runs on.")] = None,
+        on_error: Annotated[str, typer.Option(help="fail (load nothing) or skip (load good rows).")] = "fail",
+        reject_file: Annotated[Path | None, typer.Option(help="Where skipped rows are written.")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        _run_import(dataset_type, path, group, schema, mode, column_map, sep, fmt, no_header, names, sql, db_url,
+                    on_error, reject_file, as_json)
+
+    command.__doc__ = f"Import {dataset_type} from a file, URL or SQL query (all-or-nothing)."
+    return command
+
+
+for _dataset_type in ("interactions", "users", "items"):
+    import_app.command(_dataset_type)(_import_command(_dataset_type))
+
+
+# ------------------------------------------------------------------------------------------- datasets
+@datasets_app.command("list")
+@handle_errors
+def datasets_list(as_json: JsonOption = False) -> None:
+    """List the built-in datasets."""
+    from recsmith.datasets import list_datasets
+
+    rows = [{"name": d.name, "bundled": d.bundled, "description": d.description} for d in list_datasets()]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "bundled", "description")
+    for row in rows:
+        table.add_row(row["name"], "yes" if row["bundled"] else "no", row["description"])
+    out.print(table)
+
+
+@datasets_app.command("load")
+@handle_errors
+def datasets_load(
+    name: Annotated[str, typer.Argument(help="ml-latest-small, ml-100k or ml-1m.")],
+    group: GroupOption,
+    path: Annotated[Path | None, typer.Option(help="Folder holding the dataset's files.")] = None,
+    download: Annotated[bool, typer.Option("--download", help="Download from GroupLens if needed.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Import a built-in dataset (interactions and items) into a dataset group."""
+    from recsmith.datasets import load_dataset
+
+    store = open_store()
+    with stage_progress(f"load {name}", {"read": "reading", "write": "writing"}) as progress:
+        reports = load_dataset(store, name, group, path=path, allow_download=download, progress=progress)
+    if as_json:
+        print_json([r.to_dict() for r in reports])
+        return
+    for report in reports:
+        out.print(f"{report.dataset_type}: {report.rows_loaded:,} rows loaded into {group!r} "
+                  f"in {report.duration_seconds:.2f} s (import job {report.job_id})")
+
+
+# ----------------------------------------------------------------------------------------- describe
+@app.command()
+@handle_errors
+def describe(group: GroupOption, as_json: JsonOption = False) -> None:
+    """Counts of users, items and interactions, event types, time range and sparsity."""
+    store = open_store()
+    stats = store.describe(store.get_dataset_group(group).id)
+    if as_json:
+        print_json(stats)
+        return
+    table = Table(title=f"dataset group {group}", show_header=False)
+    for key, value in stats.items():
+        if key == "event_types":
+            value = ", ".join(f"{k or '(none)'}: {v:,}" for k, v in value.items()) or "(none)"
+        elif key.endswith("timestamp") and value is not None:
+            value = f"{value} ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(value))} UTC)"
+        elif key == "sparsity" and value is not None:
+            value = f"{value:.4%}"
+        elif isinstance(value, int):
+            value = f"{value:,}"
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+# -------------------------------------------------------------------------------------------- train
+def _solution_config(event_weights: str | None, half_life_days: float | None):  # noqa: ANN202
+    from recsmith.jobs.config import SolutionConfig
+
+    weights = {key: float(parse_value(value)) for key, value in parse_pairs(event_weights, "--event-weights").items()}
+    try:
+        return SolutionConfig(event_weights=weights, half_life_days=half_life_days)
+    except ValueError as exc:
+        raise ConfigError(f"invalid solution config: {exc}") from exc
+
+
+@app.command()
+@handle_errors
+def train(
+    group: GroupOption,
+    recipe: Annotated[str, typer.Option(help="Recipe name, e.g. item-knn or popularity.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Hyperparameter NAME=VALUE.")] = None,
+    solution: Annotated[str | None, typer.Option(help="Solution name (default: the recipe).")] = None,
+    event_weights: Annotated[str | None, typer.Option(help="Event-type weights: purchase=5,view=1.")] = None,
+    half_life_days: Annotated[float | None, typer.Option(help="Time decay half-life in days.")] = None,
+    no_metrics: Annotated[bool, typer.Option("--no-metrics", help="Skip the offline metrics.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a solution version; prints its id, timings and offline metrics."""
+    from recsmith.jobs.training import train_solution_version
+
+    settings = Settings()
+    store = open_store(settings)
+    config = _solution_config(event_weights, half_life_days)
+    stages = {"read": "reading interactions", "metrics": "offline metrics", "fit": "fitting", "save": "saving"}
+    with stage_progress(f"train {recipe}", stages) as progress:
+        version = train_solution_version(
+            store, settings, group, recipe, parse_params(param), config=config, solution_name=solution,
+            with_metrics=not no_metrics, progress=progress,
+        )
+    if as_json:
+        print_json(version)
+        return
+    out.print(f"solution version [bold]{version['id']}[/] ({recipe}) {version['status']}: "
+              f"fit {version['fit_seconds']:.2f} s, total {version['total_seconds']:.2f} s")
+    for key, value in (version.get("metrics") or {}).items():
+        out.print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+    out.print(f"next: recsmith recommend --solution-version {version['id']} --user USER_ID")
+
+
+# ----------------------------------------------------------------------------------------- evaluate
+def run_evaluation(
+    store: Any, group: str, recipes: list[str], params: dict[str, dict[str, Any]], *, protocol: str,
+    test_fraction: float, k: int, seed: int, show_progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Fit each recipe on one split of the group's data and measure it."""
+    from recsmith.evaluation.evaluate import evaluate_recipes
+    from recsmith.evaluation.split import split_random
+    from recsmith.jobs.training import load_interactions, metric_names
+    from recsmith.recipes import create
+
+    if protocol != "random":
+        raise ConfigError(f"unknown protocol {protocol!r}; available: random")
+    if k <= 0:
+        raise ConfigError(f"--k must be positive, got {k}")
+    if not 0 < test_fraction < 1:
+        raise ConfigError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
+    unknown = set(params) - set(recipes)
+    if unknown:
+        raise ConfigError(f"--param names recipe(s) {sorted(unknown)} that are not in --recipes {recipes}")
+    models = {name: create(name, **params.get(name, {})) for name in recipes}  # validate before work
+    stages = {"read": "reading interactions", "split": "splitting"} | {f"fit:{n}": f"{n}" for n in recipes}
+    with stage_progress("evaluate", stages, enabled=show_progress) as progress:
+        progress("read")
+        interactions = load_interactions(store, group)
+        progress("split")
+        train_data, test_data = split_random(interactions, test_fraction=test_fraction, seed=seed)
+
+        def on_stage(name: str, stage: str) -> None:
+            progress(f"fit:{name}")
+
+        rows = evaluate_recipes(models, train_data, test_data, k=k, metrics=metric_names(k) + [], progress=on_stage)
+        progress("done")
+    return rows
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    group: GroupOption,
+    recipes: Annotated[str, typer.Option(help="Comma-separated recipe names.")] = "popularity,item-knn",
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="RECIPE.NAME=VALUE, e.g. item-knn.neighbors=50.")] = None,
+    protocol: Annotated[str, typer.Option(help="Split protocol.")] = "random",
+    test_fraction: Annotated[float, typer.Option(help="Share of each user's interactions held out.")] = 0.2,
+    k: Annotated[int, typer.Option("--k", help="Cut-off of the metrics.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 42,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare recipes on one split: precision, recall, ndcg, coverage at k and fit time."""
+    names = [name.strip() for name in recipes.split(",") if name.strip()]
+    params: dict[str, dict[str, Any]] = {}
+    for key, value in parse_params(param).items():
+        recipe_name, dot, param_name = key.rpartition(".")
+        if not dot:
+            raise ConfigError(f"--param {key}=...: write RECIPE.NAME=VALUE, e.g. item-knn.neighbors=50")
+        params.setdefault(recipe_name, {})[param_name] = value
+    rows = run_evaluation(open_store(), group, names, params, protocol=protocol, test_fraction=test_fraction, k=k,
+                          seed=seed)
+    if as_json:
+        print_json({"protocol": protocol, "test_fraction": test_fraction, "k": k, "seed": seed, "results": rows})
+        return
+    print_leaderboard(rows, k)
+
+
+def print_leaderboard(rows: list[dict[str, Any]], k: int) -> None:
+    """The evaluation table."""
+    columns = [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", f"coverage@{k}"]
+    table = Table("recipe", *columns, "fit s", title="offline evaluation (full-catalog ranking)")
+    for row in rows:
+        table.add_row(row["recipe"], *(f"{row[c]:.4f}" for c in columns), f"{row['fit_seconds']:.2f}")
+    out.print(table)
+
+
+# ---------------------------------------------------------------------------------------- recommend
+def recommendations_for(store: Any, version_id: int, user: str, num: int) -> tuple[dict[str, Any], list[dict]]:
+    """Load a solution version and recommend for one raw user id, with item titles when known."""
+    from recsmith.serving import recommend_for_user
+    from recsmith.store.artifacts import TrainedModel
+
+    version = store.get_solution_version(version_id)
+    if version["status"] != "ACTIVE" or not version.get("artifact_uri"):
+        raise ConfigError(f"solution version {version_id} is {version['status']}, not ACTIVE; train it again")
+    model = TrainedModel.load(version["artifact_uri"])
+    group = store.get_dataset_group(model.meta["dataset_group"])
+    history = store.user_history(group.id, user)
+    items = recommend_for_user(model, user, num, history=history)
+    metadata = store.read_items(group.id, [item.item_id for item in items])
+    rows = []
+    for rank, item in enumerate(items, start=1):
+        meta = metadata.get(item.item_id) or {}
+        title = next((v for key, v in meta.items() if key.lower() == "title"), None)
+        row = {"rank": rank, "item_id": item.item_id, "score": round(item.score, 6), "reason": item.reason}
+        if title is not None:
+            row["title"] = title
+        rows.append(row)
+    return version, rows
+
+
+@app.command()
+@handle_errors
+def recommend(
+    solution_version: Annotated[int, typer.Option(help="Solution version id (from `recsmith train`).")],
+    user: Annotated[str, typer.Option(help="Raw user id.")],
+    num: Annotated[int, typer.Option(help="Number of items.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Recommend items for a user from a trained solution version."""
+    store = open_store()
+    version, rows = recommendations_for(store, solution_version, user, num)
+    if as_json:
+        print_json({"solution_version": solution_version, "user_id": user, "items": rows})
+        return
+    print_recommendations(rows, f"top {num} for user {user} (solution version {solution_version})")
+
+
+def print_recommendations(rows: list[dict[str, Any]], title: str) -> None:
+    """The recommendations table."""
+    table = Table("#", "item", "title", "score", "reason", title=title)
+    for row in rows:
+        table.add_row(str(row["rank"]), row["item_id"], row.get("title", ""), f"{row['score']:.4f}", row["reason"])
+    out.print(table)
+
+
+# --------------------------------------------------------------------------------- solution versions
+@versions_app.command("list")
+@handle_errors
+def versions_list(
+    group: Annotated[str | None, typer.Option("--dataset-group", "-g", help="Only this group.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List solution versions."""
+    store = open_store()
+    group_id = store.get_dataset_group(group).id if group else None
+    versions = store.list_solution_versions(group_id)
+    if as_json:
+        print_json(versions)
+        return
+    table = Table("id", "dataset group", "solution", "recipe", "status", "ndcg@10", "fit s", "created")
+    for v in versions:
+        ndcg = (v.get("metrics") or {}).get("ndcg@10")
+        table.add_row(str(v["id"]), str(v.get("dataset_group", "")), str(v.get("solution_name", "")),
+                      str(v.get("recipe", "")), v["status"], f"{ndcg:.4f}" if ndcg is not None else "",
+                      f"{v['fit_seconds']:.2f}" if v.get("fit_seconds") is not None else "", str(v["created_at"]))
+    out.print(table)
+
+
+@versions_app.command("describe")
+@handle_errors
+def versions_describe(version_id: Annotated[int, typer.Argument(help="Solution version id.")]) -> None:
+    """Everything stored about a solution version, as JSON."""
+    print_json(open_store().get_solution_version(version_id))
+
+
+# ---------------------------------------------------------------------------------------- quickstart
+@app.command()
+@handle_errors
+def quickstart(
+    group: Annotated[str, typer.Option("--dataset-group", "-g", help="Dataset group to create.")] = "quickstart",
+    user: Annotated[str, typer.Option(help="User to recommend for.")] = "1",
+) -> None:
+    """Import the bundled MovieLens data, train and evaluate two recipes, recommend for one user (offline)."""
+    from recsmith.datasets import load_dataset
+    from recsmith.jobs.training import train_solution_version
+
+    started = time.perf_counter()
+    settings = Settings()
+    store = open_store(settings)
+    out.rule("[bold]recsmith quickstart")
+    out.print(f"store: {settings.resolved_database_url()}")
+    with stage_progress("load ml-latest-small", {"read": "reading", "write": "writing"}) as progress:
+        reports = load_dataset(store, "ml-latest-small", group, progress=progress)
+    for report in reports:
+        out.print(f"imported {report.rows_loaded:,} {report.dataset_type} rows in {report.duration_seconds:.2f} s")
+    rows = run_evaluation(store, group, ["popularity", "item-knn"], {}, protocol="random", test_fraction=0.2,
+                          k=10, seed=42)
+    print_leaderboard(rows, 10)
+    with stage_progress("train item-knn", {"read": "reading", "fit": "fitting", "save": "saving"}) as progress:
+        version = train_solution_version(store, settings, group, "item-knn", with_metrics=False, progress=progress)
+    _, recs = recommendations_for(store, version["id"], user, 10)
+    print_recommendations(recs, f"top 10 movies for user {user} (item-knn, solution version {version['id']})")
+    out.print(f"done in {time.perf_counter() - started:.1f} s. Next:")
+    for line in (
+        f"recsmith describe --dataset-group {group}",
+        f"recsmith recommend --solution-version {version['id']} --user 42 --num 10",
+        f"recsmith evaluate --dataset-group {group} --recipes popularity,item-knn --param item-knn.neighbors=50",
+        "recsmith import interactions YOUR.csv --dataset-group shop --map userId=USER_ID,itemId=ITEM_ID",
+    ):
+        out.print(f"  [cyan]{line}[/]")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

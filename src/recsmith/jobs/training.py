@@ -1,0 +1,164 @@
+"""Training jobs: snapshot the interactions, measure offline metrics, fit on everything, save the model.
+
+Like Personalize, a solution version's offline metrics come from a held-out slice: the recipe is fitted
+on the rest and scored on the slice, then a fresh copy is fitted on all the data and that one is saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from datetime import UTC, datetime
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from recsmith import __version__
+from recsmith.data.interactions import Interactions
+from recsmith.errors import DataError
+from recsmith.evaluation.evaluate import evaluate_recipes
+from recsmith.evaluation.split import split_random
+from recsmith.jobs.config import SolutionConfig
+from recsmith.recipes import create
+from recsmith.settings import Settings
+from recsmith.store.artifacts import TrainedModel
+from recsmith.store.store import Store
+
+logger = logging.getLogger(__name__)
+
+#: Called with a stage name: "read", "metrics", "fit", "save", "done".
+ProgressCallback = Callable[[str], None]
+
+DEFAULT_METRICS = ("precision@k", "recall@k", "ndcg@k", "coverage@k")
+
+
+def load_interactions(store: Store, dataset_group: str, config: SolutionConfig | None = None) -> Interactions:
+    """Snapshot a dataset group's interactions as an :class:`Interactions` matrix.
+
+    Raises
+    ------
+    DataError
+        If the dataset group has no interactions.
+    """
+    config = config or SolutionConfig()
+    group = store.get_dataset_group(dataset_group)
+    columns = store.read_interactions(group.id)
+    if len(columns["user_id"]) == 0:
+        raise DataError(
+            f"dataset group {dataset_group!r} has no interactions; import some first "
+            f"(recsmith import interactions PATH --dataset-group {dataset_group})"
+        )
+    return Interactions.from_arrays(
+        columns["user_id"], columns["item_id"],
+        timestamps=columns["timestamp"], event_types=columns["event_type"], event_values=columns["event_value"],
+        event_weights=config.event_weights or None, half_life_days=config.half_life_days,
+    )
+
+
+def metric_names(k: int) -> list[str]:
+    """The standard offline metrics at cut-off ``k``."""
+    return [name.replace("@k", f"@{k}") for name in DEFAULT_METRICS]
+
+
+def train_solution_version(
+    store: Store,
+    settings: Settings,
+    dataset_group: str,
+    recipe: str,
+    params: dict[str, Any] | None = None,
+    *,
+    config: SolutionConfig | None = None,
+    solution_name: str | None = None,
+    with_metrics: bool = True,
+    test_fraction: float = 0.2,
+    k: int = 10,
+    seed: int = 42,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Train a new solution version and store it.
+
+    Parameters
+    ----------
+    store, settings
+        Where the data comes from and where the artifact goes.
+    dataset_group : str
+        The dataset group to train on.
+    recipe : str
+        Registry name of the recipe, e.g. ``"item-knn"``.
+    params : dict, optional
+        The recipe's hyperparameters.
+    config : SolutionConfig, optional
+        Event weights and time decay.
+    solution_name : str, optional
+        Name of the solution (default: the recipe name); created if new.
+    with_metrics : bool
+        Hold out ``test_fraction`` of each user's interactions, measure, then fit on everything.
+    test_fraction, k, seed
+        The offline-metrics protocol.
+    progress : callable, optional
+        Called with each stage name.
+
+    Returns
+    -------
+    dict
+        The stored solution version (id, status, metrics, artifact_uri, timings).
+    """
+    params = dict(params or {})
+    config = config or SolutionConfig()
+    model_recipe = create(recipe, **params)  # validates the name and params before any work
+    group = store.get_dataset_group(dataset_group)
+    solution = store.get_or_create_solution(
+        group.id, solution_name or recipe, recipe, model_recipe.get_params(), config.model_dump()
+    )
+    version_id = store.create_solution_version(solution["id"], model_recipe.get_params(), config.model_dump())
+    started = time.perf_counter()
+    store.update_solution_version(version_id, status="CREATE_IN_PROGRESS", started_at=_now())
+    try:
+        if progress:
+            progress("read")
+        interactions = load_interactions(store, dataset_group, config)
+        metrics: dict[str, Any] = {}
+        if with_metrics:
+            if progress:
+                progress("metrics")
+            train, test = split_random(interactions, test_fraction=test_fraction, seed=seed)
+            rows = evaluate_recipes({recipe: model_recipe.clone()}, train, test, k=k, metrics=metric_names(k))
+            metrics = {key: value for key, value in rows[0].items() if "@" in key}
+            metrics["protocol"] = f"random test_fraction={test_fraction} seed={seed}"
+        if progress:
+            progress("fit")
+        fit_started = time.perf_counter()
+        model_recipe.fit(interactions)
+        fit_seconds = time.perf_counter() - fit_started
+        if progress:
+            progress("save")
+        artifact = Path(settings.resolved_artifact_dir()) / f"solution-version-{version_id}"
+        meta = {
+            "solution_version": version_id, "solution": solution["name"], "dataset_group": dataset_group,
+            "recipe": recipe, "params": model_recipe.get_params(), "config": config.model_dump(),
+            "recsmith_version": __version__, "num_users": interactions.n_users,
+            "num_items": interactions.n_items, "num_interactions": interactions.nnz, "metrics": metrics,
+        }
+        TrainedModel.from_fit(model_recipe, interactions, meta).save(artifact)
+        store.update_solution_version(
+            version_id, status="ACTIVE", metrics=metrics, artifact_uri=str(artifact),
+            fit_seconds=round(fit_seconds, 4), total_seconds=round(time.perf_counter() - started, 4),
+            num_users=interactions.n_users, num_items=interactions.n_items,
+            num_interactions=interactions.nnz, finished_at=_now(),
+        )
+    except BaseException as exc:
+        store.update_solution_version(
+            version_id, status="CREATE_FAILED", error=f"{type(exc).__name__}: {exc}",
+            total_seconds=round(time.perf_counter() - started, 4), finished_at=_now(),
+        )
+        logger.debug("training failed: %s", traceback.format_exc())
+        raise
+    finally:
+        if progress:
+            progress("done")
+    return store.get_solution_version(version_id)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,337 @@
+"""The recipe contract: ``fit`` on :class:`Interactions`, ``recommend`` in dense ids, batch first.
+
+Subclasses implement ``_fit`` (learn state from the training matrix) and ``_scores`` (dense scores for a
+batch of user histories); top-k selection, exclusions, candidates, padding, fold-in and artifacts live here
+once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple, Self
+
+import numpy as np
+import pydantic
+import scipy.sparse as sp
+
+from recsmith import __version__
+from recsmith.data.interactions import Interactions
+from recsmith.errors import ConfigError, DataError, NotFittedError
+
+BATCH_USERS = 1024
+
+ItemLists = np.ndarray | Sequence[np.ndarray] | Sequence[Sequence[int]]
+
+
+class Recommendations(NamedTuple):
+    """Top-k results for a batch of users (or items).
+
+    Attributes
+    ----------
+    ids : numpy.ndarray
+        ``int32[n, k]`` dense item indices, best first, padded with -1.
+    scores : numpy.ndarray
+        ``float32[n, k]`` their scores, padded with ``-inf``.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+class RecipeParams(pydantic.BaseModel):
+    """Base of every recipe's params: frozen, unknown names rejected."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+def _as_csr_rows(histories: sp.spmatrix | ItemLists, n_items: int) -> sp.csr_matrix:
+    """Histories (a sparse matrix, or one array of item indices per user) as a binary-weight CSR."""
+    if sp.issparse(histories):
+        csr = sp.csr_matrix(histories, dtype=np.float32)
+        if csr.shape[1] != n_items:
+            raise DataError(f"histories have {csr.shape[1]} columns, the model knows {n_items} items")
+        return csr
+    lists = [np.asarray(h, dtype=np.int64).ravel() for h in histories]
+    indptr = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum([len(h) for h in lists], out=indptr[1:])
+    indices = np.concatenate(lists) if lists else np.empty(0, dtype=np.int64)
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
+        raise DataError(f"history item indices must be in 0..{n_items - 1}")
+    csr = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr), shape=(len(lists), n_items))
+    csr.sum_duplicates()
+    csr.data[:] = 1.0
+    return csr
+
+
+def _per_row(values: ItemLists | None, n_rows: int, what: str) -> list[np.ndarray] | np.ndarray | None:
+    """``exclude``/``candidates``: one array for everyone, or one array per row."""
+    if values is None:
+        return None
+    if isinstance(values, np.ndarray) and values.ndim == 1:
+        return values.astype(np.int64)
+    if isinstance(values, np.ndarray) and values.ndim == 2:
+        return [row[row >= 0].astype(np.int64) for row in values]
+    values = list(values)
+    if values and all(np.ndim(v) == 0 for v in values):
+        return np.asarray(values, dtype=np.int64)
+    if len(values) != n_rows:
+        raise ConfigError(f"{what} has {len(values)} lists for {n_rows} users; give one list, or one per user")
+    return [np.asarray(v, dtype=np.int64) for v in values]
+
+
+def top_k(scores: np.ndarray, k: int) -> Recommendations:
+    """The ``k`` best columns of each row (``-inf`` never chosen; padded with -1 / ``-inf``)."""
+    n, m = scores.shape
+    ids = np.full((n, k), -1, dtype=np.int32)
+    best = np.full((n, k), -np.inf, dtype=np.float32)
+    take = min(k, m)
+    if take == 0 or n == 0:
+        return Recommendations(ids, best)
+    part = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < m else np.tile(np.arange(m), (n, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    chosen = np.take_along_axis(part, order, axis=1)
+    chosen_scores = np.take_along_axis(part_scores, order, axis=1)
+    valid = np.isfinite(chosen_scores)
+    ids[:, :take] = np.where(valid, chosen, -1)
+    best[:, :take] = np.where(valid, chosen_scores, -np.inf)
+    return Recommendations(ids, best)
+
+
+class Recipe(ABC):
+    """An algorithm with typed hyperparameters, trained on :class:`Interactions`.
+
+    Parameters
+    ----------
+    params : RecipeParams or dict, optional
+        The recipe's params model, or a dict of its fields.
+    **kwargs
+        Params by name (override ``params``).
+    """
+
+    name: ClassVar[str]
+    Params: ClassVar[type[RecipeParams]]
+    supports_similar_items: ClassVar[bool] = False
+
+    def __init__(self, params: RecipeParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        merged = dict(params.model_dump() if isinstance(params, pydantic.BaseModel) else params or {})
+        merged.update(kwargs)
+        self.params = self._validate(merged)
+        self.train_matrix_: sp.csr_matrix | None = None
+
+    @classmethod
+    def _validate(cls, values: dict[str, Any]) -> RecipeParams:
+        try:
+            return cls.Params(**values)
+        except pydantic.ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                name = ".".join(str(p) for p in error["loc"]) or "?"
+                if error["type"] == "extra_forbidden":
+                    allowed = ", ".join(cls.Params.model_fields)
+                    problems.append(f"unknown param {name!r} (params of {cls.name}: {allowed})")
+                else:
+                    problems.append(f"param {name}={error.get('input')!r}: {error['msg']}")
+            raise ConfigError(f"recipe {cls.name}: " + "; ".join(problems)) from None
+
+    # ------------------------------------------------------------------------------------- params
+    def get_params(self) -> dict[str, Any]:
+        """The params as a dict."""
+        return self.params.model_dump()
+
+    def set_params(self, **params: Any) -> Self:
+        """Change params (the recipe must be fitted again)."""
+        self.params = self._validate(self.get_params() | params)
+        return self
+
+    def clone(self) -> Self:
+        """An unfitted copy with the same params."""
+        return type(self)(self.get_params())
+
+    # ---------------------------------------------------------------------------------------- fit
+    def fit(self, interactions: Interactions) -> Self:
+        """Learn from the interactions; returns ``self``."""
+        if not isinstance(interactions, Interactions):
+            raise DataError(f"fit needs an Interactions object, got {type(interactions).__name__}; "
+                            "wrap a matrix with Interactions.from_csr(X)")
+        self.train_matrix_ = interactions.matrix.astype(np.float32).tocsr()
+        self._fit(interactions)
+        return self
+
+    @abstractmethod
+    def _fit(self, interactions: Interactions) -> None:
+        """Learn the recipe's state from the training data."""
+
+    @abstractmethod
+    def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
+        """Dense ``float32[n, n_items]`` scores for a batch of users.
+
+        ``histories`` holds their weighted interactions; ``users`` their training indices, or None for
+        users the model never saw.
+        """
+
+    def _check_fitted(self) -> sp.csr_matrix:
+        if self.train_matrix_ is None:
+            raise NotFittedError(f"recipe {self.name} is not fitted; call fit(interactions) or load(path) first")
+        return self.train_matrix_
+
+    @property
+    def n_items(self) -> int:
+        """Items the model knows."""
+        return self._check_fitted().shape[1]
+
+    # ---------------------------------------------------------------------------------- recommend
+    def recommend(self, users: np.ndarray | Sequence[int], k: int = 10, *, exclude_seen: bool = True,
+                  candidates: ItemLists | None = None, exclude: ItemLists | None = None) -> Recommendations:
+        """Top ``k`` items for training users (dense indices).
+
+        Parameters
+        ----------
+        users : array of int
+            Dense user indices.
+        k : int
+            Items per user.
+        exclude_seen : bool
+            Leave out items the user interacted with in training.
+        candidates : array or list of arrays, optional
+            Only rank these items (for all users, or one list per user).
+        exclude : array or list of arrays, optional
+            Never return these items (for all users, or one list per user).
+
+        Returns
+        -------
+        Recommendations
+            ``ids`` ``int32[n, k]`` and ``scores`` ``float32[n, k]``, padded with -1 / ``-inf``.
+        """
+        matrix = self._check_fitted()
+        users = np.asarray(users, dtype=np.int64).ravel()
+        if len(users) and (users.min() < 0 or users.max() >= matrix.shape[0]):
+            raise DataError(f"user indices must be in 0..{matrix.shape[0] - 1}; "
+                            "use recommend_from_history for users the model never saw")
+        return self._rank(matrix[users], users, k, exclude_seen, candidates, exclude)
+
+    def recommend_from_history(self, histories: sp.spmatrix | ItemLists, k: int = 10, *, exclude_seen: bool = True,
+                               candidates: ItemLists | None = None,
+                               exclude: ItemLists | None = None) -> Recommendations:
+        """Top ``k`` items for users the model never saw, from their item histories (fold-in).
+
+        ``histories`` is a ``n × n_items`` sparse matrix of weights, or one array of item indices per user.
+        """
+        self._check_fitted()
+        return self._rank(_as_csr_rows(histories, self.n_items), None, k, exclude_seen, candidates, exclude)
+
+    def _rank(self, histories: sp.csr_matrix, users: np.ndarray | None, k: int, exclude_seen: bool,
+              candidates: ItemLists | None, exclude: ItemLists | None) -> Recommendations:
+        if k <= 0:
+            raise ConfigError(f"k must be positive, got {k}")
+        n = histories.shape[0]
+        cand = _per_row(candidates, n, "candidates")
+        excl = _per_row(exclude, n, "exclude")
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        for start in range(0, n, BATCH_USERS):
+            stop = min(start + BATCH_USERS, n)
+            block = histories[start:stop]
+            dense = np.asarray(self._scores(block, None if users is None else users[start:stop]), dtype=np.float32)
+            dense = np.array(dense, dtype=np.float32, copy=True, order="C")
+            if exclude_seen and block.nnz:
+                rows = np.repeat(np.arange(stop - start), np.diff(block.indptr))
+                dense[rows, block.indices] = -np.inf
+            self._mask(dense, cand, start, stop, keep=True)
+            self._mask(dense, excl, start, stop, keep=False)
+            result = top_k(dense, k)
+            ids[start:stop], scores[start:stop] = result.ids, result.scores
+        return Recommendations(ids, scores)
+
+    @staticmethod
+    def _mask(dense: np.ndarray, lists: list[np.ndarray] | np.ndarray | None, start: int, stop: int,
+              keep: bool) -> None:
+        if lists is None:
+            return
+        n_items = dense.shape[1]
+        if isinstance(lists, np.ndarray):
+            valid = lists[(lists >= 0) & (lists < n_items)]
+            if keep:
+                allowed = np.zeros(n_items, dtype=bool)
+                allowed[valid] = True
+                dense[:, ~allowed] = -np.inf
+            else:
+                dense[:, valid] = -np.inf
+            return
+        for row, items in enumerate(lists[start:stop]):
+            valid = items[(items >= 0) & (items < n_items)]
+            if keep:
+                allowed = np.zeros(n_items, dtype=bool)
+                allowed[valid] = True
+                dense[row, ~allowed] = -np.inf
+            else:
+                dense[row, valid] = -np.inf
+
+    def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
+        """The ``k`` items most similar to each given item (never the item itself)."""
+        raise ConfigError(f"recipe {self.name} has no item similarity; use one of: "
+                          + ", ".join(_similarity_recipes()))
+
+    # ---------------------------------------------------------------------------------- artifacts
+    def _state(self) -> dict[str, np.ndarray]:
+        """Learned arrays to save, besides the training matrix (override)."""
+        return {}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set learned state from saved arrays (override)."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``arrays.npz`` + ``meta.json`` to a temp folder beside ``path``, then rename it into place."""
+        matrix = self._check_fitted()
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            arrays = {"train_data": matrix.data, "train_indices": matrix.indices, "train_indptr": matrix.indptr,
+                      "train_shape": np.asarray(matrix.shape, dtype=np.int64)}
+            arrays.update({f"state_{key}": value for key, value in self._state().items()})
+            np.savez(tmp / "arrays.npz", **arrays)
+            meta = {"recipe": self.name, "params": self.get_params(), "recsmith_version": __version__,
+                    "n_users": int(matrix.shape[0]), "n_items": int(matrix.shape[1])}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        """Read a recipe saved with :meth:`save` (the class comes from ``meta.json``; no pickle)."""
+        from recsmith.recipes.registry import recipe_class
+
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{folder} is not a saved recipe (meta.json unreadable: {exc})") from exc
+        klass = recipe_class(meta["recipe"])
+        if cls is not Recipe and not issubclass(klass, cls):
+            raise DataError(f"{folder} holds a {meta['recipe']} recipe, not {cls.name}")
+        recipe = klass(meta["params"])
+        with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+        shape = tuple(int(x) for x in arrays.pop("train_shape"))
+        recipe.train_matrix_ = sp.csr_matrix(
+            (arrays.pop("train_data"), arrays.pop("train_indices"), arrays.pop("train_indptr")), shape=shape)
+        recipe._restore({key.removeprefix("state_"): value for key, value in arrays.items()})
+        return recipe
+
+
+def _similarity_recipes() -> list[str]:
+    from recsmith.recipes.registry import available, recipe_class
+
+    return [name for name in available() if recipe_class(name).supports_similar_items]

@@ -1,0 +1,136 @@
+"""describe, train, evaluate, recommend, datasets and quickstart through the CLI on real MovieLens data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recsmith.cli.main import app
+
+
+@pytest.fixture
+def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RECSMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RECSMITH_DATABASE_URL", db_url)
+    runner = CliRunner()
+
+    def run(*args: object):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def movielens(cli):
+    """The bundled ml-latest-small loaded into dataset group 'ml'."""
+    result = cli("datasets", "load", "ml-latest-small", "--dataset-group", "ml", "--json")
+    assert result.exit_code == 0, result.output
+    reports = json.loads(result.stdout)
+    assert [(r["dataset_type"], r["rows_loaded"]) for r in reports] == [("interactions", 100_004), ("items", 9_125)]
+    return cli
+
+
+def test_datasets_list(cli) -> None:
+    result = cli("datasets", "list", "--json")
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["ml-latest-small"]["bundled"] is True
+    assert rows["ml-100k"]["bundled"] is False
+
+
+def test_unbundled_dataset_needs_a_path(cli) -> None:
+    result = cli("datasets", "load", "ml-100k", "--dataset-group", "x")
+    assert result.exit_code == 1
+    assert "--path" in result.stderr
+
+
+def test_load_ml_100k_from_local_path(cli, datasets_dir: Path) -> None:
+    folder = datasets_dir / "ml-100k"
+    if not (folder / "u.data").is_file():
+        pytest.skip("ml-100k not available")
+    result = cli("datasets", "load", "ml-100k", "--dataset-group", "m100", "--path", folder, "--json")
+    assert result.exit_code == 0, result.output
+    assert [r["rows_loaded"] for r in json.loads(result.stdout)] == [100_000, 1_682]
+    stats = json.loads(cli("describe", "-g", "m100", "--json").stdout)
+    assert (stats["num_users"], stats["num_items"], stats["num_interactions"]) == (943, 1682, 100_000)
+
+
+def test_describe(movielens) -> None:
+    result = movielens("describe", "--dataset-group", "ml", "--json")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert (stats["num_users"], stats["num_items"], stats["num_interactions"]) == (671, 9066, 100_004)
+    assert stats["sparsity"] == pytest.approx(1 - 100_004 / (671 * 9066))
+    assert stats["min_timestamp"] < stats["max_timestamp"]
+    human = movielens("describe", "--dataset-group", "ml")
+    assert "100,004" in human.stdout
+
+
+def test_train_then_recommend(movielens) -> None:
+    result = movielens("train", "--dataset-group", "ml", "--recipe", "item-knn", "--param", "neighbors=50", "--json")
+    assert result.exit_code == 0, result.output
+    version = json.loads(result.stdout)
+    assert version["status"] == "ACTIVE"
+    assert version["metrics"]["ndcg@10"] > 0.1
+    assert version["fit_seconds"] > 0 and version["num_items"] == 9066
+    assert version["params"]["neighbors"] == 50
+    result = movielens("recommend", "--solution-version", version["id"], "--user", "1", "--num", "10", "--json")
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.stdout)["items"]
+    assert len(items) == 10
+    assert all(item["reason"] == "personalized" and item["title"] for item in items)
+    assert len({item["item_id"] for item in items}) == 10
+    # user 1's rated movies are not recommended again
+    rated = {"31", "1029", "1061", "1129", "1172", "1263", "1287", "1293", "1339", "1343"}
+    assert not rated & {item["item_id"] for item in items}
+    unknown = json.loads(movielens("recommend", "--solution-version", version["id"], "--user", "nobody",
+                                   "--json").stdout)["items"]
+    assert {item["reason"] for item in unknown} == {"popular"}
+    listed = json.loads(movielens("solution-versions", "list", "--json").stdout)
+    assert [v["id"] for v in listed] == [version["id"]]
+
+
+def test_train_rejects_unknown_recipe_and_param(movielens) -> None:
+    result = movielens("train", "-g", "ml", "--recipe", "magic")
+    assert result.exit_code == 1 and "magic" in result.stderr and "item-knn" in result.stderr
+    result = movielens("train", "-g", "ml", "--recipe", "item-knn", "--param", "colour=blue")
+    assert result.exit_code == 1 and "colour" in result.stderr
+
+
+def test_recommend_unknown_version(movielens) -> None:
+    result = movielens("recommend", "--solution-version", 999, "--user", "1")
+    assert result.exit_code == 1 and "999" in result.stderr
+
+
+def test_evaluate_table(movielens) -> None:
+    result = movielens("evaluate", "--dataset-group", "ml", "--recipes", "popularity,item-knn", "--protocol",
+                       "random", "--test-fraction", "0.2", "--k", "10", "--seed", "42", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["recipe"]: row for row in json.loads(result.stdout)["results"]}
+    for row in rows.values():
+        for name in ("precision@10", "recall@10", "ndcg@10", "coverage@10"):
+            assert 0 <= row[name] <= 1
+        assert row["fit_seconds"] >= 0
+    assert rows["item-knn"]["ndcg@10"] > rows["popularity"]["ndcg@10"]
+    assert rows["item-knn"]["coverage@10"] > rows["popularity"]["coverage@10"]
+    bad = movielens("evaluate", "-g", "ml", "--protocol", "sideways")
+    assert bad.exit_code == 1 and "sideways" in bad.stderr
+    bad = movielens("evaluate", "-g", "ml", "--k", "0")
+    assert bad.exit_code == 1 and "0" in bad.stderr
+
+
+def test_describe_unknown_group(cli) -> None:
+    result = cli("describe", "-g", "ghost")
+    assert result.exit_code == 1 and "ghost" in result.stderr
+
+
+def test_quickstart(cli) -> None:
+    result = cli("quickstart")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "ndcg@10" in text and "item-knn" in text and "popularity" in text
+    assert "top 10 movies for user 1" in text
+    assert "recsmith recommend" in text
