@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -50,7 +51,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except RecsmithError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted; nothing half-written was kept[/]")
@@ -488,7 +489,7 @@ def quickstart(
         f"recsmith evaluate --dataset-group {group} --recipes popularity,item-knn --param item-knn.neighbors=50",
         "recsmith import interactions YOUR.csv --dataset-group shop --map userId=USER_ID,itemId=ITEM_ID",
     ):
-        out.print(f"  [cyan]{line}[/]")
+        out.print(f"  [cyan]{line}[/]", soft_wrap=True)
 
 
 def main() -> None:

@@ -42,6 +42,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _utc(value: Any) -> Any:
+    """SQLite gives back naive datetimes; every stored time is UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
 @dataclass(frozen=True)
 class DatasetGroup:
     """A tenant: its own datasets, solutions and campaigns."""
@@ -166,7 +173,7 @@ class Store:
                 f"no dataset group {name!r}; existing: {', '.join(names) if names else '(none)'}. "
                 "Create one by importing data into it (recsmith import ... --dataset-group NAME)"
             )
-        return DatasetGroup(row.id, row.name, row.created_at)
+        return DatasetGroup(row.id, row.name, _utc(row.created_at))
 
     def get_or_create_dataset_group(self, name: str) -> DatasetGroup:
         """The dataset group called ``name``, created if it does not exist."""
@@ -179,7 +186,7 @@ class Store:
         """All dataset groups, by name."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(t.dataset_groups).order_by(t.dataset_groups.c.name)).all()
-        return [DatasetGroup(r.id, r.name, r.created_at) for r in rows]
+        return [DatasetGroup(r.id, r.name, _utc(r.created_at)) for r in rows]
 
     def delete_dataset_group(self, name: str) -> None:
         """Delete a dataset group and everything in it."""
@@ -210,7 +217,7 @@ class Store:
         ).first()
         if row is not None and row.definition == definition:
             conn.execute(t.datasets.update().where(t.datasets.c.id == row.id).values(updated_at=now))
-            return Dataset(row.id, dataset_type, schema, row.created_at, now)
+            return Dataset(row.id, dataset_type, schema, _utc(row.created_at), now)
         schema_id = conn.execute(t.schemas.insert().values(
             dataset_group_id=group_id, dataset_type=dataset_type, name=str(schema.get("name", dataset_type)),
             definition=definition, created_at=now,
@@ -222,7 +229,7 @@ class Store:
             )).inserted_primary_key[0]
             return Dataset(int(dataset_id), dataset_type, schema, now, now)
         conn.execute(t.datasets.update().where(t.datasets.c.id == row.id).values(schema_id=schema_id, updated_at=now))
-        return Dataset(row.id, dataset_type, schema, row.created_at, now)
+        return Dataset(row.id, dataset_type, schema, _utc(row.created_at), now)
 
     def get_dataset(self, group_id: int, dataset_type: str) -> Dataset | None:
         """A group's dataset of this type, or None."""
@@ -234,7 +241,7 @@ class Store:
             ).first()
         if row is None:
             return None
-        return Dataset(row.id, dataset_type, json.loads(row.definition), row.created_at, row.updated_at)
+        return Dataset(row.id, dataset_type, json.loads(row.definition), _utc(row.created_at), _utc(row.updated_at))
 
     # ------------------------------------------------------------------------------------- bulk writes
     def write_interactions(
@@ -249,6 +256,10 @@ class Store:
         missing = [c for c in INTERACTION_COLUMNS[:3] if c not in frame.columns]
         if missing:
             raise DataError(f"interactions frame lacks column(s) {missing}")
+        for column in ("USER_ID", "ITEM_ID", "TIMESTAMP"):
+            if frame[column].isna().any():
+                row = int(np.flatnonzero(frame[column].isna().to_numpy())[0])
+                raise DataError(f"interactions row {row}: {column} is empty")
         n = len(frame)
         users = frame["USER_ID"].astype(str).tolist()
         items = frame["ITEM_ID"].astype(str).tolist()
@@ -550,7 +561,7 @@ class Store:
 
 
 def _decode(row: Any) -> dict[str, Any]:
-    out = dict(row._mapping)
+    out = {key: _utc(value) for key, value in row._mapping.items()}
     for key in JSON_FIELDS:
         if key in out and isinstance(out[key], str):
             out[key] = json.loads(out[key])
