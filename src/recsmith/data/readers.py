@@ -325,7 +325,9 @@ def _jsonl(source: str, data: bytes, on_error: OnError) -> tuple[pd.DataFrame, n
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     rejects: list[Reject] = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    all_lines = text.split("\n")
+    last_content = max((i for i, line in enumerate(all_lines, start=1) if line.strip()), default=0)
+    for number, line in enumerate(all_lines, start=1):
         if not line.strip():
             continue
         try:
@@ -333,7 +335,7 @@ def _jsonl(source: str, data: bytes, on_error: OnError) -> tuple[pd.DataFrame, n
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
-            truncated = not text[text.find(line) + len(line):].strip()
+            truncated = number == last_content and not text.endswith("\n")
             reason = f"is not a JSON object ({exc})" + (" (the file looks truncated)" if truncated else "")
             if on_error == "fail":
                 raise problem(source, number, None, line[:80], reason) from None
