@@ -262,7 +262,8 @@ def _text(source: str, data: bytes, sep: str, header: bool, names: list[str] | N
     if len(set(columns)) != len(columns):
         raise problem(source, 1, None, None, f"duplicate column names in {columns}")
     if file_columns is not None and len(file_columns) != len(columns):
-        raise problem(source, 1, None, None, f"--names gives {len(columns)} columns, the header has {len(file_columns)}")
+        raise problem(source, 1, None, None,
+                      f"--names gives {len(columns)} columns, the header has {len(file_columns)}")
     invalid: list[tuple[int, str, int, int]] = []
 
     def on_invalid(row: Any) -> str:
@@ -316,7 +317,8 @@ def _parquet(source: str, data: bytes) -> pd.DataFrame:
     try:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowInvalid, OSError) as exc:
-        raise problem(source, None, None, None, f"is not a readable Parquet file (truncated or damaged?): {exc}") from exc
+        raise problem(source, None, None, None,
+                      f"is not a readable Parquet file (truncated or damaged?): {exc}") from exc
     return table.to_pandas()
 
 
@@ -416,8 +418,8 @@ def _map_columns(frame: pd.DataFrame, source: str, column_map: dict[str, str] | 
     absent = [c for c in column_map if c not in frame.columns]
     if absent:
         raise problem(source, header_line, absent[0], None,
-                      f"--map {absent[0]}={column_map[absent[0]]} names column {absent[0]!r}, which the source does not "
-                      f"have; its columns are "
+                      f"--map {absent[0]}={column_map[absent[0]]} names column {absent[0]!r}, which the source "
+                      f"does not have; its columns are "
                       f"{list(frame.columns)}")
     frame = frame.drop(columns=[c for c, target in column_map.items() if target == "-"])
     renamed = frame.rename(columns={c: target for c, target in column_map.items() if target != "-"})

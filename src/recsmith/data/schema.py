@@ -110,7 +110,8 @@ class Schema:
             try:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise SchemaError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
+                raise SchemaError(
+                    f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
         if not isinstance(data, dict) or data.get("type") != "record":
             raise SchemaError(f'{where}: a schema must be an Avro record: {{"type": "record", "fields": [...]}}')
         raw_fields = data.get("fields")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 

@@ -283,7 +283,7 @@ class Recipe(ABC):
         """Learned arrays to save, besides the training matrix (override)."""
         return {}
 
-    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:  # noqa: B027 (optional hook)
         """Set learned state from saved arrays (override)."""
 
     def save(self, path: str | Path) -> Path:
