@@ -134,3 +134,43 @@ def test_quickstart(cli) -> None:
     assert "ndcg@10" in text and "item-knn" in text and "popularity" in text
     assert "top 10 movies for user 1" in text
     assert "recsmith recommend" in text
+
+
+def test_load_ml_1m_layout_with_latin1_titles(cli, datasets_dir: Path, tmp_path: Path) -> None:
+    """ml-1m's '::' files and ISO-8859-1 titles (ratings.dat is not in shared/, so a small one is written)."""
+    movies = datasets_dir / "ml-1m" / "movies.dat"
+    if not movies.is_file():
+        pytest.skip("ml-1m movies.dat absent")
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    (folder / "movies.dat").write_bytes(movies.read_bytes())
+    (folder / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
+    result = cli("datasets", "load", "ml-1m", "--dataset-group", "m1", "--path", folder, "--json")
+    assert result.exit_code == 0, result.output
+    assert [r["rows_loaded"] for r in json.loads(result.stdout)] == [3, 3883]
+    version = json.loads(cli("train", "-g", "m1", "--recipe", "popularity", "--no-metrics", "--json").stdout)
+    items = json.loads(cli("recommend", "--solution-version", version["id"], "--user", "2", "--json").stdout)["items"]
+    assert items[0] == {"rank": 1, "item_id": "661", "score": 1.0, "reason": "personalized",
+                        "title": "James and the Giant Peach (1996)"}
+    accented = [line for line in movies.read_bytes().decode("latin-1").splitlines() if "é" in line]
+    assert accented, "expected accented titles in ml-1m"
+
+
+def test_import_users_and_items_with_schema(cli, tmp_path: Path) -> None:
+    schema = tmp_path / "users.json"
+    schema.write_text(json.dumps({"type": "record", "name": "Users", "fields": [
+        {"name": "USER_ID", "type": "string"}, {"name": "AGE", "type": ["null", "int"]},
+        {"name": "SEGMENT", "type": ["null", "string"], "categorical": True}]}))
+    users = tmp_path / "users.csv"
+    users.write_text("id,age,segment\nu1,34,gold|early\nu2,,\n")
+    result = cli("import", "users", users, "-g", "shop", "--schema", schema, "--map",
+                 "id=USER_ID,age=AGE,segment=SEGMENT", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows_loaded"] == 2
+    bad = tmp_path / "bad_users.csv"
+    bad.write_text("id,age,segment\nu3,old,x\n")
+    result = cli("import", "users", bad, "-g", "shop", "--map", "id=USER_ID,age=AGE,segment=SEGMENT")
+    assert result.exit_code == 1  # the stored schema is reused: AGE must be a number
+    assert "bad_users.csv line 2, field AGE" in " ".join(result.stderr.split())
+    stats = json.loads(cli("describe", "-g", "shop", "--json").stdout)
+    assert stats["num_user_records"] == 2

@@ -55,6 +55,12 @@ class SchemaField:
     categorical: bool = False
     textual: bool = False
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SchemaError(f"field {self.name}: unknown type {self.kind!r}; use one of {', '.join(KINDS)}")
+        if (self.categorical or self.textual) and self.kind != "string":
+            raise SchemaError(f"field {self.name}: categorical and textual fields must be strings, not {self.kind!r}")
+
     @property
     def numeric(self) -> bool:
         """Whether the field holds numbers."""
@@ -70,12 +76,37 @@ class SchemaField:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass
 class Schema:
-    """A dataset schema: an ordered list of fields."""
+    """A dataset schema: an ordered list of fields.
 
-    fields: tuple[SchemaField, ...]
+    Parameters
+    ----------
+    fields : list of SchemaField
+        The fields, in order (any iterable is accepted and stored as a list).
+    name : str
+        The record name (``Interactions``, ``Users``, ``Items`` in Personalize).
+
+    Raises
+    ------
+    SchemaError
+        If there are no fields or two fields share a name.
+    """
+
+    fields: list[SchemaField]
     name: str = "Schema"
+
+    def __post_init__(self) -> None:
+        self.fields = list(self.fields)
+        if not self.fields:
+            raise SchemaError("a schema needs at least one field")
+        seen: set[str] = set()
+        for index, spec in enumerate(self.fields):
+            if not isinstance(spec, SchemaField):
+                raise SchemaError(f"schema field {index}: expected a SchemaField, got {spec!r}")
+            if spec.name in seen:
+                raise SchemaError(f"schema field {index}: duplicate field name {spec.name!r}")
+            seen.add(spec.name)
 
     @property
     def names(self) -> list[str]:
@@ -90,6 +121,15 @@ class Schema:
     def from_json(cls, source: str | Path | dict[str, Any]) -> Schema:
         """Parse and validate an Avro schema from a dict, JSON text or a path to a JSON file.
 
+        Parameters
+        ----------
+        source : dict, str or Path
+            The schema as a dict, as JSON text, or the path of a ``.json`` file holding it.
+
+        Returns
+        -------
+        Schema
+
         Raises
         ------
         SchemaError
@@ -101,7 +141,7 @@ class Schema:
         else:
             text = str(source)
             where = "schema"
-            if isinstance(source, Path) or not text.lstrip().startswith("{"):
+            if isinstance(source, Path) or not text.lstrip().startswith(("{", "[")):
                 path = Path(text)
                 if not path.is_file():
                     raise SchemaError(f"schema file {path} does not exist")
@@ -112,11 +152,14 @@ class Schema:
             except json.JSONDecodeError as exc:
                 raise SchemaError(
                     f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
-        if not isinstance(data, dict) or data.get("type") != "record":
-            raise SchemaError(f'{where}: a schema must be an Avro record: {{"type": "record", "fields": [...]}}')
+        if not isinstance(data, dict):
+            raise SchemaError(f"{where}: a schema must be a JSON object (an Avro record), got {type(data).__name__}")
+        if data.get("type") != "record":
+            raise SchemaError(f'{where}: "type" is {data.get("type")!r}; a schema must be an Avro record: '
+                              f'{{"type": "record", "fields": [...]}}')
         raw_fields = data.get("fields")
         if not isinstance(raw_fields, list) or not raw_fields:
-            raise SchemaError(f"{where}: 'fields' must be a non-empty list")
+            raise SchemaError(f"{where}: 'fields' must be a non-empty list of fields, got {raw_fields!r}")
         fields: list[SchemaField] = []
         seen: set[str] = set()
         for index, raw in enumerate(raw_fields):
@@ -124,7 +167,7 @@ class Schema:
             if fields[-1].name in seen:
                 raise SchemaError(f"{where}: field {index}: duplicate field name {fields[-1].name!r}")
             seen.add(fields[-1].name)
-        return cls(tuple(fields), name=str(data.get("name", "Schema")))
+        return cls(fields, name=str(data.get("name", "Schema")))
 
     def to_dict(self) -> dict[str, Any]:
         """The schema as Personalize/Avro JSON."""
@@ -151,13 +194,13 @@ class Schema:
     def default(cls, dataset_type: str) -> Schema:
         """The schema used when none is given."""
         if dataset_type == "interactions":
-            return cls((SchemaField("USER_ID", "string"), SchemaField("ITEM_ID", "string"),
+            return cls([SchemaField("USER_ID", "string"), SchemaField("ITEM_ID", "string"),
                         SchemaField("TIMESTAMP", "long"), SchemaField("EVENT_TYPE", "string", nullable=True),
-                        SchemaField("EVENT_VALUE", "float", nullable=True)), name="Interactions")
+                        SchemaField("EVENT_VALUE", "float", nullable=True)], name="Interactions")
         if dataset_type == "users":
-            return cls((SchemaField("USER_ID", "string"),), name="Users")
+            return cls([SchemaField("USER_ID", "string")], name="Users")
         if dataset_type == "items":
-            return cls((SchemaField("ITEM_ID", "string"),), name="Items")
+            return cls([SchemaField("ITEM_ID", "string")], name="Items")
         raise ConfigError(f"unknown dataset type {dataset_type!r}; use one of {', '.join(REQUIRED)}")
 
 
@@ -167,10 +210,10 @@ def _parse_field(raw: Any, where: str) -> SchemaField:
     name = raw["name"]
     if not isinstance(name, str) or not FIELD_NAME.match(name):
         raise SchemaError(f"{where}: invalid field name {name!r} (letters, digits and '_', not starting with a digit)")
-    kind_spec = raw["type"]
+    kind_spec = _primitive(raw["type"])
     nullable = False
     if isinstance(kind_spec, list):
-        kinds = [k for k in kind_spec if k != "null"]
+        kinds = [_primitive(k) for k in kind_spec if k != "null"]
         nullable = len(kinds) < len(kind_spec)
         if len(kinds) != 1:
             raise SchemaError(f"{where} ({name}): a union type must be one type plus 'null', got {kind_spec!r}")
@@ -186,3 +229,10 @@ def _parse_field(raw: Any, where: str) -> SchemaField:
         raise SchemaError(f"{where}: reserved field {name} must be of type {' or '.join(RESERVED[name])}, "
                           f"not {kind_spec!r}")
     return SchemaField(name, kind_spec, nullable, categorical, textual)
+
+
+def _primitive(spec: Any) -> Any:
+    """``{"type": "string"}`` (Avro's long form of a primitive type) as ``"string"``; other specs unchanged."""
+    if isinstance(spec, dict) and set(spec) <= {"type", "logicalType"} and isinstance(spec.get("type"), str):
+        return spec["type"]
+    return spec
