@@ -13,7 +13,6 @@ and the ratio ours / implicit for the matching model (cosine vs CosineRecommende
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -14,6 +14,7 @@ from recsmith.errors import DataError
 from recsmith.recipes.base import Recipe, RecipeParams, Recommendations, top_k
 from recsmith.recipes.registry import register
 
+
 class ItemKNNParams(RecipeParams):
     """Params of :class:`ItemKNN`."""
 
