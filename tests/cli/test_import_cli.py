@@ -7,27 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from recsmith.cli.main import app
 from recsmith.settings import Settings
 from recsmith.store.store import Store
 
 GOOD = "userId,movieId,rating,timestamp\n1,10,4.0,1000\n1,11,3.5,1001\n2,10,5.0,1002\n"
 MAP = "userId=USER_ID,movieId=ITEM_ID,rating=EVENT_VALUE,timestamp=TIMESTAMP"
-
-
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Run the CLI against the parametrised database (SQLite, and PostgreSQL when its URL is set)."""
-    monkeypatch.setenv("RECSMITH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("RECSMITH_DATABASE_URL", db_url)
-    runner = CliRunner()
-
-    def run(*args: str):
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-    return run
 
 
 def interaction_count(group: str) -> int:

@@ -6,21 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from recsmith.cli.main import app
-
-
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("RECSMITH_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("RECSMITH_DATABASE_URL", db_url)
-    runner = CliRunner()
-
-    def run(*args: object):
-        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-    return run
 
 
 @pytest.fixture
