@@ -134,3 +134,25 @@ def test_bad_options_exit_nonzero(cli, tmp_path: Path) -> None:
     result = cli("import", "interactions", tmp_path / "nope.csv", "-g", "opt")
     assert result.exit_code == 1
     assert "nope.csv" in result.stderr
+
+
+def test_failed_and_interrupted_jobs_are_recorded(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recsmith.jobs import importing
+
+    good = write(tmp_path, "ratings.csv", GOOD)
+    assert cli("import", "interactions", good, "-g", "jobs", "--map", MAP).exit_code == 0
+    assert cli("import", "interactions", write(tmp_path, "bad.csv", GOOD + ",1,1,1\n"), "-g", "jobs",
+               "--map", MAP).exit_code == 1
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importing, "read_dataset", interrupted)
+    result = cli("import", "interactions", good, "-g", "jobs", "--map", MAP)
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    store = Store.from_settings(Settings())
+    jobs = store.list_import_jobs(store.get_dataset_group("jobs").id)
+    store.close()
+    assert [(j["status"], j["rows_loaded"]) for j in jobs] == [("succeeded", 3), ("failed", 0), ("failed", 0)]
+    assert "line 5" in jobs[1]["error"] and jobs[2]["error"] == "interrupted; nothing was written"
+    assert interaction_count("jobs") == 3

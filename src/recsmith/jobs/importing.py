@@ -192,9 +192,12 @@ def import_dataset(
         }[dataset_type]
         report.rows_loaded = writer(group.id, result.frame, mode=mode, schema=resolved_schema.to_dict())
         report.status = "succeeded"
-    except Exception as exc:
+    except BaseException as exc:  # KeyboardInterrupt too: the transaction rolled back, the job says so
         report.status = "failed"
-        report.error = str(exc) if isinstance(exc, RecsmithError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KeyboardInterrupt):
+            report.error = "interrupted; nothing was written"
+        else:
+            report.error = str(exc) if isinstance(exc, RecsmithError) else f"{type(exc).__name__}: {exc}"
         raise
     finally:
         report.duration_seconds = round(time.perf_counter() - started, 4)
