@@ -1,10 +1,20 @@
 """Read datasets from files, fsspec URLs and SQL queries into validated, canonical DataFrames.
 
-Everything is read and checked before anything is written, with vectorised checks (no Python loop per
-row on the happy path). Each problem names the source, the line (``row`` for Parquet), the field and the
-value. With ``on_error="fail"`` the first problem raises :class:`~recsmith.errors.DataError`; with
-``on_error="skip"`` bad rows are left out and listed as :class:`Reject` records. Problems with the file as
-a whole (missing or unknown columns, undecodable bytes, a damaged Parquet file) always raise.
+Everything is read and checked before anything is written. Parsing is done by pyarrow and the checks are
+vectorised (pyarrow compute and numpy masks, no Python loop per row on the happy path); line numbers are
+worked out only when there is a problem to report. Each problem names the source, the line (``row`` for
+Parquet and SQL), the field and the value. With ``on_error="fail"`` the first problem in the file raises
+:class:`~recsmith.errors.DataError`; with ``on_error="skip"`` bad rows are left out and listed as
+:class:`Reject` records. Problems with the file as a whole (a missing or unknown column, a damaged
+Parquet file, an empty file) always raise.
+
+Examples
+--------
+>>> result = read_dataset("ratings.csv", dataset_type="interactions",  # doctest: +SKIP
+...                       column_map={"userId": "USER_ID", "movieId": "ITEM_ID", "rating": "EVENT_VALUE",
+...                                   "timestamp": "TIMESTAMP"})
+>>> result.frame.columns.tolist()  # doctest: +SKIP
+['USER_ID', 'ITEM_ID', 'TIMESTAMP', 'EVENT_TYPE', 'EVENT_VALUE']
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import csv
 import io
 import json
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,25 +32,46 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from recsmith.data.schema import REQUIRED, Schema, SchemaField
 from recsmith.errors import ConfigError, DataError
 
+__all__ = ["FORMATS", "ReadResult", "Reject", "detect_format", "read_dataset", "read_sql", "validate_frame"]
+
 logger = logging.getLogger(__name__)
 
 OnError = Literal["fail", "skip"]
 ID_FIELDS = {"interactions": "USER_ID", "users": "USER_ID", "items": "ITEM_ID"}
+INTERACTION_COLUMNS = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE")
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 SUFFIX_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".dat": "csv", ".data": "tsv", ".txt": "csv",
                   ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
 UNIT_SEPARATOR = "\x1f"
+NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+MAX_VALUE_CHARS = 200
+INT64_LIMIT = 2.0**63
 
 
 @dataclass(frozen=True)
 class Reject:
-    """A row left out of an import, and why."""
+    """A row left out of an import, and why.
+
+    Attributes
+    ----------
+    line : int
+        Line of the row in the file (1 is a CSV header), or row number (from 1) for Parquet and SQL.
+    field : str or None
+        The field at fault, or None for a problem with the whole row (wrong number of columns, bad JSON).
+    value : str or None
+        The offending value as text (None when it was empty or missing).
+    reason : str
+        What is wrong, e.g. ``is not a number (epoch seconds expected)``.
+    """
 
     line: int
     field: str | None
@@ -54,13 +86,13 @@ class ReadResult:
     Attributes
     ----------
     frame : pandas.DataFrame
-        Interactions: USER_ID, ITEM_ID (str), TIMESTAMP (int64), EVENT_TYPE (str or None),
-        EVENT_VALUE (float64, NaN if absent), then the other schema fields. Users/items: the id, then the
-        metadata fields.
+        Interactions: USER_ID, ITEM_ID (str), TIMESTAMP (int64 epoch seconds), EVENT_TYPE (str, missing where
+        absent), EVENT_VALUE (float64, NaN where absent), then the other schema fields. Users/items: the id,
+        then the metadata fields.
     rows_read : int
         Data rows read from the source (good and rejected).
     rejects : list of Reject
-        Rows left out (only with ``on_error="skip"``).
+        Rows left out (only with ``on_error="skip"``), in file order.
     source : str
         Where the data came from.
     """
@@ -70,9 +102,20 @@ class ReadResult:
     rejects: list[Reject] = field(default_factory=list)
     source: str = ""
 
+    @property
+    def rows_loaded(self) -> int:
+        """Rows in :attr:`frame`."""
+        return len(self.frame)
+
     def write_rejects(self, path: str | Path) -> None:
-        """Write the rejected rows as CSV: line, field, value, reason."""
-        with open(path, "w", newline="", encoding="utf-8") as handle:
+        """Write the rejected rows as CSV with the columns line, field, value, reason.
+
+        Parameters
+        ----------
+        path : str or Path
+            Local path or fsspec URL of the file to write.
+        """
+        with fsspec.open(str(path), "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["line", "field", "value", "reason"])
             for r in self.rejects:
@@ -81,44 +124,80 @@ class ReadResult:
 
 def problem(source: str, line: int | None, field_name: str | None, value: Any, reason: str,
             unit: str = "line") -> DataError:
-    """A DataError naming where the problem is, with ``source``/``line``/``field``/``value`` attributes."""
+    """Build a DataError naming where the problem is.
+
+    The message reads ``"<source> <unit> <line>, field <field>: value '<value>' <reason>"``; the error also
+    carries ``source``, ``line``, ``field`` and ``value`` attributes.
+
+    Parameters
+    ----------
+    source : str
+        The file or query.
+    line : int or None
+        Line (or row) number; None for a problem with the whole source.
+    field_name : str or None
+        The field at fault.
+    value : object
+        The offending value (None to leave it out of the message).
+    reason : str
+        What is wrong and, where it helps, how to fix it.
+    unit : str
+        ``"line"`` or ``"row"``.
+
+    Returns
+    -------
+    DataError
+    """
     where = source if line is None else f"{source} {unit} {line}"
     if field_name:
         where += f", field {field_name}"
-    text = f"{where}: {reason}" if value is None else f"{where}: value {str(value)!r} {reason}"
+    text = f"{where}: {reason}" if value is None else f"{where}: value {_short(str(value))!r} {reason}"
+    return _error(text, source, line, field_name, value)
+
+
+def _error(text: str, source: str, line: int | None, field_name: str | None, value: Any) -> DataError:
     error = DataError(text)
     error.source, error.line, error.field, error.value = source, line, field_name, value  # type: ignore[attr-defined]
     return error
 
 
-def detect_format(source: str, fmt: str | None, sep: str | None) -> str:
-    """The format named, or the one the file name suggests (CSV when unsure)."""
+def detect_format(source: str, fmt: str | None = None, sep: str | None = None) -> str:
+    """The format named by ``fmt``, or the one the file name suggests (CSV when unsure).
+
+    Parameters
+    ----------
+    source : str
+        Path or URL (its suffix is looked at, after any compression suffix such as ``.gz``).
+    fmt : str, optional
+        ``csv``, ``tsv``, ``parquet`` or ``jsonl`` (``json`` and ``ndjson`` mean ``jsonl``).
+    sep : str, optional
+        A separator given by the user; it makes ``.tsv``/``.data`` files plain delimited text.
+
+    Returns
+    -------
+    str
+        One of :data:`FORMATS`.
+    """
     if fmt is not None:
-        fmt = fmt.lower()
+        fmt = fmt.lower().lstrip(".")
         if fmt in ("ndjson", "json"):
             fmt = "jsonl"
+        if fmt == "dat":
+            fmt = "csv"
         if fmt not in FORMATS:
             raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
         return fmt
     name = source.split("?")[0].lower()
+    for suffix in COMPRESSION_SUFFIXES:
+        name = name.removesuffix(suffix)
     for suffix, found in SUFFIX_FORMATS.items():
         if name.endswith(suffix):
             return "csv" if (found == "tsv" and sep is not None) else found
     return "csv"
 
 
-def _open_bytes(source: str) -> bytes:
-    try:
-        with fsspec.open(source, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise DataError(f"{source}: file not found") from None
-    except (OSError, ValueError, ImportError) as exc:
-        raise DataError(f"{source}: cannot be read: {exc}") from exc
-
-
 def read_dataset(
-    source: str,
+    source: str | Path,
     *,
     dataset_type: str,
     schema: Schema | None = None,
@@ -126,53 +205,59 @@ def read_dataset(
     sep: str | None = None,
     fmt: str | None = None,
     header: bool = True,
-    names: list[str] | None = None,
+    names: Sequence[str] | None = None,
     on_error: OnError = "fail",
 ) -> ReadResult:
     """Read and validate a dataset file (local path or fsspec URL).
 
     Parameters
     ----------
-    source : str
-        Path or URL of a CSV/TSV/``::``-separated, Parquet or JSON Lines file.
+    source : str or Path
+        Path or URL (``file://``, ``memory://``, ``s3://`` ...) of a CSV/TSV/``::``-separated, Parquet or JSON
+        Lines file; compressed files (``.gz``, ``.bz2`` ...) are opened transparently.
     dataset_type : {"interactions", "users", "items"}
         What the file holds.
     schema : Schema, optional
         The dataset's schema (default: :meth:`Schema.default`).
     column_map : dict, optional
-        Source column -> schema field; ``"-"`` drops the column.
+        Source column -> schema field, e.g. ``{"userId": "USER_ID"}``; ``"-"`` drops the column.
     sep : str, optional
-        Field separator for text files (default ``,``; tab for ``.tsv``); may be several characters (``::``).
+        Field separator for text files (default ``,``; tab for ``.tsv``; ``::`` for ``.dat``). It may be
+        several characters (``::``).
     fmt : {"csv", "tsv", "parquet", "jsonl"}, optional
         Format (default: from the file name).
     header : bool
         Whether a text file's first line names the columns.
-    names : list of str, optional
-        Column names (for files without a header; with a header they replace it).
+    names : sequence of str, optional
+        Column names: required for text files without a header; with a header they replace it.
     on_error : {"fail", "skip"}
-        Raise at the first bad row, or leave bad rows out and list them.
+        Raise at the first bad row, or leave bad rows out and list them in :attr:`ReadResult.rejects`.
 
     Returns
     -------
     ReadResult
+
+    Raises
+    ------
+    DataError
+        A problem in the data, naming the source, line, field and value.
+    ConfigError
+        An invalid argument (dataset type, format, ``on_error``, a headerless file without names).
     """
+    source = str(source)
     schema = _check_args(dataset_type, schema, on_error)
     kind = detect_format(source, fmt, sep)
     data = _open_bytes(source)
     if kind == "parquet":
-        frame, lines, rejects = _parquet(source, data), None, []
-        unit = "row"
+        raw = _read_parquet(source, data)
     elif kind == "jsonl":
-        frame, lines, rejects = _jsonl(source, data, on_error)
-        unit = "line"
+        raw = _read_jsonl(source, data, on_error)
     else:
-        frame, lines, rejects = _text(source, data, sep or ("\t" if kind == "tsv" else ","), header, names, on_error)
-        unit = "line"
-    first_line = 1 if (kind != "csv" and kind != "tsv") or not header else 2
-    if kind == "parquet":
-        first_line = 1
-    return validate_frame(frame, source=source, dataset_type=dataset_type, schema=schema, column_map=column_map,
-                          on_error=on_error, first_line=first_line, lines=lines, rejects=rejects, unit=unit)
+        if sep is None:
+            plain = source.split("?")[0].lower()
+            sep = "\t" if kind == "tsv" else ("::" if plain.removesuffix(".gz").endswith(".dat") else ",")
+        raw = _read_text(source, data, sep, header, list(names) if names is not None else None, on_error)
+    return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error)
 
 
 def read_sql(
@@ -184,30 +269,116 @@ def read_sql(
     column_map: dict[str, str] | None = None,
     on_error: OnError = "fail",
 ) -> ReadResult:
-    """Read and validate the result of a SQL query run on another database (SQLAlchemy URL).
+    """Read and validate the result of a SQL query run on a database (SQLAlchemy URL).
 
-    Row numbers in messages count the result's rows from 1.
+    Row numbers in messages count the result's rows from 1. Column names match schema fields without
+    regard to case (PostgreSQL folds unquoted aliases to lower case), and SQL date/time values in the
+    TIMESTAMP column become epoch seconds.
+
+    Parameters
+    ----------
+    query : str
+        A SELECT statement.
+    db_url : str
+        SQLAlchemy URL, e.g. ``sqlite:///data.db`` or ``postgresql+psycopg://user@host/db``.
+    dataset_type : {"interactions", "users", "items"}
+        What the query returns.
+    schema : Schema, optional
+        The dataset's schema (default: :meth:`Schema.default`).
+    column_map : dict, optional
+        Result column -> schema field; ``"-"`` drops the column.
+    on_error : {"fail", "skip"}
+        Raise at the first bad row, or leave bad rows out and list them.
+
+    Returns
+    -------
+    ReadResult
     """
     import sqlalchemy as sa
 
     schema = _check_args(dataset_type, schema, on_error)
-    source = f"sql query on {db_url.split('@')[-1]}"
+    source = f"sql query on {_safe_url(db_url)}"
     try:
         engine = sa.create_engine(db_url)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError(f"--db-url {db_url!r} is not a usable SQLAlchemy URL: {exc}") from exc
+        raise ConfigError(f"db_url {_safe_url(db_url)!r} is not a usable SQLAlchemy URL: {exc}") from exc
     try:
         with engine.connect() as conn:
             result = conn.exec_driver_sql(query)
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()), dtype=object)
+            columns = [str(c) for c in result.keys()]  # noqa: SIM118
+            rows = result.fetchall()
     except sa.exc.SQLAlchemyError as exc:
-        raise DataError(f"{source}: the query failed: {str(exc.orig if hasattr(exc, 'orig') else exc)}") from exc
+        detail = getattr(exc, "orig", None) or exc
+        raise DataError(f"{source}: the query failed: {detail}") from exc
     finally:
         engine.dispose()
-    frame.columns = [str(c) for c in frame.columns]
-    _uppercase_reserved(frame)
-    return validate_frame(frame, source=source, dataset_type=dataset_type, schema=schema, column_map=column_map,
-                          on_error=on_error, first_line=1, unit="row")
+    if len(set(columns)) != len(columns):
+        raise problem(source, None, None, None, f"the query returns duplicate column names {columns}; alias them")
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    table = pa.table({name: _py_to_arrow(list(column)) for name, column in zip(columns, values, strict=True)})
+    raw = _Raw(source=source, table=table, unit="row", header_line=None, fold_case=True)
+    return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error)
+
+
+def validate_frame(
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    dataset_type: str,
+    schema: Schema | None = None,
+    column_map: dict[str, str] | None = None,
+    on_error: OnError = "fail",
+) -> ReadResult:
+    """Validate an in-memory DataFrame as :func:`read_dataset` validates a file.
+
+    Rows are numbered from 1 in messages (``row``).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The records, one column per field (or per source column with ``column_map``).
+    source : str
+        A name for the data, used in messages.
+    dataset_type : {"interactions", "users", "items"}
+        What the frame holds.
+    schema : Schema, optional
+        The dataset's schema (default: :meth:`Schema.default`).
+    column_map : dict, optional
+        Column -> schema field; ``"-"`` drops the column.
+    on_error : {"fail", "skip"}
+        Raise at the first bad row, or leave bad rows out and list them.
+
+    Returns
+    -------
+    ReadResult
+    """
+    schema = _check_args(dataset_type, schema, on_error)
+    columns = [str(c) for c in frame.columns]
+    if len(set(columns)) != len(columns):
+        raise problem(source, None, None, None, f"duplicate column names {columns}")
+    table = pa.table({name: _py_to_arrow(frame.iloc[:, i]) for i, name in enumerate(columns)})
+    raw = _Raw(source=source, table=table, unit="row", header_line=None)
+    return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error)
+
+
+# ------------------------------------------------------------------------------------------ plumbing
+@dataclass
+class _Raw:
+    """A source parsed into raw columns, plus what is needed to report problems in it."""
+
+    source: str
+    table: pa.Table
+    unit: str
+    header_line: int | None
+    #: Row-level problems found while parsing (wrong column count, bad JSON, bad bytes), with their lines.
+    problems: list[Reject] = field(default_factory=list)
+    #: Maps table row indices to line numbers; None means row ``i`` is number ``i + 1``.
+    line_of: Callable[[np.ndarray], np.ndarray] | None = None
+    fold_case: bool = False
+
+    def lines(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        return rows + 1 if self.line_of is None else self.line_of(rows)
 
 
 def _check_args(dataset_type: str, schema: Schema | None, on_error: str) -> Schema:
@@ -215,284 +386,644 @@ def _check_args(dataset_type: str, schema: Schema | None, on_error: str) -> Sche
         raise ConfigError(f"unknown dataset type {dataset_type!r}; use one of {', '.join(REQUIRED)}")
     if on_error not in ("fail", "skip"):
         raise ConfigError(f"unknown on_error {on_error!r}; use 'fail' or 'skip'")
-    schema = schema or Schema.default(dataset_type)
+    schema = schema if schema is not None else Schema.default(dataset_type)
     schema.validate_for(dataset_type)
     return schema
 
 
-def _uppercase_reserved(frame: pd.DataFrame) -> None:
-    """Databases fold unquoted aliases to lower case (PostgreSQL): ``user_id`` means ``USER_ID``."""
-    reserved = {"user_id", "item_id", "timestamp", "event_type", "event_value"}
-    frame.columns = [c.upper() if c.lower() in reserved else c for c in frame.columns]
+def _safe_url(url: str) -> str:
+    """A database URL without its password."""
+    try:
+        import sqlalchemy as sa
+
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for display
+        return url.split("@")[-1]
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "..."
+
+
+def _open_bytes(source: str) -> bytes:
+    try:
+        with fsspec.open(source, "rb", compression="infer") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise DataError(f"{source}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{source}: is a folder; give the path of a file") from None
+    except (OSError, ValueError, ImportError, EOFError) as exc:
+        raise DataError(f"{source}: cannot be read: {exc}") from exc
+
+
+def _py_to_arrow(values: Any) -> pa.Array:
+    """A column of Python/pandas values as an Arrow array; mixed types become strings."""
+    try:
+        array = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError, OverflowError):
+        array = pa.array([_text_of(v) for v in values], type=pa.string())
+    if pa.types.is_decimal(array.type):
+        array = pc.cast(array, pa.float64())
+    return array
+
+
+def _text_of(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------ bytes and lines
+def _line_bounds(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end offsets of each physical line (``\\n`` separated, the ``\\r`` of ``\\r\\n`` excluded)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    starts = np.r_[0, newlines + 1]
+    ends = np.r_[newlines, len(buf)]
+    if starts[-1] == len(buf):  # the file ends with a newline: no last line after it
+        starts, ends = starts[:-1], ends[:-1]
+    has_cr = (ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13) if len(buf) else np.zeros(0, dtype=bool)
+    return starts, ends - has_cr
+
+
+def _check_encoding(source: str, data: bytes, on_error: OnError, columns: list[str] | None = None,
+                    sep: bytes | None = None) -> tuple[bytes, list[Reject]]:
+    """Check the bytes are UTF-8. With ``skip``, lines holding bad bytes are blanked and reported."""
+    try:
+        data.decode("utf-8")
+        return data, []
+    except UnicodeDecodeError:
+        pass
+    rejects: list[Reject] = []
+    chunks: list[bytes] = []
+    position = 0
+    while True:
+        try:
+            data[position:].decode("utf-8")
+            chunks.append(data[position:])
+            break
+        except UnicodeDecodeError as exc:
+            bad = position + exc.start
+            line_start = data.rfind(b"\n", 0, bad) + 1
+            line_end = data.find(b"\n", bad)
+            line_end = len(data) if line_end < 0 else line_end
+            line = data.count(b"\n", 0, bad) + 1
+            column = bad - line_start + 1
+            field_name = None
+            if columns is not None and sep is not None and b'"' not in data[line_start:bad]:
+                index = data.count(sep, line_start, bad)
+                field_name = columns[index] if index < len(columns) else None
+            reason = (f"encoding error: byte 0x{data[bad:bad + 1].hex()} at character {column} is not valid UTF-8; "
+                      f"save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+            text = data[line_start:line_end].decode("utf-8", errors="replace").rstrip("\r")
+            if line == 1:
+                raise problem(source, line, None, None, reason) from None
+            if on_error == "fail":
+                raise problem(source, line, field_name, None, reason) from None
+            rejects.append(Reject(line, field_name, _short(text), reason))
+            chunks.append(data[position:line_start])
+            position = line_end  # keep the newline: the line becomes blank and line numbers stay right
+    return b"".join(chunks), rejects
+
+
+class _TextLines:
+    """Works out which file line each parsed row came from (only called when there is a problem)."""
+
+    def __init__(self, data: bytes, sep: str, header: bool, n_columns: int) -> None:
+        self.data, self.sep, self.header, self.n_columns = data, sep, header, n_columns
+        self._valid: np.ndarray | None = None
+        self._invalid: list[tuple[int, int, str]] = []  # (line, fields, text)
+
+    def _compute(self) -> None:
+        if self._valid is not None:
+            return
+        if b'"' not in self.data:
+            self._compute_plain()
+        else:
+            self._compute_quoted()
+
+    def _compute_plain(self) -> None:
+        buf = np.frombuffer(self.data, dtype=np.uint8)
+        starts, ends = _line_bounds(self.data)
+        seps = np.flatnonzero(buf == ord(self.sep))
+        fields = np.searchsorted(seps, ends) - np.searchsorted(seps, starts) + 1
+        number = np.arange(1, len(starts) + 1)
+        record = (ends > starts) & (number > (1 if self.header else 0))
+        self._valid = number[record & (fields == self.n_columns)]
+        bad = np.flatnonzero(record & (fields != self.n_columns))
+        self._invalid = [(int(number[i]), int(fields[i]),
+                          self.data[starts[i]:ends[i]].decode("utf-8", errors="replace")) for i in bad]
+
+    def _compute_quoted(self) -> None:
+        text = self.data.decode("utf-8", errors="replace")
+        physical = text.split("\n")
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self.sep, strict=False)
+        valid: list[int] = []
+        end = 0
+        try:
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                if not row or (self.header and start == 1):
+                    continue
+                if len(row) == self.n_columns:
+                    valid.append(start)
+                else:
+                    self._invalid.append((start, len(row), physical[start - 1].rstrip("\r")))
+        except csv.Error:  # an unterminated quote runs to the end of the file
+            self._invalid.append((end + 1, 0, physical[end].rstrip("\r") if end < len(physical) else ""))
+        self._valid = np.asarray(valid, dtype=np.int64)
+
+    def valid_lines(self) -> np.ndarray:
+        self._compute()
+        assert self._valid is not None
+        return self._valid
+
+    def invalid(self) -> list[tuple[int, int, str]]:
+        self._compute()
+        return self._invalid
 
 
 # ------------------------------------------------------------------------------------------ formats
-def _decode_check(source: str, data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        bad = data[exc.start:exc.start + 1].hex()
-        raise problem(source, line, None, None,
-                      f"encoding error: byte 0x{bad} is not valid UTF-8; save the file as UTF-8") from None
-
-
-def _text(source: str, data: bytes, sep: str, header: bool, names: list[str] | None,
-          on_error: OnError) -> tuple[pd.DataFrame, np.ndarray | None, list[Reject]]:
-    text = _decode_check(source, data)
-    if not text.strip():
+def _read_text(source: str, data: bytes, sep: str, header: bool, names: list[str] | None,
+               on_error: OnError) -> _Raw:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
         raise problem(source, None, None, None, "the file is empty")
-    if text.count('"') % 2 == 1:
-        last_quote = text.rfind('"')
-        line = text.count("\n", 0, last_quote) + 1
-        raise problem(source, line, None, None, "unterminated quote: the file looks truncated")
-    if sep == "\\t":
+    if sep in ("\\t", "tab"):
         sep = "\t"
-    if len(sep) > 1:
-        if UNIT_SEPARATOR in text:
+    if not sep:
+        raise ConfigError("the separator cannot be empty")
+    shown_sep = sep
+    if len(sep.encode("utf-8")) > 1:
+        if UNIT_SEPARATOR.encode() in data:
             raise problem(source, None, None, None, f"cannot use separator {sep!r}: the file holds byte 0x1f")
-        text = text.replace(sep, UNIT_SEPARATOR)
+        data = data.replace(sep.encode("utf-8"), UNIT_SEPARATOR.encode())
         sep = UNIT_SEPARATOR
-    first = text.split("\n", 1)[0].rstrip("\r")
-    file_columns = next(csv.reader([first], delimiter=sep)) if header else None
+    first_end = data.find(b"\n")
+    first = data[: len(data) if first_end < 0 else first_end].decode("utf-8", errors="replace").rstrip("\r")
+    file_columns = [c.strip() for c in next(csv.reader([first], delimiter=sep))] if header else None
     if names is None and file_columns is None:
-        raise ConfigError(f"{source}: a file without a header needs column names (--names)")
-    columns = names if names is not None else file_columns
-    assert columns is not None
+        raise ConfigError(f"{source}: a file without a header needs column names (names=[...] or --names)")
+    columns = list(names) if names is not None else list(file_columns or [])
+    where = 1 if header else None
+    if any(not c for c in columns):
+        raise problem(source, where, None, None,
+                      f"column {columns.index('') + 1} has no name; the columns are {columns}")
     if len(set(columns)) != len(columns):
-        raise problem(source, 1, None, None, f"duplicate column names in {columns}")
+        duplicate = next(c for c in columns if columns.count(c) > 1)
+        raise problem(source, where, duplicate, None, f"duplicate column name; the columns are {columns}")
     if file_columns is not None and len(file_columns) != len(columns):
         raise problem(source, 1, None, None,
-                      f"--names gives {len(columns)} columns, the header has {len(file_columns)}")
-    invalid: list[tuple[int, str, int, int]] = []
+                      f"names gives {len(columns)} columns but the header has {len(file_columns)}: {file_columns}")
+    data, encoding_rejects = _check_encoding(source, data, on_error, columns, sep.encode("utf-8"))
+    invalid_count = 0
 
     def on_invalid(row: Any) -> str:
-        invalid.append((row.number, row.text, row.expected_columns, row.actual_columns))
+        nonlocal invalid_count
+        invalid_count += 1
         return "skip"
 
+    quoted = b'"' in data
     try:
         table = pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
-            read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1 if header else 0, use_threads=False,
-                                           block_size=1 << 26),
-            parse_options=pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid),
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=columns, skip_rows=1 if header else 0, use_threads=True),
+            parse_options=pacsv.ParseOptions(delimiter=sep, invalid_row_handler=on_invalid,
+                                              newlines_in_values=quoted),
             convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
     except pa.ArrowInvalid as exc:
         raise problem(source, None, None, None, f"cannot be parsed as delimited text: {exc}") from exc
-    rejects: list[Reject] = []
-    lines: np.ndarray | None = None
-    if invalid:
-        number, row_text, expected, actual = invalid[0]
-        line = (number if header else number) if number is not None else None
-        reason = (f"has {actual} columns, {expected} expected"
-                  + (" (the file looks truncated)" if number is not None and _is_last_line(text, row_text) else ""))
-        if on_error == "fail":
-            raise problem(source, line, None, row_text.replace(UNIT_SEPARATOR, sep if len(sep) == 1 else "::"),
-                          reason)
-        rejects = [Reject(n or 0, None, txt, f"has {a} columns, {e} expected") for n, txt, e, a in invalid]
-        lines = _data_line_numbers(text, header, skip={n for n, *_ in invalid})
-    frame = table.to_pandas()
-    if lines is None and "\n\n" in text.replace("\r\n", "\n"):
-        lines = _data_line_numbers(text, header, skip=set())
-    return frame, lines, rejects
+    lines = _TextLines(data, sep, header, len(columns))
+    raw = _Raw(source=source, table=table, unit="line", header_line=1 if header else None,
+               problems=list(encoding_rejects))
+    valid_cache: dict[str, np.ndarray] = {}
+
+    def line_of(rows: np.ndarray) -> np.ndarray:
+        if "valid" not in valid_cache:
+            valid = lines.valid_lines()
+            if len(valid) != table.num_rows:  # should not happen; fall back to counting rows
+                logger.warning("%s: could not map rows to lines (%d rows, %d lines); line numbers are approximate",
+                               source, table.num_rows, len(valid))
+                first_line = 2 if header else 1
+                valid = np.arange(first_line, first_line + table.num_rows, dtype=np.int64)
+            valid_cache["valid"] = valid
+        return valid_cache["valid"][rows]
+
+    raw.line_of = line_of
+    if invalid_count:
+        stripped = data.rstrip(b"\r\n")
+        last_line = stripped.count(b"\n") + 1
+        for line, n_fields, text in lines.invalid():
+            shown = text.replace(UNIT_SEPARATOR, shown_sep)
+            if text.count('"') % 2 == 1:
+                reason = "unterminated quote"
+            else:
+                reason = f"has {n_fields} columns, {len(columns)} expected ({', '.join(columns)})"
+            if line == last_line or (text.count('"') % 2 == 1 and line >= last_line - text.count("\n")):
+                reason += " (the file looks truncated)"
+            raw.problems.append(Reject(line, None, _short(shown), reason))
+        if len(lines.invalid()) != invalid_count:
+            logger.warning("%s: pyarrow skipped %d malformed rows, %d found by line", source, invalid_count,
+                           len(lines.invalid()))
+    return raw
 
 
-def _is_last_line(text: str, row_text: str) -> bool:
-    return text.rstrip("\r\n").endswith(row_text)
-
-
-def _data_line_numbers(text: str, header: bool, skip: set[int]) -> np.ndarray:
-    """File line numbers of the data rows pyarrow returned (it drops blank lines and skipped rows)."""
-    numbers = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if (header and number == 1) or not line.strip("\r") or number in skip:
-            continue
-        numbers.append(number)
-    return np.asarray(numbers, dtype=np.int64)
-
-
-def _parquet(source: str, data: bytes) -> pd.DataFrame:
+def _read_parquet(source: str, data: bytes) -> _Raw:
     try:
         table = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError, ValueError) as exc:
         raise problem(source, None, None, None,
                       f"is not a readable Parquet file (truncated or damaged?): {exc}") from exc
-    return table.to_pandas()
+    return _Raw(source=source, table=table, unit="row", header_line=None)
 
 
-def _jsonl(source: str, data: bytes, on_error: OnError) -> tuple[pd.DataFrame, np.ndarray, list[Reject]]:
-    text = _decode_check(source, data)
-    records: list[dict[str, Any]] = []
+def _read_jsonl(source: str, data: bytes, on_error: OnError) -> _Raw:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        raise problem(source, None, None, None, "the file is empty")
+    data, encoding_rejects = _check_encoding(source, data, on_error)
+    starts, ends = _line_bounds(data)
+    blank = ends <= starts
+    buf = np.frombuffer(data, dtype=np.uint8)
+    maybe = np.flatnonzero(~blank & np.isin(buf[np.minimum(starts, max(len(buf) - 1, 0))], (9, 13, 32)))
+    for i in maybe:  # lines that start with a space: few, so a loop over them is fine
+        blank[i] = not data[starts[i]:ends[i]].strip()
+    record_lines = np.flatnonzero(~blank) + 1
+    table: pa.Table | None = None
+    try:
+        table = pajson.read_json(io.BytesIO(data))
+        if table.num_rows != len(record_lines):
+            table = None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        table = None
+    if table is not None:
+        lines = record_lines
+
+        def line_of(rows: np.ndarray) -> np.ndarray:
+            return lines[rows]
+
+        return _Raw(source=source, table=table, unit="line", header_line=None, line_of=line_of,
+                    problems=list(encoding_rejects))
+    return _read_jsonl_slow(source, data, on_error, encoding_rejects)
+
+
+def _read_jsonl_slow(source: str, data: bytes, on_error: OnError, rejects: list[Reject]) -> _Raw:
+    """Line by line, for files pyarrow cannot read (bad or truncated lines, values that change type)."""
+    text = data.decode("utf-8")
+    physical = text.split("\n")
+    last = max((i for i, line in enumerate(physical, start=1) if line.strip()), default=0)
+    columns: dict[str, list[Any]] = {}
     lines: list[int] = []
-    rejects: list[Reject] = []
-    all_lines = text.split("\n")
-    last_content = max((i for i, line in enumerate(all_lines, start=1) if line.strip()), default=0)
-    for number, line in enumerate(all_lines, start=1):
+    problems = list(rejects)
+    n = 0
+    for number, line in enumerate(physical, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
             if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
+                raise ValueError(f"a JSON object {{...}} was expected, not {type(record).__name__}")
         except ValueError as exc:
-            truncated = number == last_content and not text.endswith("\n")
-            reason = f"is not a JSON object ({exc})" + (" (the file looks truncated)" if truncated else "")
+            reason = f"not a valid JSON object ({exc})"
+            if number == last and isinstance(exc, json.JSONDecodeError):
+                reason += " (the file looks truncated)"
             if on_error == "fail":
-                raise problem(source, number, None, line[:80], reason) from None
-            rejects.append(Reject(number, None, line[:200], reason))
+                raise _error(f"{source} line {number}: {reason}; the line reads {_short(line.rstrip())!r}",
+                             source, number, None, line) from None
+            problems.append(Reject(number, None, _short(line.rstrip("\r")), reason))
             continue
-        records.append(record)
+        for key, value in record.items():
+            column = columns.get(str(key))
+            if column is None:
+                column = columns[str(key)] = [None] * n
+            column.append(value)
+        n += 1
+        for column in columns.values():
+            if len(column) < n:
+                column.append(None)
         lines.append(number)
-    frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
-    return frame.astype(object), np.asarray(lines, dtype=np.int64), rejects
+    table = pa.table({name: _py_to_arrow(values) for name, values in columns.items()}) if columns else (
+        pa.table({}))
+    if not columns and n:
+        table = pa.table({"__empty__": pa.nulls(n)}).drop_columns(["__empty__"])
+    array = np.asarray(lines, dtype=np.int64)
+
+    def line_of(rows: np.ndarray) -> np.ndarray:
+        return array[rows]
+
+    return _Raw(source=source, table=table, unit="line", header_line=None, problems=problems, line_of=line_of)
 
 
 # ------------------------------------------------------------------------------------------ validation
-def validate_frame(
-    frame: pd.DataFrame,
-    *,
-    source: str,
-    dataset_type: str,
-    schema: Schema,
-    column_map: dict[str, str] | None = None,
-    on_error: OnError = "fail",
-    first_line: int = 2,
-    lines: np.ndarray | None = None,
-    rejects: list[Reject] | None = None,
-    unit: str = "line",
-) -> ReadResult:
-    """Map columns, check them against the schema and convert every field to its canonical type.
+def _map_columns(raw: _Raw, schema: Schema, column_map: dict[str, str] | None) -> pa.Table:
+    table = raw.table
+    names = list(table.column_names)
+    if column_map:
+        absent = [c for c in column_map if c not in names]
+        if absent:
+            target = column_map[absent[0]]
+            raise problem(raw.source, raw.header_line, absent[0], None,
+                          f"the column map names source column {absent[0]!r} (--map {absent[0]}={target}), which "
+                          f"the source does not have; its columns are {names}", unit=raw.unit)
+        for target in column_map.values():
+            if target != "-" and schema.field(target) is None:
+                raise ConfigError(f"the column map targets {target!r}, which is not a field of the schema "
+                                  f"({', '.join(schema.names)}); use '-' to drop a column")
+        keep = [c for c in names if column_map.get(c) != "-"]
+        table = table.select(keep)
+        names = [column_map.get(c, c) for c in keep]
+    if raw.fold_case:
+        by_upper = {f.name.upper(): f.name for f in schema.fields}
+        names = [n if schema.field(n) is not None else by_upper.get(n.upper(), n) for n in names]
+    if len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise problem(raw.source, raw.header_line, duplicate, None,
+                      f"two source columns map to the same field; the columns are {table.column_names}",
+                      unit=raw.unit)
+    return table.rename_columns(names)
 
-    ``lines`` gives each row's line number in the source; by default row ``i`` is line ``first_line + i``.
-    """
-    rejects = list(rejects or [])
-    header_line = 1 if unit == "line" else None
-    frame = _map_columns(frame, source, column_map, header_line)
-    unknown = [c for c in frame.columns if schema.field(c) is None]
+
+def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[str, str] | None,
+              on_error: OnError) -> ReadResult:
+    source = raw.source
+    table = _map_columns(raw, schema, column_map)
+    in_file = "" if raw.header_line is None else f" line {raw.header_line}"
+    unknown = [c for c in table.column_names if schema.field(c) is None]
     if unknown:
-        raise problem(source, header_line, unknown[0], None,
-                      f"unknown field {unknown[0]!r}: it is not in the schema ({', '.join(schema.names)}); add it to "
-                      f"the schema or drop it with --map {unknown[0]}=-")
+        raise _error(f"unknown field {unknown[0]!r} in {source}{in_file}; add it to the schema "
+                     f"({', '.join(schema.names)}) or map it with --map {unknown[0]}=- to drop it",
+                     source, raw.header_line, unknown[0], None)
     required = [f.name for f in schema.fields if not f.nullable or f.name in REQUIRED[dataset_type]]
-    missing = [name for name in required if name not in frame.columns]
+    missing = [name for name in required if name not in table.column_names]
     if missing:
-        raise problem(source, header_line, missing[0], None,
-                      f"required column {missing[0]} is missing; the columns are {list(frame.columns)} "
-                      f"(rename one with --map SOURCE={missing[0]})")
-    n = len(frame)
-    line_of = lines if lines is not None else np.arange(first_line, first_line + n, dtype=np.int64)
-    out: dict[str, pd.Series] = {}
+        raise problem(source, raw.header_line, missing[0], None,
+                      f"required column {missing[0]} is missing; the columns are {table.column_names}; map a "
+                      f"source column to it with --map SOURCE={missing[0]}", unit=raw.unit)
+    n = table.num_rows
+    converted: dict[str, pa.Array | pa.ChunkedArray] = {}
     bad_rows = np.zeros(n, dtype=bool)
-    first_problem: tuple[int, str, str] | None = None  # (row, field, reason) earliest in the file
-    for spec in schema.fields:
-        if spec.name not in frame.columns:
-            out[spec.name] = pd.Series([None] * n, dtype=object) if not spec.numeric else pd.Series(np.full(n, np.nan))
+    row_problems: list[tuple[np.ndarray, str, str, bool]] = []  # (rows, field, reason, show value)
+    position = {name: i for i, name in enumerate(table.column_names)}
+    # a row's first problem is the one in its leftmost column, as a reader of the file would find it
+    for spec in sorted(schema.fields, key=lambda f: position.get(f.name, len(position))):
+        if spec.name not in table.column_names:
+            converted[spec.name] = pa.nulls(n, _arrow_type(spec))
             continue
-        converted, bad, reason = _convert(frame[spec.name], spec)
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            if first_problem is None or first < first_problem[0]:
-                first_problem = (first, spec.name, reason)
-            for row in np.flatnonzero(bad & ~bad_rows):
-                rejects.append(Reject(int(line_of[row]), spec.name, _raw(frame[spec.name].iloc[row]), reason))
-            bad_rows |= bad
-        out[spec.name] = converted
-    if first_problem is not None and on_error == "fail":
-        row, name, reason = first_problem
-        raise problem(source, int(line_of[row]), name, _raw(frame[name].iloc[row]), reason, unit=unit)
-    result = pd.DataFrame(out)
-    if bad_rows.any():
-        result = result[~bad_rows].reset_index(drop=True)
+        column = table.column(spec.name)
+        values, issues = _convert(column, spec, required=spec.name in required)
+        converted[spec.name] = values
+        for mask, reason, show in issues:
+            new = mask & ~bad_rows
+            if new.any():
+                row_problems.append((np.flatnonzero(new), spec.name, reason, show))
+                bad_rows |= new
+    if on_error == "fail":
+        _raise_first(raw, table, row_problems)
+    rejects = list(raw.problems)
+    for rows, name, reason, show in row_problems:
+        lines = raw.lines(rows)
+        shown = table.column(name).take(pa.array(rows)).to_pylist() if show else [None] * len(rows)
+        rejects.extend(Reject(int(line), name, None if v is None else _short(_text_of(v) or ""), reason)
+                       for line, v in zip(lines, shown, strict=True))
     rejects.sort(key=lambda r: r.line)
-    canonical = _canonical_order(result, dataset_type, schema)
-    return ReadResult(canonical, rows_read=n + sum(1 for r in rejects if r.field is None), rejects=rejects,
-                      source=source)
+    if rejects:
+        logger.info("%s: %d of %d rows rejected", source, len(rejects), n + len(raw.problems))
+    keep = pa.array(~bad_rows) if bad_rows.any() else None
+    frame = _to_frame(converted, schema, dataset_type, keep)
+    if dataset_type == "interactions" and len(frame) and frame["TIMESTAMP"].max() > 10**11:
+        logger.warning("%s: TIMESTAMP values reach %d, which looks like milliseconds; Personalize and recsmith "
+                       "expect epoch seconds", source, frame["TIMESTAMP"].max())
+    return ReadResult(frame, rows_read=n + sum(1 for r in raw.problems), rejects=rejects, source=source)
 
 
-def _map_columns(frame: pd.DataFrame, source: str, column_map: dict[str, str] | None,
-                 header_line: int | None) -> pd.DataFrame:
-    if not column_map:
-        return frame
-    absent = [c for c in column_map if c not in frame.columns]
-    if absent:
-        raise problem(source, header_line, absent[0], None,
-                      f"--map {absent[0]}={column_map[absent[0]]} names column {absent[0]!r}, which the source "
-                      f"does not have; its columns are "
-                      f"{list(frame.columns)}")
-    frame = frame.drop(columns=[c for c, target in column_map.items() if target == "-"])
-    renamed = frame.rename(columns={c: target for c, target in column_map.items() if target != "-"})
-    duplicated = renamed.columns[renamed.columns.duplicated()].tolist()
-    if duplicated:
-        raise problem(source, header_line, duplicated[0], None, "two columns map to the same field")
-    return renamed
+def _raise_first(raw: _Raw, table: pa.Table, row_problems: list[tuple[np.ndarray, str, str, bool]]) -> None:
+    """Raise the problem that comes first in the file, if any."""
+    best: tuple[int, str | None, Any, str] | None = None
+    for reject in raw.problems:
+        if best is None or reject.line < best[0]:
+            best = (reject.line, reject.field, reject.value, reject.reason)
+    for rows, name, reason, show in row_problems:
+        line = int(raw.lines(rows[:1])[0])
+        if best is None or line < best[0]:
+            value = table.column(name)[int(rows[0])].as_py() if show else None
+            best = (line, name, None if value is None else _text_of(value), reason)
+    if best is not None:
+        line, name, value, reason = best
+        if name is None and value is not None:  # a problem with the whole line: show the line after the reason
+            raise _error(f"{raw.source} {raw.unit} {line}: {reason}; the {raw.unit} reads {_short(str(value))!r}",
+                         raw.source, line, None, value)
+        raise problem(raw.source, line, name, value, reason, unit=raw.unit)
 
 
-def _raw(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    return str(value)
-
-
-def _blank(series: pd.Series) -> np.ndarray:
-    """Rows that are null or empty after stripping spaces."""
-    isnull = series.isna().to_numpy()
-    if series.dtype.kind in "iufb":
-        return isnull
-    text = series.astype(object).where(~isnull, "").astype(str).str.strip()
-    return isnull | (text == "").to_numpy()
-
-
-def _convert(series: pd.Series, spec: SchemaField) -> tuple[pd.Series, np.ndarray, str]:
-    """Convert a column to the field's type; returns the values, the bad-row mask and the reason."""
-    blank = _blank(series)
-    required = not spec.nullable
-    if spec.numeric:
-        if series.dtype.kind in "iuf":
-            values = series.astype("float64")
-        else:
-            values = pd.to_numeric(series.astype(object).where(~blank, None), errors="coerce")
-        not_number = values.isna().to_numpy() & ~blank
-        bad = not_number | (blank if required else np.zeros(len(series), dtype=bool))
-        if spec.name == "TIMESTAMP":
-            reason = "is not a number (epoch seconds expected)"
-            return values.fillna(0).astype("int64"), bad, reason if not_number.any() else "is empty"
-        reason = f"is not a number ({spec.kind} expected)" if not_number.any() else "is empty"
-        values = values.astype("float64") if spec.kind in ("float", "double") or spec.nullable else values
-        if spec.kind in ("int", "long") and not spec.nullable:
-            values = values.fillna(0).astype("int64")
-        return values, bad, reason
+def _arrow_type(spec: SchemaField) -> pa.DataType:
     if spec.kind == "boolean":
-        lowered = series.astype(object).where(~blank, "").astype(str).str.strip().str.lower()
-        valid = lowered.isin(["true", "false"]).to_numpy()
-        bad = (~valid & ~blank) | (blank if required else np.zeros(len(series), dtype=bool))
-        values = pd.Series(np.where(blank, None, (lowered == "true").to_numpy()), dtype=object)
-        return values, bad, "is not a boolean (true or false expected)" if (~valid & ~blank).any() else "is empty"
-    values = series.astype(object).where(~blank, None)
-    if series.dtype.kind == "f":  # ids that came as floats from Parquet/SQL: 12.0 -> "12"
-        values = pd.Series([_id_text(v) for v in values], dtype=object)
+        return pa.bool_()
+    if spec.kind in ("int", "long"):
+        return pa.int64() if not spec.nullable else pa.float64()
+    if spec.numeric:
+        return pa.float64()
+    return pa.string()
+
+
+def _mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array as a numpy mask (nulls count as False)."""
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Any column as strings: lists are joined with ``|``, other types cast (or written out)."""
+    kind = column.type
+    if pa.types.is_string(kind):
+        return column
+    if pa.types.is_large_string(kind) or pa.types.is_dictionary(kind) or pa.types.is_string_view(kind):
+        return pc.cast(column, pa.string())
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        try:
+            return pc.binary_join(pc.cast(column, pa.list_(pa.string())), "|")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    if pa.types.is_floating(kind):  # ids stored as floats: 12.0 -> "12"
+        values = column.to_numpy(zero_copy_only=False)
+        finite = np.isfinite(values)
+        if np.all(values[finite] == np.floor(values[finite])) and np.all(np.abs(values[finite]) < INT64_LIMIT):
+            return pc.cast(pc.cast(column, pa.int64(), safe=False), pa.string())
+    try:
+        return pc.cast(column, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.chunked_array([pa.array([_text_of(v) for v in column.to_pylist()], type=pa.string())])
+
+
+def _blank(text: pa.ChunkedArray) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """Trimmed strings and the mask of rows that are null or hold only spaces."""
+    trimmed = pc.utf8_trim_whitespace(text)
+    blank = pc.fill_null(pc.equal(trimmed, ""), True)
+    return trimmed, _mask(blank)
+
+
+def _convert(column: pa.ChunkedArray, spec: SchemaField,
+             required: bool) -> tuple[pa.ChunkedArray | pa.Array, list[tuple[np.ndarray, str, bool]]]:
+    """Convert a raw column to the field's type.
+
+    Returns the converted values and the problems as ``(row mask, reason, show the value)``, where the first
+    problem of a row is the one reported.
+    """
+    if spec.numeric:
+        return _convert_number(column, spec, required)
+    if spec.kind == "boolean":
+        return _convert_boolean(column, spec, required)
+    trimmed, blank = _blank(_as_text(column))
+    if spec.categorical:
+        trimmed = pc.replace_substring_regex(trimmed, r"\s*\|\s*", "|")
+    issues: list[tuple[np.ndarray, str, bool]] = []
+    if required and blank.any():
+        what = {"USER_ID": "a user id", "ITEM_ID": "an item id"}.get(spec.name, f"a {spec.name} value")
+        issues.append((blank, f"is empty: every row needs {what}", False))
+    values = pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), trimmed) if blank.any() else trimmed
+    return values, issues
+
+
+def _convert_number(column: pa.ChunkedArray, spec: SchemaField,
+                    required: bool) -> tuple[pa.ChunkedArray | pa.Array, list[tuple[np.ndarray, str, bool]]]:
+    is_timestamp = spec.name == "TIMESTAMP"
+    integer = spec.kind in ("int", "long")
+    expect = "epoch seconds expected" if is_timestamp else f"{spec.kind} expected"
+    kind = column.type
+    issues: list[tuple[np.ndarray, str, bool]] = []
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        seconds = pc.cast(pc.cast(column, pa.timestamp("s"), safe=False), pa.int64())
+        numbers = pc.cast(seconds, pa.float64())
+        blank = _mask(pc.is_null(column))
+        not_number = np.zeros(len(column), dtype=bool)
+    elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind) or pa.types.is_null(kind):
+        numbers = pc.cast(column, pa.float64()) if not pa.types.is_null(kind) else pa.nulls(len(column), pa.float64())
+        blank = _mask(pc.is_null(numbers))
+        not_number = np.zeros(len(column), dtype=bool)
+        if integer and pa.types.is_integer(kind):  # exact: no trip through float64
+            values = pc.cast(column, pa.int64())
+            return _finish_integer(values, blank, not_number, spec, required, expect, issues)
     else:
-        values = values.where(blank, series.astype(str).str.strip()).astype(object).where(~blank, None)
-    bad = blank if required else np.zeros(len(series), dtype=bool)
-    return values.reset_index(drop=True), bad, "is empty" if spec.name not in ("USER_ID", "ITEM_ID") else (
-        "is empty: every row needs an id")
+        trimmed, blank = _blank(_as_text(column))
+        if integer:
+            try:  # fast path: every value is a plain integer
+                values = pc.cast(trimmed, pa.int64())
+                return _finish_integer(values, blank, np.zeros(len(column), dtype=bool), spec, required, expect,
+                                       issues)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+        try:
+            numbers = pc.cast(trimmed, pa.float64())
+            not_number = np.zeros(len(column), dtype=bool)
+            finite = _mask(pc.is_finite(numbers))
+            if not finite[~blank].all():  # "nan" and "inf" parse, but are no use
+                not_number = ~finite & ~blank
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            looks_numeric = _mask(pc.match_substring_regex(trimmed, NUMBER))
+            not_number = ~looks_numeric & ~blank
+            candidates = pc.if_else(pa.array(looks_numeric), trimmed, pa.scalar(None, pa.string()))
+            try:
+                numbers = pc.cast(candidates, pa.float64())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # should not happen: let pandas decide
+                parsed = pd.to_numeric(pd.Series(candidates.to_pylist(), dtype=object), errors="coerce")
+                numbers = pa.array(parsed.to_numpy(dtype=np.float64), from_pandas=True)
+                not_number |= parsed.isna().to_numpy() & ~blank
+    if not_number.any():
+        issues.append((not_number, f"is not a number ({expect})", True))
+    floats = np.asarray(pc.fill_null(numbers, np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if integer:
+        finite = np.isfinite(floats)
+        out_of_range = finite & (np.abs(floats) >= INT64_LIMIT)
+        if out_of_range.any():
+            issues.append((out_of_range, f"is out of range ({expect})", True))
+        if not is_timestamp:
+            fraction = finite & ~out_of_range & (floats != np.floor(floats))
+            if fraction.any():
+                issues.append((fraction, f"is not a whole number ({expect})", True))
+        if required:
+            if blank.any():
+                issues.append((blank, f"is empty ({expect})", False))
+            safe = np.where(finite & ~out_of_range, floats, 0.0)
+            return pa.array(np.trunc(safe).astype(np.int64)), issues
+        return pa.array(np.trunc(floats), from_pandas=True), issues
+    if required and blank.any():
+        issues.append((blank, f"is empty ({expect})", False))
+    return pa.array(floats), issues
 
 
-def _id_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return str(int(value)) if float(value).is_integer() else str(value)
+def _finish_integer(values: pa.ChunkedArray | pa.Array, blank: np.ndarray, not_number: np.ndarray,
+                    spec: SchemaField, required: bool, expect: str,
+                    issues: list[tuple[np.ndarray, str, bool]]) -> tuple[pa.ChunkedArray | pa.Array,
+                                                                         list[tuple[np.ndarray, str, bool]]]:
+    if required:
+        if blank.any():
+            issues.append((blank, f"is empty ({expect})", False))
+            values = pc.fill_null(values, 0)
+        return values, issues
+    return pc.cast(values, pa.float64()), issues
 
 
-def _canonical_order(frame: pd.DataFrame, dataset_type: str, schema: Schema) -> pd.DataFrame:
+def _convert_boolean(column: pa.ChunkedArray, spec: SchemaField,
+                     required: bool) -> tuple[pa.ChunkedArray | pa.Array, list[tuple[np.ndarray, str, bool]]]:
+    issues: list[tuple[np.ndarray, str, bool]] = []
+    if pa.types.is_boolean(column.type):
+        values: pa.ChunkedArray | pa.Array = column
+        blank = _mask(pc.is_null(column))
+    else:
+        trimmed, blank = _blank(_as_text(column))
+        lowered = pc.utf8_lower(trimmed)
+        is_true = _mask(pc.equal(lowered, "true"))
+        is_false = _mask(pc.equal(lowered, "false"))
+        not_boolean = ~(is_true | is_false) & ~blank
+        if not_boolean.any():
+            issues.append((not_boolean, "is not a boolean (true or false expected)", True))
+        values = pa.array(np.where(is_true | is_false, is_true, None) if (~(is_true | is_false)).any() else is_true,
+                          type=pa.bool_(), from_pandas=True)
+    if required and blank.any():
+        issues.append((blank, "is empty (true or false expected)", False))
+    return values, issues
+
+
+def _to_frame(converted: dict[str, pa.Array | pa.ChunkedArray], schema: Schema, dataset_type: str,
+              keep: pa.Array | None) -> pd.DataFrame:
     if dataset_type == "interactions":
-        first = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"]
-        for name in ("EVENT_TYPE", "EVENT_VALUE"):
-            if name not in frame.columns:
-                frame[name] = None if name == "EVENT_TYPE" else np.nan
-        frame["EVENT_VALUE"] = pd.to_numeric(frame["EVENT_VALUE"], errors="coerce").astype("float64")
+        first: Iterable[str] = INTERACTION_COLUMNS
+        n = len(next(iter(converted.values())))
+        converted.setdefault("EVENT_TYPE", pa.nulls(n, pa.string()))
+        converted.setdefault("EVENT_VALUE", pa.nulls(n, pa.float64()))
     else:
-        first = [ID_FIELDS[dataset_type]]
-    rest = [c for c in schema.names if c not in first]
-    return frame[first + rest].reset_index(drop=True)
+        first = (ID_FIELDS[dataset_type],)
+    order = list(first) + [name for name in schema.names if name not in first]
+    out: dict[str, Any] = {}
+    for name in order:
+        array = converted[name]
+        if keep is not None:
+            array = array.filter(keep)
+        spec = schema.field(name)
+        out[name] = _to_pandas(array, spec, name)
+    return pd.DataFrame(out)
+
+
+def _to_pandas(array: pa.Array | pa.ChunkedArray, spec: SchemaField | None, name: str) -> Any:
+    kind = array.type
+    if name == "EVENT_VALUE" or pa.types.is_floating(kind):
+        return np.asarray(pc.fill_null(pc.cast(array, pa.float64()), np.nan).to_numpy(zero_copy_only=False),
+                          dtype=np.float64)
+    if pa.types.is_integer(kind):
+        return np.asarray(array.to_numpy(zero_copy_only=False), dtype=np.int64)
+    if pa.types.is_boolean(kind):
+        if spec is not None and not spec.nullable:
+            return np.asarray(array.to_numpy(zero_copy_only=False), dtype=bool)
+        return pd.Series(array.to_pylist(), dtype=object)
+    if pa.types.is_null(kind):
+        return pd.Series(np.full(len(array), None, dtype=object), dtype=object)
+    if name == "EVENT_TYPE" or spec is None or spec.nullable:  # may be missing: object dtype with None
+        return pd.Series(np.asarray(array.to_numpy(zero_copy_only=False), dtype=object), dtype=object)
+    return pd.Series(array.to_pandas()).reset_index(drop=True)  # never missing: pandas' string dtype
