@@ -8,9 +8,6 @@ once.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +18,7 @@ import pydantic
 import scipy.sparse as sp
 
 from recsmith import __version__
+from recsmith.atomic import atomic_folder
 from recsmith.data.interactions import Interactions
 from recsmith.errors import ConfigError, DataError, NotFittedError
 
@@ -290,9 +288,7 @@ class Recipe(ABC):
         """Write ``arrays.npz`` + ``meta.json`` to a temp folder beside ``path``, then rename it into place."""
         matrix = self._check_fitted()
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with atomic_folder(target) as tmp:
             arrays = {"train_data": matrix.data, "train_indices": matrix.indices, "train_indptr": matrix.indptr,
                       "train_shape": np.asarray(matrix.shape, dtype=np.int64)}
             arrays.update({f"state_{key}": value for key, value in self._state().items()})
@@ -300,12 +296,6 @@ class Recipe(ABC):
             meta = {"recipe": self.name, "params": self.get_params(), "recsmith_version": __version__,
                     "n_users": int(matrix.shape[0]), "n_items": int(matrix.shape[1])}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     @classmethod

@@ -12,15 +12,13 @@ Layout of an artifact folder::
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from recsmith.atomic import atomic_folder
 from recsmith.data.interactions import Interactions
 from recsmith.data.vocabulary import Vocabulary
 from recsmith.errors import DataError, NotFoundError
@@ -64,20 +62,12 @@ class TrainedModel:
     def save(self, path: str | Path) -> Path:
         """Write the artifact to ``path`` atomically (a temp folder beside it, then a rename)."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with atomic_folder(target) as tmp:
             self.recipe.save(tmp / "model")
             _save_ids(tmp / "users.npy", self.users.ids)
             _save_ids(tmp / "items.npy", self.items.ids)
             np.save(tmp / "popularity.npy", self.popularity.astype(np.float32), allow_pickle=False)
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=str))
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
     @classmethod
