@@ -36,23 +36,21 @@ datasets = sa.Table(
     sa.UniqueConstraint("dataset_group_id", "dataset_type", name="uq_datasets_group_type"),
 )
 
-users = sa.Table(
-    "users", metadata,
-    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"),
-              primary_key=True),
-    sa.Column("user_id", sa.Text, primary_key=True),
-    sa.Column("metadata", sa.Text, nullable=True),
-    sa.Column("updated_at", TS, nullable=False),
-)
 
-items = sa.Table(
-    "items", metadata,
-    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"),
-              primary_key=True),
-    sa.Column("item_id", sa.Text, primary_key=True),
-    sa.Column("metadata", sa.Text, nullable=True),
-    sa.Column("updated_at", TS, nullable=False),
-)
+def _entity_table(name: str, key: str) -> sa.Table:
+    """Users and items: one record per id in a group, metadata as a JSON object."""
+    return sa.Table(
+        name, metadata,
+        sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column(key, sa.Text, primary_key=True),
+        sa.Column("metadata", sa.Text, nullable=True),
+        sa.Column("updated_at", TS, nullable=False),
+    )
+
+
+users = _entity_table("users", "user_id")
+items = _entity_table("items", "item_id")
 
 interactions = sa.Table(
     "interactions", metadata,
