@@ -2,7 +2,6 @@
 
 Usage::
 
-    pip install -e ".[bench]"
     python benchmarks/first_recipes.py
 
 Protocol: random per-user split, test fraction 0.2, seed 42, full-catalogue ranking, seen items excluded,
@@ -40,13 +39,27 @@ def load(name: str) -> Interactions | None:
 
 
 def implicit_rows(train: Interactions, test: Interactions, k_neighbours: int) -> list[dict]:
+    """implicit's models, configured like our defaults (the same factors, reg, alpha, epochs)."""
+    from implicit.als import AlternatingLeastSquares
+    from implicit.bpr import BayesianPersonalizedRanking
     from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
 
+    als, bpr = create("als").params, create("bpr").params
     users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
-    matrix = train.matrix.astype(np.float64).tocsr()  # implicit's item-item models reject float32
     rows = []
-    for label, cls in (("implicit cosine", CosineRecommender), ("implicit bm25", BM25Recommender)):
-        model = cls(K=k_neighbours)
+    peers = (
+        ("implicit cosine", lambda: CosineRecommender(K=k_neighbours), np.float64),  # rejects float32
+        ("implicit bm25", lambda: BM25Recommender(K=k_neighbours), np.float64),
+        ("implicit als", lambda: AlternatingLeastSquares(factors=als.factors, regularization=als.reg,
+                                                         alpha=als.alpha, iterations=als.epochs, random_state=0),
+         np.float32),
+        ("implicit bpr", lambda: BayesianPersonalizedRanking(factors=bpr.factors, learning_rate=bpr.learning_rate,
+                                                             regularization=bpr.reg, iterations=bpr.epochs,
+                                                             random_state=0, num_threads=1), np.float32),
+    )
+    for label, make, dtype in peers:
+        matrix = train.matrix.astype(dtype).tocsr()
+        model = make()
         started = time.perf_counter()
         model.fit(matrix, show_progress=False)
         fit = time.perf_counter() - started
@@ -67,7 +80,9 @@ def main() -> None:
                 "item-knn bm25": create("item-knn", weighting="bm25", neighbors=100),
                 "item-knn (defaults)": create("item-knn"),
                 "rp3beta (defaults)": create("rp3beta"),
-                "ease (defaults)": create("ease")}
+                "ease (defaults)": create("ease"),
+                "als (defaults)": create("als"),
+                "bpr (defaults)": create("bpr")}
         with threadpool_limits(1, "blas"):
             rows = evaluate_recipes(ours, train, test, metrics=METRICS) + implicit_rows(train, test, 100)
         by_name = {row["recipe"]: row for row in rows}
@@ -76,7 +91,9 @@ def main() -> None:
         for row in rows:
             print(f"{row['recipe']:<22}{row['ndcg@10']:>9.4f}{row['recall@10']:>11.4f}{row['coverage@10']:>8.4f}"
                   f"{row['fit_seconds']:>8.3f}")
-        for ours_name, peer in (("item-knn cosine", "implicit cosine"), ("item-knn bm25", "implicit bm25")):
+        pairs = (("item-knn cosine", "implicit cosine"), ("item-knn bm25", "implicit bm25"),
+                 ("als (defaults)", "implicit als"), ("bpr (defaults)", "implicit bpr"))
+        for ours_name, peer in pairs:
             a, b = by_name[ours_name], by_name[peer]
             print(f"{ours_name} / {peer}: ndcg ratio {a['ndcg@10'] / b['ndcg@10']:.3f}, "
                   f"fit time ratio {a['fit_seconds'] / max(b['fit_seconds'], 1e-9):.2f}")
