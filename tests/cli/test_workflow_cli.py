@@ -159,3 +159,29 @@ def test_import_users_and_items_with_schema(cli, tmp_path: Path) -> None:
     assert "bad_users.csv line 2, field AGE" in " ".join(result.stderr.split())
     stats = json.loads(cli("describe", "-g", "shop", "--json").stdout)
     assert stats["num_user_records"] == 2
+
+
+def test_similar_items(movielens) -> None:
+    version = json.loads(movielens("train", "-g", "ml", "--recipe", "item-knn", "--no-metrics", "--json").stdout)
+    result = movielens("similar", "--solution-version", version["id"], "--item", "260", "--num", "5", "--json")
+    assert result.exit_code == 0, result.output
+    titles = [item["title"] for item in json.loads(result.stdout)["items"]]
+    assert len(titles) == 5
+    assert any("Empire Strikes Back" in t or "Return of the Jedi" in t for t in titles), titles
+    popular = json.loads(movielens("train", "-g", "ml", "--recipe", "popularity", "--no-metrics", "--json").stdout)
+    result = movielens("similar", "--solution-version", popular["id"], "--item", "260")
+    assert result.exit_code == 1 and "item-knn" in result.stderr
+    result = movielens("similar", "--solution-version", version["id"], "--item", "no-such-movie")
+    assert result.exit_code == 1 and "no-such-movie" in result.stderr
+
+
+@pytest.mark.parametrize("recipe", ["ease", "rp3beta", "als", "bpr"])
+def test_every_recipe_trains_and_recommends_from_the_cli(movielens, recipe: str) -> None:
+    params = {"als": ["--param", "epochs=5"], "bpr": ["--param", "epochs=5"], "ease": ["--no-metrics"]}.get(recipe, [])
+    result = movielens("train", "-g", "ml", "--recipe", recipe, *params, "--json")
+    assert result.exit_code == 0, result.output
+    version = json.loads(result.stdout)
+    assert version["status"] == "ACTIVE"
+    assert recipe == "ease" or version["metrics"]["ndcg@10"] > 0.05  # ease: 9k items, one fit is enough here
+    items = json.loads(movielens("recommend", "--solution-version", version["id"], "--user", "7", "--json").stdout)
+    assert len(items["items"]) == 10 and {i["reason"] for i in items["items"]} == {"personalized"}

@@ -425,6 +425,39 @@ def print_recommendations(rows: list[dict[str, Any]], title: str) -> None:
     out.print(table)
 
 
+@app.command()
+@handle_errors
+def similar(
+    solution_version: Annotated[int, typer.Option(help="Solution version id of a recipe with item similarity.")],
+    item: Annotated[str, typer.Option(help="Raw item id.")],
+    num: Annotated[int, typer.Option(help="Number of items.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Items most similar to an item ("customers who liked this also liked")."""
+    from recsmith.store.artifacts import TrainedModel
+
+    store = open_store()
+    version = store.get_solution_version(solution_version)
+    if version["status"] != "ACTIVE" or not version.get("artifact_uri"):
+        raise ConfigError(f"solution version {solution_version} is {version['status']}, not ACTIVE")
+    model = TrainedModel.load(version["artifact_uri"])
+    result = model.recipe.similar_items([model.items.index(item)], num)
+    ids = [model.items.raw(int(i)) for i in result.ids[0] if i >= 0]
+    metadata = store.read_items(store.get_dataset_group(model.meta["dataset_group"]).id, ids + [item])
+    rows = []
+    for rank, (item_id, score) in enumerate(zip(ids, result.scores[0], strict=False), start=1):
+        title = next((v for k, v in (metadata.get(item_id) or {}).items() if k.lower() == "title"), None)
+        row = {"rank": rank, "item_id": item_id, "score": round(float(score), 6), "reason": "similar"}
+        if title is not None:
+            row["title"] = title
+        rows.append(row)
+    if as_json:
+        print_json({"solution_version": solution_version, "item_id": item, "items": rows})
+        return
+    source_title = next((v for k, v in (metadata.get(item) or {}).items() if k.lower() == "title"), item)
+    print_recommendations(rows, f"items similar to {source_title} (solution version {solution_version})")
+
+
 # --------------------------------------------------------------------------------- solution versions
 @versions_app.command("list")
 @handle_errors
