@@ -79,6 +79,7 @@ def main() -> None:
                 "item-knn cosine": create("item-knn", weighting="none", neighbors=100, shrink=0.0),
                 "item-knn bm25": create("item-knn", weighting="bm25", neighbors=100),
                 "item-knn (defaults)": create("item-knn"),
+                "user-knn (defaults)": create("user-knn"),
                 "rp3beta (defaults)": create("rp3beta"),
                 "ease (defaults)": create("ease"),
                 "als (defaults)": create("als"),

@@ -42,7 +42,9 @@ def synthetic_interactions(n_users: int = 60, n_items: int = 40, density: float 
     probability = np.where(taste[:, None] == (np.arange(n_items)[None, :] % 2), density * 1.6, density * 0.4)
     dense = (rng.random((n_users, n_items)) < probability).astype(np.float32)
     dense[np.arange(n_users), rng.integers(0, n_items, n_users)] = 1.0  # nobody is empty
-    return Interactions.from_csr(sp.csr_matrix(dense))
+    matrix = sp.csr_matrix(dense)
+    timestamps = 1_700_000_000 + rng.integers(0, 30 * 86_400, matrix.nnz)  # a month of activity
+    return Interactions.from_csr(matrix, timestamps=timestamps)
 
 
 def ml100k_split(seed: int = 42) -> tuple[Interactions, Interactions]:

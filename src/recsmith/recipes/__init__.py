@@ -1,6 +1,14 @@
 """Recipes: algorithms with typed hyperparameters behind one contract (see :class:`Recipe`)."""
 
-from recsmith.recipes import ease, factorization, item_knn, popularity, rp3beta  # noqa: F401 (registers them)
+from recsmith.recipes import (  # noqa: F401 (importing a recipe module registers it)
+    ease,
+    factorization,
+    item_knn,
+    popularity,
+    rp3beta,
+    trending,
+    user_knn,
+)
 from recsmith.recipes.base import Recipe, RecipeParams, Recommendations
 from recsmith.recipes.registry import available, create, recipe_class, register
 

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recsmith.data.interactions import Interactions
+from recsmith.errors import DataError
+from recsmith.recipes import create
+from recsmith.testing import RecipeContract
+
+HOUR = 3600
+
+
+class TestTrendingContract(RecipeContract):
+    recipe_name = "trending"
+    min_ndcg = 0.02
+
+
+def test_growing_item_beats_a_bigger_steady_one() -> None:
+    now = 1_000 * HOUR
+    users = [f"u{i}" for i in range(20)]
+    rows = []
+    rows += [(u, "steady", now - 30 * HOUR) for u in users[:8]]  # 8 users the day before
+    rows += [(u, "steady", now - 2 * HOUR) for u in users[8:16]]  # and 8 today: no growth
+    rows += [(u, "rising", now - HOUR) for u in users[:6]]  # 0 before, 6 today
+    rows += [(u, "fading", now - 40 * HOUR) for u in users[:10]]  # 10 before, 0 today
+    data = Interactions.from_arrays(np.array([r[0] for r in rows], dtype=object),
+                                    np.array([r[1] for r in rows], dtype=object),
+                                    timestamps=np.array([r[2] for r in rows]))
+    recipe = create("trending", window_hours=24).fit(data)
+    ranked = data.item_vocab.raws(recipe.recommend_from_history([[]], k=3).ids[0])
+    assert ranked == ["rising", "steady", "fading"]
+
+
+def test_needs_timestamps() -> None:
+    with pytest.raises(DataError, match="timestamps"):
+        create("trending").fit(Interactions.from_csr(sp.eye(3, format="csr")))
