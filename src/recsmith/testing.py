@@ -57,7 +57,7 @@ def ml100k_split(seed: int = 42) -> tuple[Interactions, Interactions]:
     if not path.is_file():
         pytest.skip(f"MovieLens 100K not found at {path}")
     frame = pd.read_csv(path, sep="\t", names=["user", "item", "rating", "timestamp"])
-    data = Interactions.from_frame(frame, user="user", item="item", timestamp="timestamp")
+    data = Interactions.from_frame(frame, user="user", item="item", timestamp="timestamp", value="rating")
     return split_random(data, test_fraction=0.2, seed=seed)
 
 

@@ -6,6 +6,7 @@ from recsmith.recipes import (  # noqa: F401 (importing a recipe module register
     item_knn,
     popularity,
     rp3beta,
+    svd,
     trending,
     user_knn,
 )
