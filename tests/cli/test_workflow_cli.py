@@ -175,7 +175,7 @@ def test_similar_items(movielens) -> None:
     assert result.exit_code == 1 and "no-such-movie" in result.stderr
 
 
-@pytest.mark.parametrize("recipe", ["ease", "rp3beta", "als", "bpr", "user-knn", "trending", "svd"])
+@pytest.mark.parametrize("recipe", ["ease", "rp3beta", "als", "bpr", "user-knn", "trending", "svd", "hybrid"])
 def test_every_recipe_trains_and_recommends_from_the_cli(movielens, recipe: str) -> None:
     params = {"als": ["--param", "epochs=5"], "bpr": ["--param", "epochs=5"], "ease": ["--no-metrics"]}.get(recipe, [])
     result = movielens("train", "-g", "ml", "--recipe", recipe, *params, "--json")
@@ -186,3 +186,14 @@ def test_every_recipe_trains_and_recommends_from_the_cli(movielens, recipe: str)
         assert version["metrics"]["ndcg@10"] > (0.001 if recipe in ("trending", "svd") else 0.05)
     items = json.loads(movielens("recommend", "--solution-version", version["id"], "--user", "7", "--json").stdout)
     assert len(items["items"]) == 10 and {i["reason"] for i in items["items"]} == {"personalized"}
+
+
+def test_json_params_and_several_params_in_one_option(movielens) -> None:
+    result = movielens("train", "-g", "ml", "--recipe", "hybrid", "--no-metrics", "--json",
+                       "--param", 'components={"item-knn": 0.7, "popularity": 0.3}')
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["params"]["components"] == {"item-knn": 0.7, "popularity": 0.3}
+    result = movielens("train", "-g", "ml", "--recipe", "item-knn", "--no-metrics", "--json",
+                       "--param", "neighbors=20,shrink=5")
+    params = json.loads(result.stdout)["params"]
+    assert (params["neighbors"], params["shrink"]) == (20, 5.0)

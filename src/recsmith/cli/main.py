@@ -119,8 +119,11 @@ def parse_params(values: list[str] | None) -> dict[str, Any]:
     """``--param name=value`` options into a params dict."""
     params: dict[str, Any] = {}
     for item in values or []:
-        for key, value in parse_pairs(item, "--param").items():
-            params[key] = parse_value(value)
+        key, sep, value = item.partition("=")
+        is_json = bool(sep) and value.lstrip().startswith(("{", "["))  # a JSON object or list may hold commas
+        pairs = {key.strip(): value} if is_json else parse_pairs(item, "--param")
+        for name, text in pairs.items():
+            params[name] = parse_value(text)
     return params
 
 

@@ -3,6 +3,7 @@
 from recsmith.recipes import (  # noqa: F401 (importing a recipe module registers it)
     ease,
     factorization,
+    hybrid,
     item_knn,
     popularity,
     rp3beta,
