@@ -197,3 +197,21 @@ def test_json_params_and_several_params_in_one_option(movielens) -> None:
                        "--param", "neighbors=20,shrink=5")
     params = json.loads(result.stdout)["params"]
     assert (params["neighbors"], params["shrink"]) == (20, 5.0)
+
+
+def test_synthetic_dataset_is_reproducible(cli, tmp_path: Path) -> None:
+    import pandas as pd
+
+    args = ["datasets", "synthetic", "--users", 300, "--items", 120, "--interactions", 5000, "--seed", 3]
+    result = cli(*args, "--out", tmp_path / "a.parquet", "--dataset-group", "syn", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["import"]["rows_loaded"] == 5000
+    assert cli(*args, "--out", tmp_path / "b.parquet").exit_code == 0
+    first, second = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    pd.testing.assert_frame_equal(first, second)
+    counts = first["ITEM_ID"].value_counts()
+    assert counts.iloc[0] > 5 * counts.median()  # power-law popularity
+    assert set(first["EVENT_TYPE"]) == {"view", "purchase"}
+    stats = json.loads(cli("describe", "-g", "syn", "--json").stdout)
+    assert stats["num_interactions"] == 5000 and stats["event_types"]["view"] > stats["event_types"]["purchase"]
+    assert cli("datasets", "synthetic").exit_code == 1
