@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,10 @@ from rich.table import Table
 
 from recsmith.errors import ConfigError, RecsmithError
 from recsmith.settings import Settings
+
+if TYPE_CHECKING:  # imported lazily at run time, so `recsmith --help` stays fast
+    from recsmith.jobs.config import SolutionConfig
+    from recsmith.store.store import Store
 
 app = typer.Typer(
     name="recsmith",
@@ -60,7 +64,7 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def open_store(settings: Settings | None = None):  # noqa: ANN201 (Store, imported lazily)
+def open_store(settings: Settings | None = None) -> Store:
     """The store named by the settings, migrated to the current schema."""
     from recsmith.store.store import Store
 
@@ -311,7 +315,7 @@ def describe(group: GroupOption, as_json: JsonOption = False) -> None:
 
 
 # -------------------------------------------------------------------------------------------- train
-def _solution_config(event_weights: str | None, half_life_days: float | None):  # noqa: ANN202
+def _solution_config(event_weights: str | None, half_life_days: float | None) -> SolutionConfig:
     from recsmith.jobs.config import SolutionConfig
 
     weights = {key: float(parse_value(value)) for key, value in parse_pairs(event_weights, "--event-weights").items()}
@@ -386,7 +390,7 @@ def run_evaluation(
         def on_stage(name: str, stage: str) -> None:
             progress(f"fit:{name}")
 
-        rows = evaluate_recipes(models, train_data, test_data, k=k, metrics=metric_names(k) + [], progress=on_stage)
+        rows = evaluate_recipes(models, train_data, test_data, k=k, metrics=metric_names(k), progress=on_stage)
         progress("done")
     return rows
 
