@@ -23,6 +23,7 @@ from recsmith.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time, so `recsmith --help` stays fast
     from recsmith.jobs.config import SolutionConfig
+    from recsmith.store.artifacts import TrainedModel
     from recsmith.store.store import Store
 
 app = typer.Typer(
@@ -434,28 +435,43 @@ def print_leaderboard(rows: list[dict[str, Any]], k: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------- recommend
-def recommendations_for(store: Any, version_id: int, user: str, num: int) -> tuple[dict[str, Any], list[dict]]:
-    """Load a solution version and recommend for one raw user id, with item titles when known."""
-    from recsmith.serving import recommend_for_user
+def load_active_model(store: Store, version_id: int) -> TrainedModel:
+    """The trained model of an ACTIVE solution version."""
     from recsmith.store.artifacts import TrainedModel
 
     version = store.get_solution_version(version_id)
     if version["status"] != "ACTIVE" or not version.get("artifact_uri"):
         raise ConfigError(f"solution version {version_id} is {version['status']}, not ACTIVE; train it again")
-    model = TrainedModel.load(version["artifact_uri"])
+    return TrainedModel.load(version["artifact_uri"])
+
+
+def titled_rows(store: Store, model: TrainedModel, scored: list[tuple[str, float, str]]) -> list[dict[str, Any]]:
+    """Result rows (rank, item id, score, reason) with each item's title when its metadata has one."""
     group = store.get_dataset_group(model.meta["dataset_group"])
-    history = store.user_history(group.id, user)
-    items = recommend_for_user(model, user, num, history=history)
-    metadata = store.read_items(group.id, [item.item_id for item in items])
+    metadata = store.read_items(group.id, [item_id for item_id, _, _ in scored])
     rows = []
-    for rank, item in enumerate(items, start=1):
-        meta = metadata.get(item.item_id) or {}
-        title = next((v for key, v in meta.items() if key.lower() == "title"), None)
-        row = {"rank": rank, "item_id": item.item_id, "score": round(item.score, 6), "reason": item.reason}
+    for rank, (item_id, score, reason) in enumerate(scored, start=1):
+        row: dict[str, Any] = {"rank": rank, "item_id": item_id, "score": round(float(score), 6), "reason": reason}
+        title = item_title(metadata.get(item_id))
         if title is not None:
             row["title"] = title
         rows.append(row)
-    return version, rows
+    return rows
+
+
+def item_title(metadata: dict[str, Any] | None) -> Any:
+    """The value of an item's ``title`` field, whatever its case, or None."""
+    return next((value for key, value in (metadata or {}).items() if key.lower() == "title"), None)
+
+
+def recommendations_for(store: Store, version_id: int, user: str, num: int) -> list[dict[str, Any]]:
+    """Load a solution version and recommend for one raw user id, with item titles when known."""
+    from recsmith.serving import recommend_for_user
+
+    model = load_active_model(store, version_id)
+    history = store.user_history(store.get_dataset_group(model.meta["dataset_group"]).id, user)
+    items = recommend_for_user(model, user, num, history=history)
+    return titled_rows(store, model, [(item.item_id, item.score, item.reason) for item in items])
 
 
 @app.command()
@@ -467,8 +483,7 @@ def recommend(
     as_json: JsonOption = False,
 ) -> None:
     """Recommend items for a user from a trained solution version."""
-    store = open_store()
-    version, rows = recommendations_for(store, solution_version, user, num)
+    rows = recommendations_for(open_store(), solution_version, user, num)
     if as_json:
         print_json({"solution_version": solution_version, "user_id": user, "items": rows})
         return
@@ -492,27 +507,17 @@ def similar(
     as_json: JsonOption = False,
 ) -> None:
     """Items most similar to an item ("customers who liked this also liked")."""
-    from recsmith.store.artifacts import TrainedModel
-
     store = open_store()
-    version = store.get_solution_version(solution_version)
-    if version["status"] != "ACTIVE" or not version.get("artifact_uri"):
-        raise ConfigError(f"solution version {solution_version} is {version['status']}, not ACTIVE")
-    model = TrainedModel.load(version["artifact_uri"])
+    model = load_active_model(store, solution_version)
     result = model.recipe.similar_items([model.items.index(item)], num)
-    ids = [model.items.raw(int(i)) for i in result.ids[0] if i >= 0]
-    metadata = store.read_items(store.get_dataset_group(model.meta["dataset_group"]).id, ids + [item])
-    rows = []
-    for rank, (item_id, score) in enumerate(zip(ids, result.scores[0], strict=False), start=1):
-        title = next((v for k, v in (metadata.get(item_id) or {}).items() if k.lower() == "title"), None)
-        row = {"rank": rank, "item_id": item_id, "score": round(float(score), 6), "reason": "similar"}
-        if title is not None:
-            row["title"] = title
-        rows.append(row)
+    scored = [(model.items.raw(int(i)), float(score), "similar")
+              for i, score in zip(result.ids[0], result.scores[0], strict=True) if i >= 0]
+    rows = titled_rows(store, model, scored)
     if as_json:
         print_json({"solution_version": solution_version, "item_id": item, "items": rows})
         return
-    source_title = next((v for k, v in (metadata.get(item) or {}).items() if k.lower() == "title"), item)
+    group = store.get_dataset_group(model.meta["dataset_group"])
+    source_title = item_title(store.read_items(group.id, [item]).get(item)) or item
     print_recommendations(rows, f"items similar to {source_title} (solution version {solution_version})")
 
 
@@ -571,7 +576,7 @@ def quickstart(
     print_leaderboard(rows, 10)
     with stage_progress("train item-knn", {"read": "reading", "fit": "fitting", "save": "saving"}) as progress:
         version = train_solution_version(store, settings, group, "item-knn", with_metrics=False, progress=progress)
-    _, recs = recommendations_for(store, version["id"], user, 10)
+    recs = recommendations_for(store, version["id"], user, 10)
     print_recommendations(recs, f"top 10 movies for user {user} (item-knn, solution version {version['id']})")
     out.print(f"done in {time.perf_counter() - started:.1f} s. Next:")
     for line in (
