@@ -24,17 +24,7 @@ from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
 
-INTERACTIONS_SCHEMA = {
-    "type": "record", "name": "Interactions", "namespace": "com.amazonaws.personalize.schema",
-    "fields": [
-        {"name": "USER_ID", "type": "string"},
-        {"name": "ITEM_ID", "type": "string"},
-        {"name": "TIMESTAMP", "type": "long"},
-        {"name": "EVENT_TYPE", "type": ["null", "string"]},
-        {"name": "EVENT_VALUE", "type": ["null", "float"]},
-    ],
-    "version": "1.0",
-}
+INTERACTIONS_SCHEMA = Schema.default("interactions").to_dict()
 
 MOVIES_SCHEMA = {
     "type": "record", "name": "Items", "namespace": "com.amazonaws.personalize.schema",
