@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -340,7 +339,8 @@ def test_skip_mode_collects_rejects_and_writes_them(tmp_path: Path) -> None:
     assert "columns" in written["reason"].iloc[3]
 
 
-def test_skip_mode_on_a_big_file_is_fast_and_exact(tmp_path: Path) -> None:
+def test_skip_mode_on_a_big_file_is_exact(tmp_path: Path) -> None:
+    """Bad rows deep in a big file are found at their exact lines (speed is measured in benchmarks/)."""
     n = 200_000
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"userId": rng.integers(0, 5000, n), "movieId": rng.integers(0, 3000, n),
@@ -348,24 +348,8 @@ def test_skip_mode_on_a_big_file_is_fast_and_exact(tmp_path: Path) -> None:
     bad = [10, 99_999, n - 1]
     frame.loc[bad, "timestamp"] = "oops"
     frame.to_csv(tmp_path / "big.csv", index=False)
-    started = time.perf_counter()
     result = read_dataset(str(tmp_path / "big.csv"), dataset_type="interactions", column_map=MAP, on_error="skip")
-    elapsed = time.perf_counter() - started
     assert len(result.frame) == n - 3 and [r.line for r in result.rejects] == [i + 2 for i in bad]
-    assert elapsed < 3.0
-
-
-def test_reading_is_vectorised(tmp_path: Path) -> None:
-    """200k clean rows are read and validated in well under a second (a per-row Python loop would not be)."""
-    rng = np.random.default_rng(0)
-    n = 200_000
-    pd.DataFrame({"userId": rng.integers(0, 5000, n), "movieId": rng.integers(0, 3000, n),
-                  "rating": rng.integers(1, 6, n), "timestamp": rng.integers(0, 10**9, n)}).to_csv(
-        tmp_path / "big.csv", index=False)
-    started = time.perf_counter()
-    result = read_dataset(str(tmp_path / "big.csv"), dataset_type="interactions", column_map=MAP)
-    assert len(result.frame) == n
-    assert time.perf_counter() - started < 2.0
 
 
 # ------------------------------------------------------------------------------------------ arguments
