@@ -81,10 +81,10 @@ class ItemKNN(ItemSimilarityRecipe):
         p = self.params
         x = weight_matrix(interactions.matrix, p.weighting, p.bm25_k1, p.bm25_b)
         xt = x.T.tocsr()
-        gram = (xt @ xt.T).tocsr().astype(np.float32)
-        norms = np.sqrt(gram.diagonal()).astype(np.float32)
-        gram.setdiag(0)
-        gram.eliminate_zeros()
-        coo = gram.tocoo()
-        coo.data = coo.data / (norms[coo.row] * norms[coo.col] + p.shrink + 1e-9)
-        self.similarity_ = prune_rows(coo.tocsr(), p.neighbors)
+        gram = sp.csr_matrix(xt @ xt.T, dtype=np.float32)
+        norms = np.sqrt(np.asarray(xt.multiply(xt).sum(axis=1)).ravel()).astype(np.float32)
+        # shrunk cosine in place on the CSR arrays (no COO round trip); the diagonal becomes 0
+        rows = np.repeat(np.arange(gram.shape[0], dtype=np.int32), np.diff(gram.indptr))
+        gram.data /= norms[rows] * norms[gram.indices] + np.float32(p.shrink + 1e-9)
+        gram.data[rows == gram.indices] = 0.0
+        self.similarity_ = prune_rows(gram, p.neighbors)
