@@ -445,10 +445,9 @@ def load_active_model(store: Store, version_id: int) -> TrainedModel:
     return TrainedModel.load(version["artifact_uri"])
 
 
-def titled_rows(store: Store, model: TrainedModel, scored: list[tuple[str, float, str]]) -> list[dict[str, Any]]:
+def titled_rows(store: Store, group_id: int, scored: list[tuple[str, float, str]]) -> list[dict[str, Any]]:
     """Result rows (rank, item id, score, reason) with each item's title when its metadata has one."""
-    group = store.get_dataset_group(model.meta["dataset_group"])
-    metadata = store.read_items(group.id, [item_id for item_id, _, _ in scored])
+    metadata = store.read_items(group_id, [item_id for item_id, _, _ in scored])
     rows = []
     for rank, (item_id, score, reason) in enumerate(scored, start=1):
         row: dict[str, Any] = {"rank": rank, "item_id": item_id, "score": round(float(score), 6), "reason": reason}
@@ -469,9 +468,9 @@ def recommendations_for(store: Store, version_id: int, user: str, num: int) -> l
     from recsmith.serving import recommend_for_user
 
     model = load_active_model(store, version_id)
-    history = store.user_history(store.get_dataset_group(model.meta["dataset_group"]).id, user)
-    items = recommend_for_user(model, user, num, history=history)
-    return titled_rows(store, model, [(item.item_id, item.score, item.reason) for item in items])
+    group = store.get_dataset_group(model.meta["dataset_group"])
+    items = recommend_for_user(model, user, num, history=store.user_history(group.id, user))
+    return titled_rows(store, group.id, [(item.item_id, item.score, item.reason) for item in items])
 
 
 @app.command()
@@ -512,11 +511,11 @@ def similar(
     result = model.recipe.similar_items([model.items.index(item)], num)
     scored = [(model.items.raw(int(i)), float(score), "similar")
               for i, score in zip(result.ids[0], result.scores[0], strict=True) if i >= 0]
-    rows = titled_rows(store, model, scored)
+    group = store.get_dataset_group(model.meta["dataset_group"])
+    rows = titled_rows(store, group.id, scored)
     if as_json:
         print_json({"solution_version": solution_version, "item_id": item, "items": rows})
         return
-    group = store.get_dataset_group(model.meta["dataset_group"])
     source_title = item_title(store.read_items(group.id, [item]).get(item)) or item
     print_recommendations(rows, f"items similar to {source_title} (solution version {solution_version})")
 
