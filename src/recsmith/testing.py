@@ -12,6 +12,7 @@ pytest then runs every ``test_*`` method below against that recipe.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsmith.data.interactions import Interactions
-from recsmith.errors import NotFittedError
+from recsmith.errors import ConfigError, DataError, NotFittedError
 from recsmith.recipes import Recipe, create
 
 
@@ -62,7 +63,18 @@ def ml100k_split(seed: int = 42) -> tuple[Interactions, Interactions]:
 
 
 class RecipeContract:
-    """The tests every recipe shares; subclasses set ``recipe_name`` and optionally ``params``."""
+    """The tests every recipe shares; subclasses set ``recipe_name`` and optionally ``params``.
+
+    Attributes
+    ----------
+    recipe_name : str
+        Registry name of the recipe under test.
+    params : dict
+        Params passed to :func:`recsmith.recipes.create` (override :meth:`make_recipe` for more).
+    min_ndcg : float
+        The least ndcg@10 on the MovieLens 100K random 80/20 split (seed 42); the test skips when the
+        dataset is absent (``$RECSMITH_DATASETS``).
+    """
 
     recipe_name: ClassVar[str]
     params: ClassVar[dict[str, Any]] = {}
@@ -116,6 +128,36 @@ class RecipeContract:
                                     exclude_seen=False)
         assert set(per_user.ids[0].tolist()) <= {1, 2, 3} and per_user.ids[1, 1:].tolist() == [-1, -1]
 
+    def test_exclude_per_user(self) -> None:
+        recipe = self.fitted()
+        everything = recipe.recommend(np.arange(2), k=3, exclude_seen=False)
+        banned = [everything.ids[0, :2], np.array([], dtype=np.int64)]
+        recs = recipe.recommend(np.arange(2), k=3, exclude=banned, exclude_seen=False)
+        assert not np.isin(recs.ids[0], banned[0]).any()
+        np.testing.assert_array_equal(recs.ids[1], everything.ids[1])
+
+    def test_bad_arguments_name_the_problem(self) -> None:
+        with pytest.raises(ConfigError, match="no_such_param"):
+            self.make_recipe(no_such_param=1)
+        recipe = self.fitted()
+        with pytest.raises(ConfigError, match="k must be a positive integer"):
+            recipe.recommend(np.arange(2), k=0)
+        with pytest.raises(DataError, match="user indices"):
+            recipe.recommend(np.array([10_000]), k=3)
+        with pytest.raises(ConfigError, match="one per user"):
+            recipe.recommend(np.arange(3), k=3, exclude=[np.array([1]), np.array([2])])
+
+    def test_similar_items_or_a_clear_refusal(self) -> None:
+        recipe = self.fitted()
+        if not recipe.supports_similar_items:
+            with pytest.raises(ConfigError, match="item similarity"):
+                recipe.similar_items(np.array([0]), k=3)
+            return
+        similar = recipe.similar_items(np.arange(5), k=4)
+        assert similar.ids.shape == (5, 4) and similar.ids.dtype == np.int32 and similar.scores.dtype == np.float32
+        assert not (similar.ids == np.arange(5)[:, None]).any(), "an item is not its own neighbour"
+        assert np.isneginf(similar.scores[similar.ids < 0]).all()
+
     def test_deterministic_for_a_seed(self) -> None:
         data = synthetic_interactions()
         first = self.make_recipe().fit(data).recommend(np.arange(15), k=8)
@@ -129,6 +171,8 @@ class RecipeContract:
         assert {p.name for p in path.iterdir()} == {"arrays.npz", "meta.json"}
         with np.load(path / "arrays.npz", allow_pickle=False) as npz:  # loads without pickle
             assert all(npz[key].dtype != object for key in npz.files)
+        meta = json.loads((path / "meta.json").read_text())
+        assert meta["recipe"] == recipe.name and meta["params"] == recipe.get_params() and meta["recsmith_version"]
         loaded = Recipe.load(path)
         assert type(loaded) is type(recipe) and loaded.get_params() == recipe.get_params()
         before = recipe.recommend(np.arange(10), k=7)
@@ -146,9 +190,14 @@ class RecipeContract:
         assert not set(recs.ids[0].tolist()) & set(history.tolist())
         assert (recs.ids[0] >= 0).all()
 
-    def test_unfitted_raises(self) -> None:
+    def test_unfitted_raises(self, tmp_path: Path) -> None:
+        recipe = self.make_recipe()
         with pytest.raises(NotFittedError):
-            self.make_recipe().recommend(np.arange(2), k=3)
+            recipe.recommend(np.arange(2), k=3)
+        with pytest.raises(NotFittedError):
+            recipe.recommend_from_history([np.array([0])], k=3)
+        with pytest.raises(NotFittedError):
+            recipe.save(tmp_path / "model")
 
     def test_params_round_trip(self) -> None:
         recipe = self.make_recipe()

@@ -75,3 +75,34 @@ def test_popularity_has_no_similar_items() -> None:
     recipe = create("popularity").fit(Interactions.from_csr(sp.eye(3, format="csr")))
     with pytest.raises(ConfigError, match="item-knn"):
         recipe.similar_items([0])
+
+
+def test_similarity_is_shrunk_cosine() -> None:
+    rng = np.random.default_rng(0)
+    dense = (rng.random((30, 8)) < 0.4).astype(np.float32)
+    recipe = create("item-knn", weighting="none", shrink=2.0, neighbors=8).fit(
+        Interactions.from_csr(sp.csr_matrix(dense)))
+    norms = np.linalg.norm(dense, axis=0)
+    expected = dense.T @ dense / (np.outer(norms, norms) + 2.0)
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(recipe.similarity_.toarray(), expected, rtol=1e-5, atol=1e-7)
+    history = np.array([[1, 0, 1, 0, 0, 0, 0, 0]], dtype=np.float32)
+    recs = recipe.recommend_from_history(sp.csr_matrix(history), k=8, exclude_seen=False)
+    scores = (history @ expected)[0]
+    valid = recs.ids[0] >= 0
+    np.testing.assert_allclose(recs.scores[0][valid], scores[recs.ids[0][valid]], rtol=1e-5)
+
+
+def test_neighbors_caps_each_row() -> None:
+    x = sp.random(200, 60, density=0.2, format="csr", random_state=3)
+    recipe = create("item-knn", neighbors=5).fit(Interactions.from_csr(x))
+    assert np.diff(recipe.similarity_.indptr).max() <= 5
+
+
+def test_weighting_choices_are_listed() -> None:
+    with pytest.raises(ConfigError, match="'none', 'bm25' or 'tfidf'"):
+        create("item-knn", weighting="idf")
+    for weighting in ("none", "bm25", "tfidf"):
+        recs = create("item-knn", weighting=weighting).fit(
+            Interactions.from_csr(sp.random(40, 20, density=0.3, format="csr", random_state=0))).recommend([0], k=3)
+        assert (recs.ids >= 0).all()

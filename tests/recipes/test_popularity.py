@@ -25,3 +25,13 @@ def test_negative_weights_push_down_when_counting_weight() -> None:
         [0], k=2, exclude_seen=False)
     assert by_users.ids[0].tolist() == [0, 1]  # 2 users vs 1 user
     assert by_weight.scores[0].tolist() == [6.0, -1.0]
+
+
+def test_same_list_for_everyone_and_for_new_users() -> None:
+    matrix = sp.csr_matrix(np.array([[1, 1, 1, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=np.float32))
+    recipe = create("popularity").fit(Interactions.from_csr(matrix))
+    everyone = recipe.recommend(np.arange(3), k=4, exclude_seen=False)
+    assert (everyone.ids == [2, 1, 0, 3]).all() or (everyone.ids == [2, 1, 3, 0]).all()
+    assert (everyone.ids == everyone.ids[0]).all()
+    new_user = recipe.recommend_from_history([np.array([2])], k=4)
+    assert new_user.ids[0, :3].tolist() in ([1, 0, 3], [1, 3, 0]) and new_user.ids[0, 3] == -1

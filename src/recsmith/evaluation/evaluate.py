@@ -10,7 +10,7 @@ import numpy as np
 
 from recsmith.data.interactions import Interactions
 from recsmith.errors import DataError
-from recsmith.evaluation.metrics import compute_metrics, parse_metric
+from recsmith.evaluation.metrics import compute_metrics, full_names, parse_metric
 from recsmith.recipes.base import Recipe
 
 DEFAULT_METRICS = ("precision@10", "recall@10", "ndcg@10", "coverage@10")
@@ -34,9 +34,10 @@ def evaluate_recipes(
     train, test : Interactions
         A split sharing vocabularies.
     k : int
-        Default cut-off (used when ``metrics`` is not given).
+        Cut-off of the default metrics and of metric names given without one.
     metrics : list of str, optional
-        Metric names like ``"ndcg@10"``; default: precision, recall, ndcg, coverage at ``k``.
+        Metric names like ``"ndcg@10"``, or bare names (``"ndcg"``) cut at ``k``; default: precision,
+        recall, ndcg, coverage at ``k``.
     progress : callable, optional
         Called with (recipe name, stage) for stage "fit" and "rank".
 
@@ -45,8 +46,11 @@ def evaluate_recipes(
     list of dict
         One row per recipe: ``recipe``, each metric, ``fit_seconds``, ``rank_seconds``, ``users``.
     """
-    names = list(metrics) if metrics else [m.replace("@10", f"@{k}") for m in DEFAULT_METRICS]
+    names = full_names(list(metrics), k) if metrics else full_names([m.split("@")[0] for m in DEFAULT_METRICS], k)
     depth = max(parse_metric(name)[1] for name in names)
+    if train.matrix.shape != test.matrix.shape:
+        raise DataError(f"train {train.matrix.shape} and test {test.matrix.shape} must share the vocabularies; "
+                        "split one Interactions with recsmith.evaluation.split")
     users = np.flatnonzero(np.diff(test.matrix.indptr) > 0)
     if len(users) == 0:
         raise DataError("the test split holds no users to evaluate")

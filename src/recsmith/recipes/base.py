@@ -23,6 +23,12 @@ from recsmith.data.interactions import Interactions
 from recsmith.errors import ConfigError, DataError, NotFittedError
 
 BATCH_USERS = 1024
+SCORE_BLOCK_CELLS = 1 << 25  # at most 32M dense float32 scores (128 MB) per batch of users
+
+
+def batch_size(n_items: int) -> int:
+    """Users per scoring batch: :data:`BATCH_USERS`, fewer for big catalogues so a block stays bounded."""
+    return max(1, min(BATCH_USERS, SCORE_BLOCK_CELLS // max(n_items, 1)))
 
 ItemLists = np.ndarray | Sequence[np.ndarray] | Sequence[Sequence[int]]
 
@@ -67,20 +73,35 @@ def _as_csr_rows(histories: sp.spmatrix | ItemLists, n_items: int) -> sp.csr_mat
     return csr
 
 
-def _per_row(values: ItemLists | None, n_rows: int, what: str) -> list[np.ndarray] | np.ndarray | None:
-    """``exclude``/``candidates``: one array for everyone, or one array per row."""
+def _per_row(values: ItemLists | None, n_rows: int, n_items: int, what: str) -> np.ndarray | sp.csr_matrix | None:
+    """``exclude``/``candidates`` as one index array for everyone, or an ``n_rows × n_items`` boolean CSR.
+
+    Indices outside ``0..n_items-1`` (such as -1 padding) are ignored.
+    """
     if values is None:
         return None
-    if isinstance(values, np.ndarray) and values.ndim == 1:
-        return values.astype(np.int64)
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype != object:
+        shared = values.astype(np.int64)
+        return shared[(shared >= 0) & (shared < n_items)]
     if isinstance(values, np.ndarray) and values.ndim == 2:
-        return [row[row >= 0].astype(np.int64) for row in values]
-    values = list(values)
-    if values and all(np.ndim(v) == 0 for v in values):
-        return np.asarray(values, dtype=np.int64)
-    if len(values) != n_rows:
-        raise ConfigError(f"{what} has {len(values)} lists for {n_rows} users; give one list, or one per user")
-    return [np.asarray(v, dtype=np.int64) for v in values]
+        lists = list(values)
+    else:
+        lists = list(values)
+        if lists and all(np.ndim(v) == 0 for v in lists):
+            shared = np.asarray(lists, dtype=np.int64)
+            return shared[(shared >= 0) & (shared < n_items)]
+    if len(lists) != n_rows:
+        raise ConfigError(f"{what} has {len(lists)} lists for {n_rows} users; give one list for everyone, "
+                          "or one per user")
+    arrays = [np.asarray(v, dtype=np.int64).ravel() for v in lists]
+    lengths = np.fromiter((len(v) for v in arrays), dtype=np.int64, count=len(arrays))
+    cols = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+    rows = np.repeat(np.arange(len(arrays), dtype=np.int64), lengths)
+    valid = (cols >= 0) & (cols < n_items)
+    mask = sp.csr_matrix((np.ones(int(valid.sum()), dtype=bool), (rows[valid], cols[valid])),
+                         shape=(n_rows, n_items))
+    mask.sum_duplicates()
+    return mask
 
 
 def top_k(scores: np.ndarray, k: int) -> Recommendations:
@@ -226,18 +247,21 @@ class Recipe(ABC):
 
     def _rank(self, histories: sp.csr_matrix, users: np.ndarray | None, k: int, exclude_seen: bool,
               candidates: ItemLists | None, exclude: ItemLists | None) -> Recommendations:
-        if k <= 0:
-            raise ConfigError(f"k must be positive, got {k}")
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+            raise ConfigError(f"k must be a positive integer, got {k!r}")
+        k = int(k)
         n = histories.shape[0]
-        cand = _per_row(candidates, n, "candidates")
-        excl = _per_row(exclude, n, "exclude")
+        cand = _per_row(candidates, n, histories.shape[1], "candidates")
+        excl = _per_row(exclude, n, histories.shape[1], "exclude")
         ids = np.full((n, k), -1, dtype=np.int32)
         scores = np.full((n, k), -np.inf, dtype=np.float32)
-        for start in range(0, n, BATCH_USERS):
-            stop = min(start + BATCH_USERS, n)
+        step = batch_size(histories.shape[1])
+        for start in range(0, n, step):
+            stop = min(start + step, n)
             block = histories[start:stop]
-            dense = np.asarray(self._scores(block, None if users is None else users[start:stop]), dtype=np.float32)
-            dense = np.array(dense, dtype=np.float32, copy=True, order="C")
+            raw = self._scores(block, None if users is None else users[start:stop])
+            # a private, writable, C-ordered float32 block (recipes may return views of their state)
+            dense = np.array(raw, dtype=np.float32, copy=True, order="C")
             if exclude_seen and block.nnz:
                 rows = np.repeat(np.arange(stop - start), np.diff(block.indptr))
                 dense[rows, block.indices] = -np.inf
@@ -248,28 +272,26 @@ class Recipe(ABC):
         return Recommendations(ids, scores)
 
     @staticmethod
-    def _mask(dense: np.ndarray, lists: list[np.ndarray] | np.ndarray | None, start: int, stop: int,
-              keep: bool) -> None:
-        if lists is None:
+    def _mask(dense: np.ndarray, items: np.ndarray | sp.csr_matrix | None, start: int, stop: int, keep: bool) -> None:
+        """Set to ``-inf`` the items not in ``items`` (``keep``) or in ``items`` (not ``keep``), in place."""
+        if items is None:
             return
-        n_items = dense.shape[1]
-        if isinstance(lists, np.ndarray):
-            valid = lists[(lists >= 0) & (lists < n_items)]
+        if isinstance(items, np.ndarray):
             if keep:
-                allowed = np.zeros(n_items, dtype=bool)
-                allowed[valid] = True
+                allowed = np.zeros(dense.shape[1], dtype=bool)
+                allowed[items] = True
                 dense[:, ~allowed] = -np.inf
             else:
-                dense[:, valid] = -np.inf
+                dense[:, items] = -np.inf
             return
-        for row, items in enumerate(lists[start:stop]):
-            valid = items[(items >= 0) & (items < n_items)]
-            if keep:
-                allowed = np.zeros(n_items, dtype=bool)
-                allowed[valid] = True
-                dense[row, ~allowed] = -np.inf
-            else:
-                dense[row, valid] = -np.inf
+        block = items[start:stop]
+        rows = np.repeat(np.arange(stop - start), np.diff(block.indptr))
+        if keep:
+            allowed = np.zeros(dense.shape, dtype=bool)
+            allowed[rows, block.indices] = True
+            dense[~allowed] = -np.inf
+        else:
+            dense[rows, block.indices] = -np.inf
 
     def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
         """The ``k`` items most similar to each given item (never the item itself)."""
@@ -291,10 +313,15 @@ class Recipe(ABC):
         with atomic_folder(target) as tmp:
             arrays = {"train_data": matrix.data, "train_indices": matrix.indices, "train_indptr": matrix.indptr,
                       "train_shape": np.asarray(matrix.shape, dtype=np.int64)}
-            arrays.update({f"state_{key}": value for key, value in self._state().items()})
+            arrays.update({f"state_{key}": np.asarray(value) for key, value in self._state().items()})
+            for key, value in arrays.items():
+                if value.dtype == object:
+                    raise DataError(f"recipe {self.name}: array {key!r} holds Python objects and cannot be saved "
+                                    "without pickle")
             np.savez(tmp / "arrays.npz", **arrays)
             meta = {"recipe": self.name, "params": self.get_params(), "recsmith_version": __version__,
-                    "n_users": int(matrix.shape[0]), "n_items": int(matrix.shape[1])}
+                    "n_users": int(matrix.shape[0]), "n_items": int(matrix.shape[1]),
+                    "shapes": {key: list(value.shape) for key, value in arrays.items()}}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         return target
 
@@ -308,6 +335,9 @@ class Recipe(ABC):
             meta = json.loads((folder / "meta.json").read_text())
         except (OSError, ValueError) as exc:
             raise DataError(f"{folder} is not a saved recipe (meta.json unreadable: {exc})") from exc
+        if not isinstance(meta, dict) or "recipe" not in meta or "params" not in meta:
+            raise DataError(f"{folder / 'meta.json'} lacks the 'recipe' and 'params' keys; it was not written by "
+                            "Recipe.save")
         klass = recipe_class(meta["recipe"])
         if cls is not Recipe and not issubclass(klass, cls):
             raise DataError(f"{folder} holds a {meta['recipe']} recipe, not {cls.name}")
