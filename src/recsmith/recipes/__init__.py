@@ -8,6 +8,7 @@ from recsmith.recipes import (  # noqa: F401 (importing a recipe module register
     popularity,
     rp3beta,
     svd,
+    svdpp,
     trending,
     user_knn,
 )

@@ -30,7 +30,7 @@ class SVDParams(RecipeParams):
     """Seed of the initial factors."""
 
 
-def _ratings(interactions: Interactions) -> sp.csr_matrix:
+def ratings_matrix(interactions: Interactions) -> sp.csr_matrix:
     """Users × items ratings: the pairs' EVENT_VALUEs, or their weights when there are none."""
     matrix = sp.csr_matrix(interactions.matrix, dtype=np.float64, copy=True)
     if interactions.values is not None:
@@ -41,27 +41,46 @@ def _ratings(interactions: Interactions) -> sp.csr_matrix:
     return matrix
 
 
-def _ridge_side(ratings: sp.csr_matrix, features: np.ndarray, offsets: np.ndarray, reg: float,
-                bias_reg: float) -> np.ndarray:
-    """Solve every row's ridge regression ``ratings[r] - offsets ≈ features @ w_r`` at once.
+def row_grams(pattern: sp.csr_matrix, features: np.ndarray) -> np.ndarray:
+    """``float64[n_rows, d, d]``: for each row ``r``, ``Σ_c features[c] features[c]ᵀ`` over its stored columns.
 
-    ``features`` has a constant-1 last column whose weight is the row's bias (regularised by ``bias_reg``);
-    the other weights get ``reg`` times the row's number of ratings. The per-row Gram matrices are one
-    sparse × dense product of the indicator matrix with the per-column outer products.
+    One sparse × dense product of the row's indicator with the per-column outer products (one triangle,
+    in float32), instead of a Python loop over rows.
     """
-    n_rows, d = ratings.shape[0], features.shape[1]
-    indicator = sp.csr_matrix((np.ones(ratings.nnz, dtype=np.float32), ratings.indices, ratings.indptr),
-                              shape=ratings.shape)
-    upper_i, upper_j = np.triu_indices(d)  # Gram matrices are symmetric: build one triangle, in float32
+    n_rows, d = pattern.shape[0], features.shape[1]
+    indicator = sp.csr_matrix((np.ones(pattern.nnz, dtype=np.float32), pattern.indices, pattern.indptr),
+                              shape=pattern.shape)
+    upper_i, upper_j = np.triu_indices(d)
     outer = (features[:, upper_i] * features[:, upper_j]).astype(np.float32)
     triangle = np.asarray(indicator @ outer, dtype=np.float64)
     grams = np.empty((n_rows, d, d))
     grams[:, upper_i, upper_j] = triangle
     grams[:, upper_j, upper_i] = triangle
-    residual = ratings.copy()
-    residual.data = residual.data - offsets[residual.indices]
-    rhs = np.asarray(residual @ features)
-    counts = np.diff(ratings.indptr).astype(np.float64)
+    return grams
+
+
+def minus_columns(matrix: sp.csr_matrix, offsets: np.ndarray) -> sp.csr_matrix:
+    """A copy of ``matrix`` with ``offsets[column]`` subtracted from every stored entry."""
+    out = sp.csr_matrix(matrix, dtype=np.float64, copy=True)
+    out.data -= offsets[out.indices]
+    return out
+
+
+def with_ones(features: np.ndarray) -> np.ndarray:
+    """``features`` with a constant-1 last column (its weight is the bias)."""
+    return np.hstack([features, np.ones((features.shape[0], 1), dtype=features.dtype)])
+
+
+def ridge_rows(targets: sp.csr_matrix, features: np.ndarray, reg: float, bias_reg: float) -> np.ndarray:
+    """Solve every row's ridge regression ``targets[r] ≈ features @ w_r`` (stored entries only) at once.
+
+    ``features`` has a constant-1 last column whose weight is the row's bias (regularised by ``bias_reg``);
+    the other weights get ``reg`` times the row's number of ratings (weighted-λ).
+    """
+    n_rows, d = targets.shape[0], features.shape[1]
+    grams = row_grams(targets, features)
+    rhs = np.asarray(targets @ features)
+    counts = np.diff(targets.indptr).astype(np.float64)
     penalty = np.full((n_rows, d), 0.0)
     penalty[:, :-1] = reg * np.maximum(counts, 1.0)[:, None]
     penalty[:, -1] = bias_reg
@@ -90,7 +109,7 @@ class SVD(Recipe):
 
     def _fit(self, interactions: Interactions) -> None:
         p = self.params
-        ratings = _ratings(interactions)
+        ratings = ratings_matrix(interactions)
         n_users, n_items = ratings.shape
         mean = float(ratings.data.mean()) if ratings.nnz else 0.0
         centred = ratings.copy()
@@ -102,11 +121,9 @@ class SVD(Recipe):
         user_bias = np.zeros(n_users)
         by_item = centred.T.tocsr()
         for _ in range(p.epochs):
-            solved = _ridge_side(centred, np.hstack([item_factors, np.ones((n_items, 1))]), item_bias, p.reg,
-                                 p.bias_reg)
+            solved = ridge_rows(minus_columns(centred, item_bias), with_ones(item_factors), p.reg, p.bias_reg)
             user_factors, user_bias = solved[:, :-1], solved[:, -1]
-            solved = _ridge_side(by_item, np.hstack([user_factors, np.ones((n_users, 1))]), user_bias, p.reg,
-                                 p.bias_reg)
+            solved = ridge_rows(minus_columns(by_item, user_bias), with_ones(user_factors), p.reg, p.bias_reg)
             item_factors, item_bias = solved[:, :-1], solved[:, -1]
         self.mean_ = np.asarray([mean], dtype=np.float64)
         self.user_factors_ = user_factors.astype(np.float32)
@@ -116,10 +133,8 @@ class SVD(Recipe):
 
     def _fold_in(self, histories: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """Factors and bias of users from their ratings (the history's values)."""
-        centred = sp.csr_matrix(histories, dtype=np.float64, copy=True)
-        centred.data = centred.data - self.mean_[0]
-        features = np.hstack([self.item_factors_.astype(np.float64), np.ones((self.item_factors_.shape[0], 1))])
-        solved = _ridge_side(centred, features, self.item_bias_.astype(np.float64), self.params.reg,
+        targets = minus_columns(histories, self.item_bias_.astype(np.float64) + self.mean_[0])
+        solved = ridge_rows(targets, with_ones(self.item_factors_.astype(np.float64)), self.params.reg,
                              self.params.bias_reg)
         return solved[:, :-1].astype(np.float32), solved[:, -1].astype(np.float32)
 
