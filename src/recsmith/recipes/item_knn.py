@@ -32,6 +32,9 @@ class ItemKNNParams(RecipeParams):
     bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
     """BM25 length normalisation."""
 
+    num_threads: int = Field(default=0, ge=0)
+    """Threads for the neighbour search (0: all cores)."""
+
 
 def weight_matrix(matrix: sp.csr_matrix, weighting: str, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:
     """Apply TF-IDF or BM25 weighting to a users × items matrix (items are the documents, users the terms).
@@ -62,11 +65,13 @@ def weight_matrix(matrix: sp.csr_matrix, weighting: str, k1: float = 1.2, b: flo
 class ItemKNN(ItemSimilarityRecipe):
     """Item-based collaborative filtering with shrunk cosine similarity.
 
-    Items are similar when the same users interacted with both: ``sim(i, j) = x_i·x_j / (|x_i||x_j| +
-    shrink)`` on the (optionally TF-IDF/BM25-weighted) user-item matrix, keeping each item's
-    ``neighbors`` best. A user's score for item ``j`` sums the similarities of ``j`` to the items in the
-    user's history, weighted by the interaction weights (so negative feedback pushes neighbours down).
-    The similarity rows also answer "similar items" (Personalize's SIMS).
+    Items are similar when the same users interacted with both. On the (optionally TF-IDF/BM25-weighted)
+    user-item matrix, each item keeps its ``neighbors`` most cosine-similar items, found by ``implicit``'s
+    multi-threaded all-pairs k-nearest-neighbour kernel, and each kept similarity is shrunk to
+    ``x_i·x_j / (|x_i||x_j| + shrink)`` so that ones resting on few co-occurrences weigh less. A user's
+    score for item ``j`` sums the similarities of ``j`` to the items in the user's history, weighted by
+    the interaction weights (so negative feedback pushes neighbours down). The similarity rows also answer
+    "similar items" (Personalize's SIMS).
 
     References
     ----------
@@ -78,13 +83,19 @@ class ItemKNN(ItemSimilarityRecipe):
     Params = ItemKNNParams
 
     def _fit(self, interactions: Interactions) -> None:
+        from implicit._nearest_neighbours import all_pairs_knn
+
         p = self.params
-        x = weight_matrix(interactions.matrix, p.weighting, p.bm25_k1, p.bm25_b)
-        xt = x.T.tocsr()
-        gram = sp.csr_matrix(xt @ xt.T, dtype=np.float32)
-        norms = np.sqrt(np.asarray(xt.multiply(xt).sum(axis=1)).ravel()).astype(np.float32)
-        # shrunk cosine in place on the CSR arrays (no COO round trip); the diagonal becomes 0
-        rows = np.repeat(np.arange(gram.shape[0], dtype=np.int32), np.diff(gram.indptr))
-        gram.data /= norms[rows] * norms[gram.indices] + np.float32(p.shrink + 1e-9)
-        gram.data[rows == gram.indices] = 0.0
-        self.similarity_ = prune_rows(gram, p.neighbors)
+        x = weight_matrix(interactions.matrix, p.weighting, p.bm25_k1, p.bm25_b).astype(np.float64)
+        norms = np.sqrt(np.asarray(x.power(2).sum(axis=0)).ravel())
+        unit = x.copy()  # unit-length item columns; scaling the data in place keeps the indices sorted, which
+        unit.data /= np.where(norms > 0, norms, 1.0)[unit.indices]  # the kernel needs for full speed
+        unit.has_sorted_indices = False
+        unit.sort_indices()
+        # each item's neighbors + 1 best cosines (the item itself is among them), in C++ over all cores
+        cosine = all_pairs_knn(unit, p.neighbors + 1, show_progress=False, num_threads=p.num_threads).tocsr()
+        rows = np.repeat(np.arange(cosine.shape[0], dtype=np.int32), np.diff(cosine.indptr))
+        norm_products = norms[rows] * norms[cosine.indices]
+        cosine.data = cosine.data * norm_products / (norm_products + p.shrink + 1e-9)  # shrunk, in place
+        cosine.data[rows == cosine.indices] = 0.0
+        self.similarity_ = prune_rows(cosine, p.neighbors)

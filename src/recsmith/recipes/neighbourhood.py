@@ -14,27 +14,25 @@ from recsmith.recipes.base import Recipe, Recommendations, top_k
 def prune_rows(similarity: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     """Keep the ``keep`` largest positive entries of each row.
 
-    Works on each row's stored entries only (an ``argpartition`` per row that has more than ``keep``),
-    never densifying the matrix: 4x faster than dense blocks on a 9,000-item catalogue.
+    Works on the stored entries only, never densifying: non-positive entries are dropped at once, and only
+    rows still longer than ``keep`` get an ``argpartition`` that marks their smallest entries for removal.
+    The surviving entries keep their order, so sorted indices stay sorted.
     """
     s = sp.csr_matrix(similarity, dtype=np.float32)
     s.data[s.data < 0] = 0
     s.eliminate_zeros()
-    indptr, data, indices = s.indptr, s.data, s.indices
-    counts = np.minimum(np.diff(indptr), keep)
+    indptr, data = s.indptr, s.data
+    survives = np.ones(len(data), dtype=bool)
+    for row in np.flatnonzero(np.diff(indptr) > keep):
+        a, b = indptr[row], indptr[row + 1]
+        survives[a + np.argpartition(-data[a:b], keep - 1)[keep:]] = False
+    if survives.all():
+        return s
+    rows = np.repeat(np.arange(s.shape[0]), np.diff(indptr))
     out_ptr = np.zeros(len(indptr), dtype=np.int64)
-    np.cumsum(counts, out=out_ptr[1:])
-    out_data = np.empty(out_ptr[-1], dtype=np.float32)
-    out_indices = np.empty(out_ptr[-1], dtype=np.int32)
-    for row in np.flatnonzero(counts):
-        a, b, o = indptr[row], indptr[row + 1], out_ptr[row]
-        if b - a <= keep:
-            out_data[o:o + b - a], out_indices[o:o + b - a] = data[a:b], indices[a:b]
-        else:
-            chosen = a + np.argpartition(-data[a:b], keep - 1)[:keep]
-            out_data[o:o + keep], out_indices[o:o + keep] = data[chosen], indices[chosen]
-    pruned = sp.csr_matrix((out_data, out_indices, out_ptr), shape=s.shape)
-    pruned.sort_indices()
+    np.cumsum(np.bincount(rows[survives], minlength=s.shape[0]), out=out_ptr[1:])
+    pruned = sp.csr_matrix((data[survives], s.indices[survives], out_ptr), shape=s.shape)
+    pruned.has_sorted_indices = s.has_sorted_indices
     return pruned
 
 
