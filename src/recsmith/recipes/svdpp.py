@@ -85,8 +85,9 @@ class SVDpp(SVD):
 
     Koren's model adds to biased matrix factorisation an implicit-feedback term: every item ``j`` the
     user interacted with (rated or not) moves the user's vector by ``y_j``. Surprise fits it by SGD with an
-    inner loop over ``N(u)`` for every rating, which is what makes it slow (over half an hour on
-    MovieLens 1M). Here each epoch is three batched solves: all users' ``(p_u, b_u)`` and all items'
+    inner loop over ``N(u)`` for every rating, which is what makes it slow (about 6 minutes on a rating
+    set of MovieLens 1M's shape, about 15x this recipe's time: ``benchmarks/ratings.py --ml-1m-scale``). Here
+    each epoch is three batched solves: all users' ``(p_u, b_u)`` and all items'
     ``(q_i, b_i)`` by ridge regression with weighted-λ (as :class:`~recsmith.recipes.svd.SVD`), and the
     implicit factors ``Y`` jointly by a few warm-started conjugate-gradient steps. Users the model never
     saw are folded in from their history: ``y`` of their items, then a ridge solve for ``p_u, b_u``.
