@@ -190,6 +190,23 @@ class RecipeContract:
         assert not set(recs.ids[0].tolist()) & set(history.tolist())
         assert (recs.ids[0] >= 0).all()
 
+    def test_negative_weights_push_items_down(self) -> None:
+        """Event weights reach the model: the same events weighing -1 (a "dislike") instead of +1 rank
+        their item lower for the users who never touched it."""
+        liked = synthetic_interactions()
+        target = int(np.argmax(np.bincount(liked.matrix.indices, minlength=liked.n_items)))
+        flipped = liked.matrix.copy()
+        flipped.data[flipped.indices == target] = -1.0
+        disliked = liked.with_matrix(flipped, timestamps=liked.timestamps)
+        probes = np.flatnonzero(np.asarray(liked.matrix[:, target].todense()).ravel() == 0)
+
+        def mean_position(data: Interactions) -> float:
+            ids = self.make_recipe().fit(data).recommend(probes, k=data.n_items).ids
+            positions = np.where(ids == target, np.arange(data.n_items)[None, :], data.n_items).min(axis=1)
+            return float(positions.mean())
+
+        assert mean_position(disliked) > mean_position(liked) + 1.0
+
     def test_unfitted_raises(self, tmp_path: Path) -> None:
         recipe = self.make_recipe()
         with pytest.raises(NotFittedError):

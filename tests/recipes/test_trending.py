@@ -34,3 +34,18 @@ def test_growing_item_beats_a_bigger_steady_one() -> None:
 def test_needs_timestamps() -> None:
     with pytest.raises(DataError, match="timestamps"):
         create("trending").fit(Interactions.from_csr(sp.eye(3, format="csr")))
+
+
+def test_event_weights_count() -> None:
+    """Two purchases (weight 5) this window outweigh four views (weight 1); a disliked item sinks."""
+    now = 1_000 * HOUR
+    rows = [(f"u{i}", "viewed", "view") for i in range(4)] + [(f"u{i}", "bought", "purchase") for i in range(2)]
+    rows += [(f"u{i}", "hated", "dislike") for i in range(3)] + [("u9", "quiet", "view")]
+    data = Interactions.from_arrays(np.array([r[0] for r in rows], dtype=object),
+                                    np.array([r[1] for r in rows], dtype=object),
+                                    timestamps=np.full(len(rows), now - HOUR),
+                                    event_types=np.array([r[2] for r in rows], dtype=object),
+                                    event_weights={"view": 1.0, "purchase": 5.0, "dislike": -2.0})
+    recipe = create("trending", window_hours=24).fit(data)
+    ranked = data.item_vocab.raws(recipe.recommend_from_history([[]], k=4).ids[0])
+    assert ranked == ["bought", "viewed", "quiet", "hated"]

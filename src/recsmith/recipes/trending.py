@@ -26,10 +26,13 @@ class TrendingParams(RecipeParams):
 class Trending(Recipe):
     """Trending-Now (Amazon Personalize's ``aws-trending-now``): growth of popularity.
 
-    Counts each item's users in the last ``window_hours`` before the newest interaction and in the window
-    before that, and scores ``(recent - earlier) / (earlier + smoothing)`` plus a small tie-break on the
-    recent count. The same list for everyone, minus exclusions. Needs timestamps; each user counts once
-    per item, at their latest interaction with it.
+    Sums each item's interaction weights in the last ``window_hours`` before the newest interaction and in
+    the window before that, and scores ``(recent - earlier⁺) / (earlier⁺ + smoothing)`` (``earlier⁺`` is
+    the earlier sum floored at 0) plus a small tie-break on the recent sum. A pair weighs what its events
+    do after event-type weights and decay, at its latest interaction: with unit weights this counts users,
+    a purchase can count more than a view, and a dislike (negative weight) counts against the item, so
+    a net-disliked item sinks below every neutral one. The same list for everyone, minus exclusions.
+    Needs timestamps.
 
     References
     ----------
@@ -47,11 +50,12 @@ class Trending(Recipe):
         stamps = interactions.timestamps
         newest = int(stamps.max()) if len(stamps) else 0
         window = self.params.window_hours * 3600.0
-        positive = matrix.data > 0
-        recent_mask = positive & (stamps > newest - window)
-        earlier_mask = positive & (stamps <= newest - window) & (stamps > newest - 2 * window)
-        recent = np.bincount(matrix.indices[recent_mask], minlength=matrix.shape[1]).astype(np.float64)
-        earlier = np.bincount(matrix.indices[earlier_mask], minlength=matrix.shape[1]).astype(np.float64)
+        weights = matrix.data.astype(np.float64)
+        recent_mask = stamps > newest - window
+        earlier_mask = (stamps <= newest - window) & (stamps > newest - 2 * window)
+        recent = np.bincount(matrix.indices[recent_mask], weights[recent_mask], minlength=matrix.shape[1])
+        earlier = np.maximum(np.bincount(matrix.indices[earlier_mask], weights[earlier_mask],
+                                         minlength=matrix.shape[1]), 0.0)
         growth = (recent - earlier) / (earlier + self.params.smoothing)
         self.trend_ = (growth + 1e-6 * recent).astype(np.float32)
         self.reference_time_ = np.asarray([newest], dtype=np.int64)
