@@ -5,7 +5,7 @@ import pytest
 from recsmith.data.interactions import Interactions
 from recsmith.evaluation.split import split_random
 from recsmith.recipes import Recipe, create
-from recsmith.testing import RecipeContract, datasets_dir
+from recsmith.testing import RecipeContract, ml100k_split
 
 
 class TestSVDContract(RecipeContract):
@@ -39,11 +39,7 @@ def test_recovers_a_low_rank_rating_model(tmp_path) -> None:
 
 
 def test_rmse_on_movielens_100k() -> None:
-    path = datasets_dir() / "ml-100k" / "u.data"
-    if not path.is_file():
-        pytest.skip("ml-100k absent")
-    frame = pd.read_csv(path, sep="\t", names=["user", "item", "rating", "ts"])
-    train, test = split_random(Interactions.from_frame(frame, user="user", item="item", value="rating"), seed=0)
+    train, test = ml100k_split(seed=0)
     model = create("svd").fit(train)
     rows = np.repeat(np.arange(test.n_users), np.diff(test.matrix.indptr))
     error = np.clip(model.score(rows, test.matrix.indices), 1, 5) - test.values

@@ -1,11 +1,10 @@
 import numpy as np
 import pandas as pd
-import pytest
 
 from recsmith.data.interactions import Interactions
 from recsmith.evaluation.split import split_random
 from recsmith.recipes import Recipe, create
-from recsmith.testing import RecipeContract, datasets_dir
+from recsmith.testing import RecipeContract, ml100k_split
 
 
 class TestSVDppContract(RecipeContract):
@@ -57,11 +56,7 @@ def sp_history(data: Interactions, items: list[str], rating: float):
 
 
 def test_rmse_on_movielens_100k_beats_svd() -> None:
-    path = datasets_dir() / "ml-100k" / "u.data"
-    if not path.is_file():
-        pytest.skip("ml-100k absent")
-    frame = pd.read_csv(path, sep="\t", names=["user", "item", "rating", "ts"])
-    train, test = split_random(Interactions.from_frame(frame, user="user", item="item", value="rating"), seed=0)
+    train, test = ml100k_split(seed=0)
     plus = rmse(create("svdpp").fit(train), test)
     plain = rmse(create("svd").fit(train), test)
     assert plus < 0.915 and plus < plain, (plus, plain)
