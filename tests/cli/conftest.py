@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,13 @@ def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return run
+
+
+@pytest.fixture
+def movielens(cli):
+    """The bundled ml-latest-small loaded into dataset group 'ml'."""
+    result = cli("datasets", "load", "ml-latest-small", "--dataset-group", "ml", "--json")
+    assert result.exit_code == 0, result.output
+    reports = json.loads(result.stdout)
+    assert [(r["dataset_type"], r["rows_loaded"]) for r in reports] == [("interactions", 100_004), ("items", 9_125)]
+    return cli

@@ -8,16 +8,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def movielens(cli):
-    """The bundled ml-latest-small loaded into dataset group 'ml'."""
-    result = cli("datasets", "load", "ml-latest-small", "--dataset-group", "ml", "--json")
-    assert result.exit_code == 0, result.output
-    reports = json.loads(result.stdout)
-    assert [(r["dataset_type"], r["rows_loaded"]) for r in reports] == [("interactions", 100_004), ("items", 9_125)]
-    return cli
-
-
 def test_datasets_list(cli) -> None:
     result = cli("datasets", "list", "--json")
     assert result.exit_code == 0

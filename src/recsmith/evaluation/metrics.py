@@ -2,7 +2,9 @@
 
 Names follow DESIGN.md: ``precision@k``, ``recall@k`` (divided by ``min(k, |truth|)``), ``ndcg@k``
 (binary gains, log2 discount), ``map@k``, ``mrr@k``, ``hit_rate@k``, ``coverage@k`` (share of the catalogue
-recommended to anyone).
+recommended to anyone), ``novelty@k`` (mean self-information of the recommended items, which needs each item's
+share of training users; see :func:`popularity_shares`); and the rating metrics ``rmse`` and ``mae``
+(:func:`rating_metrics`). The sampled-negative ``auc`` lives in :mod:`recsmith.evaluation.sampled`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recsmith.errors import ConfigError
+from recsmith.errors import ConfigError, DataError
 
-METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage")
+METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage", "novelty")
+RATING_METRICS = ("rmse", "mae")
 
 
 HIT_CHUNK_USERS = 65_536
@@ -86,8 +89,62 @@ def _check_inputs(rec_ids: np.ndarray, truth: sp.csr_matrix) -> tuple[np.ndarray
     return rec_ids, truth
 
 
-def per_user_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str], k: int | None = None
-                     ) -> dict[str, np.ndarray]:
+def popularity_shares(train: sp.spmatrix | sp.sparray | np.ndarray) -> np.ndarray:
+    """Each item's share of users with a positive interaction: the ``p_i`` of ``novelty@k``.
+
+    Parameters
+    ----------
+    train : scipy sparse matrix or numpy.ndarray
+        Users × items training weights (``Interactions.matrix``); entries above 0 count.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64[n_items]`` in ``[0, 1]``.
+
+    Raises
+    ------
+    DataError
+        If ``train`` is not 2-D or has no rows.
+
+    Examples
+    --------
+    >>> popularity_shares(np.array([[1, 0, 1], [1, 0, 0]])).tolist()
+    [1.0, 0.0, 0.5]
+    """
+    matrix = sp.csr_matrix(train) if sp.issparse(train) or np.ndim(train) == 2 else None
+    if matrix is None or matrix.shape[0] == 0:
+        raise DataError(f"popularity_shares needs a users × items matrix with at least one user, got shape "
+                        f"{getattr(train, 'shape', np.shape(train))}")
+    counts = np.bincount(matrix.indices[matrix.data > 0], minlength=matrix.shape[1])
+    return counts.astype(np.float64) / matrix.shape[0]
+
+
+def _self_information(item_popularity: np.ndarray | None, rec_ids: np.ndarray, name: str) -> np.ndarray:
+    """``-log2(p_i)`` per item; shares of 0 count as the smallest positive share (the rarest seen item)."""
+    if item_popularity is None:
+        raise ConfigError(f"metric {name} needs item_popularity: each item's share of training users who "
+                          "interacted with it; pass item_popularity=popularity_shares(train.matrix)")
+    shares = np.asarray(item_popularity, dtype=np.float64)
+    if shares.ndim != 1:
+        raise DataError(f"item_popularity must be 1-D (one share per item), got shape {shares.shape}")
+    bad = ~np.isfinite(shares) | (shares < 0) | (shares > 1)
+    if bad.any():
+        where = int(np.flatnonzero(bad)[0])
+        raise DataError(f"item_popularity must hold shares in [0, 1]; item {where} has {float(shares[where])} "
+                        f"({int(bad.sum())} bad values); use popularity_shares(train.matrix)")
+    top = int(rec_ids.max(initial=-1))
+    if top >= len(shares):
+        raise DataError(f"item_popularity has {len(shares)} entries but the recommendations hold item {top}; "
+                        "give one share per catalogue item")
+    positive = shares[shares > 0]
+    if len(positive) == 0:
+        raise DataError("item_popularity is all zeros; novelty needs the training popularity of the items")
+    return -np.log2(np.maximum(shares, positive.min()))
+
+
+def per_user_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str], k: int | None = None, *,
+                     item_popularity: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Each user's value of each metric (``coverage`` is catalogue-wide and not included).
 
     Parameters
@@ -100,29 +157,45 @@ def per_user_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str]
         Metric names like ``"ndcg@10"``, or bare names like ``"ndcg"`` when ``k`` is given.
     k : int, optional
         Cut-off for names given without one.
+    item_popularity : numpy.ndarray, optional
+        ``float[n_items]`` share of training users who interacted with each item (:func:`popularity_shares`);
+        needed by ``novelty``. Items with share 0 count as novel as the rarest item with a positive share.
 
     Returns
     -------
     dict of str to numpy.ndarray
         ``float64[n]`` per metric, keyed by full name (``"ndcg@10"``); 0 for users with no truth.
+        ``novelty@k`` does not look at the truth: it is the mean ``-log2(p_i)`` over the user's (non-padded)
+        top ``k``, 0 for a user with no recommendations.
 
     Raises
     ------
     ConfigError
         On an unknown metric, a non-positive ``k``, fewer recommendation columns than a metric's ``k``,
-        or mismatched rows.
+        mismatched rows, or ``novelty`` without ``item_popularity``.
+    DataError
+        If ``item_popularity`` is not 1-D shares in ``[0, 1]`` covering every recommended item.
     """
     names = full_names(names, k)
     rec_ids, truth = _check_inputs(rec_ids, truth)
     hits_all = hit_matrix(rec_ids, truth)
     n_truth = np.diff(truth.indptr).astype(np.float64)
     out: dict[str, np.ndarray] = {}
+    information: np.ndarray | None = None
     for name in names:
         base, cut = parse_metric(name)
         if base == "coverage":
             continue
         if cut > rec_ids.shape[1]:
             raise ConfigError(f"metric {name} needs {cut} recommendations per user, got {rec_ids.shape[1]}")
+        if base == "novelty":
+            if information is None:
+                information = _self_information(item_popularity, rec_ids, name)
+            ids = rec_ids[:, :cut]
+            valid = ids >= 0
+            bits = np.where(valid, information[np.where(valid, ids, 0)], 0.0)
+            out[name] = bits.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+            continue
         hits = hits_all[:, :cut].astype(np.float64)
         denom = np.minimum(n_truth, cut)
         safe = np.where(denom > 0, denom, 1.0)
@@ -148,7 +221,7 @@ def per_user_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str]
 
 
 def compute_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str], k: int | None = None,
-                    n_items: int | None = None) -> dict[str, float]:
+                    n_items: int | None = None, *, item_popularity: np.ndarray | None = None) -> dict[str, float]:
     """Mean of each metric over the users (rows), and catalogue coverage.
 
     Parameters
@@ -164,6 +237,8 @@ def compute_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str],
         Cut-off for names given without one.
     n_items : int, optional
         Catalogue size for ``coverage`` (default: the columns of ``truth``).
+    item_popularity : numpy.ndarray, optional
+        Each item's share of training users, for ``novelty`` (see :func:`per_user_metrics`).
 
     Returns
     -------
@@ -172,14 +247,20 @@ def compute_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str],
 
     Raises
     ------
-    ConfigError
+    ConfigError, DataError
         As :func:`per_user_metrics`.
+
+    Examples
+    --------
+    >>> truth = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0]]))
+    >>> compute_metrics(np.array([[1, 2], [2, 0]]), truth, ["hit_rate@1", "mrr@2", "coverage@2"])
+    {'hit_rate@1': 0.5, 'mrr@2': 0.75, 'coverage@2': 1.0}
     """
     names = full_names(names, k)
     rec_ids, truth = _check_inputs(rec_ids, truth)
     n_items = truth.shape[1] if n_items is None else int(n_items)
     results: dict[str, float] = {}
-    per_user = per_user_metrics(rec_ids, truth, names)
+    per_user = per_user_metrics(rec_ids, truth, names, item_popularity=item_popularity)
     for name in names:
         base, cut = parse_metric(name)
         if base == "coverage":
@@ -190,3 +271,47 @@ def compute_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str],
         else:
             results[name] = float(per_user[name].mean()) if len(per_user[name]) else 0.0
     return results
+
+
+def rating_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """Root mean squared error and mean absolute error of predicted ratings.
+
+    Parameters
+    ----------
+    predicted, actual : array-like of float
+        Predicted and true ratings of the same (user, item) pairs, in the same order and of the same length.
+
+    Returns
+    -------
+    dict of str to float
+        ``{"rmse": ..., "mae": ...}``.
+
+    Raises
+    ------
+    DataError
+        If the lengths differ, there are no ratings, a value is not a number, or one is NaN or infinite.
+
+    Examples
+    --------
+    >>> rating_metrics([3.0, 4.0], [4.0, 4.0])
+    {'rmse': 0.7071067811865476, 'mae': 0.5}
+    """
+    arrays = []
+    for what, values in (("predicted", predicted), ("actual", actual)):
+        try:
+            array = np.asarray(values, dtype=np.float64).ravel()
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{what} ratings must be numbers: {exc}") from None
+        bad = ~np.isfinite(array)
+        if bad.any():
+            where = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{what} ratings hold {int(bad.sum())} NaN or infinite values (first at position "
+                            f"{where}: {float(array[where])}); drop or fill them before scoring")
+        arrays.append(array)
+    pred, true = arrays
+    if len(pred) != len(true):
+        raise DataError(f"predicted has {len(pred)} ratings, actual {len(true)}; give one prediction per rating")
+    if len(pred) == 0:
+        raise DataError("no ratings to score: predicted and actual are empty")
+    error = pred - true
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}

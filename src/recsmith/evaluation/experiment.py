@@ -1,0 +1,152 @@
+"""An offline experiment: which recipes (with which params) to compare, on which split, by which metrics.
+
+Built from CLI options or read from a TOML file::
+
+    protocol = "users"           # random | leave_last | temporal | users
+    k = 10
+    metrics = ["ndcg@10", "recall@20", "coverage@10"]
+    confidence = 0.95
+
+    [split]                      # the protocol's options (see recsmith.evaluation.split.OPTIONS)
+    test_users = 0.2
+    seed = 42
+
+    [[recipes]]
+    recipe = "ease"
+    params = { reg = 500.0 }
+
+    [[recipes]]
+    name = "item-knn-50"         # a label, when one recipe appears twice
+    recipe = "item-knn"
+    params = { neighbors = 50 }
+
+:meth:`Experiment.check` validates everything (recipe names, params, metric names, protocol and options)
+before any data is read or any model trained.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pydantic
+from pydantic import Field
+
+from recsmith.errors import ConfigError
+from recsmith.evaluation.metrics import full_names
+from recsmith.evaluation.split import OPTIONS, PROTOCOLS
+from recsmith.recipes import Recipe, create
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The content of a TOML file; a ConfigError names the file when it is unreadable or invalid."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the experiment file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+class RecipeEntry(pydantic.BaseModel):
+    """One contender: a recipe, its params and the label it is reported under."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    recipe: str
+    """Registry name of the recipe."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The recipe's params (unknown names are an error)."""
+
+    name: str | None = None
+    """Label in the results (default: the recipe name)."""
+
+    @property
+    def label(self) -> str:
+        """The name results are reported under."""
+        return self.name or self.recipe
+
+
+class Experiment(pydantic.BaseModel):
+    """Recipes to compare on one split, and how to measure them."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+    recipes: list[RecipeEntry] = Field(min_length=1)
+    """The contenders."""
+
+    protocol: str = "random"
+    """Split protocol: random, leave_last, temporal or users."""
+
+    split: dict[str, Any] = Field(default_factory=dict)
+    """The protocol's options, e.g. ``{"test_fraction": 0.2, "seed": 42}``."""
+
+    k: int = 10
+    """Cut-off of the default metrics and of metric names given without one."""
+
+    metrics: list[str] | None = None
+    """Metric names (``ndcg@10``, or ``ndcg`` cut at ``k``); default: precision, recall, ndcg, coverage."""
+
+    confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
+    """Level of the bootstrap confidence intervals."""
+
+    bootstrap: int = Field(default=1000, ge=100)
+    """Bootstrap resamples per interval."""
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Experiment:
+        """Read an experiment file; a ConfigError names the file and what is wrong in it."""
+        return cls.parse(read_toml(path), source=str(path))
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], source: str = "the experiment") -> Experiment:
+        """Build and :meth:`check` an experiment from a dict (the TOML's content)."""
+        try:
+            experiment = cls(**data)
+        except pydantic.ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                where = ".".join(str(part) for part in error["loc"]) or "?"
+                if error["type"] == "extra_forbidden":
+                    allowed = ", ".join(RecipeEntry.model_fields if "recipes" in error["loc"] else cls.model_fields)
+                    problems.append(f"unknown key {where!r} (allowed: {allowed})")
+                else:
+                    problems.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+            raise ConfigError(f"{source}: " + "; ".join(problems)) from None
+        experiment.check(source)
+        return experiment
+
+    def metric_names(self) -> list[str]:
+        """The metrics to compute, with their cut-offs."""
+        from recsmith.evaluation.evaluate import DEFAULT_METRICS
+
+        names = self.metrics or [name.split("@")[0] for name in DEFAULT_METRICS]
+        return full_names(names, self.k)
+
+    def check(self, source: str = "the experiment") -> None:
+        """Validate names, params, metrics and protocol options; raise ConfigError before any work."""
+        if isinstance(self.k, bool) or self.k <= 0:
+            raise ConfigError(f"{source}: k must be a positive integer, got {self.k!r}")
+        self.metric_names()
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"{source}: unknown protocol {self.protocol!r}; available: {', '.join(PROTOCOLS)}")
+        unknown = sorted(set(self.split) - set(OPTIONS[self.protocol]))
+        if unknown:
+            raise ConfigError(f"{source}: protocol {self.protocol} has no option {unknown[0]!r}; its options: "
+                              f"{', '.join(OPTIONS[self.protocol])}")
+        labels = [entry.label for entry in self.recipes]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ConfigError(f"{source}: recipe label {repeated[0]!r} appears twice; give each entry a 'name'")
+        for number, entry in enumerate(self.recipes):
+            try:
+                create(entry.recipe, **entry.params)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: recipes[{number}]: {exc}") from None
+
+    def build(self) -> dict[str, Recipe]:
+        """New, unfitted recipes by label (a ConfigError names an unknown recipe or param)."""
+        return {entry.label: create(entry.recipe, **entry.params) for entry in self.recipes}

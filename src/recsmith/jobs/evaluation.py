@@ -1,0 +1,133 @@
+"""Run an offline experiment on a dataset group: split, fit, rank, measure, with intervals and tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recsmith.data.interactions import Interactions
+from recsmith.errors import DataError
+from recsmith.evaluation.crossval import cross_validate_ratings
+from recsmith.evaluation.evaluate import evaluate_recipes
+from recsmith.evaluation.experiment import Experiment
+from recsmith.evaluation.metrics import parse_metric
+from recsmith.evaluation.split import Split, make_split
+from recsmith.evaluation.stats import paired_test, summarise
+
+ARRAY_KEYS = ("per_user", "rec_ids", "evaluated")
+
+
+@dataclass
+class ExperimentRun:
+    """What an experiment produced.
+
+    Attributes
+    ----------
+    experiment : Experiment
+        What was run.
+    split : Split
+        The split every recipe was measured on.
+    rows : list of dict
+        One per recipe: the metric means, ``ci`` (per metric: mean, ci_low, ci_high), fit and rank
+        seconds, and ``vs_best`` (a paired test of the primary metric against the leader); plus the arrays
+        of :func:`~recsmith.evaluation.evaluate.evaluate_recipes` with ``details=True``.
+    """
+
+    experiment: Experiment
+    split: Split
+    rows: list[dict[str, Any]]
+
+    @property
+    def primary(self) -> str:
+        """The metric the leaderboard is sorted by: the first ndcg, else the first metric."""
+        names = self.experiment.metric_names()
+        return next((name for name in names if parse_metric(name)[0] == "ndcg"), names[0])
+
+    def to_json(self) -> dict[str, Any]:
+        """The results without the per-user arrays, JSON-ready."""
+        return {
+            "split": self.split.describe(), "k": self.experiment.k, "metrics": self.experiment.metric_names(),
+            "primary_metric": self.primary, "confidence": self.experiment.confidence,
+            "results": [{key: value for key, value in row.items() if key not in ARRAY_KEYS} for row in self.rows],
+        }
+
+
+def run_experiment(interactions: Interactions, experiment: Experiment, *,
+                   progress: Callable[[str, str], None] | None = None, seed: int = 0) -> ExperimentRun:
+    """Split ``interactions`` by the experiment's protocol, fit and measure every recipe on it.
+
+    Parameters
+    ----------
+    interactions : Interactions
+        The dataset group's interactions.
+    experiment : Experiment
+        Recipes, protocol, metrics.
+    progress : callable, optional
+        Called with (recipe label, stage), as by ``evaluate_recipes``.
+    seed : int
+        Seed of the bootstrap resampling.
+
+    Returns
+    -------
+    ExperimentRun
+        Rows sorted best first by the primary metric.
+    """
+    recipes = experiment.build()
+    split = make_split(interactions, experiment.protocol, **experiment.split)
+    rows = evaluate_recipes(recipes, split.train, split.test, k=experiment.k, metrics=experiment.metric_names(),
+                            progress=progress, test_input=split.test_input, details=True)
+    run = ExperimentRun(experiment, split, rows)
+    primary = run.primary
+    for row in rows:
+        row["ci"] = summarise(row["per_user"], confidence=experiment.confidence, n_resamples=experiment.bootstrap,
+                              seed=seed)
+    rows.sort(key=lambda row: row[primary], reverse=True)
+    best = rows[0]
+    for row in rows[1:]:
+        row["vs_best"] = {"recipe": best["recipe"], "metric": primary,
+                          **paired_test(best["per_user"][primary], row["per_user"][primary])}
+    return run
+
+
+
+def run_cross_validation(columns: dict[str, np.ndarray], experiment: Experiment, *, folds: int, seed: int = 0,
+                         progress: Callable[[str, int], None] | None = None) -> list[dict[str, Any]]:
+    """Cross-validate the experiment's rating recipes on a group's rated events (Surprise's k-fold protocol).
+
+    Parameters
+    ----------
+    columns : dict
+        The store's interaction columns in insertion order (``user_id``, ``item_id``, ``event_value``);
+        events without a value are left out.
+    experiment : Experiment
+        Its recipes (each must predict ratings); the protocol fields are not used.
+    folds, seed
+        As :func:`~recsmith.evaluation.crossval.kfold_indices`.
+    progress : callable, optional
+        Called with (recipe label, fold number).
+
+    Returns
+    -------
+    list of dict
+        One per recipe: ``recipe``, ``rmse``, ``mae``, their ``_std``, ``fit_seconds`` and ``folds``.
+    """
+    rated = np.isfinite(columns["event_value"])
+    if not rated.any():
+        raise DataError("cross-validation needs ratings, and no interaction has an EVENT_VALUE; import a rating "
+                        "column mapped to EVENT_VALUE, or evaluate rankings with a protocol instead of --folds")
+    users, items = columns["user_id"][rated], columns["item_id"][rated]
+    ratings = columns["event_value"][rated]
+    rows = []
+    for label, recipe in experiment.build().items():
+
+        def on_fold(fold: int, label: str = label) -> None:
+            if progress:
+                progress(label, fold)
+
+        result = cross_validate_ratings(recipe, users, items, ratings, n_splits=folds, seed=seed, progress=on_fold)
+        rows.append({"recipe": label, **result})
+    rows.sort(key=lambda row: row["rmse"])
+    return rows
