@@ -100,3 +100,18 @@ def test_cross_validation_of_rating_recipes(movielens) -> None:
     assert ranking.exit_code == 1 and "svd or svdpp" in ranking.stderr
     mixed = movielens("evaluate", "-g", "ml", "--folds", "3", "--protocol", "users")
     assert mixed.exit_code == 1 and "drop the ranking options" in mixed.stderr
+
+
+def test_sampled_negatives_are_labelled(movielens) -> None:
+    report = evaluate_json(movielens, "--recipes", "popularity,item-knn", "--metrics", "ndcg@10,hit_rate@10",
+                           "--sampled-negatives", "100", "--sampling", "popularity")
+    rows = {row["recipe"]: row for row in report["results"]}
+    for row in rows.values():
+        assert row["sampled_protocol"] == "sampled: 100 popularity negatives"
+        assert row["sampled_cases"] == report["split"]["test_pairs"]
+        assert 0 < row["sampled_hit_rate@10"] <= 1 and 0 < row["sampled_auc"] < 1
+    assert rows["item-knn"]["sampled_auc"] > rows["popularity"]["sampled_auc"]
+    table = movielens("evaluate", "-g", "ml", "--recipes", "popularity", "--sampled-negatives", "50")
+    assert table.exit_code == 0 and "sampled: 50 uniform negatives" in table.stdout
+    bad = movielens("evaluate", "-g", "ml", "--sampled-negatives", "50", "--sampling", "zipf")
+    assert bad.exit_code == 1 and "zipf" in bad.stderr and "uniform, popularity" in bad.stderr

@@ -430,6 +430,9 @@ def evaluate(
     k: Annotated[int | None, typer.Option("--k", help="Cut-off of the metrics (default 10).")] = None,
     metrics: Annotated[str | None, typer.Option(help="Comma-separated, e.g. ndcg@10,recall@20,map.")] = None,
     confidence: Annotated[float | None, typer.Option(help="Level of the bootstrap intervals (0.95).")] = None,
+    sampled_negatives: Annotated[int | None, typer.Option(
+        help="Also rank each held-out item among N sampled negatives (to reproduce papers; labelled).")] = None,
+    sampling: Annotated[str | None, typer.Option(help="Sampled negatives: uniform or popularity.")] = None,
     folds: Annotated[int | None, typer.Option(
         help="Cross-validate rating recipes (svd, svdpp) on N folds, as Surprise's KFold: RMSE and MAE.")] = None,
     as_json: JsonOption = False,
@@ -442,12 +445,13 @@ def evaluate(
     if folds is not None:
         cross_validate_command(group, recipes, param, experiment_file, folds, seed, as_json,
                                protocol_options=[protocol, test_fraction, n, at, fraction, test_users,
-                                                 input_fraction, k, metrics, confidence])
+                                                 input_fraction, k, metrics, confidence, sampled_negatives, sampling])
         return
     split_options = {"test_fraction": test_fraction, "n": n, "fraction": fraction, "input_fraction": input_fraction,
                      "seed": seed, "at": int(at) if at is not None and at.isdigit() else at,
                      "test_users": parse_value(test_users) if test_users is not None else None}
-    overrides = {"protocol": protocol, "k": k, "confidence": confidence,
+    overrides = {"protocol": protocol, "k": k, "confidence": confidence, "sampled_negatives": sampled_negatives,
+                 "sampling": sampling,
                  "metrics": [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None}
     experiment = build_experiment(experiment_file, recipes, param, overrides,
                                   {key: value for key, value in split_options.items() if value is not None})
@@ -466,7 +470,7 @@ def cross_validate_command(group: str, recipes: str | None, param: list[str] | N
     if any(option is not None for option in protocol_options):
         raise ConfigError("--folds runs Surprise's k-fold protocol on ratings; drop the ranking options "
                           "(--protocol, --test-fraction, --n, --at, --fraction, --test-users, --input-fraction, "
-                          "--k, --metrics, --confidence)")
+                          "--k, --metrics, --confidence, --sampled-negatives, --sampling)")
     experiment = build_experiment(experiment_file, recipes or "svd", param, {}, {})
     store = open_store()
     labels = [entry.label for entry in experiment.recipes]
@@ -497,6 +501,10 @@ def print_leaderboard(run: ExperimentRun) -> None:
     table = Table("recipe", *names, "fit s", f"vs best ({run.primary})",
                   title=f"offline evaluation, {split['protocol']} split, full-catalog ranking "
                         f"({split['evaluated_users']:,} users; {level} bootstrap intervals)")
+    sampled = [key for key in run.rows[0] if key.startswith("sampled_") and key not in ("sampled_protocol",
+                                                                                         "sampled_cases")]
+    for key in sampled:
+        table.add_column(key)
     for row in run.rows:
         cells = []
         for name in names:
@@ -505,8 +513,12 @@ def print_leaderboard(run: ExperimentRun) -> None:
                          f"{row[name]:.4f} [{interval['ci_low']:.4f}, {interval['ci_high']:.4f}]")
         test = row.get("vs_best")
         versus = "best" if test is None else f"{test['mean_difference']:+.4f} (p={test['p_value']:.2g})"
-        table.add_row(row["recipe"], *cells, f"{row['fit_seconds']:.2f}", versus)
+        table.add_row(row["recipe"], *cells, f"{row['fit_seconds']:.2f}", versus,
+                      *(f"{row[key]:.4f}" for key in sampled))
     out.print(table)
+    if sampled:
+        out.print(f"sampled_ columns: {run.rows[0]['sampled_protocol']} per held-out item, not full-catalogue "
+                  "ranking (only to compare with papers that report it)")
     if split["skipped_users"]:
         out.print(f"{split['skipped_users']:,} users with too little history for the protocol were not evaluated")
 

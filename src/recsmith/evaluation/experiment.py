@@ -96,6 +96,13 @@ class Experiment(pydantic.BaseModel):
     bootstrap: int = Field(default=1000, ge=100)
     """Bootstrap resamples per interval."""
 
+    sampled_negatives: int | None = Field(default=None, ge=1)
+    """Also rank each held-out item against this many sampled negatives (only to reproduce papers; the
+    results are labelled ``sampled_``)."""
+
+    sampling: str = "uniform"
+    """How the sampled negatives are drawn: uniform or popularity."""
+
     @classmethod
     def from_toml(cls, path: str | Path) -> Experiment:
         """Read an experiment file; a ConfigError names the file and what is wrong in it."""
@@ -126,6 +133,13 @@ class Experiment(pydantic.BaseModel):
         names = self.metrics or [name.split("@")[0] for name in DEFAULT_METRICS]
         return full_names(names, self.k)
 
+    def sampled_names(self) -> list[str]:
+        """The sampled-ranking metrics: the experiment's hit_rate, ndcg and mrr, and auc."""
+        from recsmith.evaluation.metrics import parse_metric
+        from recsmith.evaluation.sampled import SAMPLED_METRICS
+
+        return [name for name in self.metric_names() if parse_metric(name)[0] in SAMPLED_METRICS] + ["auc"]
+
     def check(self, source: str = "the experiment") -> None:
         """Validate names, params, metrics and protocol options; raise ConfigError before any work."""
         if isinstance(self.k, bool) or self.k <= 0:
@@ -137,6 +151,14 @@ class Experiment(pydantic.BaseModel):
         if unknown:
             raise ConfigError(f"{source}: protocol {self.protocol} has no option {unknown[0]!r}; its options: "
                               f"{', '.join(OPTIONS[self.protocol])}")
+        if self.sampled_negatives is not None:
+            from recsmith.evaluation.sampled import SAMPLINGS
+
+            if self.sampling not in SAMPLINGS:
+                raise ConfigError(f"{source}: unknown sampling {self.sampling!r}; use one of: {', '.join(SAMPLINGS)}")
+            if self.protocol == "users":
+                raise ConfigError(f"{source}: sampled negatives rank training users' items; use them with the "
+                                  "random, leave_last or temporal protocol, not users")
         labels = [entry.label for entry in self.recipes]
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:

@@ -79,6 +79,14 @@ def run_experiment(interactions: Interactions, experiment: Experiment, *,
     split = make_split(interactions, experiment.protocol, **experiment.split)
     rows = evaluate_recipes(recipes, split.train, split.test, k=experiment.k, metrics=experiment.metric_names(),
                             progress=progress, test_input=split.test_input, details=True)
+    if experiment.sampled_negatives is not None:
+        from recsmith.evaluation.sampled import sampled_metrics
+
+        for row in rows:  # the recipes were fitted on split.train by evaluate_recipes
+            result = sampled_metrics(recipes[row["recipe"]], split.train, split.test, experiment.sampled_names(),
+                                     n_negatives=experiment.sampled_negatives, sampling=experiment.sampling, seed=seed)
+            row["sampled_protocol"], row["sampled_cases"] = result.pop("protocol"), result.pop("cases")
+            row.update(result)
     run = ExperimentRun(experiment, split, rows)
     primary = run.primary
     for row in rows:
