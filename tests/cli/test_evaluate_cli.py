@@ -115,3 +115,15 @@ def test_sampled_negatives_are_labelled(movielens) -> None:
     assert table.exit_code == 0 and "sampled: 50 uniform negatives" in table.stdout
     bad = movielens("evaluate", "-g", "ml", "--sampled-negatives", "50", "--sampling", "zipf")
     assert bad.exit_code == 1 and "zipf" in bad.stderr and "uniform, popularity" in bad.stderr
+
+
+@pytest.mark.parametrize("protocol", [["--protocol", "random"], ["--protocol", "users", "--test-users", "100"]])
+def test_html_report(movielens, tmp_path: Path, protocol: list[str]) -> None:
+    path = tmp_path / "report.html"
+    report = evaluate_json(movielens, "--recipes", "popularity,item-knn", *protocol, "--report", str(path))
+    assert report["report"] == str(path)
+    page = path.read_text()
+    assert page.count("<svg") == 4 and "item-knn" in page and "popularity" in page
+    assert "<script" not in page and "<link" not in page
+    missing = movielens("evaluate", "-g", "ml", "--report", str(tmp_path / "no" / "such" / "r.html"))
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr

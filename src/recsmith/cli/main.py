@@ -363,7 +363,8 @@ def train(
 
 
 # ----------------------------------------------------------------------------------------- evaluate
-def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progress: bool = True) -> ExperimentRun:
+def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progress: bool = True,
+                   depth: int | None = None) -> ExperimentRun:
     """Fit and measure each of the experiment's recipes on one split of the group's data."""
     from recsmith.jobs.evaluation import run_experiment
     from recsmith.jobs.training import load_interactions
@@ -373,7 +374,8 @@ def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progr
     with stage_progress("evaluate", stages, enabled=show_progress) as progress:
         progress("read")
         interactions = load_interactions(store, group)
-        run = run_experiment(interactions, experiment, progress=lambda label, stage: progress(f"fit:{label}"))
+        run = run_experiment(interactions, experiment, progress=lambda label, stage: progress(f"fit:{label}"),
+                             depth=depth)
         progress("done")
     return run
 
@@ -433,6 +435,8 @@ def evaluate(
     sampled_negatives: Annotated[int | None, typer.Option(
         help="Also rank each held-out item among N sampled negatives (to reproduce papers; labelled).")] = None,
     sampling: Annotated[str | None, typer.Option(help="Sampled negatives: uniform or popularity.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Also write a self-contained HTML report (leaderboard and plots) to this file.")] = None,
     folds: Annotated[int | None, typer.Option(
         help="Cross-validate rating recipes (svd, svdpp) on N folds, as Surprise's KFold: RMSE and MAE.")] = None,
     as_json: JsonOption = False,
@@ -445,7 +449,8 @@ def evaluate(
     if folds is not None:
         cross_validate_command(group, recipes, param, experiment_file, folds, seed, as_json,
                                protocol_options=[protocol, test_fraction, n, at, fraction, test_users,
-                                                 input_fraction, k, metrics, confidence, sampled_negatives, sampling])
+                                                 input_fraction, k, metrics, confidence, sampled_negatives, sampling,
+                                                 report])
         return
     split_options = {"test_fraction": test_fraction, "n": n, "fraction": fraction, "input_fraction": input_fraction,
                      "seed": seed, "at": int(at) if at is not None and at.isdigit() else at,
@@ -455,11 +460,21 @@ def evaluate(
                  "metrics": [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None}
     experiment = build_experiment(experiment_file, recipes, param, overrides,
                                   {key: value for key, value in split_options.items() if value is not None})
-    run = run_evaluation(open_store(), group, experiment, show_progress=not as_json)
+    if report is not None and report.parent and not report.parent.is_dir():
+        raise ConfigError(f"--report {report}: the folder {report.parent} does not exist")
+    from recsmith.jobs.evaluation import REPORT_DEPTH, write_experiment_report
+
+    run = run_evaluation(open_store(), group, experiment, show_progress=not as_json,
+                         depth=REPORT_DEPTH if report is not None else None)
+    if report is not None:
+        write_experiment_report(run, report, title=f"recsmith evaluation: {group}",
+                                context={"dataset group": group, "recipes": len(run.rows)})
     if as_json:
-        print_json(run.to_json())
+        print_json(run.to_json() | ({"report": str(report)} if report is not None else {}))
         return
     print_leaderboard(run)
+    if report is not None:
+        out.print(f"report: {report}")
 
 
 def cross_validate_command(group: str, recipes: str | None, param: list[str] | None, experiment_file: Path | None,
@@ -470,7 +485,7 @@ def cross_validate_command(group: str, recipes: str | None, param: list[str] | N
     if any(option is not None for option in protocol_options):
         raise ConfigError("--folds runs Surprise's k-fold protocol on ratings; drop the ranking options "
                           "(--protocol, --test-fraction, --n, --at, --fraction, --test-users, --input-fraction, "
-                          "--k, --metrics, --confidence, --sampled-negatives, --sampling)")
+                          "--k, --metrics, --confidence, --sampled-negatives, --sampling, --report)")
     experiment = build_experiment(experiment_file, recipes or "svd", param, {}, {})
     store = open_store()
     labels = [entry.label for entry in experiment.recipes]
@@ -673,6 +688,11 @@ def quickstart(
         "recsmith import interactions YOUR.csv --dataset-group shop --map userId=USER_ID,itemId=ITEM_ID",
     ):
         out.print(f"  [cyan]{line}[/]", soft_wrap=True)
+
+
+from recsmith.cli.tune import tune  # noqa: E402 (registered last: tune.py imports main's helpers lazily)
+
+app.command()(handle_errors(tune))
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,7 +57,8 @@ class ExperimentRun:
 
 
 def run_experiment(interactions: Interactions, experiment: Experiment, *,
-                   progress: Callable[[str, str], None] | None = None, seed: int = 0) -> ExperimentRun:
+                   progress: Callable[[str, str], None] | None = None, seed: int = 0,
+                   depth: int | None = None) -> ExperimentRun:
     """Split ``interactions`` by the experiment's protocol, fit and measure every recipe on it.
 
     Parameters
@@ -69,6 +71,8 @@ def run_experiment(interactions: Interactions, experiment: Experiment, *,
         Called with (recipe label, stage), as by ``evaluate_recipes``.
     seed : int
         Seed of the bootstrap resampling.
+    depth : int, optional
+        Rank this many items per user (at least the metrics' cut-offs), e.g. for metric-vs-k curves.
 
     Returns
     -------
@@ -78,7 +82,7 @@ def run_experiment(interactions: Interactions, experiment: Experiment, *,
     recipes = experiment.build()
     split = make_split(interactions, experiment.protocol, **experiment.split)
     rows = evaluate_recipes(recipes, split.train, split.test, k=experiment.k, metrics=experiment.metric_names(),
-                            progress=progress, test_input=split.test_input, details=True)
+                            progress=progress, test_input=split.test_input, depth=depth, details=True)
     if experiment.sampled_negatives is not None:
         from recsmith.evaluation.sampled import sampled_metrics
 
@@ -139,3 +143,22 @@ def run_cross_validation(columns: dict[str, np.ndarray], experiment: Experiment,
         rows.append({"recipe": label, **result})
     rows.sort(key=lambda row: row["rmse"])
     return rows
+
+
+REPORT_DEPTH = 100
+"""Items ranked per user when a report is asked for (its metric-vs-k curves go up to k = 100)."""
+
+
+def write_experiment_report(run: ExperimentRun, path: Path, *, title: str, context: dict[str, Any]) -> Path:
+    """The self-contained HTML report of an experiment: leaderboard with intervals and the four plots."""
+    from recsmith.evaluation.analysis import interaction_deciles, report_entry
+    from recsmith.evaluation.report import write_report
+
+    split = run.split
+    # users are segmented by the history the recipes saw: their training rows, or for held-out users their input
+    history = split.train.matrix if split.test_input is None else split.train.matrix + split.test_input.matrix
+    entries = [report_entry(row, history, split.test.matrix, intervals=row["ci"], segment_metric=run.primary)
+               for row in run.rows]
+    return write_report(path, entries, title=title, context=context | split.describe(), primary=run.primary,
+                        reference_deciles=interaction_deciles(split.train.matrix).tolist(),
+                        confidence=run.experiment.confidence)
