@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple, Self
+from typing import Any, ClassVar, Literal, NamedTuple, Self
 
 import numpy as np
 import pydantic
@@ -48,10 +48,68 @@ class Recommendations(NamedTuple):
     scores: np.ndarray
 
 
+class FloatRange(pydantic.BaseModel):
+    """A search-space dimension: a float in ``[low, high]``, sampled on a log scale when ``log``."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["float"] = "float"
+    low: float
+    high: float
+    log: bool = False
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.low < self.high or (self.log and self.low <= 0):
+            raise ValueError(f"float range needs low < high (and low > 0 on a log scale), got {self}")
+        return self
+
+
+class IntRange(pydantic.BaseModel):
+    """A search-space dimension: an integer in ``[low, high]`` (every ``step``), on a log scale when ``log``."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["int"] = "int"
+    low: int
+    high: int
+    log: bool = False
+    step: int = pydantic.Field(default=1, ge=1)
+
+    @pydantic.model_validator(mode="after")
+    def _check(self) -> Self:
+        if not self.low < self.high or (self.log and (self.low <= 0 or self.step != 1)):
+            raise ValueError(f"int range needs low < high (and low > 0, step 1 on a log scale), got {self}")
+        return self
+
+
+class Choice(pydantic.BaseModel):
+    """A search-space dimension: one of a few values."""
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["categorical"] = "categorical"
+    choices: tuple[str | int | float | bool, ...] = pydantic.Field(min_length=2)
+
+
+SearchDimension = FloatRange | IntRange | Choice
+"""One dimension of a recipe's hyperparameter search space (JSON-ready with ``model_dump()``)."""
+
+
 class RecipeParams(pydantic.BaseModel):
-    """Base of every recipe's params: frozen, unknown names rejected."""
+    """Base of every recipe's params: frozen, unknown names rejected.
+
+    ``search_space`` declares, for tuning (``recsmith tune``), the range of each param worth searching;
+    recipes without one cannot be tuned.
+    """
 
     model_config = pydantic.ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    search_space: ClassVar[dict[str, SearchDimension]] = {}
+
+
+EpochCallback = Callable[[int, "Recipe"], None]
+"""``callback(epochs_done, recipe)``, called by iterative recipes after each training epoch."""
 
 
 def _as_csr_rows(histories: sp.spmatrix | ItemLists, n_items: int) -> sp.csr_matrix:
@@ -137,6 +195,14 @@ class Recipe(ABC):
     name: ClassVar[str]
     Params: ClassVar[type[RecipeParams]]
     supports_similar_items: ClassVar[bool] = False
+    supports_epoch_callback: ClassVar[bool] = False
+
+    epoch_callback: EpochCallback | None = None
+    """Iterative recipes (``supports_epoch_callback``) call this during ``fit`` after each epoch with the
+    number of epochs done and the recipe, whose learned state is then the current one (so ``recommend`` and
+    ``score`` work); for tuning and early stopping. It may raise to stop training: the exception leaves
+    ``fit``, and the recipe must be fitted again. Unset (the default), training is unchanged. Never saved
+    or cloned."""
 
     def __init__(self, params: RecipeParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
         merged = dict(params.model_dump() if isinstance(params, pydantic.BaseModel) else params or {})

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from recsmith.data.interactions import Interactions
 from recsmith.errors import ConfigError
-from recsmith.recipes.base import Recipe, RecipeParams
+from recsmith.recipes.base import FloatRange, Recipe, RecipeParams
 from recsmith.recipes.registry import register
 
 
@@ -26,6 +26,8 @@ class EASEParams(RecipeParams):
 
     num_threads: int = Field(default=0, ge=0)
     """BLAS threads for the solve (0: BLAS's default)."""
+
+    search_space = {"reg": FloatRange(low=1.0, high=10_000.0, log=True)}
 
 
 @register

@@ -12,7 +12,7 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from recsmith.data.interactions import Interactions
-from recsmith.recipes.base import Recipe, RecipeParams
+from recsmith.recipes.base import FloatRange, IntRange, Recipe, RecipeParams
 from recsmith.recipes.registry import register
 
 
@@ -25,6 +25,21 @@ class FactorModel(Recipe):
 
     user_factors_: np.ndarray
     item_factors_: np.ndarray
+    supports_epoch_callback = True
+
+    def _implicit_callback(self, model: object) -> object | None:
+        """The ``callback`` for an ``implicit`` model's ``fit``: exposes its factors after each epoch to
+        :attr:`epoch_callback` (None when that is unset, so training is unchanged)."""
+        user_callback = self.epoch_callback
+        if user_callback is None:
+            return None
+
+        def after_epoch(iteration: int, *_: object) -> None:
+            self.user_factors_ = model.user_factors  # type: ignore[attr-defined] (updated in place)
+            self.item_factors_ = model.item_factors  # type: ignore[attr-defined]
+            user_callback(iteration + 1, self)
+
+        return after_epoch
 
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         vectors = self.user_factors_[users] if users is not None else self._fold_in(histories)
@@ -68,6 +83,13 @@ class ALSParams(RecipeParams):
     num_threads: int = Field(default=0, ge=0)
     """Threads (0: all cores)."""
 
+    search_space = {
+        "factors": IntRange(low=8, high=256, log=True),
+        "reg": FloatRange(low=1e-3, high=100.0, log=True),
+        "alpha": FloatRange(low=0.1, high=50.0, log=True),
+        "epochs": IntRange(low=5, high=30),
+    }
+
 
 @register
 class ALS(FactorModel):
@@ -94,7 +116,8 @@ class ALS(FactorModel):
         with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads would fight them
             model = AlternatingLeastSquares(factors=p.factors, regularization=p.reg, alpha=p.alpha,
                                             iterations=p.epochs, random_state=p.seed, num_threads=p.num_threads)
-            model.fit(sp.csr_matrix(interactions.matrix, dtype=np.float32), show_progress=False)
+            model.fit(sp.csr_matrix(interactions.matrix, dtype=np.float32), show_progress=False,
+                      callback=self._implicit_callback(model))
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 
@@ -137,6 +160,13 @@ class BPRParams(RecipeParams):
     num_threads: int = Field(default=1, ge=0)
     """Threads; more than one makes training faster but not reproducible (lock-free SGD)."""
 
+    search_space = {
+        "factors": IntRange(low=8, high=256, log=True),
+        "learning_rate": FloatRange(low=1e-3, high=0.2, log=True),
+        "reg": FloatRange(low=1e-5, high=0.1, log=True),
+        "epochs": IntRange(low=10, high=150),
+    }
+
 
 @register
 class BPR(FactorModel):
@@ -166,7 +196,7 @@ class BPR(FactorModel):
             model = BayesianPersonalizedRanking(factors=p.factors, learning_rate=p.learning_rate,
                                                 regularization=p.reg, iterations=p.epochs, random_state=p.seed,
                                                 num_threads=p.num_threads)
-            model.fit(positive, show_progress=False)
+            model.fit(positive, show_progress=False, callback=self._implicit_callback(model))
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 

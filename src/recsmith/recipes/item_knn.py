@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recsmith.data.interactions import Interactions
-from recsmith.recipes.base import RecipeParams
+from recsmith.recipes.base import Choice, FloatRange, IntRange, RecipeParams
 from recsmith.recipes.neighbourhood import ItemSimilarityRecipe, prune_rows
 from recsmith.recipes.registry import register
 
@@ -35,6 +35,12 @@ class ItemKNNParams(RecipeParams):
 
     num_threads: int = Field(default=0, ge=0)
     """Threads for the neighbour search (0: all cores)."""
+
+    search_space = {
+        "neighbors": IntRange(low=10, high=1000, log=True),
+        "shrink": FloatRange(low=0.0, high=200.0),
+        "weighting": Choice(choices=("none", "bm25", "tfidf")),
+    }
 
 
 def weight_matrix(matrix: sp.csr_matrix, weighting: str, k1: float = 1.2, b: float = 0.75) -> sp.csr_matrix:

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recsmith.data.interactions import Interactions
-from recsmith.recipes.base import RecipeParams
+from recsmith.recipes.base import FloatRange, IntRange, RecipeParams
 from recsmith.recipes.neighbourhood import ItemSimilarityRecipe, prune_rows
 from recsmith.recipes.registry import register
 
@@ -23,6 +23,12 @@ class RP3BetaParams(RecipeParams):
 
     neighbors: int = Field(default=200, ge=1)
     """How many most-similar items each item keeps."""
+
+    search_space = {
+        "alpha": FloatRange(low=0.1, high=2.0),
+        "beta": FloatRange(low=0.0, high=1.0),
+        "neighbors": IntRange(low=10, high=1000, log=True),
+    }
 
 
 def _row_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recsmith.data.interactions import Interactions
-from recsmith.recipes.base import Recipe, RecipeParams
+from recsmith.recipes.base import FloatRange, IntRange, Recipe, RecipeParams
 from recsmith.recipes.registry import register
 
 
@@ -28,6 +28,13 @@ class SVDParams(RecipeParams):
 
     seed: int = 0
     """Seed of the initial factors."""
+
+    search_space = {
+        "factors": IntRange(low=4, high=200, log=True),
+        "reg": FloatRange(low=1e-3, high=1.0, log=True),
+        "bias_reg": FloatRange(low=0.1, high=50.0, log=True),
+        "epochs": IntRange(low=2, high=30),
+    }
 
 
 def ratings_matrix(interactions: Interactions) -> sp.csr_matrix:
@@ -106,6 +113,7 @@ class SVD(Recipe):
 
     name = "svd"
     Params = SVDParams
+    supports_epoch_callback = True
 
     def _fit(self, interactions: Interactions) -> None:
         p = self.params
@@ -120,11 +128,18 @@ class SVD(Recipe):
         user_factors = np.zeros((n_users, p.factors))
         user_bias = np.zeros(n_users)
         by_item = centred.T.tocsr()
-        for _ in range(p.epochs):
+        for epoch in range(p.epochs):
             solved = ridge_rows(minus_columns(centred, item_bias), with_ones(item_factors), p.reg, p.bias_reg)
             user_factors, user_bias = solved[:, :-1], solved[:, -1]
             solved = ridge_rows(minus_columns(by_item, user_bias), with_ones(user_factors), p.reg, p.bias_reg)
             item_factors, item_bias = solved[:, :-1], solved[:, -1]
+            if self.epoch_callback is not None:
+                self._set_state(mean, user_factors, user_bias, item_factors, item_bias)
+                self.epoch_callback(epoch + 1, self)
+        self._set_state(mean, user_factors, user_bias, item_factors, item_bias)
+
+    def _set_state(self, mean: float, user_factors: np.ndarray, user_bias: np.ndarray, item_factors: np.ndarray,
+                   item_bias: np.ndarray) -> None:
         self.mean_ = np.asarray([mean], dtype=np.float64)
         self.user_factors_ = user_factors.astype(np.float32)
         self.user_bias_ = user_bias.astype(np.float32)

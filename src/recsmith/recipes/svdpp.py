@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recsmith.data.interactions import Interactions
+from recsmith.recipes.base import FloatRange, IntRange
 from recsmith.recipes.registry import register
 from recsmith.recipes.svd import SVD, SVDParams, minus_columns, ratings_matrix, ridge_rows, row_grams, with_ones
 
@@ -25,6 +26,14 @@ class SVDppParams(SVDParams):
 
     cg_steps: int = Field(default=3, ge=1)
     """Conjugate-gradient steps per epoch for the implicit factors (warm-started from the last epoch)."""
+
+    search_space = {
+        "factors": IntRange(low=4, high=200, log=True),
+        "reg": FloatRange(low=1e-3, high=1.0, log=True),
+        "bias_reg": FloatRange(low=0.1, high=50.0, log=True),
+        "implicit_reg": FloatRange(low=0.01, high=10.0, log=True),
+        "epochs": IntRange(low=2, high=30),
+    }
 
 
 def _implicit_pattern(interactions: Interactions) -> sp.csr_matrix:
@@ -123,7 +132,7 @@ class SVDpp(SVD):
         implicit_reg = p.implicit_reg * np.maximum(users_per_item, 1.0)
         user_factors = np.zeros((n_users, p.factors))
         user_bias = np.zeros(n_users)
-        for _ in range(p.epochs):
+        for epoch in range(p.epochs):
             z = implicit @ implicit_factors
             targets = minus_columns(centred, item_bias)
             targets.data -= _per_rating_dot(targets, z, item_factors)
@@ -138,11 +147,11 @@ class SVDpp(SVD):
             residual.data -= _per_rating_dot(residual, user_factors, item_factors)
             implicit_factors = _solve_implicit(residual, implicit, item_factors, implicit_factors, implicit_reg,
                                                p.cg_steps)
-        self.mean_ = np.asarray([mean], dtype=np.float64)
-        self.user_factors_ = (user_factors + implicit @ implicit_factors).astype(np.float32)
-        self.user_bias_ = user_bias.astype(np.float32)
-        self.item_factors_ = item_factors.astype(np.float32)
-        self.item_bias_ = item_bias.astype(np.float32)
+            if self.epoch_callback is not None:
+                self._set_state(mean, user_factors + implicit @ implicit_factors, user_bias, item_factors, item_bias)
+                self.implicit_factors_ = implicit_factors.astype(np.float32)
+                self.epoch_callback(epoch + 1, self)
+        self._set_state(mean, user_factors + implicit @ implicit_factors, user_bias, item_factors, item_bias)
         self.implicit_factors_ = implicit_factors.astype(np.float32)
 
     def _fold_in(self, histories: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:

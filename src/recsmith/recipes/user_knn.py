@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recsmith.data.interactions import Interactions
-from recsmith.recipes.base import Recipe, RecipeParams
+from recsmith.recipes.base import Choice, FloatRange, IntRange, Recipe, RecipeParams
 from recsmith.recipes.item_knn import weight_matrix
 from recsmith.recipes.registry import register
 
@@ -25,6 +25,12 @@ class UserKNNParams(RecipeParams):
 
     weighting: Literal["none", "bm25", "tfidf"] = "bm25"
     """Re-weight the user-item matrix (items as terms) before computing similarities."""
+
+    search_space = {
+        "neighbors": IntRange(low=5, high=500, log=True),
+        "shrink": FloatRange(low=0.0, high=200.0),
+        "weighting": Choice(choices=("none", "bm25", "tfidf")),
+    }
 
 
 @register
