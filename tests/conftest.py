@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from recsmith.settings import Settings
 from recsmith.store.store import Store
-from recsmith.store.tables import metadata
+from recsmith.store.tables import VERSION_TABLE, metadata
 from recsmith.testing import datasets_dir as _datasets_dir
 
 POSTGRES_URL = os.environ.get("RECSMITH_TEST_POSTGRES_URL")
@@ -45,9 +45,8 @@ def postgres_ready() -> str:
         pytest.skip("RECSMITH_TEST_POSTGRES_URL is not set")
     engine = sa.create_engine(POSTGRES_URL)
     with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{table.name}" CASCADE')
-        conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        for name in sa.inspect(conn).get_table_names():  # the store's, its revision, and other tools' (Optuna's)
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}" CASCADE')
     engine.dispose()
     store = Store(POSTGRES_URL)
     store.migrate()
@@ -60,6 +59,8 @@ def _wipe_postgres(url: str) -> None:
     names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        for name in set(sa.inspect(conn).get_table_names()) - set(metadata.tables) - {VERSION_TABLE}:
+            conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}" CASCADE')  # Optuna's studies from a tune test
     engine.dispose()
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from recsmith.data.schema import Schema
 from recsmith.errors import ConfigError, DataError, NotFoundError
 from recsmith.store.store import Store
-from recsmith.store.tables import metadata
+from recsmith.store.tables import VERSION_TABLE, metadata
 
 SCHEMA = Schema.default("interactions").to_dict()
 
@@ -26,11 +27,34 @@ def frame(n: int = 3, offset: int = 0) -> pd.DataFrame:
     })
 
 
+def ours(name: str | None, type_: str, parent: dict) -> bool:
+    """The store's own tables (Optuna may keep studies in the same database)."""
+    return type_ != "table" or name in metadata.tables
+
+
 def test_migrations_are_idempotent_and_match_the_tables(store: Store) -> None:
     store.migrate()
     with store.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": ours}), metadata)
+        assert set(sa.inspect(conn).get_table_names()) >= {VERSION_TABLE, *metadata.tables}
     assert diff == []
+
+
+def test_a_store_made_with_the_default_version_table_is_adopted(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store = Store(url)
+    store.migrate()
+    store.create_dataset_group("kept")
+    with store.engine.begin() as conn:  # as stores made before VERSION_TABLE kept their revision
+        revision = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one()
+        conn.execute(sa.text(f"ALTER TABLE {VERSION_TABLE} RENAME TO alembic_version"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('optunas-own')"))
+    store.migrate()  # would fail with "table already exists" if the revision were not adopted
+    assert store.get_dataset_group("kept").name == "kept"
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar_one() == revision
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["optunas-own"]
+    store.close()
 
 
 def test_dataset_groups(store: Store) -> None:

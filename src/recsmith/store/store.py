@@ -24,6 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from recsmith.errors import ConfigError, DataError, NotFoundError
@@ -136,6 +137,8 @@ class Store:
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as conn:
+            _adopt_legacy_revision(conn, {script.revision for script in ScriptDirectory.from_config(config)
+                                          .walk_revisions()})
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
@@ -595,3 +598,22 @@ def _copy_text(value: Any) -> str:
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return text
+
+
+def _adopt_legacy_revision(conn: Connection, revisions: set[str]) -> None:
+    """Move the store's revision out of Alembic's default ``alembic_version`` table (where stores made before
+    :data:`~recsmith.store.tables.VERSION_TABLE` kept it) into its own table, leaving other tools' rows."""
+    names = set(sa.inspect(conn).get_table_names())
+    if t.VERSION_TABLE in names or "alembic_version" not in names:
+        return
+    rows = [row[0] for row in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
+    ours = [revision for revision in rows if revision in revisions]
+    if not ours:
+        return
+    version = sa.Table(t.VERSION_TABLE, sa.MetaData(), sa.Column("version_num", sa.String(32), primary_key=True))
+    version.create(conn)
+    conn.execute(version.insert(), [{"version_num": revision} for revision in ours])
+    legacy = sa.table("alembic_version", sa.column("version_num"))
+    conn.execute(legacy.delete().where(legacy.c.version_num.in_(ours)))
+    if len(ours) == len(rows):
+        conn.execute(sa.text("DROP TABLE alembic_version"))

@@ -6,6 +6,10 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+VERSION_TABLE = "recsmith_alembic_version"
+"""Where the store's Alembic revision is kept: not Alembic's default ``alembic_version``, which other tools
+sharing the database (Optuna's study storage) use for their own revision."""
+
 TS = sa.DateTime(timezone=True)
 
 dataset_groups = sa.Table(

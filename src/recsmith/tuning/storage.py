@@ -1,15 +1,9 @@
 """Optuna studies in recsmith's own database (SQLite or PostgreSQL), beside the store's tables.
 
-Optuna's ``RDBStorage`` adds its tables (``studies``, ``trials``, ...) to the database; none of their names
-clash with the store's. Both Optuna and the store keep their schema revision in Alembic's
-``alembic_version`` table, though, so in a database the store shares, the store's revision is written
-first (the store is migrated) and Optuna's own Alembic check is replaced by a check of its
-``version_info`` schema number. A database Optuna has to itself (its tables, none of the store's) is opened
-the ordinary way.
-
-So open such a study through :func:`study_storage` (``optuna.load_study(study_name=NAME,
-storage=study_storage(url))``), not by handing Optuna the bare URL, which would trip on the store's revision.
-``optuna-dashboard URL`` works as it is (it skips that check).
+Optuna's ``RDBStorage`` adds its tables (``studies``, ``trials``, ...) and its Alembic revision (in
+``alembic_version``) to the database; the store's tables have other names and the store keeps its revision in
+``recsmith_alembic_version``, so the two never meet. A study is opened with the plain URL, by recsmith or
+by Optuna's own tools (``optuna.load_study(study_name=..., storage=URL)``, ``optuna-dashboard URL``).
 """
 
 from __future__ import annotations
@@ -33,46 +27,19 @@ def study_storage(url: str) -> optuna.storages.RDBStorage:
     Raises
     ------
     ConfigError
-        If the database cannot be reached, or holds Optuna tables of another schema version.
+        If the database cannot be opened, or holds Optuna tables of another schema version.
     """
     import optuna
-
-    from recsmith.store.store import Store
 
     engine_kwargs: dict[str, Any] = ({"connect_args": {"timeout": 30}} if url.startswith("sqlite")
                                      else {"pool_pre_ping": True})
     try:
-        engine = sa.create_engine(url, **engine_kwargs)
-        try:
-            tables = set(sa.inspect(engine).get_table_names())
-        finally:
-            engine.dispose()
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except (sa.exc.SQLAlchemyError, ImportError) as exc:
         raise ConfigError(f"cannot open the study database {masked_url(url)}: {exc}") from None
-    if "studies" in tables and "dataset_groups" not in tables:  # Optuna's alone
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    store = Store(url)  # the store's tables, and its Alembic revision, come first
-    try:
-        store.migrate()
-    finally:
-        store.close()
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=True)
-    _check_schema(storage, url)
-    return storage
-
-
-def _check_schema(storage: optuna.storages.RDBStorage, url: str) -> None:
-    import optuna
-    from optuna.storages._rdb import models
-
-    expected = getattr(models, "SCHEMA_VERSION", None)
-    with storage.engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT schema_version, library_version FROM version_info")).first()
-    if expected is not None and row is not None and row.schema_version != expected:
-        raise ConfigError(
-            f"the studies in {masked_url(url)} were written by optuna {row.library_version} (schema "
-            f"{row.schema_version}); this optuna {optuna.__version__} uses schema {expected}. Use the same optuna "
-            "version, or keep the studies in a separate database (recsmith tune --storage URL)")
+    except RuntimeError as exc:  # optuna's word for a schema of another version
+        raise ConfigError(f"the studies in {masked_url(url)} need another optuna version ({exc}); use that "
+                          "version, or keep the studies in a separate database (recsmith tune --storage URL)") from None
 
 
 def masked_url(url: str) -> str:
