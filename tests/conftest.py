@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from typer.testing import CliRunner
 
+from recsmith.cli.main import app
 from recsmith.settings import Settings
 from recsmith.store.store import Store
 from recsmith.store.tables import VERSION_TABLE, metadata
@@ -81,3 +84,27 @@ def store(db_url: str) -> Iterator[Store]:
     instance.migrate()
     yield instance
     instance.close()
+
+
+# ---------------------------------------------------------------- the CLI, in-process (tests/cli, tests/tuning)
+@pytest.fixture
+def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``cli("import", "interactions", path, ...)`` -> the click result; never swallows exceptions."""
+    monkeypatch.setenv("RECSMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("RECSMITH_DATABASE_URL", db_url)
+    runner = CliRunner()
+
+    def run(*args: object):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture
+def movielens(cli):
+    """The bundled ml-latest-small loaded into dataset group 'ml'."""
+    result = cli("datasets", "load", "ml-latest-small", "--dataset-group", "ml", "--json")
+    assert result.exit_code == 0, result.output
+    reports = json.loads(result.stdout)
+    assert [(r["dataset_type"], r["rows_loaded"]) for r in reports] == [("interactions", 100_004), ("items", 9_125)]
+    return cli

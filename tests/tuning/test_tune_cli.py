@@ -10,14 +10,6 @@ import pytest
 from recsmith.recipes import recipe_class
 
 
-@pytest.fixture
-def movielens(cli):
-    """The bundled ml-latest-small loaded into dataset group 'ml'."""
-    result = cli("datasets", "load", "ml-latest-small", "--dataset-group", "ml", "--json")
-    assert result.exit_code == 0, result.output
-    return cli
-
-
 def test_tune_then_train_with_the_saved_params_then_resume(movielens) -> None:
     args = ("tune", "--dataset-group", "ml", "--recipe", "als", "--param", "epochs=3", "-p", "factors=16", "--json")
     result = movielens(*args, "--trials", 3)
