@@ -205,3 +205,25 @@ def test_synthetic_dataset_is_reproducible(cli, tmp_path: Path) -> None:
     stats = json.loads(cli("describe", "-g", "syn", "--json").stdout)
     assert stats["num_interactions"] == 5000 and stats["event_types"]["view"] > stats["event_types"]["purchase"]
     assert cli("datasets", "synthetic").exit_code == 1
+
+
+def test_a_solution_keeps_its_params(movielens) -> None:
+    def train(*args: str) -> dict:
+        result = movielens("train", "-g", "ml", "--recipe", "item-knn", "--no-metrics", "--json", *args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["params"]
+
+    assert train("--param", "neighbors=20")["neighbors"] == 20
+    assert train()["neighbors"] == 20  # retraining the solution reuses its params
+    again = train("--param", "shrink=5")  # --param updates them
+    assert (again["neighbors"], again["shrink"]) == (20, 5.0)
+    assert train("--solution", "fresh")["neighbors"] == 200  # a new solution starts from the defaults
+
+
+def test_tuned_params_are_what_a_plain_train_uses(movielens) -> None:
+    tuned = movielens("tune", "-g", "ml", "--recipe", "rp3beta", "--trials", 2, "--json")
+    assert tuned.exit_code == 0, tuned.output
+    best = json.loads(tuned.stdout)["best_params"]
+    result = movielens("train", "-g", "ml", "--recipe", "rp3beta", "--no-metrics", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["params"] == best

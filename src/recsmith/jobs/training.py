@@ -20,7 +20,7 @@ from recsmith.errors import DataError
 from recsmith.evaluation.evaluate import evaluate_recipes
 from recsmith.evaluation.split import split_random
 from recsmith.jobs.config import SolutionConfig
-from recsmith.recipes import create
+from recsmith.recipes import create, recipe_class
 from recsmith.settings import Settings
 from recsmith.store.artifacts import TrainedModel
 from recsmith.store.store import Store
@@ -87,7 +87,9 @@ def train_solution_version(
     recipe : str
         Registry name of the recipe, e.g. ``"item-knn"``.
     params : dict, optional
-        The recipe's hyperparameters.
+        Hyperparameters. A solution keeps its params (as Personalize's solution config): training an
+        existing solution again reuses them, and these update them (for example the best ones saved by
+        ``recsmith tune``); a new solution starts from the recipe's defaults.
     config : SolutionConfig, optional
         Event weights and time decay.
     solution_name : str, optional
@@ -104,10 +106,13 @@ def train_solution_version(
     dict
         The stored solution version (id, status, metrics, artifact_uri, timings).
     """
-    params = dict(params or {})
     config = config or SolutionConfig()
-    model_recipe = create(recipe, **params)  # validates the name and params before any work
+    fields = recipe_class(recipe).Params.model_fields  # validates the name before any work
     group = store.get_dataset_group(dataset_group)
+    saved = store.find_solution(group.id, solution_name or recipe)
+    kept = {} if saved is None or saved["recipe"] != recipe else saved["params"]
+    params = {key: value for key, value in kept.items() if key in fields} | dict(params or {})
+    model_recipe = create(recipe, **params)  # validates the params before any work
     solution = store.get_or_create_solution(
         group.id, solution_name or recipe, recipe, model_recipe.get_params(), config.model_dump()
     )

@@ -520,7 +520,7 @@ class Store:
         """
         s = t.solutions
         with self.begin() as conn:
-            row = conn.execute(sa.select(s).where(s.c.dataset_group_id == group_id, s.c.name == name)).first()
+            row = _solution_row(conn, group_id, name)
             if row is None:
                 solution_id = conn.execute(s.insert().values(
                     dataset_group_id=group_id, name=name, recipe=recipe, params=json.dumps(params),
@@ -535,6 +535,12 @@ class Store:
                 conn.execute(s.update().where(s.c.id == row.id).values(params=json.dumps(params),
                                                                        config=json.dumps(config)))
         return self.get_solution(int(solution_id))
+
+    def find_solution(self, group_id: int, name: str) -> dict[str, Any] | None:
+        """The group's solution called ``name``, or None when there is none."""
+        with self.engine.connect() as conn:
+            row = _solution_row(conn, group_id, name)
+        return None if row is None else _decode(row)
 
     def get_solution(self, solution_id: int) -> dict[str, Any]:
         """A solution by id."""
@@ -598,6 +604,11 @@ def _copy_text(value: Any) -> str:
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
         text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return text
+
+
+def _solution_row(conn: Connection, group_id: int, name: str) -> sa.Row | None:
+    s = t.solutions
+    return conn.execute(sa.select(s).where(s.c.dataset_group_id == group_id, s.c.name == name)).first()
 
 
 def _adopt_legacy_revision(conn: Connection, revisions: set[str]) -> None:
