@@ -227,3 +227,38 @@ def test_tuned_params_are_what_a_plain_train_uses(movielens) -> None:
     result = movielens("train", "-g", "ml", "--recipe", "rp3beta", "--no-metrics", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["params"] == best
+
+
+def test_recommend_with_a_filter(movielens, db_url: str) -> None:
+    from recsmith.store.store import Store
+
+    trained = movielens("train", "-g", "ml", "--recipe", "item-knn", "--no-metrics", "--json")
+    version = json.loads(trained.stdout)["id"]
+    store = Store(db_url)
+    group = store.get_dataset_group("ml")
+
+    def genres(*args: str) -> list[tuple[str, str]]:
+        result = movielens("recommend", "--solution-version", version, "--num", 10, "--json", *args)
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout)["items"]
+        metadata = store.read_items(group.id, [row["item_id"] for row in rows])
+        return [(metadata[row["item_id"]]["GENRES"], row["reason"]) for row in rows]
+
+    horror = genres("--user", "1", "--filter", "INCLUDE ItemID WHERE Items.GENRES IN ($G)",
+                    "--filter-value", "G=Horror")
+    assert len(horror) == 10 and all("Horror" in g and reason == "personalized" for g, reason in horror)
+    no_drama = genres("--user", "1", "--filter", 'EXCLUDE ItemID WHERE Items.GENRES IN ("Drama", "Comedy")')
+    assert len(no_drama) == 10 and not any("Drama" in g or "Comedy" in g for g, _ in no_drama)
+    newcomer = genres("--user", "nobody", "--filter", 'INCLUDE ItemID WHERE Items.GENRES IN ("Western")')
+    assert len(newcomer) == 10 and all("Western" in g and reason == "popular" for g, reason in newcomer)
+    omitted = genres("--user", "1", "--filter", "EXCLUDE ItemID WHERE Items.GENRES IN ($G)")  # an EXCLUDE part
+    assert len(omitted) == 10  # without its value is not used, as in Personalize
+    store.close()
+    bad = movielens("recommend", "--solution-version", version, "--user", "1", "--filter",
+                    "INCLUDE ItemID WHERE Items.GENRES == (1)")
+    assert bad.exit_code == 1 and "position" in bad.stderr
+    missing = movielens("recommend", "--solution-version", version, "--user", "1", "--filter",
+                        "INCLUDE ItemID WHERE Items.GENRES IN ($G)")
+    assert missing.exit_code == 1 and "$G" in missing.stderr
+    lonely = movielens("recommend", "--solution-version", version, "--user", "1", "--filter-value", "G=x")
+    assert lonely.exit_code == 1 and "needs a --filter" in lonely.stderr

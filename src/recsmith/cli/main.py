@@ -567,13 +567,20 @@ def item_title(metadata: dict[str, Any] | None) -> Any:
     return next((value for key, value in (metadata or {}).items() if key.lower() == "title"), None)
 
 
-def recommendations_for(store: Store, version_id: int, user: str, num: int) -> list[dict[str, Any]]:
+def recommendations_for(store: Store, version_id: int, user: str, num: int, *, filter_expression: str | None = None,
+                        filter_values: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
     """Load a solution version and recommend for one raw user id, with item titles when known."""
-    from recsmith.serving import recommend_for_user
+    from recsmith.serving import filter_mask, recommend_for_user
 
     model = load_active_model(store, version_id)
     group = store.get_dataset_group(model.meta["dataset_group"])
-    items = recommend_for_user(model, user, num, history=store.user_history(group.id, user))
+    events = store.user_events(group.id, user)
+    allowed = None
+    if filter_expression is not None:
+        allowed = filter_mask(model, filter_expression, items_metadata=store.read_items(group.id),
+                              user_metadata=store.read_users(group.id, [user]).get(user), events=events,
+                              values=filter_values)
+    items = recommend_for_user(model, user, num, history=[item_id for item_id, _ in events], allowed=allowed)
     return titled_rows(store, group.id, [(item.item_id, item.score, item.reason) for item in items])
 
 
@@ -583,10 +590,23 @@ def recommend(
     solution_version: Annotated[int, typer.Option(help="Solution version id (from `recsmith train`).")],
     user: Annotated[str, typer.Option(help="Raw user id.")],
     num: Annotated[int, typer.Option(help="Number of items.")] = 10,
+    filter_expression: Annotated[str | None, typer.Option(
+        "--filter", help='A filter, e.g. \'EXCLUDE ItemID WHERE Items.GENRES IN ($G)\' (Personalize grammar).')] = None,
+    filter_value: Annotated[list[str] | None, typer.Option(
+        "--filter-value", help="$PARAM value NAME=VALUE; repeat for several values of one parameter.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Recommend items for a user from a trained solution version."""
-    rows = recommendations_for(open_store(), solution_version, user, num)
+    values: dict[str, list[str]] = {}
+    for pair in filter_value or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--filter-value {pair!r}: write NAME=VALUE, e.g. G=Comedy")
+        values.setdefault(name.strip().lstrip("$"), []).append(value)
+    if values and filter_expression is None:
+        raise ConfigError("--filter-value needs a --filter")
+    rows = recommendations_for(open_store(), solution_version, user, num, filter_expression=filter_expression,
+                               filter_values=values)
     if as_json:
         print_json({"solution_version": solution_version, "user_id": user, "items": rows})
         return

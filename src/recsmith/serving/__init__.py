@@ -1,5 +1,5 @@
 """Serving: turn a trained model into recommendations in raw ids."""
 
-from recsmith.serving.recommender import RecommendedItem, recommend_for_user
+from recsmith.serving.recommender import RecommendedItem, filter_mask, recommend_for_user
 
-__all__ = ["RecommendedItem", "recommend_for_user"]
+__all__ = ["RecommendedItem", "filter_mask", "recommend_for_user"]

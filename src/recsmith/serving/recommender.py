@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,8 +32,10 @@ class RecommendedItem:
     reason: str
 
 
-def _popular(model: TrainedModel, k: int, skip: set[int]) -> list[RecommendedItem]:
+def _popular(model: TrainedModel, k: int, skip: set[int], allowed: np.ndarray | None) -> list[RecommendedItem]:
     order = np.argsort(-model.popularity, kind="stable")
+    if allowed is not None:
+        order = order[allowed[order]]
     out: list[RecommendedItem] = []
     for index in order:
         if len(out) >= k:
@@ -44,7 +47,8 @@ def _popular(model: TrainedModel, k: int, skip: set[int]) -> list[RecommendedIte
 
 
 def recommend_for_user(
-    model: TrainedModel, user_id: str, k: int = 10, *, history: Sequence[str] = (), exclude_seen: bool = True
+    model: TrainedModel, user_id: str, k: int = 10, *, history: Sequence[str] = (), exclude_seen: bool = True,
+    allowed: np.ndarray | None = None,
 ) -> list[RecommendedItem]:
     """Top ``k`` items for a raw user id.
 
@@ -61,25 +65,35 @@ def recommend_for_user(
         exclude what they already interacted with.
     exclude_seen : bool
         Leave out items the user interacted with.
+    allowed : numpy.ndarray, optional
+        ``bool`` per item of the model (e.g. a compiled filter, :func:`recsmith.serving.filters.compile_filter`
+        on an ``ItemCatalog`` of ``model.items``): only these may be recommended, popular padding included.
 
     Returns
     -------
     list of RecommendedItem
-        At most ``k`` items; padded with popular items when the model has fewer to offer.
+        At most ``k`` items; padded with popular items (that pass ``allowed``) when the model has fewer to
+        offer; fewer than ``k`` only when fewer items pass.
     """
     if k <= 0:
         raise ConfigError(f"the number of results must be positive, got {k}")
+    if allowed is not None:
+        allowed = np.asarray(allowed, dtype=bool)
+        if allowed.shape != (len(model.items),):
+            raise ConfigError(f"the allowed-items mask has shape {allowed.shape}; the model has {len(model.items)} "
+                              "items (build the filter's ItemCatalog on model.items)")
+    banned = None if allowed is None else np.flatnonzero(~allowed)
     known_history = [int(i) for i in model.items.indices(list(history), missing="ignore") if i >= 0]
     seen = set(known_history) if exclude_seen else set()
     items: list[RecommendedItem] = []
     if user_id in model.users:
         rec = model.recipe.recommend(
-            np.array([model.users.index(user_id)], dtype=np.int32), k, exclude_seen=exclude_seen
+            np.array([model.users.index(user_id)], dtype=np.int32), k, exclude_seen=exclude_seen, exclude=banned
         )
         reason = "personalized"
     elif known_history:
         rec = model.recipe.recommend_from_history([np.array(known_history, dtype=np.int32)], k,
-                                                  exclude_seen=exclude_seen)
+                                                  exclude_seen=exclude_seen, exclude=banned)
         reason = "history"
     else:
         rec = None
@@ -91,5 +105,41 @@ def recommend_for_user(
             items.append(RecommendedItem(str(model.items.raw(int(index))), float(score), reason))
     if len(items) < k:
         taken = seen | {model.items.index(item.item_id) for item in items}
-        items.extend(_popular(model, k - len(items), taken))
+        items.extend(_popular(model, k - len(items), taken, allowed))
     return items[:k]
+
+
+def filter_mask(model: TrainedModel, expression: str, *, items_metadata: Mapping[str, Mapping[str, Any]],
+                user_metadata: Mapping[str, Any] | None = None, events: Sequence[tuple[str, str | None]] = (),
+                values: Mapping[str, Any] | None = None) -> np.ndarray:
+    """The items a filter expression lets through for one user, as a mask over ``model.items``.
+
+    Parameters
+    ----------
+    model : TrainedModel
+        Whose items are filtered.
+    expression : str
+        A filter in Personalize's grammar (see :mod:`recsmith.serving.filters`).
+    items_metadata : mapping
+        Item id -> metadata (the store's items dataset).
+    user_metadata : mapping, optional
+        The user's metadata, for ``IF CurrentUser.F ...``.
+    events : sequence of (item id, event type)
+        The user's interactions, for ``Interactions.EVENT_TYPE``; items the model does not know are ignored.
+    values : mapping, optional
+        ``$PARAM`` values.
+
+    Raises
+    ------
+    FilterError
+        On a malformed expression, a missing INCLUDE parameter, or an unknown field.
+    """
+    from recsmith.serving.filters import ItemCatalog, compile_filter
+
+    indices = model.items.indices([item_id for item_id, _ in events], missing="ignore")
+    interactions: dict[str, set[int]] = {}
+    for index, (_, event_type) in zip(indices.tolist(), events, strict=True):
+        if index >= 0 and event_type is not None:
+            interactions.setdefault(event_type, set()).add(index)
+    return compile_filter(expression, ItemCatalog(model.items, items_metadata), values=dict(values or {}),
+                          user=dict(user_metadata or {}), interactions=interactions)

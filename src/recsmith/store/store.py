@@ -423,13 +423,18 @@ class Store:
 
     def user_history(self, group_id: int, user_id: str) -> list[str]:
         """A user's item ids, oldest first."""
+        return [item_id for item_id, _ in self.user_events(group_id, user_id)]
+
+    def user_events(self, group_id: int, user_id: str) -> list[tuple[str, str | None]]:
+        """A user's ``(item id, event type)`` pairs, oldest first (event type None where absent)."""
+        i = t.interactions
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(t.interactions.c.item_id)
-                .where(t.interactions.c.dataset_group_id == group_id, t.interactions.c.user_id == user_id)
-                .order_by(t.interactions.c.timestamp, t.interactions.c.id)
+                sa.select(i.c.item_id, i.c.event_type)
+                .where(i.c.dataset_group_id == group_id, i.c.user_id == user_id)
+                .order_by(i.c.timestamp, i.c.id)
             ).all()
-        return [r.item_id for r in rows]
+        return [(row.item_id, row.event_type) for row in rows]
 
     def read_items(self, group_id: int, ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Item metadata by item id (all items, or those in ``ids``)."""
