@@ -571,13 +571,15 @@ def recommendations_for(store: Store, version_id: int, user: str, num: int, *, f
                         filter_values: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
     """Load a solution version and recommend for one raw user id, with item titles when known."""
     from recsmith.serving import filter_mask, recommend_for_user
+    from recsmith.serving.filters import ItemCatalog
 
     model = load_active_model(store, version_id)
     group = store.get_dataset_group(model.meta["dataset_group"])
     events = store.user_events(group.id, user)
     allowed = None
     if filter_expression is not None:
-        allowed = filter_mask(model, filter_expression, items_metadata=store.read_items(group.id),
+        catalog = ItemCatalog(model.items, store.read_items(group.id))
+        allowed = filter_mask(model, filter_expression, catalog,
                               user_metadata=store.read_users(group.id, [user]).get(user), events=events,
                               values=filter_values)
     items = recommend_for_user(model, user, num, history=[item_id for item_id, _ in events], allowed=allowed)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from recsmith.errors import ConfigError
+from recsmith.errors import ConfigError, FilterError
 from recsmith.store.artifacts import TrainedModel
+
+if TYPE_CHECKING:
+    from recsmith.serving.filters import ItemCatalog
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def recommend_for_user(
     return items[:k]
 
 
-def filter_mask(model: TrainedModel, expression: str, *, items_metadata: Mapping[str, Mapping[str, Any]],
+def filter_mask(model: TrainedModel, expression: str, catalog: ItemCatalog, *,
                 user_metadata: Mapping[str, Any] | None = None, events: Sequence[tuple[str, str | None]] = (),
                 values: Mapping[str, Any] | None = None) -> np.ndarray:
     """The items a filter expression lets through for one user, as a mask over ``model.items``.
@@ -120,8 +123,9 @@ def filter_mask(model: TrainedModel, expression: str, *, items_metadata: Mapping
         Whose items are filtered.
     expression : str
         A filter in Personalize's grammar (see :mod:`recsmith.serving.filters`).
-    items_metadata : mapping
-        Item id -> metadata (the store's items dataset).
+    catalog : ItemCatalog
+        The items' metadata indexed on ``model.items`` (``ItemCatalog(model.items, metadata)``); build it
+        once per model, not per request.
     user_metadata : mapping, optional
         The user's metadata, for ``IF CurrentUser.F ...``.
     events : sequence of (item id, event type)
@@ -132,14 +136,17 @@ def filter_mask(model: TrainedModel, expression: str, *, items_metadata: Mapping
     Raises
     ------
     FilterError
-        On a malformed expression, a missing INCLUDE parameter, or an unknown field.
+        On a malformed expression, a missing INCLUDE parameter, an unknown field, or a catalogue of other items.
     """
-    from recsmith.serving.filters import ItemCatalog, compile_filter
+    from recsmith.serving.filters import compile_filter
 
+    if len(catalog) != len(model.items):
+        raise FilterError(f"the item catalogue has {len(catalog)} items, the model {len(model.items)}; build it as "
+                          "ItemCatalog(model.items, metadata)")
     indices = model.items.indices([item_id for item_id, _ in events], missing="ignore")
     interactions: dict[str, set[int]] = {}
     for index, (_, event_type) in zip(indices.tolist(), events, strict=True):
         if index >= 0 and event_type is not None:
             interactions.setdefault(event_type, set()).add(index)
-    return compile_filter(expression, ItemCatalog(model.items, items_metadata), values=dict(values or {}),
-                          user=dict(user_metadata or {}), interactions=interactions)
+    return compile_filter(expression, catalog, values=dict(values or {}), user=dict(user_metadata or {}),
+                          interactions=interactions)
