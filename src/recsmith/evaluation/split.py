@@ -18,7 +18,7 @@ held out; negative feedback stays in training.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,8 @@ class Split:
     skipped_users : int
         Users with interactions who are not evaluated (too little history for the protocol, or, for
         ``temporal``, no history before the cut).
+    cut : int or None
+        For ``temporal``: the time cut in epoch seconds (pairs after it are held out).
     """
 
     protocol: str
@@ -67,7 +69,7 @@ class Split:
     test: Interactions
     test_input: Interactions | None = None
     skipped_users: int = 0
-    notes: list[str] = field(default_factory=list)
+    cut: int | None = None
 
     @property
     def evaluated_users(self) -> np.ndarray:
@@ -78,7 +80,8 @@ class Split:
         """The protocol, its options and the user counts, JSON-ready (for reports and stored metrics)."""
         return {"protocol": self.protocol, **{key: _jsonable(value) for key, value in self.options.items()},
                 "evaluated_users": int(len(self.evaluated_users)), "skipped_users": int(self.skipped_users),
-                "train_pairs": int(self.train.nnz), "test_pairs": int(self.test.nnz)}
+                "train_pairs": int(self.train.nnz), "test_pairs": int(self.test.nnz),
+                **({} if self.cut is None else {"cut": self.cut})}
 
     def validation(self, seed: int | None = None) -> Split:
         """The same protocol applied to the training part only: a validation split for tuning and early
@@ -133,7 +136,7 @@ def make_split(interactions: Interactions, protocol: str = "random", **options: 
         return Split(protocol, filled, train, test, None, skipped)
     if protocol == "temporal":
         train, test, skipped, cut = _temporal(interactions, **filled)
-        return Split(protocol, filled, train, test, None, skipped, [f"time cut at {cut} (epoch seconds)"])
+        return Split(protocol, filled, train, test, None, skipped, cut)
     train, test_input, test, skipped = _users(interactions, **filled)
     return Split(protocol, filled, train, test, test_input, skipped)
 

@@ -36,13 +36,8 @@ class SVDppParams(SVDParams):
     }
 
 
-def _implicit_pattern(interactions: Interactions) -> sp.csr_matrix:
-    """``N(u)`` with Koren's ``|N(u)|^-1/2`` normalisation: every interaction, rated or not, counts."""
-    pattern = sp.csr_matrix(interactions.matrix, dtype=np.float64, copy=True)
-    return _normalised_rows(pattern)
-
-
 def _normalised_rows(pattern: sp.csr_matrix) -> sp.csr_matrix:
+    """``N(u)`` with Koren's ``|N(u)|^-1/2`` normalisation: every stored pair, rated or not, counts (a copy)."""
     out = sp.csr_matrix(pattern, dtype=np.float64, copy=True)
     counts = np.diff(out.indptr)
     out.data = np.repeat(1.0 / np.sqrt(np.maximum(counts, 1)), counts)
@@ -118,7 +113,7 @@ class SVDpp(SVD):
     def _fit(self, interactions: Interactions) -> None:
         p = self.params
         ratings = ratings_matrix(interactions)
-        implicit = _implicit_pattern(interactions)
+        implicit = _normalised_rows(interactions.matrix)
         n_users, n_items = ratings.shape
         mean = float(ratings.data.mean()) if ratings.nnz else 0.0
         centred = ratings.copy()
