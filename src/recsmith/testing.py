@@ -168,18 +168,34 @@ class RecipeContract:
     def test_save_load_round_trip(self, tmp_path: Path) -> None:
         recipe = self.fitted()
         path = recipe.save(tmp_path / "model")
-        assert {p.name for p in path.iterdir()} == {"arrays.npz", "meta.json"}
-        with np.load(path / "arrays.npz", allow_pickle=False) as npz:  # loads without pickle
-            assert all(npz[key].dtype != object for key in npz.files)
+        assert {p.name for p in path.iterdir()} == {"arrays", "meta.json"}
+        for file in (path / "arrays").iterdir():  # each loads without pickle
+            assert file.suffix == ".npy" and np.load(file, allow_pickle=False).dtype != object
         meta = json.loads((path / "meta.json").read_text())
         assert meta["recipe"] == recipe.name and meta["params"] == recipe.get_params() and meta["recsmith_version"]
-        loaded = Recipe.load(path)
-        assert type(loaded) is type(recipe) and loaded.get_params() == recipe.get_params()
         before = recipe.recommend(np.arange(10), k=7)
-        after = loaded.recommend(np.arange(10), k=7)
-        np.testing.assert_array_equal(before.ids, after.ids)
-        np.testing.assert_allclose(before.scores, after.scores, rtol=1e-6)
+        for mmap in (False, True):  # serving memory-maps the arrays read-only: nothing may write to them
+            loaded = Recipe.load(path, mmap=mmap)
+            assert type(loaded) is type(recipe) and loaded.get_params() == recipe.get_params()
+            after = loaded.recommend(np.arange(10), k=7)
+            np.testing.assert_array_equal(before.ids, after.ids)
+            np.testing.assert_allclose(before.scores, after.scores, rtol=1e-6)
+            history = loaded.recommend_from_history([np.array([0, 1, 2], dtype=np.int32)], k=5)
+            np.testing.assert_array_equal(history.ids, recipe.recommend_from_history([np.array([0, 1, 2])], k=5).ids)
         assert not list(tmp_path.glob(".model.*")), "the temporary folder was left behind"
+
+    def test_explain_names_items_from_the_history(self) -> None:
+        data = synthetic_interactions()
+        recipe = self.fitted(data)
+        history = data.user_history(0)
+        recs = recipe.recommend_from_history([history], k=5)
+        items = recs.ids[0][recs.ids[0] >= 0]
+        why = recipe.explain(history, np.ones(len(history), dtype=np.float32), items)
+        if why is None:  # the recipe's scores are not sums over the history: no item-level reason
+            return
+        assert why.shape == items.shape
+        assert set(why[why >= 0].tolist()) <= set(history.tolist())
+        assert (why >= 0).any(), "no recommended item was explained by the history it was scored from"
 
     def test_recommend_from_history_for_new_user(self) -> None:
         data = synthetic_interactions()

@@ -364,6 +364,28 @@ class Recipe(ABC):
         raise ConfigError(f"recipe {self.name} has no item similarity; use one of: "
                           + ", ".join(_similarity_recipes()))
 
+    def explain(self, history: np.ndarray, weights: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+        """Which interacted item contributes most to each recommended item's score, for "because you
+        interacted with ..." reasons.
+
+        Parameters
+        ----------
+        history : array of int
+            The user's interacted items (dense indices).
+        weights : array of float
+            Their interaction weights.
+        items : array of int
+            Recommended items (dense indices).
+
+        Returns
+        -------
+        numpy.ndarray or None
+            ``int64[len(items)]``: for each item, the history item with the largest positive contribution,
+            or -1 when none contributes; None when the recipe's scores are not sums over the history
+            (factor models, popularity).
+        """
+        return None
+
     # ---------------------------------------------------------------------------------- artifacts
     def _state(self) -> dict[str, np.ndarray]:
         """Learned arrays to save, besides the training matrix (override)."""
@@ -373,7 +395,7 @@ class Recipe(ABC):
         """Set learned state from saved arrays (override)."""
 
     def save(self, path: str | Path) -> Path:
-        """Write ``arrays.npz`` + ``meta.json`` to a temp folder beside ``path``, then rename it into place."""
+        """Write ``arrays/<name>.npy`` + ``meta.json`` to a temp folder beside ``path``, then rename it into place."""
         matrix = self._check_fitted()
         target = Path(path)
         with atomic_folder(target) as tmp:
@@ -384,7 +406,9 @@ class Recipe(ABC):
                 if value.dtype == object:
                     raise DataError(f"recipe {self.name}: array {key!r} holds Python objects and cannot be saved "
                                     "without pickle")
-            np.savez(tmp / "arrays.npz", **arrays)
+            (tmp / "arrays").mkdir()
+            for key, value in arrays.items():  # one .npy per array, so serving can memory-map them
+                np.save(tmp / "arrays" / f"{key}.npy", np.ascontiguousarray(value), allow_pickle=False)
             meta = {"recipe": self.name, "params": self.get_params(), "recsmith_version": __version__,
                     "n_users": int(matrix.shape[0]), "n_items": int(matrix.shape[1]),
                     "shapes": {key: list(value.shape) for key, value in arrays.items()}}
@@ -392,8 +416,18 @@ class Recipe(ABC):
         return target
 
     @classmethod
-    def load(cls, path: str | Path) -> Recipe:
-        """Read a recipe saved with :meth:`save` (the class comes from ``meta.json``; no pickle)."""
+    def load(cls, path: str | Path, *, mmap: bool = False) -> Recipe:
+        """Read a recipe saved with :meth:`save` (the class comes from ``meta.json``; no pickle).
+
+        Parameters
+        ----------
+        path : str or Path
+            The folder :meth:`save` wrote.
+        mmap : bool
+            Memory-map the arrays read-only instead of reading them into memory: loading is instant and
+            processes serving the same artifact share its pages. (Artifacts of older versions, one
+            ``arrays.npz``, are read into memory.)
+        """
         from recsmith.recipes.registry import recipe_class
 
         folder = Path(path)
@@ -408,13 +442,27 @@ class Recipe(ABC):
         if cls is not Recipe and not issubclass(klass, cls):
             raise DataError(f"{folder} holds a {meta['recipe']} recipe, not {cls.name}")
         recipe = klass(meta["params"])
-        with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        if (folder / "arrays").is_dir():
+            arrays = {file.stem: np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+                      for file in sorted((folder / "arrays").glob("*.npy"))}
+        else:  # written before arrays were saved one per file
+            with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+                arrays = {key: npz[key] for key in npz.files}
         shape = tuple(int(x) for x in arrays.pop("train_shape"))
         recipe.train_matrix_ = sp.csr_matrix(
             (arrays.pop("train_data"), arrays.pop("train_indices"), arrays.pop("train_indptr")), shape=shape)
         recipe._restore({key.removeprefix("state_"): value for key, value in arrays.items()})
         return recipe
+
+
+def strongest_contributor(contributions: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """For a ``history × items`` matrix of score contributions, each item's largest positive contributor
+    (from ``history``), or -1 (see :meth:`Recipe.explain`)."""
+    if contributions.size == 0:
+        return np.full(contributions.shape[1], -1, dtype=np.int64)
+    best = np.argmax(contributions, axis=0)
+    positive = contributions[best, np.arange(contributions.shape[1])] > 0
+    return np.where(positive, np.asarray(history, dtype=np.int64)[best], -1)
 
 
 def _similarity_recipes() -> list[str]:

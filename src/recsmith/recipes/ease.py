@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from recsmith.data.interactions import Interactions
 from recsmith.errors import ConfigError
-from recsmith.recipes.base import FloatRange, Recipe, RecipeParams
+from recsmith.recipes.base import FloatRange, Recipe, RecipeParams, strongest_contributor
 from recsmith.recipes.registry import register
 
 
@@ -77,6 +77,12 @@ class EASE(Recipe):
 
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         return np.asarray(histories @ self.weights_)
+
+    def explain(self, history: np.ndarray, weights: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+        """Each item's strongest contributor ``argmax_h weight_h · B[h, item]`` (see Recipe.explain)."""
+        history = np.asarray(history, dtype=np.int64)
+        block = self.weights_[np.ix_(history, np.asarray(items, dtype=np.int64))]
+        return strongest_contributor(block * np.asarray(weights, dtype=np.float32)[:, None], history)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights_}

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsmith.errors import DataError
-from recsmith.recipes.base import Recipe, Recommendations, top_k
+from recsmith.recipes.base import Recipe, Recommendations, strongest_contributor, top_k
 
 
 def prune_rows(similarity: sp.csr_matrix, keep: int) -> sp.csr_matrix:
@@ -58,6 +58,23 @@ class ItemSimilarityRecipe(Recipe):
         dense = self.similarity_[items].toarray()
         dense[dense <= 0] = -np.inf
         return top_k(dense, k)
+
+    def explain(self, history: np.ndarray, weights: np.ndarray, items: np.ndarray) -> np.ndarray | None:
+        """Each item's strongest contributor ``argmax_h weight_h · similarity_[h, item]`` (see Recipe.explain)."""
+        history = np.asarray(history, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        s = self.similarity_
+        # gather the history rows' entries straight from the CSR arrays (scipy's fancy indexing costs ~10x more)
+        starts, lengths = s.indptr[history], s.indptr[history + 1] - s.indptr[history]
+        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        column = np.full(self.n_items, -1, dtype=np.int64)
+        column[items] = np.arange(len(items))
+        where = column[s.indices[positions]]
+        keep = where >= 0
+        block = np.zeros((len(history), len(items)), dtype=np.float32)
+        rows = np.repeat(np.arange(len(history)), lengths)[keep]
+        block[rows, where[keep]] = s.data[positions[keep]]
+        return strongest_contributor(block * np.asarray(weights, dtype=np.float32)[:, None], history)
 
     def _state(self) -> dict[str, np.ndarray]:
         s = self.similarity_

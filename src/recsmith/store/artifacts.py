@@ -2,7 +2,7 @@
 
 Layout of an artifact folder::
 
-    model/          the recipe's own ``arrays.npz`` + ``meta.json``
+    model/          the recipe's own ``arrays/*.npy`` + ``meta.json``
     users.npy       raw user ids in dense order (unicode array, no pickle)
     items.npy       raw item ids in dense order
     popularity.npy  float32 item popularity (users with a positive interaction), the fallback ranking
@@ -11,6 +11,7 @@ Layout of an artifact folder::
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,11 @@ class TrainedModel:
     popularity: np.ndarray
     meta: dict[str, Any]
 
+    @functools.cached_property
+    def popular_order(self) -> np.ndarray:
+        """Item indices by decreasing popularity (ties by index): the fallback ranking, sorted once."""
+        return np.argsort(-self.popularity, kind="stable")
+
     @classmethod
     def from_fit(cls, recipe: Recipe, interactions: Interactions, meta: dict[str, Any]) -> TrainedModel:
         """Wrap a recipe fitted on ``interactions``."""
@@ -71,13 +77,14 @@ class TrainedModel:
         return target
 
     @classmethod
-    def load(cls, path: str | Path) -> TrainedModel:
-        """Read an artifact written by :meth:`save` (no pickle)."""
+    def load(cls, path: str | Path, *, mmap: bool = False) -> TrainedModel:
+        """Read an artifact written by :meth:`save` (no pickle); ``mmap`` memory-maps the recipe's arrays
+        (see :meth:`recsmith.recipes.Recipe.load`)."""
         folder = Path(path)
         if not (folder / "meta.json").is_file():
             raise NotFoundError(f"no trained model at {folder} (meta.json missing); was the training finished?")
         try:
-            recipe = Recipe.load(folder / "model")
+            recipe = Recipe.load(folder / "model", mmap=mmap)
             users = Vocabulary(np.load(folder / "users.npy", allow_pickle=False).tolist())
             items = Vocabulary(np.load(folder / "items.npy", allow_pickle=False).tolist())
             popularity = np.load(folder / "popularity.npy", allow_pickle=False)
