@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from recsmith.errors import ConfigError, DataError, NotFoundError
 from recsmith.settings import Settings
 from recsmith.store import tables as t
+from recsmith.store.serving_records import ServingRecords
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
     return out
 
 
-class Store:
+class Store(ServingRecords):
     """recsmith's SQL store.
 
     Parameters
@@ -198,6 +199,8 @@ class Store:
         """Delete a dataset group and everything in it."""
         group = self.get_dataset_group(name)
         with self.begin() as conn:
+            for table in (t.campaigns, t.filters, t.api_keys):
+                conn.execute(table.delete().where(table.c.dataset_group_id == group.id))
             solution_ids = sa.select(t.solutions.c.id).where(t.solutions.c.dataset_group_id == group.id)
             conn.execute(t.solution_versions.delete().where(t.solution_versions.c.solution_id.in_(solution_ids)))
             for table in (t.solutions, t.import_jobs, t.interactions, t.users, t.items, t.datasets, t.schemas):
