@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     artifact_dir: Path | None = None
     """Folder for trained artifacts; default: ``home/artifacts``."""
 
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest request body the HTTP API accepts (413 beyond)."""
+
+    campaign_sync_seconds: float = Field(default=1.0, gt=0)
+    """How often each server process checks the store for new or switched campaigns."""
+
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
         if self.database_url:

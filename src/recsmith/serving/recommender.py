@@ -35,22 +35,27 @@ class RecommendedItem:
     reason: str
 
 
-def _popular(model: TrainedModel, k: int, skip: set[int], allowed: np.ndarray | None) -> list[RecommendedItem]:
-    order = np.argsort(-model.popularity, kind="stable")
-    if allowed is not None:
-        order = order[allowed[order]]
+def popular_items(model: TrainedModel, k: int, skip: set[int], allowed: np.ndarray | None) -> list[RecommendedItem]:
+    """The ``k`` most popular items that pass ``allowed`` and are not in ``skip``, with ``reason="popular"``."""
     out: list[RecommendedItem] = []
-    for index in order:
-        if len(out) >= k:
-            break
-        if int(index) in skip:
-            continue
-        out.append(RecommendedItem(str(model.items.raw(int(index))), float(model.popularity[index]), "popular"))
+    order = model.popular_order
+    start = 0
+    while len(out) < k and start < len(order):  # scan in chunks: a filter rarely needs the whole catalogue
+        chunk = order[start:start + 4 * k + len(skip)]
+        start += len(chunk)
+        if allowed is not None:
+            chunk = chunk[allowed[chunk]]
+        for index in chunk.tolist():
+            if index in skip:
+                continue
+            out.append(RecommendedItem(str(model.items.raw(index)), float(model.popularity[index]), "popular"))
+            if len(out) >= k:
+                break
     return out
 
 
 def recommend_for_user(
-    model: TrainedModel, user_id: str, k: int = 10, *, history: Sequence[str] = (), exclude_seen: bool = True,
+    model: TrainedModel, user_id: str | None, k: int = 10, *, history: Sequence[str] = (), exclude_seen: bool = True,
     allowed: np.ndarray | None = None,
 ) -> list[RecommendedItem]:
     """Top ``k`` items for a raw user id.
@@ -59,8 +64,8 @@ def recommend_for_user(
     ----------
     model : TrainedModel
         The trained model.
-    user_id : str
-        Raw user id.
+    user_id : str or None
+        Raw user id; None for an anonymous visitor (recommended from ``history`` alone).
     k : int
         How many items.
     history : sequence of str
@@ -87,9 +92,14 @@ def recommend_for_user(
                               "items (build the filter's ItemCatalog on model.items)")
     banned = None if allowed is None else np.flatnonzero(~allowed)
     known_history = [int(i) for i in model.items.indices(list(history), missing="ignore") if i >= 0]
+    known_user = user_id is not None and user_id in model.users
+    if known_user:  # what the user did before training counts as seen too
+        train = model.recipe.train_matrix_
+        row = model.users.index(user_id)
+        known_history.extend(int(i) for i in train.indices[train.indptr[row]:train.indptr[row + 1]])
     seen = set(known_history) if exclude_seen else set()
     items: list[RecommendedItem] = []
-    if user_id in model.users:
+    if known_user:
         rec = model.recipe.recommend(
             np.array([model.users.index(user_id)], dtype=np.int32), k, exclude_seen=exclude_seen, exclude=banned
         )
@@ -108,7 +118,7 @@ def recommend_for_user(
             items.append(RecommendedItem(str(model.items.raw(int(index))), float(score), reason))
     if len(items) < k:
         taken = seen | {model.items.index(item.item_id) for item in items}
-        items.extend(_popular(model, k - len(items), taken, allowed))
+        items.extend(popular_items(model, k - len(items), taken, allowed))
     return items[:k]
 
 

@@ -1,0 +1,5 @@
+"""``python -m recsmith``: the CLI."""
+
+from recsmith.cli.main import main
+
+main()

@@ -1,0 +1,65 @@
+"""Prometheus metrics: request counts and latency histograms per route and campaign, model version info.
+
+Several uvicorn workers share their metrics through ``prometheus_client``'s multiprocess mode when
+``PROMETHEUS_MULTIPROC_DIR`` is set (``recsmith serve`` sets it to a fresh folder), so ``/metrics`` on any
+worker shows the whole server.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    """The server's metrics (one instance per app)."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.registry = None if self.multiprocess else CollectorRegistry()
+        labels = ["route", "method", "status", "dataset_group", "campaign"]
+        kwargs: dict[str, Any] = {"registry": self.registry}  # None (multiprocess): written to files only
+        self.requests = Counter("recsmith_requests", "HTTP requests answered.", labels, **kwargs)
+        self.latency = Histogram("recsmith_request_duration_seconds", "Time to answer an HTTP request.",
+                                 ["route", "dataset_group", "campaign"], buckets=BUCKETS, **kwargs)
+        gauge_mode = {"multiprocess_mode": "max"} if self.multiprocess else {}
+        self.campaign_version = Gauge("recsmith_campaign_info", "1 for the solution version a campaign serves.",
+                                      ["dataset_group", "campaign", "solution_version", "recipe"],
+                                      **gauge_mode, **kwargs)
+        self._versions: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def observe(self, route: str, method: str, status: int, group: str, campaign: str, seconds: float) -> None:
+        """Record one answered request."""
+        self.requests.labels(route, method, str(status), group, campaign).inc()
+        self.latency.labels(route, group, campaign).observe(seconds)
+
+    def served(self, campaigns: list[dict[str, Any]]) -> None:
+        """Record which version each campaign serves now (the previous one drops to 0)."""
+        for record in campaigns:
+            if "solution_version_id" not in record:
+                continue
+            key = (record["dataset_group"], record["campaign"])
+            now = (str(record["solution_version_id"]), str(record["recipe"]))
+            before = self._versions.get(key)
+            if before == now:
+                continue
+            if before is not None:
+                self.campaign_version.labels(*key, *before).set(0)
+            self.campaign_version.labels(*key, *now).set(1)
+            self._versions[key] = now
+
+    def render(self) -> bytes:
+        """The exposition text of every worker's metrics."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,129 @@
+"""Request and response bodies of the HTTP API (pydantic), shown in the OpenAPI document at ``/docs``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Scalar = str | int | float | bool
+FilterValue = Scalar | list[Scalar]
+Id = Field(min_length=1, max_length=256)
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused (a typo is an error, not silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromotionIn(Strict):
+    """Reserve part of the results for items a stored filter selects."""
+
+    name: str = Field(min_length=1, max_length=128, description="Shown in the reason: 'promotion: <name>'.")
+    filter: str = Field(min_length=1, max_length=128, description="Name of a stored filter.")
+    filter_values: dict[str, FilterValue] = Field(default_factory=dict)
+    percent: int = Field(default=10, ge=1, le=100, description="Share of the results to promote.")
+
+
+class RecommendationRequest(Strict):
+    """Recommendations for a user (``user_id``) or related to an item (``item_id``)."""
+
+    user_id: str | None = Field(default=None, min_length=1, max_length=256)
+    item_id: str | None = Field(default=None, min_length=1, max_length=256)
+    num_results: int = Field(default=25, ge=1, le=500)
+    filter: str | None = Field(default=None, min_length=1, max_length=128, description="A stored filter's name.")
+    filter_values: dict[str, FilterValue] = Field(default_factory=dict, description="Values of its $PARAMs.")
+    exclude: list[str] = Field(default_factory=list, max_length=1000, description="Item ids never to return.")
+    exclude_seen: bool | None = Field(default=None, description="Leave out items the user interacted with "
+                                      "(default: the campaign's setting, true unless configured).")
+    context: dict[str, Scalar] = Field(default_factory=dict, max_length=50,
+                                       description="Request context (device, location...); accepted for "
+                                       "Personalize compatibility, not used by the current recipes.")
+    metadata_columns: list[str] = Field(default_factory=list, max_length=50,
+                                        description="Item fields to return with each item.")
+    promotion: PromotionIn | None = None
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> Self:
+        if (self.user_id is None) == (self.item_id is None):
+            raise ValueError("give exactly one of user_id (recommendations for a user) and item_id (related items)")
+        return self
+
+
+class RankingRequest(Strict):
+    """Order a list of items for a user."""
+
+    user_id: str = Field(min_length=1, max_length=256)
+    input_list: list[str] = Field(min_length=1, max_length=500)
+    filter: str | None = Field(default=None, min_length=1, max_length=128)
+    filter_values: dict[str, FilterValue] = Field(default_factory=dict)
+    context: dict[str, Scalar] = Field(default_factory=dict, max_length=50)
+    metadata_columns: list[str] = Field(default_factory=list, max_length=50)
+
+
+class RecommendedItemOut(BaseModel):
+    """One item of a response."""
+
+    item_id: str
+    score: float | None
+    reason: str = Field(description="personalized, history, popular, 'because you interacted with <item>', "
+                                    "'similar to <item>', 'promotion: <name>' or 'unknown item'.")
+    metadata: dict[str, Any] | None = None
+
+
+class RecommendationResponse(BaseModel):
+    """Items, best first, with the id of this response."""
+
+    items: list[RecommendedItemOut]
+    recommendation_id: str
+    solution_version_id: int
+
+
+class CampaignIn(Strict):
+    """Deploy a solution version."""
+
+    name: str = Field(min_length=1, max_length=128)
+    solution_version_id: int = Field(ge=1)
+    config: dict[str, Any] = Field(default_factory=dict, description='e.g. {"exclude_seen": false}')
+
+
+class CampaignUpdate(Strict):
+    """Switch to another solution version (loaded in the background, swapped atomically) and/or new config."""
+
+    solution_version_id: int | None = Field(default=None, ge=1)
+    config: dict[str, Any] | None = None
+
+
+class CampaignOut(BaseModel):
+    """A campaign and what this server process serves for it."""
+
+    dataset_group: str
+    name: str
+    solution_version_id: int
+    recipe: str
+    config: dict[str, Any]
+    status: str = Field(description="ACTIVE (serving solution_version_id), UPDATE_IN_PROGRESS, CREATE_IN_PROGRESS "
+                                    "or CREATE_FAILED.")
+    serving_solution_version_id: int | None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class FilterIn(Strict):
+    """A named filter expression (Personalize's grammar)."""
+
+    name: str = Field(min_length=1, max_length=128)
+    expression: str = Field(min_length=1, max_length=10_000)
+
+
+class FilterOut(BaseModel):
+    """A stored filter."""
+
+    dataset_group: str
+    name: str
+    expression: str
+    parameters: list[str]
+    created_at: datetime

@@ -1,0 +1,213 @@
+"""CLI for serving: ``recsmith campaign``, ``recsmith filter``, ``recsmith keys`` and ``recsmith serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from recsmith.cli.main import GroupOption, JsonOption, app, err, handle_errors, open_store, out, print_json
+from recsmith.settings import Settings
+
+campaign_app = typer.Typer(help="Campaigns: deployed solution versions served over HTTP.", no_args_is_help=True)
+filter_app = typer.Typer(help="Stored filters (Amazon Personalize's filter grammar).", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys of the HTTP API (roles read, write, admin).", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(filter_app, name="filter")
+app.add_typer(keys_app, name="keys")
+
+
+def _campaign_table(records: list[dict[str, Any]]) -> Table:
+    table = Table("dataset group", "campaign", "solution version", "recipe", "config", "updated")
+    for r in records:
+        table.add_row(r["dataset_group"], r["name"], str(r["solution_version_id"]), r["recipe"],
+                      json.dumps(r["config"]) if r["config"] else "", str(r["updated_at"]))
+    return table
+
+
+# ------------------------------------------------------------------------------------------ campaigns
+@campaign_app.command("create")
+@handle_errors
+def campaign_create(
+    group: GroupOption,
+    name: Annotated[str, typer.Option(help="Campaign name.")],
+    solution_version: Annotated[int, typer.Option(help="The solution version to serve.")],
+    exclude_seen: Annotated[bool, typer.Option(help="Default for requests that do not say.")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Deploy a solution version as a campaign; running servers start serving it within a second."""
+    record = open_store().create_campaign(group, name, solution_version, {"exclude_seen": exclude_seen})
+    if as_json:
+        print_json(record)
+        return
+    out.print(f"campaign [bold]{name}[/] of {group!r} serves solution version {solution_version}")
+
+
+@campaign_app.command("update")
+@handle_errors
+def campaign_update(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    group: GroupOption,
+    solution_version: Annotated[int, typer.Option(help="The solution version to switch to.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Switch a campaign to another version; servers load it in the background and swap atomically."""
+    record = open_store().update_campaign(group, name, solution_version_id=solution_version)
+    if as_json:
+        print_json(record)
+        return
+    out.print(f"campaign [bold]{name}[/] of {group!r} switches to solution version {solution_version}")
+
+
+@campaign_app.command("list")
+@handle_errors
+def campaign_list(
+    group: Annotated[str | None, typer.Option("--dataset-group", "-g", help="Only this group.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List campaigns."""
+    records = open_store().list_campaigns(group)
+    if as_json:
+        print_json(records)
+        return
+    out.print(_campaign_table(records))
+
+
+@campaign_app.command("describe")
+@handle_errors
+def campaign_describe(name: Annotated[str, typer.Argument(help="Campaign name.")], group: GroupOption) -> None:
+    """A campaign as JSON."""
+    print_json(open_store().get_campaign(group, name))
+
+
+@campaign_app.command("delete")
+@handle_errors
+def campaign_delete(name: Annotated[str, typer.Argument(help="Campaign name.")], group: GroupOption) -> None:
+    """Stop serving a campaign and delete it (its solution version stays)."""
+    open_store().delete_campaign(group, name)
+    out.print(f"campaign {name!r} of {group!r} deleted")
+
+
+# -------------------------------------------------------------------------------------------- filters
+@filter_app.command("create")
+@handle_errors
+def filter_create(
+    group: GroupOption,
+    name: Annotated[str, typer.Option(help="Filter name.")],
+    expression: Annotated[str, typer.Option(help="e.g. 'EXCLUDE ItemID WHERE Items.GENRES IN ($GENRE)'.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Store a filter; requests name it with "filter" and bind its $PARAMs with "filter_values"."""
+    record = open_store().create_filter(group, name, expression)
+    if as_json:
+        print_json(record)
+        return
+    out.print(f"filter [bold]{name}[/] of {group!r}: {expression}", soft_wrap=True)
+
+
+@filter_app.command("list")
+@handle_errors
+def filter_list(group: GroupOption, as_json: JsonOption = False) -> None:
+    """List a group's filters."""
+    records = open_store().list_filters(group)
+    if as_json:
+        print_json(records)
+        return
+    table = Table("filter", "expression", "created")
+    for r in records:
+        table.add_row(r["name"], r["expression"], str(r["created_at"]))
+    out.print(table)
+
+
+@filter_app.command("describe")
+@handle_errors
+def filter_describe(name: Annotated[str, typer.Argument(help="Filter name.")], group: GroupOption) -> None:
+    """A filter as JSON."""
+    print_json(open_store().get_filter(group, name))
+
+
+@filter_app.command("delete")
+@handle_errors
+def filter_delete(name: Annotated[str, typer.Argument(help="Filter name.")], group: GroupOption) -> None:
+    """Delete a filter."""
+    open_store().delete_filter(group, name)
+    out.print(f"filter {name!r} of {group!r} deleted")
+
+
+# ----------------------------------------------------------------------------------------------- keys
+@keys_app.command("create")
+@handle_errors
+def keys_create(
+    role: Annotated[str, typer.Option(help="read (recommendations), write (events, users, items) or admin.")],
+    group: Annotated[str | None, typer.Option("--dataset-group", "-g",
+                                              help="The group it works on (default: every group).")] = None,
+    name: Annotated[str | None, typer.Option(help="A label to recognise it by.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Make an API key. It is printed once; only its hash is stored."""
+    record = open_store().create_api_key(role, group, name)
+    if as_json:
+        print_json(record)
+        return
+    out.print(f"API key {record['key_id']} (role {role}, {'group ' + repr(group) if group else 'every group'}); "
+              "shown once, keep it safe:")
+    print(record["key"])
+
+
+@keys_app.command("list")
+@handle_errors
+def keys_list(as_json: JsonOption = False) -> None:
+    """List API keys (ids, roles and groups; never the keys)."""
+    records = open_store().list_api_keys()
+    if as_json:
+        print_json(records)
+        return
+    table = Table("key id", "role", "dataset group", "name", "created")
+    for r in records:
+        table.add_row(r["key_id"], r["role"], r["dataset_group"] or "(every group)", r["name"] or "",
+                      str(r["created_at"]))
+    out.print(table)
+
+
+@keys_app.command("delete")
+@handle_errors
+def keys_delete(key_id: Annotated[str, typer.Argument(help="The key id (from `recsmith keys list`).")]) -> None:
+    """Revoke a key (servers stop accepting it within 10 seconds)."""
+    open_store().delete_api_key(key_id)
+    out.print(f"API key {key_id} revoked")
+
+
+# ---------------------------------------------------------------------------------------------- serve
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve the campaigns over HTTP (OpenAPI docs at /docs). The first start prints an admin API key."""
+    import uvicorn
+
+    settings = Settings()
+    store = open_store(settings)
+    if store.count_api_keys() == 0:
+        record = store.create_api_key("admin", None, "first admin key")
+        err.print("[bold]No API keys yet: made an admin key for every dataset group. It is shown once; keep it "
+                  "safe (more with `recsmith keys create`):[/]")
+        print(record["key"], flush=True)
+    store.close()
+    metrics_dir = Path(tempfile.mkdtemp(prefix="recsmith-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # the workers share their metrics through it
+    err.print(f"serving on http://{host}:{port} with {workers} worker(s); docs at http://{host}:{port}/docs")
+    try:
+        uvicorn.run("recsmith.api.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False, timeout_graceful_shutdown=10)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

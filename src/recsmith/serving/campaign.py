@@ -1,0 +1,478 @@
+"""The campaign runtime: deployed solution versions kept loaded and answering requests in raw ids.
+
+A :class:`CampaignRuntime` mirrors the store's ``campaigns`` table. :meth:`CampaignRuntime.sync` loads every
+campaign's artifact (memory-mapped, so worker processes serving the same artifact share its pages) together
+with the group's item metadata, and swaps a fully loaded, warmed-up :class:`LoadedCampaign` in with one
+assignment; a request takes the campaign once at its start, so it is answered wholly by the old version or
+wholly by the new one, never a mix, and never fails because of a swap. ``start`` runs ``sync`` on a timer in
+a background thread, which is how an update made by another process (the CLI, another worker) reaches this
+one.
+
+Request pipeline (:meth:`CampaignRuntime.recommend`): history lookup → candidates and scores (the recipe) →
+filter, exclusions and promotion (item masks) → top-k, padded with popular items that pass the filter →
+reasons ("because you interacted with <item>" where the recipe can tell).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsmith.errors import ConfigError, NotFoundError
+from recsmith.serving.filters import Filter, FilterCache, ItemCatalog, parse_filter
+from recsmith.serving.recommender import RecommendedItem, popular_items, recommend_for_user
+from recsmith.store.artifacts import TrainedModel
+from recsmith.store.store import Store
+
+logger = logging.getLogger(__name__)
+
+MAX_RESULTS = 500
+FILTER_REFRESH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class LoadedCampaign:
+    """One campaign's loaded solution version: an immutable snapshot that requests read without locks.
+
+    Attributes
+    ----------
+    group, name : str
+        Dataset group and campaign name.
+    group_id : int
+        The group's id in the store.
+    version_id : int
+        The solution version it serves.
+    recipe : str
+        The version's recipe.
+    model : TrainedModel
+        The artifact (arrays memory-mapped).
+    catalog : ItemCatalog
+        The group's item metadata indexed on ``model.items`` for filters.
+    metadata : dict
+        Item metadata by raw id, for ``metadata_columns``.
+    config : dict
+        The campaign's config (``exclude_seen`` default, ...).
+    loaded_at : datetime
+        When this snapshot finished loading.
+    """
+
+    group: str
+    name: str
+    group_id: int
+    version_id: int
+    recipe: str
+    model: TrainedModel
+    catalog: ItemCatalog
+    metadata: Mapping[str, Mapping[str, Any]]
+    config: Mapping[str, Any]
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def describe(self) -> dict[str, Any]:
+        """What this snapshot serves (for ``/ready`` and campaign descriptions)."""
+        return {"dataset_group": self.group, "campaign": self.name, "solution_version_id": self.version_id,
+                "recipe": self.recipe, "num_items": len(self.model.items), "num_users": len(self.model.users),
+                "loaded_at": self.loaded_at.isoformat()}
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Part of the results reserved for items that pass a promotion filter (Personalize's promotions).
+
+    Attributes
+    ----------
+    name : str
+        Shown in the promoted items' reason (``"promotion: <name>"``).
+    filter : str
+        Name of a stored filter selecting the promoted items.
+    filter_values : mapping
+        Its ``$PARAM`` values.
+    percent : int
+        Share of the results to promote, 1-100 (rounded up to whole items).
+    """
+
+    name: str
+    filter: str
+    filter_values: Mapping[str, Any] = field(default_factory=dict)
+    percent: int = 10
+
+
+def _load(store: Store, record: Mapping[str, Any]) -> LoadedCampaign:
+    """Read a campaign's artifact and item metadata, and warm the model up with one request."""
+    uri = record.get("artifact_uri")
+    if not uri:
+        raise NotFoundError(f"solution version {record['solution_version_id']} has no artifact")
+    model = TrainedModel.load(Path(uri), mmap=True)
+    group = store.get_dataset_group(record["dataset_group"])
+    metadata = store.read_items(group.id)
+    catalog = ItemCatalog(model.items, metadata)
+    if len(model.users):  # touch the pages the first requests need
+        model.recipe.recommend(np.zeros(1, dtype=np.int32), 1)
+    return LoadedCampaign(record["dataset_group"], record["name"], group.id, int(record["solution_version_id"]),
+                          str(record["recipe"]), model, catalog, metadata, dict(record.get("config") or {}))
+
+
+class CampaignRuntime:
+    """The campaigns of a store, loaded and answering requests.
+
+    Parameters
+    ----------
+    store : Store
+        Where campaigns, filters, items and histories live.
+    filter_cache_size : int
+        Compiled filter masks kept (LRU).
+    """
+
+    def __init__(self, store: Store, *, filter_cache_size: int = 4096) -> None:
+        self.store = store
+        self.masks = FilterCache(filter_cache_size)
+        self._campaigns: dict[tuple[str, str], LoadedCampaign] = {}
+        self._errors: dict[tuple[str, str], str] = {}
+        self._wanted: set[tuple[str, str]] = set()
+        self._filters: dict[str, tuple[float, dict[str, Filter]]] = {}
+        self._sync_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.synced = False
+
+    # ----------------------------------------------------------------------------------- lifecycle
+    def sync(self) -> None:
+        """Load new campaigns and new versions, drop deleted campaigns (one sync at a time)."""
+        with self._sync_lock:
+            records = self.store.list_campaigns()
+            wanted = {(r["dataset_group"], r["name"]): r for r in records}
+            for key, record in wanted.items():
+                current = self._campaigns.get(key)
+                if current is not None and current.version_id == record["solution_version_id"]:
+                    if current.config != record["config"]:
+                        self._campaigns[key] = _replace_config(current, record["config"])
+                    continue
+                try:
+                    loaded = _load(self.store, record)
+                except Exception as exc:  # keep serving the old version; report the failure
+                    self._errors[key] = f"solution version {record['solution_version_id']}: {exc}"
+                    logger.exception("campaign %s/%s: loading solution version %s failed", *key,
+                                     record["solution_version_id"])
+                    continue
+                self._campaigns[key] = loaded  # the atomic swap
+                self._errors.pop(key, None)
+                logger.info("campaign %s/%s now serves solution version %s", *key, loaded.version_id)
+            for key in set(self._campaigns) - set(wanted):
+                del self._campaigns[key]
+            self._wanted = set(wanted)
+            self.synced = True
+
+    def start(self, interval: float = 1.0) -> None:
+        """Sync now, then every ``interval`` seconds in a daemon thread."""
+        self.sync()
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.sync()
+                except Exception:  # the database may be briefly away; try again next tick
+                    logger.exception("campaign sync failed")
+
+        self._thread = threading.Thread(target=loop, name="recsmith-campaign-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background sync."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def ready(self) -> bool:
+        """True once every campaign in the store has a loaded version."""
+        return self.synced and all(key in self._campaigns for key in self._wanted)
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each campaign's loaded version, or the error that keeps it from loading."""
+        out = [loaded.describe() for loaded in self._campaigns.values()]
+        for (group, name), error in self._errors.items():
+            out.append({"dataset_group": group, "campaign": name, "error": error})
+        return out
+
+    def get(self, group: str, name: str) -> LoadedCampaign:
+        """The loaded campaign (NotFoundError when there is none, or it is still loading)."""
+        loaded = self._campaigns.get((group, name))
+        if loaded is None:
+            if (group, name) in self._errors:
+                raise NotFoundError(f"campaign {name!r} of dataset group {group!r} failed to load: "
+                                    f"{self._errors[(group, name)]}")
+            raise NotFoundError(f"dataset group {group!r} has no campaign {name!r} (or it is still loading)")
+        return loaded
+
+    # ------------------------------------------------------------------------------------- filters
+    def filter_named(self, group: str, name: str) -> Filter:
+        """A stored filter of the group, parsed (re-read from the store at most every 2 s, or on a miss)."""
+        stamp, parsed = self._filters.get(group, (0.0, {}))
+        if name not in parsed or time.monotonic() - stamp > FILTER_REFRESH_SECONDS:
+            parsed = {f["name"]: parse_filter(f["expression"]) for f in self.store.list_filters(group)}
+            self._filters[group] = (time.monotonic(), parsed)
+        if name not in parsed:
+            raise NotFoundError(f"dataset group {group!r} has no filter {name!r}; its filters: "
+                                f"{', '.join(sorted(parsed)) or '(none)'}")
+        return parsed[name]
+
+    def _mask(self, campaign: LoadedCampaign, name: str, values: Mapping[str, Any] | None, user_id: str | None,
+              current_item: str | None) -> np.ndarray:
+        parsed = self.filter_named(campaign.group, name)
+        user = None
+        if parsed.user_fields and user_id is not None:
+            user = self.store.read_users(campaign.group_id, [user_id]).get(user_id) or {}
+        interactions: dict[str, set[int]] | None = None
+        if parsed.uses_interactions and user_id is not None:
+            interactions = {}
+            events = self.store.user_events(campaign.group_id, user_id)
+            indices = campaign.model.items.indices([item for item, _ in events], missing="ignore")
+            for index, (_, event_type) in zip(indices.tolist(), events, strict=True):
+                if index >= 0 and event_type is not None:
+                    interactions.setdefault(event_type, set()).add(index)
+        return self.masks.get(parsed, campaign.catalog, values=dict(values or {}), user=user,
+                              current_item=current_item, interactions=interactions)
+
+    def _allowed(self, campaign: LoadedCampaign, filter_name: str | None, values: Mapping[str, Any] | None,
+                 exclude: Sequence[str], user_id: str | None, current_item: str | None) -> np.ndarray | None:
+        """The items a request may return, or None for all of them."""
+        allowed = None
+        if filter_name is not None:
+            allowed = self._mask(campaign, filter_name, values, user_id, current_item)
+        if exclude:
+            banned = campaign.model.items.indices(list(exclude), missing="ignore")
+            banned = banned[banned >= 0]
+            if len(banned):
+                allowed = np.ones(len(campaign.model.items), dtype=bool) if allowed is None else allowed.copy()
+                allowed[banned] = False
+        return allowed
+
+    # ------------------------------------------------------------------------------------ requests
+    def recommend(self, group: str, name: str, *, user_id: str | None = None, item_id: str | None = None,
+                  num_results: int = 25, filter: str | None = None, filter_values: Mapping[str, Any] | None = None,
+                  exclude: Sequence[str] = (), exclude_seen: bool | None = None,
+                  metadata_columns: Sequence[str] = (), promotion: Promotion | None = None) -> dict[str, Any]:
+        """Recommendations for a user (``user_id``) or related to an item (``item_id``), in raw ids.
+
+        Returns
+        -------
+        dict
+            ``{"items": [{"item_id", "score", "reason", "metadata"?}], "recommendation_id",
+            "solution_version_id"}``.
+
+        Raises
+        ------
+        ConfigError
+            Neither or both of ``user_id`` and ``item_id``; ``num_results`` out of 1..500; unknown metadata column.
+        NotFoundError
+            Unknown campaign or filter.
+        FilterError
+            A filter parameter an INCLUDE part needs is missing, or a value does not fit its field.
+        """
+        campaign = self.get(group, name)  # this snapshot answers the whole request
+        if (user_id is None) == (item_id is None):
+            raise ConfigError("give exactly one of user_id (recommendations for a user) and item_id (related items)")
+        _check_num_results(num_results)
+        columns = self._check_columns(campaign, metadata_columns)
+        if exclude_seen is None:
+            exclude_seen = bool(campaign.config.get("exclude_seen", True))
+        allowed = self._allowed(campaign, filter, filter_values, exclude, user_id, item_id)
+        promoted: list[RecommendedItem] = []
+        if promotion is not None:
+            promoted = self._promoted(campaign, promotion, num_results, allowed, user_id, item_id, exclude_seen)
+            if promoted:
+                allowed = np.ones(len(campaign.model.items), dtype=bool) if allowed is None else allowed.copy()
+                allowed[campaign.model.items.indices([p.item_id for p in promoted])] = False
+        rest = num_results - len(promoted)
+        if item_id is not None:
+            items = self._related(campaign, item_id, rest, allowed) if rest else []
+        else:
+            items = self._for_user(campaign, user_id, rest, allowed, exclude_seen) if rest else []
+        merged = sorted(promoted + items, key=lambda item: -item.score) if promoted else items
+        return self._response(campaign, merged, columns)
+
+    def _for_user(self, campaign: LoadedCampaign, user_id: str | None, k: int, allowed: np.ndarray | None,
+                  exclude_seen: bool) -> list[RecommendedItem]:
+        model = campaign.model
+        history: list[str] = []
+        if user_id is not None and user_id not in model.users:
+            history = self.store.user_history(campaign.group_id, user_id)
+        items = recommend_for_user(model, user_id, k, history=history, exclude_seen=exclude_seen, allowed=allowed)
+        past, weights = self._past(campaign, user_id, history)
+        explained = self._explain(campaign, past, weights, items)
+        if len(explained) < len(items):  # items nothing in the history supports give way to popular ones
+            taken = {model.items.index(item.item_id) for item in explained}
+            skip = taken | (set(past.tolist()) if exclude_seen else set())
+            explained.extend(popular_items(model, k - len(explained), skip, allowed))
+        return explained
+
+    @staticmethod
+    def _past(campaign: LoadedCampaign, user_id: str | None, history: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The user's interacted items (dense) and weights: the training row of a known user, else the history."""
+        model = campaign.model
+        if user_id is not None and user_id in model.users:
+            train = model.recipe.train_matrix_
+            row = model.users.index(user_id)
+            span = slice(train.indptr[row], train.indptr[row + 1])
+            return np.asarray(train.indices[span]), np.asarray(train.data[span])
+        past = model.items.indices(list(history), missing="ignore")
+        past = np.unique(past[past >= 0])
+        return past, np.ones(len(past), dtype=np.float32)
+
+    @staticmethod
+    def _explain(campaign: LoadedCampaign, past: np.ndarray, weights: np.ndarray,
+                 items: list[RecommendedItem]) -> list[RecommendedItem]:
+        """Replace "personalized"/"history" reasons with "because you interacted with X" where the recipe can
+        tell; for such recipes, scored items that no interacted item supports (a zero score) are dropped."""
+        scored = [i for i, item in enumerate(items) if item.reason != "popular"]
+        if not scored or not len(past):
+            return items
+        model = campaign.model
+        targets = model.items.indices([items[i].item_id for i in scored])
+        why = model.recipe.explain(past, weights, targets)
+        if why is None:
+            return items
+        out = list(items)
+        unsupported = set()
+        for position, source in zip(scored, why.tolist(), strict=True):
+            item = out[position]
+            if source >= 0:
+                out[position] = RecommendedItem(item.item_id, item.score,
+                                                f"because you interacted with {model.items.raw(source)}")
+            else:
+                unsupported.add(position)
+        return [item for position, item in enumerate(out) if position not in unsupported]
+
+    def _related(self, campaign: LoadedCampaign, item_id: str, k: int,
+                 allowed: np.ndarray | None) -> list[RecommendedItem]:
+        model = campaign.model
+        skip: set[int] = set()
+        out: list[RecommendedItem] = []
+        if item_id in model.items and model.recipe.supports_similar_items:
+            index = model.items.index(item_id)
+            skip.add(index)
+            banned = 0 if allowed is None else int(len(allowed) - allowed.sum())
+            similar = model.recipe.similar_items([index], min(len(model.items), k + banned + 1))
+            for other, score in zip(similar.ids[0].tolist(), similar.scores[0].tolist(), strict=True):
+                if other < 0 or not math.isfinite(score) or (allowed is not None and not allowed[other]):
+                    continue
+                out.append(RecommendedItem(model.items.raw(other), float(score), f"similar to {item_id}"))
+                skip.add(other)
+                if len(out) >= k:
+                    break
+        elif item_id in model.items:
+            skip.add(model.items.index(item_id))
+        if len(out) < k:
+            out.extend(popular_items(model, k - len(out), skip, allowed))
+        return out
+
+    def _promoted(self, campaign: LoadedCampaign, promotion: Promotion, num_results: int,
+                  allowed: np.ndarray | None, user_id: str | None, item_id: str | None,
+                  exclude_seen: bool) -> list[RecommendedItem]:
+        if not 1 <= promotion.percent <= 100:
+            raise ConfigError(f"promotion.percent must be 1-100, got {promotion.percent}")
+        count = math.ceil(num_results * promotion.percent / 100)
+        mask = self._mask(campaign, promotion.filter, promotion.filter_values, user_id, item_id)
+        if allowed is not None:
+            mask = mask & allowed
+        if item_id is not None:
+            chosen = self._related(campaign, item_id, count, mask)
+        else:
+            chosen = self._for_user(campaign, user_id, count, mask, exclude_seen)
+        reason = f"promotion: {promotion.name}"
+        return [RecommendedItem(item.item_id, item.score, reason) for item in chosen]
+
+    def rank(self, group: str, name: str, *, user_id: str, input_list: Sequence[str],
+             filter: str | None = None, filter_values: Mapping[str, Any] | None = None,
+             metadata_columns: Sequence[str] = ()) -> dict[str, Any]:
+        """Personalized ranking: ``input_list`` ordered for the user; items the model does not know go last.
+
+        Items a filter removes are left out (as in Personalize). A user the model never saw is ranked from
+        their stored history, or by popularity (``reason="popular"``) when there is none.
+        """
+        campaign = self.get(group, name)
+        if not input_list:
+            raise ConfigError("input_list is empty; give the item ids to rank")
+        if len(input_list) > MAX_RESULTS:
+            raise ConfigError(f"input_list has {len(input_list)} items; at most {MAX_RESULTS} can be ranked")
+        columns = self._check_columns(campaign, metadata_columns)
+        model = campaign.model
+        allowed = self._allowed(campaign, filter, filter_values, (), user_id, None)
+        unique = list(dict.fromkeys(input_list))
+        indices = model.items.indices(unique, missing="ignore")
+        known = [(raw, int(i)) for raw, i in zip(unique, indices.tolist(), strict=True)
+                 if i >= 0 and (allowed is None or allowed[i])]
+        unknown = [raw for raw, i in zip(unique, indices.tolist(), strict=True) if i < 0]
+        ranked: list[RecommendedItem] = []
+        if known:
+            candidates = np.array([i for _, i in known], dtype=np.int32)
+            if user_id in model.users:
+                rec = model.recipe.recommend([model.users.index(user_id)], len(candidates), exclude_seen=False,
+                                             candidates=candidates)
+                reason = "personalized"
+            else:
+                history = model.items.indices(self.store.user_history(campaign.group_id, user_id), missing="ignore")
+                history = np.unique(history[history >= 0])
+                rec = None
+                if len(history):
+                    rec = model.recipe.recommend_from_history([history], len(candidates), exclude_seen=False,
+                                                              candidates=candidates)
+                reason = "history"
+            if rec is not None:
+                for index, score in zip(rec.ids[0].tolist(), rec.scores[0].tolist(), strict=True):
+                    if index >= 0:
+                        ranked.append(RecommendedItem(model.items.raw(index), float(score), reason))
+            placed = {item.item_id for item in ranked}
+            rest = sorted((i for raw, i in known if raw not in placed), key=lambda i: -model.popularity[i])
+            ranked.extend(RecommendedItem(model.items.raw(i), float(model.popularity[i]), "popular") for i in rest)
+        response = self._response(campaign, ranked, columns)
+        response["items"].extend({"item_id": raw, "score": None, "reason": "unknown item"}
+                                 | ({"metadata": _columns(campaign, raw, columns)} if columns else {})
+                                 for raw in unknown)
+        return response
+
+    # ------------------------------------------------------------------------------------- helpers
+    @staticmethod
+    def _check_columns(campaign: LoadedCampaign, columns: Sequence[str]) -> list[str]:
+        fields = campaign.catalog.fields
+        unknown = [c for c in columns if c not in fields]
+        if unknown:
+            raise ConfigError(f"metadata_columns: unknown item field(s) {', '.join(map(repr, unknown))}; the items of "
+                              f"{campaign.group!r} have: {', '.join(sorted(fields)) or '(no metadata)'}")
+        return list(columns)
+
+    @staticmethod
+    def _response(campaign: LoadedCampaign, items: list[RecommendedItem], columns: list[str]) -> dict[str, Any]:
+        rows = []
+        for item in items:
+            row: dict[str, Any] = {"item_id": item.item_id, "score": item.score, "reason": item.reason}
+            if columns:
+                row["metadata"] = _columns(campaign, item.item_id, columns)
+            rows.append(row)
+        return {"items": rows, "recommendation_id": uuid.uuid4().hex, "solution_version_id": campaign.version_id}
+
+
+def _columns(campaign: LoadedCampaign, item_id: str, columns: list[str]) -> dict[str, Any]:
+    record = campaign.metadata.get(item_id) or {}
+    return {c: record.get(c) for c in columns}
+
+
+def _check_num_results(num_results: int) -> None:
+    if isinstance(num_results, bool) or not isinstance(num_results, int) or not 1 <= num_results <= MAX_RESULTS:
+        raise ConfigError(f"num_results must be an integer from 1 to {MAX_RESULTS}, got {num_results!r}")
+
+
+def _replace_config(loaded: LoadedCampaign, config: Mapping[str, Any]) -> LoadedCampaign:
+    import dataclasses
+
+    return dataclasses.replace(loaded, config=dict(config))
