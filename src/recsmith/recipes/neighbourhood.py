@@ -63,18 +63,33 @@ class ItemSimilarityRecipe(Recipe):
         """Each item's strongest contributor ``argmax_h weight_h · similarity_[h, item]`` (see Recipe.explain)."""
         history = np.asarray(history, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
-        s = self.similarity_
-        # gather the history rows' entries straight from the CSR arrays (scipy's fancy indexing costs ~10x more)
-        starts, lengths = s.indptr[history], s.indptr[history + 1] - s.indptr[history]
-        positions = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        column = np.full(self.n_items, -1, dtype=np.int64)
-        column[items] = np.arange(len(items))
-        where = column[s.indices[positions]]
-        keep = where >= 0
+        keys, data = self._entry_keys()
+        if not len(keys):
+            return np.full(len(items), -1, dtype=np.int64)
+        # look every (history item, item) pair up among the sorted entry keys: |history| x |items| binary
+        # searches, however long the rows and columns are (scipy's fancy indexing costs ~10x more)
+        order = np.argsort(history, kind="stable")
+        history, weights = history[order], np.asarray(weights, dtype=np.float32)[order]
+        columns = np.argsort(items, kind="stable")
+        wanted = (history[:, None] * self.n_items + items[columns][None, :]).ravel()  # ascending: cache-friendly
+        found = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        hit = keys[found] == wanted
         block = np.zeros((len(history), len(items)), dtype=np.float32)
-        rows = np.repeat(np.arange(len(history)), lengths)[keep]
-        block[rows, where[keep]] = s.data[positions[keep]]
-        return strongest_contributor(block * np.asarray(weights, dtype=np.float32)[:, None], history)
+        block[:, columns] = np.where(hit, data[found], 0.0).reshape(len(history), len(items))
+        return strongest_contributor(block * weights[:, None], history)
+
+    def _entry_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """``row * n_items + column`` of every entry of ``similarity_``, ascending, and the values in that order
+        (built once per process, for :meth:`explain`)."""
+        source, cached = getattr(self, "_similarity_keys", (None, None))
+        if source is not self.similarity_:  # a new fit or load replaced the matrix
+            s = self.similarity_
+            if not s.has_sorted_indices:
+                s = s.sorted_indices()
+            rows = np.repeat(np.arange(s.shape[0], dtype=np.int64), np.diff(s.indptr))
+            cached = (rows * s.shape[1] + s.indices, np.asarray(s.data))
+            self._similarity_keys = (self.similarity_, cached)
+        return cached
 
     def _state(self) -> dict[str, np.ndarray]:
         s = self.similarity_

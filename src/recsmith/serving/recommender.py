@@ -54,6 +54,12 @@ def popular_items(model: TrainedModel, k: int, skip: set[int], allowed: np.ndarr
     return out
 
 
+def _distinct(indices: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (``np.unique`` by sorting: numpy's hash-based unique is slower on short arrays)."""
+    ordered = np.sort(np.asarray(indices, dtype=np.int64))
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
+
+
 def recommend_for_user(
     model: TrainedModel, user_id: str | None, k: int = 10, *, history: Sequence[str] = (), exclude_seen: bool = True,
     allowed: np.ndarray | None = None,
@@ -90,34 +96,41 @@ def recommend_for_user(
         if allowed.shape != (len(model.items),):
             raise ConfigError(f"the allowed-items mask has shape {allowed.shape}; the model has {len(model.items)} "
                               "items (build the filter's ItemCatalog on model.items)")
-    banned = None if allowed is None else np.flatnonzero(~allowed)
-    known_history = [int(i) for i in model.items.indices(list(history), missing="ignore") if i >= 0]
+    past = model.items.indices(list(history), missing="ignore")
+    past = past[past >= 0]
     known_user = user_id is not None and user_id in model.users
     if known_user:  # what the user did before training counts as seen too
         train = model.recipe.train_matrix_
         row = model.users.index(user_id)
-        known_history.extend(int(i) for i in train.indices[train.indptr[row]:train.indptr[row + 1]])
-    seen = set(known_history) if exclude_seen else set()
+        past = np.concatenate([past, train.indices[train.indptr[row]:train.indptr[row + 1]]])
+    seen = _distinct(past) if exclude_seen else np.empty(0, dtype=np.int64)
+    if allowed is not None or len(seen):  # the recipe leaves out its training row; events stored since go too
+        refused = np.zeros(len(model.items), dtype=bool) if allowed is None else ~allowed
+        refused[seen] = True
+        banned = np.flatnonzero(refused)
+    else:
+        banned = None
     items: list[RecommendedItem] = []
     if known_user:
         rec = model.recipe.recommend(
             np.array([model.users.index(user_id)], dtype=np.int32), k, exclude_seen=exclude_seen, exclude=banned
         )
         reason = "personalized"
-    elif known_history:
-        rec = model.recipe.recommend_from_history([np.array(known_history, dtype=np.int32)], k,
-                                                  exclude_seen=exclude_seen, exclude=banned)
+    elif len(past):
+        rec = model.recipe.recommend_from_history([_distinct(past).astype(np.int32)], k, exclude_seen=exclude_seen,
+                                                  exclude=banned)
         reason = "history"
     else:
         rec = None
         reason = "popular"
     if rec is not None:
-        for index, score in zip(rec.ids[0], rec.scores[0], strict=True):
-            if index < 0 or not np.isfinite(score) or int(index) in seen:
-                continue
-            items.append(RecommendedItem(str(model.items.raw(int(index))), float(score), reason))
+        ids, scores = rec.ids[0], rec.scores[0]
+        keep = (ids >= 0) & np.isfinite(scores)
+        raw = model.items.ids
+        items = [RecommendedItem(str(raw[index]), score, reason)
+                 for index, score in zip(ids[keep].tolist(), scores[keep].tolist(), strict=True)]
     if len(items) < k:
-        taken = seen | {model.items.index(item.item_id) for item in items}
+        taken = set(seen.tolist()) | {model.items.index(item.item_id) for item in items}
         items.extend(popular_items(model, k - len(items), taken, allowed))
     return items[:k]
 
