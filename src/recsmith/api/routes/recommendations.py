@@ -29,14 +29,14 @@ def _answer(runtime: RuntimeDep, group: str, campaign: str, body: Recommendation
 
 
 @router.post("/recommendations", response_model=RecommendationResponse)
-def recommend(group: str, campaign: str, body: RecommendationRequest, runtime: RuntimeDep, _: Reader) -> JSON:
+async def recommend(group: str, campaign: str, body: RecommendationRequest, runtime: RuntimeDep, _: Reader) -> JSON:
     """Top items for ``user_id``, or items related to ``item_id``; unknown users get popular items
     (``reason: popular``); a filter that leaves too few is padded with popular items that pass it."""
     return _answer(runtime, group, campaign, body)
 
 
 @router.get("/recommendations", response_model=RecommendationResponse)
-def recommend_get(
+async def recommend_get(
     group: str, campaign: str, runtime: RuntimeDep, _: Reader,
     user_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     item_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
@@ -63,7 +63,7 @@ def recommend_get(
 
 
 @router.post("/personalized-ranking", response_model=RecommendationResponse)
-def personalized_ranking(group: str, campaign: str, body: RankingRequest, runtime: RuntimeDep, _: Reader) -> JSON:
+async def personalized_ranking(group: str, campaign: str, body: RankingRequest, runtime: RuntimeDep, _: Reader) -> JSON:
     """``input_list`` ordered for the user, best first; items the model does not know go last."""
     return JSON(runtime.rank(group, campaign, user_id=body.user_id, input_list=body.input_list, filter=body.filter,
                              filter_values=body.filter_values, metadata_columns=body.metadata_columns))
