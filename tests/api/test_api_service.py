@@ -88,3 +88,10 @@ def test_keys_cli(tmp_path):
     assert runner.invoke(app, ["keys", "delete", key_id], env=env).exit_code == 0
     again = runner.invoke(app, ["keys", "delete", key_id], env=env)
     assert again.exit_code == 1 and "no API key" in again.output
+
+
+def test_serve_refuses_a_port_in_use(server):
+    port = server.url.rsplit(":", 1)[1]
+    result = CliRunner().invoke(app, ["serve", "--port", port, "--workers", "2"],
+                                env={"RECSMITH_HOME": str(server.home)})
+    assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output

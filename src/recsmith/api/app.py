@@ -104,5 +104,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
 def app_from_environment() -> FastAPI:
     """The app with settings from the environment (uvicorn's factory in ``recsmith serve``)."""
+    import os
+
+    from threadpoolctl import threadpool_limits
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # one request is a small matrix product: BLAS threads only fight the other workers for the cores
+    threadpool_limits(int(os.environ.get("OPENBLAS_NUM_THREADS", "1")), user_api="blas")
     return create_app(Settings())

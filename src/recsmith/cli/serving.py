@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from recsmith.cli.main import GroupOption, JsonOption, app, err, handle_errors, open_store, out, print_json
+from recsmith.errors import ConfigError
 from recsmith.settings import Settings
 
 campaign_app = typer.Typer(help="Campaigns: deployed solution versions served over HTTP.", no_args_is_help=True)
@@ -193,7 +194,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve the campaigns over HTTP (OpenAPI docs at /docs). The first start prints an admin API key."""
-    import uvicorn
+    from recsmith.api import server
 
     settings = Settings()
     store = open_store(settings)
@@ -207,7 +208,8 @@ def serve(
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # the workers share their metrics through it
     err.print(f"serving on http://{host}:{port} with {workers} worker(s); docs at http://{host}:{port}/docs")
     try:
-        uvicorn.run("recsmith.api.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False, timeout_graceful_shutdown=10)
+        server.run(host, port, workers, log_level)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from None
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 MAX_RESULTS = 500
 FILTER_REFRESH_SECONDS = 2.0
+EXPLAIN_HISTORY = 64
+"""Reasons are looked for among a user's 64 highest-weighted interactions (the cost grows with the history)."""
 
 
 @dataclass(frozen=True)
@@ -333,12 +335,18 @@ class CampaignRuntime:
     def _explain(campaign: LoadedCampaign, past: np.ndarray, weights: np.ndarray,
                  items: list[RecommendedItem]) -> list[RecommendedItem]:
         """Replace "personalized"/"history" reasons with "because you interacted with X" where the recipe can
-        tell; for such recipes, scored items that no interacted item supports (a zero score) are dropped."""
+        tell (X: the largest contributor among the user's :data:`EXPLAIN_HISTORY` strongest interactions); for
+        such recipes, scored items that nothing in the history supports (a zero score) are dropped (the caller
+        pads with popular ones); with a longer history, an item no strong interaction supports keeps its reason."""
         scored = [i for i, item in enumerate(items) if item.reason != "popular"]
         if not scored or not len(past):
             return items
         model = campaign.model
         targets = model.items.indices([items[i].item_id for i in scored])
+        whole = len(past) <= EXPLAIN_HISTORY
+        if not whole:  # long histories: the reason comes from the strongest interactions
+            strongest = np.argpartition(-np.asarray(weights), EXPLAIN_HISTORY)[:EXPLAIN_HISTORY]
+            past, weights = past[strongest], weights[strongest]
         why = model.recipe.explain(past, weights, targets)
         if why is None:
             return items
@@ -349,7 +357,7 @@ class CampaignRuntime:
             if source >= 0:
                 out[position] = RecommendedItem(item.item_id, item.score,
                                                 f"because you interacted with {model.items.raw(source)}")
-            else:
+            elif whole:  # nothing in the history supports it: a zero score, not evidence
                 unsupported.add(position)
         return [item for position, item in enumerate(out) if position not in unsupported]
 
