@@ -197,6 +197,17 @@ class Client:
         """Stop serving and delete a campaign (admin)."""
         self._call("DELETE", self._campaign(group, name))
 
+    # --------------------------------------------------------------------------------------------- events
+    def put_events(self, group: str, *, session_id: str, events: Sequence[Mapping[str, Any]],
+                   user_id: str | None = None) -> dict[str, int]:
+        """Record up to 100 events (write role): each ``{"event_type", "item_id", "sent_at", "event_id"?,
+        "event_value"?, "properties"?, "recommendation_id"?, "impression"?}``; ``sent_at`` a datetime, ISO
+        text or epoch seconds. Returns ``{"accepted", "duplicates"}`` once they are committed."""
+        body = _drop_none({"user_id": user_id, "session_id": session_id,
+                           "events": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in e.items()}
+                                      for e in events]})
+        return self._call("POST", f"/v1/dataset-groups/{group}/events", json=body)
+
     # -------------------------------------------------------------------------------------------- filters
     def create_filter(self, group: str, name: str, expression: str) -> dict[str, Any]:
         """Store a filter (admin)."""

@@ -80,3 +80,13 @@ def test_deleting_a_group_deletes_its_serving_records(store: Store) -> None:
     key = store.create_api_key("read", "g")
     store.delete_dataset_group("g")
     assert store.list_campaigns() == [] and store.verify_api_key(key["key"]) is None
+
+
+def test_write_events_is_idempotent_per_event_id(store: Store) -> None:
+    group = store.create_dataset_group("g")
+    event = {"user_id": "u", "item_id": "i", "timestamp": 1, "event_type": "click", "event_id": "a",
+             "session_id": "s", "context": {"device": "phone"}}
+    assert store.write_events(group.id, [event, event | {"event_id": "b", "item_id": "j"}, event]) == (2, 1)
+    assert store.write_events(group.id, [event]) == (0, 1)
+    assert store.user_history(group.id, "u") == ["i", "j"] and store.count_interactions(group.id) == 2
+    assert store.get_dataset(group.id, "interactions") is not None  # the default schema was recorded

@@ -20,7 +20,7 @@ from recsmith.api.auth import KeyChecker
 from recsmith.api.metrics import Metrics
 from recsmith.api.middleware import BodyLimit, RequestMetrics
 from recsmith.api.responses import error
-from recsmith.api.routes import campaigns, filters, health, recommendations
+from recsmith.api.routes import campaigns, events, filters, health, recommendations
 from recsmith.errors import FilterError, NotFoundError, RecsmithError, UnknownIdError
 from recsmith.serving.campaign import CampaignRuntime
 from recsmith.settings import Settings
@@ -95,7 +95,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                     "/v1 needs `Authorization: Bearer <API key>` (`recsmith keys create`).",
     )
     _install_error_handlers(app)
-    for router in (health.router, recommendations.router, campaigns.router, filters.router):
+    for router in (health.router, recommendations.router, campaigns.router, filters.router, events.router):
         app.include_router(router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

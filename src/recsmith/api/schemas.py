@@ -127,3 +127,33 @@ class FilterOut(BaseModel):
     expression: str
     parameters: list[str]
     created_at: datetime
+
+
+class EventIn(Strict):
+    """One interaction, as Personalize's PutEvents takes it."""
+
+    event_id: str | None = Field(default=None, min_length=1, max_length=256,
+                                 description="Makes resubmission idempotent; default: derived from the event.")
+    event_type: str = Field(min_length=1, max_length=256)
+    item_id: str = Field(min_length=1, max_length=256)
+    event_value: float | None = None
+    sent_at: datetime = Field(description="ISO 8601 or epoch seconds.")
+    properties: dict[str, Scalar] = Field(default_factory=dict, max_length=50)
+    recommendation_id: str | None = Field(default=None, max_length=256)
+    impression: list[str] = Field(default_factory=list, max_length=500, description="Item ids that were shown.")
+
+
+class EventsIn(Strict):
+    """Up to 100 events of one user (or one anonymous session)."""
+
+    user_id: str | None = Field(default=None, min_length=1, max_length=256,
+                                description="Omitted for anonymous traffic: the session id stands for the user.")
+    session_id: str = Field(min_length=1, max_length=256)
+    events: list[EventIn] = Field(min_length=1, max_length=100)
+
+
+class EventsOut(BaseModel):
+    """How many events were stored, and how many were already there."""
+
+    accepted: int
+    duplicates: int

@@ -213,3 +213,48 @@ def serve(
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from None
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- events
+events_app = typer.Typer(help="Real-time events (the event tracker), without a server.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("put")
+@handle_errors
+def events_put(
+    source: Annotated[Path, typer.Argument(help="JSON Lines: one event per line, with session_id (and user_id).")],
+    group: GroupOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Record events as `POST /v1/dataset-groups/G/events` does: validated first, then one transaction;
+    events stored before (same event_id) are skipped."""
+    import pydantic
+
+    from recsmith.api.routes.events import event_rows
+    from recsmith.api.schemas import EventsIn
+
+    if not source.is_file():
+        raise ConfigError(f"{source}: no such file")
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(source.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            body = EventsIn(user_id=record.pop("user_id", None), session_id=record.pop("session_id", None),
+                            events=[record])
+        except (ValueError, pydantic.ValidationError) as exc:
+            problems = (exc.errors() if isinstance(exc, pydantic.ValidationError) else [{"loc": (), "msg": str(exc)}])
+            where = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p not in ('events', 0)) or 'line'}: {e['msg']}"
+                              for e in problems)
+            raise ConfigError(f"{source}, line {number}: {where}") from None
+        rows.extend(event_rows(body))
+    store = open_store()
+    accepted, duplicates = store.write_events(store.get_dataset_group(group).id, rows)
+    if as_json:
+        print_json({"accepted": accepted, "duplicates": duplicates})
+        return
+    out.print(f"{accepted:,} events stored in {group!r}, {duplicates:,} already there")

@@ -424,6 +424,52 @@ class Store(ServingRecords):
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)
                                     .where(table.c.dataset_group_id == group_id)).scalar_one())
 
+    def write_events(self, group_id: int, events: list[dict[str, Any]]) -> tuple[int, int]:
+        """Record real-time events in one transaction; an event whose ``event_id`` the group already has is
+        skipped, so submitting a batch again changes nothing.
+
+        Parameters
+        ----------
+        group_id : int
+            The dataset group.
+        events : list of dict
+            ``user_id``, ``item_id``, ``timestamp`` (epoch seconds), ``event_id``, and optionally
+            ``event_type``, ``event_value``, ``session_id``, ``recommendation_id``, ``context`` (a dict).
+
+        Returns
+        -------
+        (int, int)
+            Events stored, and duplicates skipped.
+        """
+        if not events:
+            return 0, 0
+        ids = [e["event_id"] for e in events]
+        if len(set(ids)) < len(ids):  # the same id twice in one batch: keep the first
+            seen: set[str] = set()
+            events = [e for e in events if not (e["event_id"] in seen or seen.add(e["event_id"]))]
+        i = t.interactions
+        rows = [{"dataset_group_id": group_id, "user_id": e["user_id"], "item_id": e["item_id"],
+                 "timestamp": int(e["timestamp"]), "event_type": e.get("event_type"),
+                 "event_value": e.get("event_value"), "context": _json_or_none(e.get("context") or None),
+                 "event_id": e["event_id"], "session_id": e.get("session_id"),
+                 "recommendation_id": e.get("recommendation_id")} for e in events]
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        statement = insert(i).on_conflict_do_nothing(index_elements=["dataset_group_id", "event_id"])
+        with self.begin() as conn:
+            if self._dataset_id(conn, group_id, "interactions") is None:
+                from recsmith.data.schema import Schema
+
+                self.ensure_dataset(group_id, "interactions", Schema.default("interactions").to_dict(), conn=conn)
+            known = set(conn.execute(sa.select(i.c.event_id).where(
+                i.c.dataset_group_id == group_id, i.c.event_id.in_([e["event_id"] for e in events]))).scalars())
+            fresh = [row for row in rows if row["event_id"] not in known]
+            if fresh:
+                conn.execute(statement, fresh)
+        return len(fresh), len(ids) - len(fresh)
+
     def user_history(self, group_id: int, user_id: str) -> list[str]:
         """A user's item ids, oldest first."""
         return [item_id for item_id, _ in self.user_events(group_id, user_id)]

@@ -66,7 +66,11 @@ interactions = sa.Table(
     sa.Column("event_type", sa.Text, nullable=True),
     sa.Column("event_value", sa.Float, nullable=True),
     sa.Column("context", sa.Text, nullable=True),
+    sa.Column("event_id", sa.Text, nullable=True),
+    sa.Column("session_id", sa.Text, nullable=True),
+    sa.Column("recommendation_id", sa.Text, nullable=True),
     sa.Index("ix_interactions_group_user", "dataset_group_id", "user_id"),
+    sa.Index("uq_interactions_group_event", "dataset_group_id", "event_id", unique=True),
 )
 
 import_jobs = sa.Table(

@@ -1,0 +1,50 @@
+"""The event tracker: real-time interactions, committed to the store before the answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from fastapi import APIRouter
+
+from recsmith.api.auth import Writer
+from recsmith.api.responses import JSON
+from recsmith.api.routes.deps import StoreDep
+from recsmith.api.schemas import EventsIn, EventsOut
+
+router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["events"])
+
+
+def _event_id(user_id: str, session_id: str, event: dict[str, Any]) -> str:
+    """An id derived from what the event says, so resending the same event is recognised."""
+    key = json.dumps([user_id, session_id, event["item_id"], event["event_type"], event["sent_at"].isoformat(),
+                      event["event_value"]], default=str)
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def event_rows(body: EventsIn) -> list[dict[str, Any]]:
+    """The store rows of a validated batch (``Store.write_events``'s input)."""
+    user_id = body.user_id or body.session_id  # as Personalize: an anonymous session stands for its user
+    rows = []
+    for event in body.events:
+        raw = event.model_dump()
+        context: dict[str, Any] = dict(event.properties)
+        if event.impression:
+            context["impression"] = "|".join(event.impression)
+        rows.append({"event_id": event.event_id or _event_id(user_id, body.session_id, raw), "user_id": user_id,
+                     "item_id": event.item_id, "timestamp": int(event.sent_at.timestamp()),
+                     "event_type": event.event_type, "event_value": event.event_value,
+                     "session_id": body.session_id, "recommendation_id": event.recommendation_id,
+                     "context": context})
+    return rows
+
+
+@router.post("/events", response_model=EventsOut)
+def put_events(group: str, body: EventsIn, store: StoreDep, _: Writer) -> JSON:
+    """Record up to 100 events; the 200 answer comes after they are committed (SQLite WAL or PostgreSQL), and an
+    event whose ``event_id`` was stored before is skipped (counted in ``duplicates``)."""
+    group_id = store.get_dataset_group(group).id
+    rows = event_rows(body)
+    accepted, duplicates = store.write_events(group_id, rows)
+    return JSON({"accepted": accepted, "duplicates": duplicates})
