@@ -70,3 +70,15 @@ def test_read_keys_may_not_send_events(server):
     assert response.status_code == 403 and "needs role write" in response.json()["error"]["message"]
     with server.client(server.write_key) as client, pytest.raises(BadRequest):
         client.put_events("movies", session_id="s", events=[{"event_type": "v", "item_id": "1"}])
+
+
+def test_a_known_users_new_events_are_excluded_and_steer_the_next_recommendations(server):
+    with server.client(server.write_key) as client:
+        before = client.recommend("movies", "knn", user_id="3", num_results=10)
+        bought = before.items[0].item_id
+        client.put_events("movies", user_id="3", session_id="s3",
+                          events=[{"event_type": "purchase", "item_id": bought, "sent_at": 1764064800}])
+        after = client.recommend("movies", "knn", user_id="3", num_results=10)
+        mf_after = client.recommend("movies", "mf", user_id="3", num_results=10, exclude_seen=True)
+    assert bought not in {i.item_id for i in after.items} | {i.item_id for i in mf_after.items}
+    assert any(i.reason == f"because you interacted with {bought}" for i in after.items)

@@ -122,6 +122,7 @@ def train_solution_version(
     try:
         if progress:
             progress("read")
+        last_event = store.last_interaction_id(group.id)  # serving reads the events stored after it live
         interactions = load_interactions(store, dataset_group, config)
         metrics: dict[str, Any] = {}
         if with_metrics:
@@ -144,6 +145,7 @@ def train_solution_version(
             "recipe": recipe, "params": model_recipe.get_params(), "config": config.model_dump(),
             "recsmith_version": __version__, "num_users": interactions.n_users,
             "num_items": interactions.n_items, "num_interactions": interactions.nnz, "metrics": metrics,
+            "last_interaction_id": last_event,
         }
         TrainedModel.from_fit(model_recipe, interactions, meta).save(artifact)
         store.update_solution_version(

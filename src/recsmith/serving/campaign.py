@@ -79,6 +79,12 @@ class LoadedCampaign:
     config: Mapping[str, Any]
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    @property
+    def last_event(self) -> int | None:
+        """The newest interaction row the model was trained on (None for artifacts that did not record it)."""
+        value = self.model.meta.get("last_interaction_id")
+        return None if value is None else int(value)
+
     def describe(self) -> dict[str, Any]:
         """What this snapshot serves (for ``/ready`` and campaign descriptions)."""
         return {"dataset_group": self.group, "campaign": self.name, "solution_version_id": self.version_id,
@@ -309,6 +315,8 @@ class CampaignRuntime:
         history: list[str] = []
         if user_id is not None and user_id not in model.users:
             history = self.store.user_history(campaign.group_id, user_id)
+        elif user_id is not None and campaign.last_event is not None:  # events since training count at once
+            history = self.store.user_items_after(campaign.group_id, user_id, campaign.last_event)
         items = recommend_for_user(model, user_id, k, history=history, exclude_seen=exclude_seen, allowed=allowed)
         past, weights = self._past(campaign, user_id, history)
         explained = self._explain(campaign, past, weights, items)
@@ -320,13 +328,19 @@ class CampaignRuntime:
 
     @staticmethod
     def _past(campaign: LoadedCampaign, user_id: str | None, history: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The user's interacted items (dense) and weights: the training row of a known user, else the history."""
+        """The user's interacted items (dense) and weights: a known user's training row plus the items of
+        ``history`` it lacks (weight 1), else the history."""
         model = campaign.model
         if user_id is not None and user_id in model.users:
             train = model.recipe.train_matrix_
             row = model.users.index(user_id)
             span = slice(train.indptr[row], train.indptr[row + 1])
-            return np.asarray(train.indices[span]), np.asarray(train.data[span])
+            trained, weights = np.asarray(train.indices[span]), np.asarray(train.data[span])
+            new = model.items.indices(list(history), missing="ignore")
+            new = np.setdiff1d(new[new >= 0], trained)
+            if not len(new):
+                return trained, weights
+            return np.concatenate([trained, new]), np.concatenate([weights, np.ones(len(new), dtype=weights.dtype)])
         past = model.items.indices(list(history), missing="ignore")
         past = np.unique(past[past >= 0])
         return past, np.ones(len(past), dtype=np.float32)

@@ -75,8 +75,9 @@ def recommend_for_user(
     k : int
         How many items.
     history : sequence of str
-        The user's item ids from the store; used for users the model never saw (fold-in) and to
-        exclude what they already interacted with.
+        The user's item ids from the store (all of them, or those since training): users the model never
+        saw are scored from them (fold-in); for a known user, items not in their training row are added to
+        it and the scores recomputed from the whole (fold-in); all are excluded with ``exclude_seen``.
     exclude_seen : bool
         Leave out items the user interacted with.
     allowed : numpy.ndarray, optional
@@ -99,10 +100,17 @@ def recommend_for_user(
     past = model.items.indices(list(history), missing="ignore")
     past = past[past >= 0]
     known_user = user_id is not None and user_id in model.users
+    live_row = None
     if known_user:  # what the user did before training counts as seen too
         train = model.recipe.train_matrix_
         row = model.users.index(user_id)
-        past = np.concatenate([past, train.indices[train.indptr[row]:train.indptr[row + 1]]])
+        trained = train.indices[train.indptr[row]:train.indptr[row + 1]]
+        new = np.setdiff1d(past, trained)
+        if len(new):  # events since training: score from the whole live history (fold-in)
+            live_row = train[row:row + 1].tolil()
+            live_row[0, new] = 1.0
+            live_row = live_row.tocsr()
+        past = np.concatenate([past, trained])
     seen = _distinct(past) if exclude_seen else np.empty(0, dtype=np.int64)
     if allowed is not None or len(seen):  # the recipe leaves out its training row; events stored since go too
         refused = np.zeros(len(model.items), dtype=bool) if allowed is None else ~allowed
@@ -111,7 +119,10 @@ def recommend_for_user(
     else:
         banned = None
     items: list[RecommendedItem] = []
-    if known_user:
+    if live_row is not None:
+        rec = model.recipe.recommend_from_history(live_row, k, exclude_seen=exclude_seen, exclude=banned)
+        reason = "personalized"
+    elif known_user:
         rec = model.recipe.recommend(
             np.array([model.users.index(user_id)], dtype=np.int32), k, exclude_seen=exclude_seen, exclude=banned
         )

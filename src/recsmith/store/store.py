@@ -470,6 +470,21 @@ class Store(ServingRecords):
                 conn.execute(statement, fresh)
         return len(fresh), len(ids) - len(fresh)
 
+    def last_interaction_id(self, group_id: int) -> int:
+        """The newest interaction row id of the group (0 when it has none): a training snapshot's watermark."""
+        i = t.interactions
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.max(i.c.id)).where(i.c.dataset_group_id == group_id))
+                       .scalar_one() or 0)
+
+    def user_items_after(self, group_id: int, user_id: str, after_id: int) -> list[str]:
+        """A user's item ids stored after interaction row ``after_id`` (events since a training), oldest first."""
+        i = t.interactions
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(i.c.item_id).where(
+                i.c.dataset_group_id == group_id, i.c.user_id == user_id, i.c.id > after_id).order_by(i.c.id))
+                .scalars())
+
     def user_history(self, group_id: int, user_id: str) -> list[str]:
         """A user's item ids, oldest first."""
         return [item_id for item_id, _ in self.user_events(group_id, user_id)]
