@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 MAX_RESULTS = 500
 FILTER_REFRESH_SECONDS = 2.0
+LIVE_CHECK_SECONDS = 0.2
+"""How stale a process's view of "are there events since training" may be: events reach other workers' answers
+within this time (the process that stored them sees them at once)."""
 EXPLAIN_HISTORY = 64
 """Reasons are looked for among a user's 64 highest-weighted interactions (the cost grows with the history)."""
 
@@ -147,6 +150,7 @@ class CampaignRuntime:
         self._errors: dict[tuple[str, str], str] = {}
         self._wanted: set[tuple[str, str]] = set()
         self._filters: dict[str, tuple[float, dict[str, Filter]]] = {}
+        self._latest_event: dict[int, tuple[float, int]] = {}
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -221,6 +225,26 @@ class CampaignRuntime:
                                     f"{self._errors[(group, name)]}")
             raise NotFoundError(f"dataset group {group!r} has no campaign {name!r} (or it is still loading)")
         return loaded
+
+    # --------------------------------------------------------------------------------- live events
+    def _has_new_events(self, campaign: LoadedCampaign) -> bool:
+        """Whether the group has events newer than the campaign's training data: the group's newest event id is
+        read at most every :data:`LIVE_CHECK_SECONDS`, so requests look a user's new events up only when there
+        are some (without any, a request makes no query)."""
+        if campaign.last_event is None:
+            return False
+        now = time.monotonic()
+        stamp, latest = self._latest_event.get(campaign.group_id, (-math.inf, 0))
+        if now - stamp > LIVE_CHECK_SECONDS:
+            latest = self.store.last_interaction_id(campaign.group_id)
+            self._latest_event[campaign.group_id] = (now, latest)
+        return latest > campaign.last_event
+
+    def events_written(self, group: str) -> None:
+        """This process just stored events in ``group``: look for them from the next request on."""
+        for key, loaded in list(self._campaigns.items()):
+            if key[0] == group:
+                self._latest_event.pop(loaded.group_id, None)
 
     # ------------------------------------------------------------------------------------- filters
     def filter_named(self, group: str, name: str) -> Filter:
@@ -315,7 +339,7 @@ class CampaignRuntime:
         history: list[str] = []
         if user_id is not None and user_id not in model.users:
             history = self.store.user_history(campaign.group_id, user_id)
-        elif user_id is not None and campaign.last_event is not None:  # events since training count at once
+        elif user_id is not None and self._has_new_events(campaign):  # events since training count at once
             history = self.store.user_items_after(campaign.group_id, user_id, campaign.last_event)
         items = recommend_for_user(model, user_id, k, history=history, exclude_seen=exclude_seen, allowed=allowed)
         past, weights = self._past(campaign, user_id, history)

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 
 from recsmith.api.auth import Writer
 from recsmith.api.responses import JSON
-from recsmith.api.routes.deps import StoreDep
+from recsmith.api.routes.deps import RuntimeDep, StoreDep
 from recsmith.api.schemas import EventsIn, EventsOut
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["events"])
@@ -41,10 +41,11 @@ def event_rows(body: EventsIn) -> list[dict[str, Any]]:
 
 
 @router.post("/events", response_model=EventsOut)
-def put_events(group: str, body: EventsIn, store: StoreDep, _: Writer) -> JSON:
+def put_events(group: str, body: EventsIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
     """Record up to 100 events; the 200 answer comes after they are committed (SQLite WAL or PostgreSQL), and an
     event whose ``event_id`` was stored before is skipped (counted in ``duplicates``)."""
     group_id = store.get_dataset_group(group).id
     rows = event_rows(body)
     accepted, duplicates = store.write_events(group_id, rows)
+    runtime.events_written(group)
     return JSON({"accepted": accepted, "duplicates": duplicates})
