@@ -228,15 +228,16 @@ class CampaignRuntime:
 
     # --------------------------------------------------------------------------------- live events
     def _has_new_events(self, campaign: LoadedCampaign) -> bool:
-        """Whether the group has events newer than the campaign's training data: the group's newest event id is
-        read at most every :data:`LIVE_CHECK_SECONDS`, so requests look a user's new events up only when there
-        are some (without any, a request makes no query)."""
+        """Whether the group received real-time events after the campaign's training data: the group's newest
+        event id (one row) is read at most every :data:`LIVE_CHECK_SECONDS`, so requests look a user's new events
+        up only when there are some (without any, a request makes no query). Bulk imports count at the next
+        training, as in Personalize."""
         if campaign.last_event is None:
             return False
         now = time.monotonic()
         stamp, latest = self._latest_event.get(campaign.group_id, (-math.inf, 0))
         if now - stamp > LIVE_CHECK_SECONDS:
-            latest = self.store.last_interaction_id(campaign.group_id)
+            latest = self.store.last_event_id(campaign.group_id)
             self._latest_event[campaign.group_id] = (now, latest)
         return latest > campaign.last_event
 

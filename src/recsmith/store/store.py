@@ -468,14 +468,25 @@ class Store(ServingRecords):
             fresh = [row for row in rows if row["event_id"] not in known]
             if fresh:
                 conn.execute(statement, fresh)
+                # the table's newest id (O(1) on the primary key) bounds these events' ids from above
+                newest = conn.execute(sa.select(sa.func.max(i.c.id))).scalar_one()
+                conn.execute(t.dataset_groups.update().where(t.dataset_groups.c.id == group_id)
+                             .values(last_event_id=newest))
         return len(fresh), len(ids) - len(fresh)
 
     def last_interaction_id(self, group_id: int) -> int:
-        """The newest interaction row id of the group (0 when it has none): a training snapshot's watermark."""
+        """A training snapshot's watermark: at least the newest interaction row id of the group (0 when it has
+        none); scans the group's rows once."""
         i = t.interactions
         with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.max(i.c.id)).where(i.c.dataset_group_id == group_id))
-                       .scalar_one() or 0)
+            newest = conn.execute(sa.select(sa.func.max(i.c.id)).where(i.c.dataset_group_id == group_id)).scalar_one()
+        return max(int(newest or 0), self.last_event_id(group_id))
+
+    def last_event_id(self, group_id: int) -> int:
+        """At least the row id of the group's newest real-time event (0 before any); one-row read, cheap to poll."""
+        g = t.dataset_groups
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(g.c.last_event_id).where(g.c.id == group_id)).scalar_one_or_none() or 0)
 
     def user_items_after(self, group_id: int, user_id: str, after_id: int) -> list[str]:
         """A user's item ids stored after interaction row ``after_id`` (events since a training), oldest first."""

@@ -17,6 +17,7 @@ dataset_groups = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_event_id", sa.BigInteger, nullable=True),  # at least the newest real-time event's row id
 )
 
 schemas = sa.Table(

@@ -1,4 +1,5 @@
-"""event tracking: event id (idempotent submissions), session id and recommendation id on interactions
+"""event tracking: event id (idempotent submissions), session id and recommendation id on interactions;
+the newest real-time event of each dataset group
 
 Revision ID: 0003
 Revises: 0002
@@ -20,9 +21,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column('session_id', sa.Text(), nullable=True))
         batch.add_column(sa.Column('recommendation_id', sa.Text(), nullable=True))
     op.create_index('uq_interactions_group_event', 'interactions', ['dataset_group_id', 'event_id'], unique=True)
+    with op.batch_alter_table('dataset_groups') as batch:
+        batch.add_column(sa.Column('last_event_id', sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('dataset_groups') as batch:
+        batch.drop_column('last_event_id')
     op.drop_index('uq_interactions_group_event', table_name='interactions')
     with op.batch_alter_table('interactions') as batch:
         batch.drop_column('recommendation_id')
