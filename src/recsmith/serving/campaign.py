@@ -211,8 +211,9 @@ class CampaignRuntime:
 
     def status(self) -> list[dict[str, Any]]:
         """Each campaign's loaded version, or the error that keeps it from loading."""
-        out = [loaded.describe() for loaded in self._campaigns.values()]
-        for (group, name), error in self._errors.items():
+        # copies: the sync thread may add or drop entries meanwhile
+        out = [loaded.describe() for loaded in list(self._campaigns.values())]
+        for (group, name), error in list(self._errors.items()):
             out.append({"dataset_group": group, "campaign": name, "error": error})
         return out
 
