@@ -11,7 +11,6 @@ import hmac
 import json
 import re
 import secrets
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -30,14 +29,8 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 KEY_PREFIX = "rsk"
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+_now = t.utc_now
+_utc = t.as_utc
 
 
 def check_name(kind: str, name: str) -> str:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +42,8 @@ INTERACTIONS_INDEX = "ix_interactions_group_user"
 BULK_INDEX_REBUILD_ROWS = 50_000
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _utc(value: Any) -> Any:
-    """SQLite gives back naive datetimes; every stored time is UTC."""
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+_now = t.utc_now
+_utc = t.as_utc
 
 
 @dataclass(frozen=True)
@@ -444,9 +437,10 @@ class Store(ServingRecords):
         if not events:
             return 0, 0
         ids = [e["event_id"] for e in events]
-        if len(set(ids)) < len(ids):  # the same id twice in one batch: keep the first
-            seen: set[str] = set()
-            events = [e for e in events if not (e["event_id"] in seen or seen.add(e["event_id"]))]
+        first: dict[str, dict[str, Any]] = {}
+        for event in events:  # the same id twice in one batch: keep the first
+            first.setdefault(event["event_id"], event)
+        events = list(first.values())
         i = t.interactions
         rows = [{"dataset_group_id": group_id, "user_id": e["user_id"], "item_id": e["item_id"],
                  "timestamp": int(e["timestamp"]), "event_type": e.get("event_type"),

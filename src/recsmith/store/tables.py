@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -11,6 +14,19 @@ VERSION_TABLE = "recsmith_alembic_version"
 sharing the database (Optuna's study storage) use for their own revision."""
 
 TS = sa.DateTime(timezone=True)
+
+
+def utc_now() -> datetime:
+    """The time to store: every stored time is UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(value: Any) -> Any:
+    """A time read back, made UTC-aware (SQLite gives back naive datetimes)."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
 
 dataset_groups = sa.Table(
     "dataset_groups", metadata,
