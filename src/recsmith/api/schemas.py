@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Scalar = str | int | float | bool
 FilterValue = Scalar | list[Scalar]
-Id = Field(min_length=1, max_length=256)
 
 
 class Strict(BaseModel):

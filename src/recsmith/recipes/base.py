@@ -360,6 +360,14 @@ class Recipe(ABC):
         else:
             dense[rows, block.indices] = -np.inf
 
+    def _item_indices(self, items: np.ndarray | Sequence[int]) -> np.ndarray:
+        """``items`` as int64 dense indices, checked against the fitted catalogue."""
+        self._check_fitted()
+        items = np.asarray(items, dtype=np.int64).ravel()
+        if len(items) and (items.min() < 0 or items.max() >= self.n_items):
+            raise DataError(f"item indices must be in 0..{self.n_items - 1}")
+        return items
+
     def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
         """The ``k`` items most similar to each given item (never the item itself)."""
         raise ConfigError(f"recipe {self.name} has no item similarity; use one of: "

@@ -14,7 +14,6 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from recsmith.data.interactions import Interactions
-from recsmith.errors import DataError
 from recsmith.recipes.base import FloatRange, IntRange, Recipe, RecipeParams, Recommendations, top_k
 from recsmith.recipes.registry import register
 
@@ -52,10 +51,7 @@ class FactorModel(Recipe):
 
     def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
         """The ``k`` items whose factors have the highest cosine with each given item's (never the item itself)."""
-        self._check_fitted()
-        items = np.asarray(items, dtype=np.int64).ravel()
-        if len(items) and (items.min() < 0 or items.max() >= self.n_items):
-            raise DataError(f"item indices must be in 0..{self.n_items - 1}")
+        items = self._item_indices(items)
         norms = np.linalg.norm(self.item_factors_, axis=1)
         norms[norms == 0] = 1.0
         cosine = (self.item_factors_[items] @ self.item_factors_.T) / (norms[items, None] * norms[None, :])
@@ -138,21 +134,6 @@ class ALS(FactorModel):
                       callback=self._implicit_callback(model))
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
-
-    supports_similar_items = True
-
-    def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
-        """The ``k`` items whose factors have the highest cosine with each given item's (never the item itself)."""
-        self._check_fitted()
-        items = np.asarray(items, dtype=np.int64).ravel()
-        if len(items) and (items.min() < 0 or items.max() >= self.n_items):
-            raise DataError(f"item indices must be in 0..{self.n_items - 1}")
-        norms = np.linalg.norm(self.item_factors_, axis=1)
-        norms[norms == 0] = 1.0
-        cosine = (self.item_factors_[items] @ self.item_factors_.T) / (norms[items, None] * norms[None, :])
-        cosine = np.asarray(cosine, dtype=np.float32)
-        cosine[np.arange(len(items)), items] = -np.inf
-        return top_k(cosine, k)
 
     def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
         y = self.item_factors_.astype(np.float64)

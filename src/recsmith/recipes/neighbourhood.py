@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from recsmith.errors import DataError
 from recsmith.recipes.base import Recipe, Recommendations, strongest_contributor, top_k
 
 
@@ -51,10 +50,7 @@ class ItemSimilarityRecipe(Recipe):
 
     def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
         """The ``k`` most similar items to each item (``-1``/``-inf`` padded when it has fewer neighbours)."""
-        self._check_fitted()
-        items = np.asarray(items, dtype=np.int64).ravel()
-        if len(items) and (items.min() < 0 or items.max() >= self.n_items):
-            raise DataError(f"item indices must be in 0..{self.n_items - 1}")
+        items = self._item_indices(items)
         dense = self.similarity_[items].toarray()
         dense[dense <= 0] = -np.inf
         return top_k(dense, k)

@@ -15,6 +15,7 @@ reasons ("because you interacted with <item>" where the recipe can tell).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -30,7 +31,7 @@ import numpy as np
 
 from recsmith.errors import ConfigError, NotFoundError
 from recsmith.serving.filters import Filter, FilterCache, ItemCatalog, parse_filter
-from recsmith.serving.recommender import RecommendedItem, popular_items, recommend_for_user
+from recsmith.serving.recommender import RecommendedItem, items_by_event_type, popular_items, recommend_for_user
 from recsmith.store.artifacts import TrainedModel
 from recsmith.store.store import Store
 
@@ -266,14 +267,9 @@ class CampaignRuntime:
         user = None
         if parsed.user_fields and user_id is not None:
             user = self.store.read_users(campaign.group_id, [user_id]).get(user_id) or {}
-        interactions: dict[str, set[int]] | None = None
+        interactions = None
         if parsed.uses_interactions and user_id is not None:
-            interactions = {}
-            events = self.store.user_events(campaign.group_id, user_id)
-            indices = campaign.model.items.indices([item for item, _ in events], missing="ignore")
-            for index, (_, event_type) in zip(indices.tolist(), events, strict=True):
-                if index >= 0 and event_type is not None:
-                    interactions.setdefault(event_type, set()).add(index)
+            interactions = items_by_event_type(campaign.model, self.store.user_events(campaign.group_id, user_id))
         return self.masks.get(parsed, campaign.catalog, values=dict(values or {}), user=user,
                               current_item=current_item, interactions=interactions)
 
@@ -521,6 +517,4 @@ def _check_num_results(num_results: int) -> None:
 
 
 def _replace_config(loaded: LoadedCampaign, config: Mapping[str, Any]) -> LoadedCampaign:
-    import dataclasses
-
     return dataclasses.replace(loaded, config=dict(config))

@@ -177,10 +177,16 @@ def filter_mask(model: TrainedModel, expression: str, catalog: ItemCatalog, *,
     if len(catalog) != len(model.items):
         raise FilterError(f"the item catalogue has {len(catalog)} items, the model {len(model.items)}; build it as "
                           "ItemCatalog(model.items, metadata)")
+    return compile_filter(expression, catalog, values=dict(values or {}), user=dict(user_metadata or {}),
+                          interactions=items_by_event_type(model, events))
+
+
+def items_by_event_type(model: TrainedModel, events: Sequence[tuple[str, str | None]]) -> dict[str, set[int]]:
+    """A user's ``(item id, event type)`` pairs as event type -> dense item indices of the model (what
+    ``Interactions.EVENT_TYPE`` filters read); items the model does not know, and untyped events, are left out."""
     indices = model.items.indices([item_id for item_id, _ in events], missing="ignore")
     interactions: dict[str, set[int]] = {}
     for index, (_, event_type) in zip(indices.tolist(), events, strict=True):
         if index >= 0 and event_type is not None:
             interactions.setdefault(event_type, set()).add(index)
-    return compile_filter(expression, catalog, values=dict(values or {}), user=dict(user_metadata or {}),
-                          interactions=interactions)
+    return interactions
