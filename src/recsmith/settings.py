@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     campaign_sync_seconds: float = Field(default=1.0, gt=0)
     """How often each server process checks the store for new or switched campaigns."""
 
+    redis_url: str | None = None
+    """``redis://host:6379/0``: share live event histories, the served-items ledger and campaign switches between
+    workers and hosts through Redis (``pip install 'recsmith[redis]'``); without it one host works from the
+    database alone."""
+
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
         if self.database_url:

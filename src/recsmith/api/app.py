@@ -20,7 +20,7 @@ from recsmith.api.auth import KeyChecker
 from recsmith.api.metrics import Metrics
 from recsmith.api.middleware import BodyLimit, RequestMetrics
 from recsmith.api.responses import error
-from recsmith.api.routes import campaigns, events, filters, health, recommendations
+from recsmith.api.routes import campaigns, catalog, events, filters, health, recommendations
 from recsmith.errors import FilterError, NotFoundError, RecsmithError, UnknownIdError
 from recsmith.serving.campaign import CampaignRuntime
 from recsmith.settings import Settings
@@ -60,6 +60,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error(status, str(exc), field=field)
 
 
+def live_backends(settings: Settings, store: Store) -> dict[str, Any]:
+    """The campaign runtime's live-state and ledger backends: Redis when ``settings.redis_url`` is set, else
+    the store alone."""
+    if not settings.redis_url:
+        return {}
+    from recsmith.serving.ledger import RedisLedger
+    from recsmith.serving.live import RedisLive, connect_redis
+
+    client = connect_redis(settings.redis_url)
+    return {"live": RedisLive(store, client), "ledger": RedisLedger(client)}
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     """The HTTP API.
 
@@ -79,7 +91,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.store = store or Store.from_settings(settings)
         app.state.store.migrate()
         app.state.keys = KeyChecker(app.state.store)
-        app.state.runtime = CampaignRuntime(app.state.store)
+        app.state.runtime = CampaignRuntime(app.state.store, **live_backends(settings, app.state.store))
         app.state.metrics = metrics
         app.state.runtime.start(settings.campaign_sync_seconds)
         try:
@@ -95,7 +107,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                     "/v1 needs `Authorization: Bearer <API key>` (`recsmith keys create`).",
     )
     _install_error_handlers(app)
-    for router in (health.router, recommendations.router, campaigns.router, filters.router, events.router):
+    for router in (health.router, recommendations.router, campaigns.router, filters.router, events.router,
+                   catalog.router):
         app.include_router(router)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -33,6 +33,13 @@ class Metrics:
                                       ["dataset_group", "campaign", "solution_version", "recipe"],
                                       **gauge_mode, **kwargs)
         self._versions: dict[tuple[str, str], tuple[str, str]] = {}
+        campaign = ["dataset_group", "campaign"]
+        self.items_served = Counter("recsmith_served_items", "Items returned in recommendation responses.",
+                                    campaign, **kwargs)
+        self.impressions = Counter("recsmith_impressions", "Items events reported shown (impression) with the "
+                                   "recommendation_id of a response.", campaign, **kwargs)
+        self.clicks = Counter("recsmith_clicks", "Events on an item of the response whose recommendation_id they "
+                              "carry.", campaign, **kwargs)
 
     def observe(self, route: str, method: str, status: int, group: str, campaign: str, seconds: float) -> None:
         """Record one answered request."""
@@ -55,11 +62,33 @@ class Metrics:
             self._versions[key] = now
 
     def render(self) -> bytes:
-        """The exposition text of every worker's metrics."""
+        """The exposition text of every worker's metrics, with the click-through rate of each campaign."""
+        registry = self.registry
         if self.multiprocess:
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+        return generate_latest(registry) + _click_through(registry)
+
+
+def _click_through(registry: CollectorRegistry) -> bytes:
+    """``recsmith_click_through_rate``: clicks over impressions per campaign, or over served items where events
+    report no impressions."""
+    totals: dict[str, dict[tuple[str, str], float]] = {"impressions": {}, "clicks": {}, "served_items": {}}
+    for family in registry.collect():
+        kind = family.name.removeprefix("recsmith_")
+        if kind not in totals:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = (sample.labels["dataset_group"], sample.labels["campaign"])
+                totals[kind][key] = totals[kind].get(key, 0.0) + sample.value
+    lines = ["# HELP recsmith_click_through_rate Clicks per impression (per served item where no impressions are "
+             "reported) of each campaign.", "# TYPE recsmith_click_through_rate gauge"]
+    for key in sorted(set(totals["served_items"]) | set(totals["impressions"])):
+        shown = totals["impressions"].get(key) or totals["served_items"].get(key) or 0.0
+        if shown:
+            rate = totals["clicks"].get(key, 0.0) / shown
+            lines.append(f'recsmith_click_through_rate{{dataset_group="{key[0]}",campaign="{key[1]}"}} {rate:.6g}')
+    return ("\n".join(lines) + "\n").encode() if len(lines) > 2 else b""

@@ -27,9 +27,13 @@ class PromotionIn(Strict):
 
 
 class RecommendationRequest(Strict):
-    """Recommendations for a user (``user_id``) or related to an item (``item_id``)."""
+    """Recommendations for a user (``user_id``), an anonymous session (``session_id`` alone) or related to an
+    item (``item_id``)."""
 
     user_id: str | None = Field(default=None, min_length=1, max_length=256)
+    session_id: str | None = Field(default=None, min_length=1, max_length=256,
+                                   description="Alone: recommendations for an anonymous session from its events; "
+                                   "with user_id: the session's anonymous events count as the user's.")
     item_id: str | None = Field(default=None, min_length=1, max_length=256)
     num_results: int = Field(default=25, ge=1, le=500)
     filter: str | None = Field(default=None, min_length=1, max_length=128, description="A stored filter's name.")
@@ -43,11 +47,16 @@ class RecommendationRequest(Strict):
     metadata_columns: list[str] = Field(default_factory=list, max_length=50,
                                         description="Item fields to return with each item.")
     promotion: PromotionIn | None = None
+    suppress_served_minutes: float | None = Field(
+        default=None, gt=0, le=1440, description="Leave out items served to this user in the last N minutes "
+        "(the served-items ledger) that the user has not acted on since.")
 
     @model_validator(mode="after")
     def _one_subject(self) -> Self:
-        if (self.user_id is None) == (self.item_id is None):
-            raise ValueError("give exactly one of user_id (recommendations for a user) and item_id (related items)")
+        user = self.user_id is not None or self.session_id is not None
+        if user == (self.item_id is not None):
+            raise ValueError("give exactly one of user_id or session_id (recommendations for a user or an "
+                             "anonymous session) and item_id (related items)")
         return self
 
 
@@ -68,7 +77,8 @@ class RecommendedItemOut(BaseModel):
     item_id: str
     score: float | None
     reason: str = Field(description="personalized, history, popular, 'because you interacted with <item>', "
-                                    "'similar to <item>', 'promotion: <name>' or 'unknown item'.")
+                                    "'similar to <item>', 'promotion: <name>', 'new item' (put since training) "
+                                    "or 'unknown item'.")
     metadata: dict[str, Any] | None = None
 
 
@@ -156,3 +166,46 @@ class EventsOut(BaseModel):
 
     accepted: int
     duplicates: int
+
+
+Properties = dict[str, Scalar | None]
+
+
+class UserIn(Strict):
+    """One user record: its id and metadata fields (the group's users schema says which)."""
+
+    user_id: str = Field(min_length=1, max_length=256)
+    properties: Properties = Field(default_factory=dict, max_length=100)
+
+
+class ItemIn(Strict):
+    """One item record: its id and metadata fields (the group's items schema says which)."""
+
+    item_id: str = Field(min_length=1, max_length=256)
+    properties: Properties = Field(default_factory=dict, max_length=100)
+
+
+class UsersIn(Strict):
+    """Up to 100 users to create or replace (Personalize's PutUsers)."""
+
+    users: list[UserIn] = Field(min_length=1, max_length=100)
+
+
+class ItemsIn(Strict):
+    """Up to 100 items to create or replace (Personalize's PutItems)."""
+
+    items: list[ItemIn] = Field(min_length=1, max_length=100)
+
+
+class PutOut(BaseModel):
+    """How many records were stored."""
+
+    stored: int
+
+
+class DeletedOut(BaseModel):
+    """What a deletion removed."""
+
+    deleted: str
+    interactions: int = 0
+    records: int

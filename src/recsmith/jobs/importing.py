@@ -217,3 +217,40 @@ def import_dataset(
             progress("done")
     logger.info("import job %s: %s rows loaded in %.2f s", job_id, report.rows_loaded, report.duration_seconds)
     return report
+
+
+def put_records(store: Store, group_id: int, dataset_type: str, records: list[dict[str, Any]],
+                *, source: str = "request") -> int:
+    """Validate user or item records against the group's schema and upsert them in one transaction (the event
+    tracker's ``PUT .../users`` and ``PUT .../items``); a deleted id put again is live again.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    group_id : int
+        The dataset group.
+    dataset_type : {"users", "items"}
+        What the records are.
+    records : list of dict
+        ``{"USER_ID" or "ITEM_ID": id, FIELD: value, ...}``; a field the schema lacks, or a value that does not
+        fit its field, is an error naming the record (``row`` n, from 1) and the field.
+    source : str
+        Names the records in messages.
+
+    Returns
+    -------
+    int
+        Records stored.
+    """
+    import pandas as pd
+
+    from recsmith.data.readers import validate_frame
+
+    if dataset_type not in ("users", "items"):
+        raise ConfigError(f"records can be put for users or items, not {dataset_type!r}")
+    schema = resolve_schema(store, group_id, dataset_type, None)
+    columns = list(dict.fromkeys(name for record in records for name in record))
+    frame = pd.DataFrame({name: [record.get(name) for record in records] for name in columns})
+    result = validate_frame(frame, source=source, dataset_type=dataset_type, schema=schema)
+    return store.upsert_entities(group_id, dataset_type, result.frame, schema.to_dict())

@@ -31,17 +31,18 @@ import numpy as np
 
 from recsmith.errors import ConfigError, NotFoundError
 from recsmith.serving.filters import Filter, FilterCache, ItemCatalog, parse_filter
+from recsmith.serving.ledger import DatabaseLedger, Ledger
+from recsmith.serving.live import DatabaseLive, RedisLive
 from recsmith.serving.recommender import RecommendedItem, items_by_event_type, popular_items, recommend_for_user
 from recsmith.store.artifacts import TrainedModel
+from recsmith.store.live_records import LiveState, Served
 from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
 
 MAX_RESULTS = 500
 FILTER_REFRESH_SECONDS = 2.0
-LIVE_CHECK_SECONDS = 0.2
-"""How stale a process's view of "are there events since training" may be: events reach other workers' answers
-within this time (the process that stored them sees them at once)."""
+MAX_SUPPRESS_MINUTES = 24 * 60
 EXPLAIN_HISTORY = 64
 """Reasons are looked for among a user's 64 highest-weighted interactions (the cost grows with the history)."""
 
@@ -68,6 +69,15 @@ class LoadedCampaign:
         Item metadata by raw id, for ``metadata_columns``.
     config : dict
         The campaign's config (``exclude_seen`` default, ...).
+    catalog_version : int
+        The group's catalogue version the catalogue below was read at.
+    fresh : tuple of str
+        Items put after training (the model does not know them): positions ``len(model.items)`` on of
+        ``catalog``, so filters select them, and requests offer them when the model's items run out.
+    hidden_items : numpy.ndarray or None
+        ``bool`` per model item: deleted items, never returned.
+    hidden_users : frozenset of str
+        Users deleted after training: answered as users the model never saw.
     loaded_at : datetime
         When this snapshot finished loading.
     """
@@ -81,6 +91,10 @@ class LoadedCampaign:
     catalog: ItemCatalog
     metadata: Mapping[str, Mapping[str, Any]]
     config: Mapping[str, Any]
+    catalog_version: int = 0
+    fresh: tuple[str, ...] = ()
+    hidden_items: np.ndarray | None = None
+    hidden_users: frozenset[str] = frozenset()
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -125,12 +139,32 @@ def _load(store: Store, record: Mapping[str, Any]) -> LoadedCampaign:
         raise NotFoundError(f"solution version {record['solution_version_id']} has no artifact")
     model = TrainedModel.load(Path(uri), mmap=True)
     group = store.get_dataset_group(record["dataset_group"])
-    metadata = store.read_items(group.id)
-    catalog = ItemCatalog(model.items, metadata)
     if len(model.users):  # touch the pages the first requests need
         model.recipe.recommend(np.zeros(1, dtype=np.int32), 1)
+    last_event = model.meta.get("last_interaction_id")
     return LoadedCampaign(record["dataset_group"], record["name"], group.id, int(record["solution_version_id"]),
-                          str(record["recipe"]), model, catalog, metadata, dict(record.get("config") or {}))
+                          str(record["recipe"]), model, config=dict(record.get("config") or {}),
+                          **_catalog_fields(store, model, group.id, None if last_event is None else int(last_event)))
+
+
+def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event: int | None) -> dict[str, Any]:
+    """The catalogue part of a :class:`LoadedCampaign`: item metadata (items put since training appended),
+    deleted items and users."""
+    version = store.live_state(group_id).catalog_version  # first: a change made meanwhile triggers another read
+    metadata = store.read_items(group_id)
+    fresh = tuple(reversed([item for item in metadata if item not in model.items]))  # latest stored first
+    catalog = ItemCatalog(list(model.items.ids) + list(fresh), metadata) if fresh else ItemCatalog(model.items,
+                                                                                                   metadata)
+    hidden = None
+    deleted = model.items.indices(list(store.deletions(group_id, "item")), missing="ignore")
+    if len(deleted[deleted >= 0]):
+        hidden = np.zeros(len(model.items), dtype=bool)
+        hidden[deleted[deleted >= 0]] = True
+    # a deletion at or after the training data's watermark: the model still knows the user
+    users = frozenset(user for user, mark in store.deletions(group_id, "user").items()
+                      if user in model.users and (last_event is None or mark >= last_event))
+    return {"catalog": catalog, "metadata": metadata, "catalog_version": version, "fresh": fresh,
+            "hidden_items": hidden, "hidden_users": users}
 
 
 class CampaignRuntime:
@@ -142,18 +176,26 @@ class CampaignRuntime:
         Where campaigns, filters, items and histories live.
     filter_cache_size : int
         Compiled filter masks kept (LRU).
+    live : DatabaseLive or RedisLive, optional
+        How other processes' writes are noticed (default: polling the store).
+    ledger : Ledger, optional
+        Where served items are logged (default: the store's ``served_items`` table, written in batches).
     """
 
-    def __init__(self, store: Store, *, filter_cache_size: int = 4096) -> None:
+    def __init__(self, store: Store, *, filter_cache_size: int = 4096, live: DatabaseLive | RedisLive | None = None,
+                 ledger: Ledger | None = None) -> None:
         self.store = store
         self.masks = FilterCache(filter_cache_size)
+        self.live = live or DatabaseLive(store)
+        self.ledger = ledger or DatabaseLedger(store)
         self._campaigns: dict[tuple[str, str], LoadedCampaign] = {}
         self._errors: dict[tuple[str, str], str] = {}
         self._wanted: set[tuple[str, str]] = set()
         self._filters: dict[str, tuple[float, dict[str, Filter]]] = {}
-        self._latest_event: dict[int, tuple[float, int]] = {}
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.live.on_change = self._wake.set
         self._thread: threading.Thread | None = None
         self.synced = False
 
@@ -167,7 +209,9 @@ class CampaignRuntime:
                 current = self._campaigns.get(key)
                 if current is not None and current.version_id == record["solution_version_id"]:
                     if current.config != record["config"]:
-                        self._campaigns[key] = _replace_config(current, record["config"])
+                        current = self._campaigns[key] = _replace_config(current, record["config"])
+                    if self.live.state(current.group_id).catalog_version != current.catalog_version:
+                        self._refresh(key, current)
                     continue
                 try:
                     loaded = _load(self.store, record)
@@ -184,13 +228,39 @@ class CampaignRuntime:
             self._wanted = set(wanted)
             self.synced = True
 
+    def _refresh(self, key: tuple[str, str], current: LoadedCampaign) -> None:
+        """Swap in the campaign with its group's catalogue read again (new items, deletions)."""
+        try:
+            fields = _catalog_fields(self.store, current.model, current.group_id, current.last_event)
+        except Exception:
+            logger.exception("campaign %s/%s: reading the catalogue failed", *key)
+            return
+        if self._campaigns.get(key) is current:
+            self._campaigns[key] = dataclasses.replace(current, **fields)
+
+    def catalog_changed(self, group: str, group_id: int) -> None:
+        """This process changed the group's users or items: answer from the new catalogue from the next request
+        on, and tell the other processes."""
+        self.live.catalog_changed(group_id)
+        campaigns = [(key, loaded) for key, loaded in list(self._campaigns.items()) if key[0] == group]
+        with self._sync_lock:
+            for key, loaded in campaigns:
+                self._refresh(key, self._campaigns.get(key, loaded))
+
     def start(self, interval: float = 1.0) -> None:
-        """Sync now, then every ``interval`` seconds in a daemon thread."""
+        """Sync now, then every ``interval`` seconds (or at once when woken: a catalogue change, a campaign
+        switch announced through Redis) in a daemon thread; start the live-state listener and the ledger."""
+        self.live.start()
+        self.ledger.start()
         self.sync()
         self._stop.clear()
 
         def loop() -> None:
-            while not self._stop.wait(interval):
+            while not self._stop.is_set():
+                self._wake.wait(interval)
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
                 try:
                     self.sync()
                 except Exception:  # the database may be briefly away; try again next tick
@@ -200,11 +270,14 @@ class CampaignRuntime:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the background sync."""
+        """Stop the background sync, the listener and the ledger (pending entries are written)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self.live.stop()
+        self.ledger.stop()
 
     def ready(self) -> bool:
         """True once every campaign in the store has a loaded version."""
@@ -229,25 +302,23 @@ class CampaignRuntime:
         return loaded
 
     # --------------------------------------------------------------------------------- live events
-    def _has_new_events(self, campaign: LoadedCampaign) -> bool:
-        """Whether the group received real-time events after the campaign's training data: the group's newest
-        event id (one row) is read at most every :data:`LIVE_CHECK_SECONDS`, so requests look a user's new events
-        up only when there are some (without any, a request makes no query). Bulk imports count at the next
-        training, as in Personalize."""
-        if campaign.last_event is None:
-            return False
-        now = time.monotonic()
-        stamp, latest = self._latest_event.get(campaign.group_id, (-math.inf, 0))
-        if now - stamp > LIVE_CHECK_SECONDS:
-            latest = self.store.last_event_id(campaign.group_id)
-            self._latest_event[campaign.group_id] = (now, latest)
-        return latest > campaign.last_event
+    def _live(self, campaign: LoadedCampaign) -> LiveState:
+        """The group's live state (see :mod:`recsmith.serving.live`); a newer catalogue wakes the sync thread."""
+        state = self.live.state(campaign.group_id)
+        if state.catalog_version != campaign.catalog_version:
+            self._wake.set()
+        return state
 
-    def events_written(self, group: str) -> None:
-        """This process just stored events in ``group``: look for them from the next request on."""
-        for key, loaded in list(self._campaigns.items()):
-            if key[0] == group:
-                self._latest_event.pop(loaded.group_id, None)
+    def _has_new_events(self, campaign: LoadedCampaign) -> bool:
+        """Whether the group received real-time events after the campaign's training data (requests look a
+        user's new events up only when there are some). Bulk imports count at the next training, as in
+        Personalize."""
+        return campaign.last_event is not None and self._live(campaign).last_event_id > campaign.last_event
+
+    def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+        """This process just stored ``rows`` in the group: every process answers from them from the next request
+        on (this one at once; others within the live backend's delay)."""
+        self.live.events_written(group_id, rows)
 
     # ------------------------------------------------------------------------------------- filters
     def filter_named(self, group: str, name: str) -> Filter:
@@ -274,25 +345,39 @@ class CampaignRuntime:
                               current_item=current_item, interactions=interactions)
 
     def _allowed(self, campaign: LoadedCampaign, filter_name: str | None, values: Mapping[str, Any] | None,
-                 exclude: Sequence[str], user_id: str | None, current_item: str | None) -> np.ndarray | None:
-        """The items a request may return, or None for all of them."""
+                 exclude: Sequence[str], user_id: str | None,
+                 current_item: str | None) -> tuple[np.ndarray | None, list[str]]:
+        """The model's items a request may return (a mask, or None for all of them), and the items put since
+        training that it may return."""
         allowed = None
+        fresh = list(campaign.fresh)
         if filter_name is not None:
-            allowed = self._mask(campaign, filter_name, values, user_id, current_item)
+            allowed, fresh = _split(campaign, self._mask(campaign, filter_name, values, user_id, current_item))
         if exclude:
             banned = campaign.model.items.indices(list(exclude), missing="ignore")
             banned = banned[banned >= 0]
             if len(banned):
                 allowed = np.ones(len(campaign.model.items), dtype=bool) if allowed is None else allowed.copy()
                 allowed[banned] = False
-        return allowed
+            if fresh:
+                excluded = set(exclude)
+                fresh = [item for item in fresh if item not in excluded]
+        if campaign.hidden_items is not None:
+            allowed = ~campaign.hidden_items if allowed is None else allowed & ~campaign.hidden_items
+        return allowed, fresh
 
     # ------------------------------------------------------------------------------------ requests
     def recommend(self, group: str, name: str, *, user_id: str | None = None, item_id: str | None = None,
-                  num_results: int = 25, filter: str | None = None, filter_values: Mapping[str, Any] | None = None,
-                  exclude: Sequence[str] = (), exclude_seen: bool | None = None,
-                  metadata_columns: Sequence[str] = (), promotion: Promotion | None = None) -> dict[str, Any]:
-        """Recommendations for a user (``user_id``) or related to an item (``item_id``), in raw ids.
+                  session_id: str | None = None, num_results: int = 25, filter: str | None = None,
+                  filter_values: Mapping[str, Any] | None = None, exclude: Sequence[str] = (),
+                  exclude_seen: bool | None = None, metadata_columns: Sequence[str] = (),
+                  promotion: Promotion | None = None, suppress_served_minutes: float | None = None) -> dict[str, Any]:
+        """Recommendations for a user (``user_id``), an anonymous session (``session_id`` alone: scored from the
+        session's events) or related to an item (``item_id``), in raw ids.
+
+        With ``user_id`` and ``session_id`` both, the session's anonymous events (sent before the user signed in)
+        count as the user's too. ``suppress_served_minutes`` leaves out items the ledger shows were served to the
+        user in the last N minutes and that the user has not acted on since.
 
         Returns
         -------
@@ -310,42 +395,78 @@ class CampaignRuntime:
             A filter parameter an INCLUDE part needs is missing, or a value does not fit its field.
         """
         campaign = self.get(group, name)  # this snapshot answers the whole request
+        session_items: list[str] = []
+        if user_id is None and item_id is None and session_id is not None:
+            user_id = session_id  # anonymous traffic: the tracker stores a session's events under its id
+        elif user_id is not None and session_id is not None and session_id != user_id:
+            session_items = self.store.user_history(campaign.group_id, session_id)
         if (user_id is None) == (item_id is None):
-            raise ConfigError("give exactly one of user_id (recommendations for a user) and item_id (related items)")
+            raise ConfigError("give exactly one of user_id (recommendations for a user), session_id (for an "
+                              "anonymous session) and item_id (related items)")
         _check_num_results(num_results)
         columns = self._check_columns(campaign, metadata_columns)
         if exclude_seen is None:
             exclude_seen = bool(campaign.config.get("exclude_seen", True))
-        allowed = self._allowed(campaign, filter, filter_values, exclude, user_id, item_id)
+        if suppress_served_minutes is not None and user_id is not None:
+            exclude = [*exclude, *self._suppressed(campaign, user_id, suppress_served_minutes)]
+        allowed, fresh = self._allowed(campaign, filter, filter_values, exclude, user_id, item_id)
         promoted: list[RecommendedItem] = []
         if promotion is not None:
-            promoted = self._promoted(campaign, promotion, num_results, allowed, user_id, item_id, exclude_seen)
+            promoted = self._promoted(campaign, promotion, num_results, allowed, fresh, user_id, item_id,
+                                      exclude_seen, session_items)
             if promoted:
                 allowed = np.ones(len(campaign.model.items), dtype=bool) if allowed is None else allowed.copy()
-                allowed[campaign.model.items.indices([p.item_id for p in promoted])] = False
+                chosen = campaign.model.items.indices([p.item_id for p in promoted], missing="ignore")
+                allowed[chosen[chosen >= 0]] = False
+                fresh = [item for item in fresh if item not in {p.item_id for p in promoted}]
         rest = num_results - len(promoted)
         if item_id is not None:
-            items = self._related(campaign, item_id, rest, allowed) if rest else []
+            items = self._related(campaign, item_id, rest, allowed, fresh) if rest else []
         else:
-            items = self._for_user(campaign, user_id, rest, allowed, exclude_seen) if rest else []
+            items = self._for_user(campaign, user_id, rest, allowed, fresh, exclude_seen, session_items) if rest else []
         merged = sorted(promoted + items, key=lambda item: -item.score) if promoted else items
-        return self._response(campaign, merged, columns)
+        response = self._response(campaign, merged, columns)
+        if user_id is not None:
+            self._log(campaign, response, user_id)
+        return response
+
+    def _suppressed(self, campaign: LoadedCampaign, user_id: str, minutes: float) -> list[str]:
+        """Items the ledger shows were served to the user in the last ``minutes`` and not acted on since."""
+        if not 0 < minutes <= MAX_SUPPRESS_MINUTES:
+            raise ConfigError(f"suppress_served_minutes must be more than 0 and at most {MAX_SUPPRESS_MINUTES}, "
+                              f"got {minutes}")
+        since = time.time() - minutes * 60
+        served = {item for entry in self.ledger.served_to(campaign.group_id, user_id, since) for item in entry.items}
+        if not served:
+            return []
+        acted = self.store.user_items_since(campaign.group_id, user_id, math.floor(since))
+        return sorted(served - acted)
+
+    def _log(self, campaign: LoadedCampaign, response: Mapping[str, Any], user_id: str | None) -> None:
+        """Write the response to the served-items ledger."""
+        self.ledger.record(Served(response["recommendation_id"], campaign.group_id, campaign.name, user_id,
+                                  tuple(item["item_id"] for item in response["items"]), time.time()))
 
     def _for_user(self, campaign: LoadedCampaign, user_id: str | None, k: int, allowed: np.ndarray | None,
-                  exclude_seen: bool) -> list[RecommendedItem]:
+                  fresh: Sequence[str], exclude_seen: bool, session_items: Sequence[str] = ()) -> list[RecommendedItem]:
         model = campaign.model
+        known = user_id is not None and user_id in model.users and user_id not in campaign.hidden_users
         history: list[str] = []
-        if user_id is not None and user_id not in model.users:
+        if user_id is not None and not known:
             history = self.store.user_history(campaign.group_id, user_id)
-        elif user_id is not None and self._has_new_events(campaign):  # events since training count at once
-            history = self.store.user_items_after(campaign.group_id, user_id, campaign.last_event)
-        items = recommend_for_user(model, user_id, k, history=history, exclude_seen=exclude_seen, allowed=allowed)
-        past, weights = self._past(campaign, user_id, history)
+        elif known and self._has_new_events(campaign):  # events since training count at once
+            history = self.live.user_items_after(campaign.group_id, user_id, campaign.last_event)
+        history = [*history, *session_items]
+        subject = user_id if known else None
+        items = recommend_for_user(model, subject, k, history=history, exclude_seen=exclude_seen, allowed=allowed)
+        past, weights = self._past(campaign, subject, history)
         explained = self._explain(campaign, past, weights, items)
         if len(explained) < len(items):  # items nothing in the history supports give way to popular ones
             taken = {model.items.index(item.item_id) for item in explained}
             skip = taken | (set(past.tolist()) if exclude_seen else set())
             explained.extend(popular_items(model, k - len(explained), skip, allowed))
+        if len(explained) < k and fresh:
+            _add_fresh(explained, k, fresh, set(history) if exclude_seen else set())
         return explained
 
     @staticmethod
@@ -397,8 +518,8 @@ class CampaignRuntime:
                 unsupported.add(position)
         return [item for position, item in enumerate(out) if position not in unsupported]
 
-    def _related(self, campaign: LoadedCampaign, item_id: str, k: int,
-                 allowed: np.ndarray | None) -> list[RecommendedItem]:
+    def _related(self, campaign: LoadedCampaign, item_id: str, k: int, allowed: np.ndarray | None,
+                 fresh: Sequence[str]) -> list[RecommendedItem]:
         model = campaign.model
         skip: set[int] = set()
         out: list[RecommendedItem] = []
@@ -418,21 +539,25 @@ class CampaignRuntime:
             skip.add(model.items.index(item_id))
         if len(out) < k:
             out.extend(popular_items(model, k - len(out), skip, allowed))
+        if len(out) < k and fresh:
+            _add_fresh(out, k, fresh, {item_id})
         return out
 
     def _promoted(self, campaign: LoadedCampaign, promotion: Promotion, num_results: int,
-                  allowed: np.ndarray | None, user_id: str | None, item_id: str | None,
-                  exclude_seen: bool) -> list[RecommendedItem]:
+                  allowed: np.ndarray | None, fresh: Sequence[str], user_id: str | None, item_id: str | None,
+                  exclude_seen: bool, session_items: Sequence[str]) -> list[RecommendedItem]:
         if not 1 <= promotion.percent <= 100:
             raise ConfigError(f"promotion.percent must be 1-100, got {promotion.percent}")
         count = math.ceil(num_results * promotion.percent / 100)
-        mask = self._mask(campaign, promotion.filter, promotion.filter_values, user_id, item_id)
+        mask, promoted_fresh = _split(campaign, self._mask(campaign, promotion.filter, promotion.filter_values,
+                                                           user_id, item_id))
         if allowed is not None:
             mask = mask & allowed
+        promoted_fresh = [item for item in promoted_fresh if item in set(fresh)]
         if item_id is not None:
-            chosen = self._related(campaign, item_id, count, mask)
+            chosen = self._related(campaign, item_id, count, mask, promoted_fresh)
         else:
-            chosen = self._for_user(campaign, user_id, count, mask, exclude_seen)
+            chosen = self._for_user(campaign, user_id, count, mask, promoted_fresh, exclude_seen, session_items)
         reason = f"promotion: {promotion.name}"
         return [RecommendedItem(item.item_id, item.score, reason) for item in chosen]
 
@@ -451,7 +576,7 @@ class CampaignRuntime:
             raise ConfigError(f"input_list has {len(input_list)} items; at most {MAX_RESULTS} can be ranked")
         columns = self._check_columns(campaign, metadata_columns)
         model = campaign.model
-        allowed = self._allowed(campaign, filter, filter_values, (), user_id, None)
+        allowed, _ = self._allowed(campaign, filter, filter_values, (), user_id, None)
         unique = list(dict.fromkeys(input_list))
         indices = model.items.indices(unique, missing="ignore")
         known = [(raw, int(i)) for raw, i in zip(unique, indices.tolist(), strict=True)
@@ -460,7 +585,7 @@ class CampaignRuntime:
         ranked: list[RecommendedItem] = []
         if known:
             candidates = np.array([i for _, i in known], dtype=np.int32)
-            if user_id in model.users:
+            if user_id in model.users and user_id not in campaign.hidden_users:
                 rec = model.recipe.recommend([model.users.index(user_id)], len(candidates), exclude_seen=False,
                                              candidates=candidates)
                 reason = "personalized"
@@ -483,6 +608,7 @@ class CampaignRuntime:
         response["items"].extend({"item_id": raw, "score": None, "reason": "unknown item"}
                                  | ({"metadata": _columns(campaign, raw, columns)} if columns else {})
                                  for raw in unknown)
+        self._log(campaign, response, user_id)
         return response
 
     # ------------------------------------------------------------------------------------- helpers
@@ -504,6 +630,24 @@ class CampaignRuntime:
                 row["metadata"] = _columns(campaign, item.item_id, columns)
             rows.append(row)
         return {"items": rows, "recommendation_id": uuid.uuid4().hex, "solution_version_id": campaign.version_id}
+
+
+def _split(campaign: LoadedCampaign, mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """A catalogue mask as (the model's items' part, the items put since training that pass)."""
+    n = len(campaign.model.items)
+    if not campaign.fresh:
+        return mask, []
+    return mask[:n], [item for item, ok in zip(campaign.fresh, mask[n:].tolist(), strict=True) if ok]
+
+
+def _add_fresh(out: list[RecommendedItem], k: int, fresh: Sequence[str], skip: set[str]) -> None:
+    """Pad ``out`` to ``k`` with items put since training (the model cannot score them: reason "new item")."""
+    taken = {item.item_id for item in out} | skip
+    for item in fresh:
+        if len(out) >= k:
+            break
+        if item not in taken:
+            out.append(RecommendedItem(item, 0.0, "new item"))
 
 
 def _columns(campaign: LoadedCampaign, item_id: str, columns: list[str]) -> dict[str, Any]:

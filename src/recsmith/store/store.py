@@ -30,6 +30,8 @@ from sqlalchemy.engine import Connection, Engine
 from recsmith.errors import ConfigError, DataError, NotFoundError
 from recsmith.settings import Settings
 from recsmith.store import tables as t
+from recsmith.store.live_records import LiveRecords
+from recsmith.store.retraining_records import RetrainingRecords
 from recsmith.store.serving_records import ServingRecords
 
 logger = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
     return out
 
 
-class Store(ServingRecords):
+class Store(ServingRecords, LiveRecords, RetrainingRecords):
     """recsmith's SQL store.
 
     Parameters
@@ -192,7 +194,7 @@ class Store(ServingRecords):
         """Delete a dataset group and everything in it."""
         group = self.get_dataset_group(name)
         with self.begin() as conn:
-            for table in (t.campaigns, t.filters, t.api_keys):
+            for table in (t.campaigns, t.filters, t.api_keys, t.served_items, t.deletions, t.retrain_decisions):
                 conn.execute(table.delete().where(table.c.dataset_group_id == group.id))
             solution_ids = sa.select(t.solutions.c.id).where(t.solutions.c.dataset_group_id == group.id)
             conn.execute(t.solution_versions.delete().where(t.solution_versions.c.solution_id.in_(solution_ids)))
@@ -303,7 +305,10 @@ class Store(ServingRecords):
         return self._write_entities("items", "ITEM_ID", group_id, frame, mode, schema)
 
     def _write_entities(self, kind: str, id_column: str, group_id: int, frame: pd.DataFrame, mode: str,
-                        schema: dict[str, Any] | None) -> int:
+                        schema: dict[str, Any] | None, *, conn: Connection | None = None) -> int:
+        if conn is None:
+            with self.begin() as new_conn:
+                return self._write_entities(kind, id_column, group_id, frame, mode, schema, conn=new_conn)
         self._check_mode(mode)
         if id_column not in frame.columns:
             raise DataError(f"{kind} frame lacks column {id_column}")
@@ -316,18 +321,18 @@ class Store(ServingRecords):
             ids = frame[id_column].astype(str).tolist()
         meta = _records_json(frame[[c for c in frame.columns if c != id_column]])
         now = _now()
-        with self.begin() as conn:
-            if schema is not None:
-                self.ensure_dataset(group_id, kind, schema, conn=conn)
-            if mode == "full":
-                conn.execute(table.delete().where(table.c.dataset_group_id == group_id))
-            else:
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start:start + 500]
-                    conn.execute(table.delete().where(table.c.dataset_group_id == group_id, table.c[key].in_(chunk)))
-            stamp = now.isoformat(sep=" ") if self.is_sqlite else now
-            rows = zip([group_id] * len(ids), ids, meta, [stamp] * len(ids), strict=True)
-            self._bulk_insert(conn, kind, ("dataset_group_id", key, "metadata", "updated_at"), rows)
+        if schema is not None:
+            self.ensure_dataset(group_id, kind, schema, conn=conn)
+        if mode == "full":
+            conn.execute(table.delete().where(table.c.dataset_group_id == group_id))
+        else:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                conn.execute(table.delete().where(table.c.dataset_group_id == group_id, table.c[key].in_(chunk)))
+        stamp = now.isoformat(sep=" ") if self.is_sqlite else now
+        rows = zip([group_id] * len(ids), ids, meta, [stamp] * len(ids), strict=True)
+        self._bulk_insert(conn, kind, ("dataset_group_id", key, "metadata", "updated_at"), rows)
+        self._bump_catalog(conn, group_id)  # serving processes reload their catalogue
         return len(ids)
 
     def _bulk_insert(self, conn: Connection, table: str, columns: tuple[str, ...], rows: Any) -> None:
@@ -392,6 +397,9 @@ class Store(ServingRecords):
             }
         table = np.array(rows, dtype=object)  # one 2-D pass; 4x faster than zip(*rows)
         del rows
+        deleted = self.deletions(group_id, "item")
+        if deleted:  # deleted items are not trained on (their interactions stay, as users' history)
+            table = table[np.fromiter((item not in deleted for item in table[:, 1]), dtype=bool, count=len(table))]
         return {
             "user_id": table[:, 0].copy(),
             "item_id": table[:, 1].copy(),

@@ -34,6 +34,8 @@ dataset_groups = sa.Table(
     sa.Column("name", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("last_event_id", sa.BigInteger, nullable=True),  # at least the newest real-time event's row id
+    # bumped by every change to users or items made while serving (puts, deletes): workers reload their catalogue
+    sa.Column("catalog_version", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 schemas = sa.Table(
@@ -172,3 +174,40 @@ api_keys = sa.Table(
     sa.Column("name", sa.String(128), nullable=True),
     sa.Column("created_at", TS, nullable=False),
 )
+
+deletions = sa.Table(
+    "deletions", metadata,
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(8), primary_key=True),  # "user" or "item"
+    sa.Column("entity_id", sa.Text, primary_key=True),
+    sa.Column("watermark", sa.BigInteger, nullable=False),  # the group's newest interaction row id at the deletion
+    sa.Column("deleted_at", TS, nullable=False),
+)
+"""Users and items deleted while serving: models trained before ``watermark`` still know them, so the campaign
+runtime hides them from those models' answers."""
+
+served_items = sa.Table(
+    "served_items", metadata,
+    sa.Column("recommendation_id", sa.String(64), primary_key=True),
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("campaign", sa.String(128), nullable=False),
+    sa.Column("user_id", sa.Text, nullable=True),
+    sa.Column("items", sa.Text, nullable=False),  # JSON list of the item ids returned
+    sa.Column("served_at", sa.Float, nullable=False),  # epoch seconds
+    sa.Index("ix_served_items_user", "dataset_group_id", "user_id", "served_at"),
+)
+"""The served-items ledger: what each recommendation response returned, to whom, and when."""
+
+retrain_decisions = sa.Table(
+    "retrain_decisions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("solution", sa.String(128), nullable=False),
+    sa.Column("candidate_version_id", sa.Integer, nullable=True),
+    sa.Column("current_version_id", sa.Integer, nullable=True),
+    sa.Column("decision", sa.String(16), nullable=False),  # "switched", "kept", "failed", "no-campaign"
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("campaigns", sa.Text, nullable=True),  # JSON list of the campaigns switched
+    sa.Column("created_at", TS, nullable=False),
+)
+"""Every decision of automatic retraining (``recsmith schedule``)."""

@@ -34,8 +34,10 @@ def campaign_view(record: dict[str, Any], runtime: CampaignRuntime) -> dict[str,
 
 
 def _sync_soon(runtime: CampaignRuntime) -> None:
-    """Load the change in the background (requests keep being answered by the old version meanwhile)."""
+    """Load the change in the background (requests keep being answered by the old version meanwhile); with
+    Redis, every other process is told to sync now too."""
     threading.Thread(target=runtime.sync, name="recsmith-campaign-load", daemon=True).start()
+    runtime.live.campaigns_changed()
 
 
 @router.get("", response_model=list[CampaignOut])

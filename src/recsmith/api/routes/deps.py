@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from recsmith.api.metrics import Metrics
 from recsmith.serving.campaign import CampaignRuntime
 from recsmith.store.store import Store
 
@@ -22,3 +23,10 @@ async def _runtime(request: Request) -> CampaignRuntime:
 
 StoreDep = Annotated[Store, Depends(_store)]
 RuntimeDep = Annotated[CampaignRuntime, Depends(_runtime)]
+
+
+async def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+MetricsDep = Annotated[Metrics, Depends(_metrics)]

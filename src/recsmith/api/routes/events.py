@@ -10,7 +10,7 @@ from fastapi import APIRouter
 
 from recsmith.api.auth import Writer
 from recsmith.api.responses import JSON
-from recsmith.api.routes.deps import RuntimeDep, StoreDep
+from recsmith.api.routes.deps import MetricsDep, RuntimeDep, StoreDep
 from recsmith.api.schemas import EventsIn, EventsOut
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["events"])
@@ -41,11 +41,31 @@ def event_rows(body: EventsIn) -> list[dict[str, Any]]:
 
 
 @router.post("/events", response_model=EventsOut)
-def put_events(group: str, body: EventsIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
+def put_events(group: str, body: EventsIn, store: StoreDep, runtime: RuntimeDep, metrics: MetricsDep,
+               _: Writer) -> JSON:
     """Record up to 100 events; the 200 answer comes after they are committed (SQLite WAL or PostgreSQL), and an
-    event whose ``event_id`` was stored before is skipped (counted in ``duplicates``)."""
+    event whose ``event_id`` was stored before is skipped (counted in ``duplicates``). Events that carry a
+    ``recommendation_id`` count as clicks and impressions of the campaign that served it."""
     group_id = store.get_dataset_group(group).id
     rows = event_rows(body)
     accepted, duplicates = store.write_events(group_id, rows)
-    runtime.events_written(group)
+    if accepted:
+        runtime.events_written(group_id, rows)
+        _attribute(body, runtime, metrics, group)
     return JSON({"accepted": accepted, "duplicates": duplicates})
+
+
+def _attribute(body: EventsIn, runtime: RuntimeDep, metrics: MetricsDep, group: str) -> None:
+    """Clicks (an event on an item of the response it names) and impressions per campaign, from the ledger."""
+    linked = [event for event in body.events if event.recommendation_id]
+    if not linked:
+        return
+    served = runtime.ledger.lookup(event.recommendation_id for event in linked)
+    for event in linked:
+        entry = served.get(event.recommendation_id)
+        if entry is None:
+            continue
+        if event.impression:
+            metrics.impressions.labels(group, entry.campaign).inc(len(event.impression))
+        if event.item_id in entry.items:
+            metrics.clicks.labels(group, entry.campaign).inc()

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from recsmith.api.auth import Reader
 from recsmith.api.responses import JSON
-from recsmith.api.routes.deps import RuntimeDep
+from recsmith.api.routes.deps import MetricsDep, RuntimeDep
 from recsmith.api.schemas import RankingRequest, RecommendationRequest, RecommendationResponse
 from recsmith.errors import ConfigError
 from recsmith.serving.campaign import Promotion
@@ -16,29 +16,35 @@ from recsmith.serving.campaign import Promotion
 router = APIRouter(prefix="/v1/dataset-groups/{group}/campaigns/{campaign}", tags=["recommendations"])
 
 
-def _answer(runtime: RuntimeDep, group: str, campaign: str, body: RecommendationRequest) -> JSON:
+def _answer(runtime: RuntimeDep, metrics: MetricsDep, group: str, campaign: str,
+            body: RecommendationRequest) -> JSON:
     promotion = None
     if body.promotion is not None:
         p = body.promotion
         promotion = Promotion(p.name, p.filter, p.filter_values, p.percent)
-    return JSON(runtime.recommend(
-        group, campaign, user_id=body.user_id, item_id=body.item_id, num_results=body.num_results,
-        filter=body.filter, filter_values=body.filter_values, exclude=body.exclude, exclude_seen=body.exclude_seen,
-        metadata_columns=body.metadata_columns, promotion=promotion,
-    ))
+    answer = runtime.recommend(
+        group, campaign, user_id=body.user_id, item_id=body.item_id, session_id=body.session_id,
+        num_results=body.num_results, filter=body.filter, filter_values=body.filter_values, exclude=body.exclude,
+        exclude_seen=body.exclude_seen, metadata_columns=body.metadata_columns, promotion=promotion,
+        suppress_served_minutes=body.suppress_served_minutes,
+    )
+    metrics.items_served.labels(group, campaign).inc(len(answer["items"]))
+    return JSON(answer)
 
 
 @router.post("/recommendations", response_model=RecommendationResponse)
-async def recommend(group: str, campaign: str, body: RecommendationRequest, runtime: RuntimeDep, _: Reader) -> JSON:
+async def recommend(group: str, campaign: str, body: RecommendationRequest, runtime: RuntimeDep, metrics: MetricsDep,
+                    _: Reader) -> JSON:
     """Top items for ``user_id``, or items related to ``item_id``; unknown users get popular items
     (``reason: popular``); a filter that leaves too few is padded with popular items that pass it."""
-    return _answer(runtime, group, campaign, body)
+    return _answer(runtime, metrics, group, campaign, body)
 
 
 @router.get("/recommendations", response_model=RecommendationResponse)
 async def recommend_get(
-    group: str, campaign: str, runtime: RuntimeDep, _: Reader,
+    group: str, campaign: str, runtime: RuntimeDep, metrics: MetricsDep, _: Reader,
     user_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    session_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     item_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     num_results: Annotated[int, Query(ge=1, le=500)] = 25,
     filter: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
@@ -46,6 +52,7 @@ async def recommend_get(
     exclude: Annotated[list[str] | None, Query(description="An item id never to return; repeatable.")] = None,
     exclude_seen: bool | None = None,
     metadata_column: Annotated[list[str] | None, Query(description="An item field to return; repeatable.")] = None,
+    suppress_served_minutes: Annotated[float | None, Query(gt=0, le=1440)] = None,
 ) -> JSON:
     """The same as the POST form, with query parameters (for quick use from a browser or curl)."""
     values: dict[str, list[str]] = {}
@@ -55,15 +62,19 @@ async def recommend_get(
             raise ConfigError(f"filter_value {pair!r}: write NAME=VALUE, e.g. filter_value=GENRE=Comedy")
         values.setdefault(name.lstrip("$"), []).append(value)
     body = RecommendationRequest.model_validate({
-        "user_id": user_id, "item_id": item_id, "num_results": num_results, "filter": filter,
+        "user_id": user_id, "session_id": session_id, "item_id": item_id, "num_results": num_results,
+        "filter": filter, "suppress_served_minutes": suppress_served_minutes,
         "filter_values": {k: v[0] if len(v) == 1 else v for k, v in values.items()}, "exclude": exclude or [],
         "exclude_seen": exclude_seen, "metadata_columns": metadata_column or [],
     })
-    return _answer(runtime, group, campaign, body)
+    return _answer(runtime, metrics, group, campaign, body)
 
 
 @router.post("/personalized-ranking", response_model=RecommendationResponse)
-async def personalized_ranking(group: str, campaign: str, body: RankingRequest, runtime: RuntimeDep, _: Reader) -> JSON:
+async def personalized_ranking(group: str, campaign: str, body: RankingRequest, runtime: RuntimeDep,
+                               metrics: MetricsDep, _: Reader) -> JSON:
     """``input_list`` ordered for the user, best first; items the model does not know go last."""
-    return JSON(runtime.rank(group, campaign, user_id=body.user_id, input_list=body.input_list, filter=body.filter,
-                             filter_values=body.filter_values, metadata_columns=body.metadata_columns))
+    answer = runtime.rank(group, campaign, user_id=body.user_id, input_list=body.input_list, filter=body.filter,
+                          filter_values=body.filter_values, metadata_columns=body.metadata_columns)
+    metrics.items_served.labels(group, campaign).inc(len(answer["items"]))
+    return JSON(answer)

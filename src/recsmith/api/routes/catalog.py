@@ -1,0 +1,63 @@
+"""The event tracker's users and items: batch upserts with schema validation, and deletions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path
+
+from recsmith.api.auth import Writer
+from recsmith.api.responses import JSON
+from recsmith.api.routes.deps import RuntimeDep, StoreDep
+from recsmith.api.schemas import DeletedOut, ItemsIn, PutOut, UsersIn
+from recsmith.jobs.importing import put_records
+
+router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["users and items"])
+EntityId = Path(min_length=1, max_length=256)
+
+
+def _records(key: str, entities: list[Any]) -> list[dict[str, Any]]:
+    return [{key: entity.model_dump()[key.lower()], **entity.properties} for entity in entities]
+
+
+@router.put("/users", response_model=PutOut)
+def put_users(group: str, body: UsersIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
+    """Create or replace up to 100 users, checked against the group's users schema (a field it lacks, or a value
+    that does not fit, is a 400 naming the record and field; nothing is stored then)."""
+    group_id = store.get_dataset_group(group).id
+    stored = put_records(store, group_id, "users", _records("USER_ID", body.users), source="users")
+    runtime.catalog_changed(group, group_id)
+    return JSON({"stored": stored})
+
+
+@router.put("/items", response_model=PutOut)
+def put_items(group: str, body: ItemsIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
+    """Create or replace up to 100 items, checked against the group's items schema. New items are recommendable
+    at once through filters and when the model's items run out (``reason: new item``), and by the models after
+    the next training."""
+    group_id = store.get_dataset_group(group).id
+    stored = put_records(store, group_id, "items", _records("ITEM_ID", body.items), source="items")
+    runtime.catalog_changed(group, group_id)
+    return JSON({"stored": stored})
+
+
+@router.delete("/users/{user_id}", response_model=DeletedOut)
+def delete_user(group: str, store: StoreDep, runtime: RuntimeDep, _: Writer,
+                user_id: str = EntityId) -> JSON:
+    """Delete a user's interactions and metadata; campaigns answer them as a user they never saw from now on,
+    and the next training does not see them."""
+    group_id = store.get_dataset_group(group).id
+    removed = store.delete_user(group_id, user_id)
+    runtime.catalog_changed(group, group_id)
+    return JSON({"deleted": user_id, **removed})
+
+
+@router.delete("/items/{item_id}", response_model=DeletedOut)
+def delete_item(group: str, store: StoreDep, runtime: RuntimeDep, _: Writer,
+                item_id: str = EntityId) -> JSON:
+    """Stop recommending an item at once (its metadata is deleted; training leaves it out until it is put
+    again)."""
+    group_id = store.get_dataset_group(group).id
+    removed = store.delete_item(group_id, item_id)
+    runtime.catalog_changed(group, group_id)
+    return JSON({"deleted": item_id, **removed})

@@ -1,0 +1,204 @@
+"""The served-items ledger: what each recommendation response returned, to whom and when.
+
+Requests can then ask to suppress items a user was shown in the last N minutes and did not act on, and events
+that carry a ``recommendation_id`` are linked back to the campaign and the items of that response (clicks,
+impressions, click-through rate per campaign in ``/metrics``).
+
+Two backends with one interface:
+
+- :class:`DatabaseLedger` (one host, no Redis): entries are buffered in memory and written to the store's
+  ``served_items`` table in one transaction every :data:`FLUSH_SECONDS` by a background thread, so a
+  recommendation request never waits for a database write; other processes see an entry after the next
+  flush.
+- :class:`RedisLedger` (``RECSMITH_REDIS_URL``): every entry is written to Redis as it is served (one pipelined
+  round trip), so every worker on every host sees it at once; entries expire after the retention.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from recsmith.store.live_records import Served
+from recsmith.store.store import Store
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.25
+RETENTION_SECONDS = 24 * 3600.0
+"""Ledger entries older than this are dropped (the longest suppression window a request can ask for)."""
+
+
+class Ledger(Protocol):
+    """What the campaign runtime and the event tracker need from a ledger."""
+
+    def record(self, entry: Served) -> None:
+        """Log one recommendation response."""
+
+    def served_to(self, group_id: int, user_id: str, since: float) -> list[Served]:
+        """A user's entries served at or after ``since`` (epoch seconds)."""
+
+    def lookup(self, recommendation_ids: Iterable[str]) -> dict[str, Served]:
+        """Entries by recommendation id (unknown ids left out)."""
+
+    def start(self) -> None:
+        """Start background work."""
+
+    def stop(self) -> None:
+        """Write what is pending and stop."""
+
+
+class DatabaseLedger:
+    """The ledger in the store's ``served_items`` table, written in batches by a background thread.
+
+    Parameters
+    ----------
+    store : Store
+        Where entries are kept.
+    flush_seconds : float
+        How often pending entries are written.
+    retention_seconds : float
+        Entries older than this are pruned (once a minute).
+    """
+
+    def __init__(self, store: Store, *, flush_seconds: float = FLUSH_SECONDS,
+                 retention_seconds: float = RETENTION_SECONDS) -> None:
+        self.store = store
+        self.flush_seconds = flush_seconds
+        self.retention_seconds = retention_seconds
+        self._pending: list[Served] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_prune = 0.0
+
+    def record(self, entry: Served) -> None:
+        """Queue an entry (written within :attr:`flush_seconds`)."""
+        with self._lock:
+            self._pending.append(entry)
+
+    def flush(self) -> int:
+        """Write the pending entries now; returns how many (kept pending if the write fails)."""
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return 0
+        try:
+            self.store.write_served(batch)
+        except Exception:
+            with self._lock:  # the database may be briefly away: try again next time
+                self._pending[:0] = batch
+            raise
+        return len(batch)
+
+    def served_to(self, group_id: int, user_id: str, since: float) -> list[Served]:
+        """Stored entries of the user since ``since``, and this process's pending ones."""
+        with self._lock:
+            pending = [e for e in self._pending if e.group_id == group_id and e.user_id == user_id
+                       and e.served_at >= since]
+        return self.store.served_to(group_id, user_id, since) + pending
+
+    def lookup(self, recommendation_ids: Iterable[str]) -> dict[str, Served]:
+        """Entries by id: this process's pending ones, then the stored ones."""
+        wanted = set(recommendation_ids)
+        with self._lock:
+            found = {e.recommendation_id: e for e in self._pending if e.recommendation_id in wanted}
+        missing = wanted - set(found)
+        if missing:
+            found.update(self.store.served_by_id(missing))
+        return found
+
+    def start(self) -> None:
+        """Flush every :attr:`flush_seconds` in a daemon thread."""
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.wait(self.flush_seconds):
+                try:
+                    self.flush()
+                    if time.monotonic() - self._last_prune > 60:
+                        self._last_prune = time.monotonic()
+                        self.store.prune_served(time.time() - self.retention_seconds)
+                except Exception:
+                    logger.exception("writing the served-items ledger failed; retrying")
+
+        self._thread = threading.Thread(target=loop, name="recsmith-ledger", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and write what is pending."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        try:
+            self.flush()
+        except Exception:
+            logger.exception("writing the served-items ledger at shutdown failed")
+
+
+class RedisLedger:
+    """The ledger in Redis: a sorted set of entries per user (scored by time) and a key per recommendation id,
+    both expiring after the retention.
+
+    Parameters
+    ----------
+    client : redis.Redis
+        A connected client.
+    prefix : str
+        Key prefix.
+    retention_seconds : float
+        How long entries are kept.
+    """
+
+    def __init__(self, client: Any, *, prefix: str = "recsmith", retention_seconds: float = RETENTION_SECONDS) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.retention = int(retention_seconds)
+
+    def _user_key(self, group_id: int, user_id: str) -> str:
+        return f"{self.prefix}:{group_id}:served:{user_id}"
+
+    def _id_key(self, recommendation_id: str) -> str:
+        return f"{self.prefix}:rec:{recommendation_id}"
+
+    def record(self, entry: Served) -> None:
+        """Write the entry (one pipelined round trip)."""
+        value = json.dumps([entry.recommendation_id, entry.group_id, entry.campaign, entry.user_id,
+                            list(entry.items), entry.served_at])
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self._id_key(entry.recommendation_id), value, ex=self.retention)
+        if entry.user_id is not None:
+            key = self._user_key(entry.group_id, entry.user_id)
+            pipe.zadd(key, {value: entry.served_at})
+            pipe.zremrangebyscore(key, "-inf", entry.served_at - self.retention)
+            pipe.expire(key, self.retention)
+        pipe.execute()
+
+    def served_to(self, group_id: int, user_id: str, since: float) -> list[Served]:
+        """The user's entries since ``since``, oldest first."""
+        values = self.redis.zrangebyscore(self._user_key(group_id, user_id), since, "+inf")
+        return [_decode(v) for v in values]
+
+    def lookup(self, recommendation_ids: Iterable[str]) -> dict[str, Served]:
+        """Entries by id."""
+        ids = list(dict.fromkeys(recommendation_ids))
+        if not ids:
+            return {}
+        values = self.redis.mget([self._id_key(i) for i in ids])
+        return {i: _decode(v) for i, v in zip(ids, values, strict=True) if v is not None}
+
+    def start(self) -> None:
+        """Nothing runs in the background."""
+
+    def stop(self) -> None:
+        """Nothing is pending."""
+
+
+def _decode(value: bytes | str) -> Served:
+    recommendation_id, group_id, campaign, user_id, items, served_at = json.loads(value)
+    return Served(recommendation_id, int(group_id), campaign, user_id, tuple(items), float(served_at))

@@ -1,0 +1,247 @@
+"""How a server process learns what other processes changed: new events, users and items, campaign switches.
+
+Two implementations with one interface:
+
+- :class:`DatabaseLive` (one host, no Redis): the group's event watermark and catalogue version (one row of
+  ``dataset_groups``) are read at most every :data:`POLL_SECONDS`; a known user's events since training come
+  from the store. Other workers see an event within :data:`POLL_SECONDS`.
+- :class:`RedisLive` (``RECSMITH_REDIS_URL``): every write is published on a Redis channel that each process
+  listens to, so other workers and other hosts see new events, catalogue changes and campaign switches within
+  milliseconds; the users' events since training are kept in Redis lists (``tag:item`` entries, the newest
+  :data:`HISTORY_LENGTH`), so a request reads them with one Redis call instead of a SQL query. The database stays
+  the durable record: events are committed there first.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from recsmith.store.live_records import LiveState
+from recsmith.store.store import Store
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.2
+"""Without Redis: how stale a process's view of another process's writes may be."""
+HISTORY_LENGTH = 500
+"""With Redis: events since training kept per user (older ones are read from the store)."""
+HISTORY_TTL_SECONDS = 7 * 24 * 3600
+CHANNEL = "changes"
+RESYNC_SECONDS = 5.0
+
+
+class DatabaseLive:
+    """Live state from the store alone (one host).
+
+    Parameters
+    ----------
+    store : Store
+        The store the events are written to.
+    poll_seconds : float
+        How often the group's row is read at most.
+    """
+
+    shared = False
+
+    def __init__(self, store: Store, *, poll_seconds: float = POLL_SECONDS) -> None:
+        self.store = store
+        self.poll_seconds = poll_seconds
+        self._state: dict[int, tuple[float, LiveState]] = {}
+        self.on_change: Callable[[], None] = lambda: None
+
+    def state(self, group_id: int) -> LiveState:
+        """The group's event watermark and catalogue version, at most :attr:`poll_seconds` old."""
+        now = time.monotonic()
+        stamp, state = self._state.get(group_id, (-math.inf, LiveState(0, 0)))
+        if now - stamp > self.poll_seconds:
+            state = self.store.live_state(group_id)
+            self._state[group_id] = (now, state)
+        return state
+
+    def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+        """This process stored events: read the state again at the next request."""
+        self._state.pop(group_id, None)
+
+    def catalog_changed(self, group_id: int) -> None:
+        """This process changed users or items."""
+        self._state.pop(group_id, None)
+
+    def campaigns_changed(self) -> None:
+        """This process changed campaigns (other processes notice at their next sync)."""
+
+    def user_items_after(self, group_id: int, user_id: str, after_id: int) -> list[str]:
+        """The user's item ids stored after row ``after_id``, oldest first."""
+        return self.store.user_items_after(group_id, user_id, after_id)
+
+    def start(self) -> None:
+        """Nothing runs in the background."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+
+class RedisLive:
+    """Live state shared through Redis (several workers, several hosts).
+
+    Parameters
+    ----------
+    store : Store
+        The durable store (read at start and as a fallback).
+    client : redis.Redis
+        A connected client.
+    prefix : str
+        Key and channel prefix.
+    """
+
+    shared = True
+
+    def __init__(self, store: Store, client: Any, *, prefix: str = "recsmith") -> None:
+        self.store = store
+        self.redis = client
+        self.prefix = prefix
+        self._state: dict[int, LiveState] = {}
+        self._read_at: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pubsub: Any = None
+        self.on_change: Callable[[], None] = lambda: None
+
+    @property
+    def channel(self) -> str:
+        """The channel every process listens to."""
+        return f"{self.prefix}:{CHANNEL}"
+
+    def _history_key(self, group_id: int, user_id: str) -> str:
+        return f"{self.prefix}:{group_id}:events:{user_id}"
+
+    def state(self, group_id: int) -> LiveState:
+        """The group's state as the last message said (read from the store the first time, and every
+        :data:`RESYNC_SECONDS` in case a message was lost while the subscription reconnected)."""
+        state = self._state.get(group_id)
+        now = time.monotonic()
+        if state is None or now - self._read_at.get(group_id, -math.inf) > RESYNC_SECONDS:
+            stored = self.store.live_state(group_id)
+            with self._lock:
+                known = self._state.get(group_id)
+                self._state[group_id] = stored if known is None else _newest(known, stored)
+                self._read_at[group_id] = now
+        return self._state[group_id]
+
+    def _advance(self, group_id: int, *, event: int = 0, catalog: int = 0) -> None:
+        with self._lock:
+            known = self._state.get(group_id)
+            if known is None:
+                return  # read from the store on first use
+            self._state[group_id] = _newest(known, LiveState(event, catalog))
+
+    def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append the committed events to their users' Redis lists, tagged with the group's event watermark (at
+        least their row ids), and tell every process (one pipelined round trip)."""
+        if not rows:
+            return
+        newest = self.store.last_event_id(group_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for user_id in dict.fromkeys(row["user_id"] for row in rows):
+            key = self._history_key(group_id, user_id)
+            pipe.rpush(key, *[f"{newest}:{row['item_id']}" for row in rows if row["user_id"] == user_id])
+            pipe.ltrim(key, -HISTORY_LENGTH, -1)
+            pipe.expire(key, HISTORY_TTL_SECONDS)
+        pipe.publish(self.channel, f"event {group_id} {newest}")
+        pipe.execute()
+        self._advance(group_id, event=newest)
+
+    def catalog_changed(self, group_id: int) -> None:
+        """Tell every process to reload the group's users and items."""
+        version = self.store.live_state(group_id).catalog_version
+        self._advance(group_id, catalog=version)
+        self.redis.publish(self.channel, f"catalog {group_id} {version}")
+
+    def campaigns_changed(self) -> None:
+        """Tell every process to sync its campaigns now."""
+        self.redis.publish(self.channel, "campaigns")
+
+    def user_items_after(self, group_id: int, user_id: str, after_id: int) -> list[str]:
+        """The user's events since row ``after_id`` from Redis (an entry's tag is at least its row id, so none is
+        missed; an older one that slips in is already in the training row). A user with no list (expired, or
+        more events than it holds) is read from the store."""
+        entries = self.redis.lrange(self._history_key(group_id, user_id), 0, -1)
+        if not entries:
+            return self.store.user_items_after(group_id, user_id, after_id)
+        items: list[str] = []
+        oldest = math.inf
+        for entry in entries:
+            tag, _, item = (entry.decode() if isinstance(entry, bytes) else entry).partition(":")
+            oldest = min(oldest, int(tag))
+            if int(tag) > after_id:
+                items.append(item)
+        if len(entries) >= HISTORY_LENGTH and oldest > after_id:  # the list may have dropped some
+            return self.store.user_items_after(group_id, user_id, after_id)
+        return items
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+            except Exception:
+                logger.exception("Redis subscription failed; reconnecting")
+                self._stop.wait(1.0)
+                try:
+                    self._subscribe()
+                except Exception:
+                    logger.exception("Redis resubscription failed")
+                continue
+            if not message:
+                continue
+            data = message["data"].decode() if isinstance(message["data"], bytes) else str(message["data"])
+            kind, *args = data.split()
+            if kind == "event" and len(args) == 2:
+                self._advance(int(args[0]), event=int(args[1]))
+            elif kind == "catalog" and len(args) == 2:
+                self._advance(int(args[0]), catalog=int(args[1]))
+                self.on_change()
+            elif kind == "campaigns":
+                self.on_change()
+
+    def _subscribe(self) -> None:
+        self._pubsub = self.redis.pubsub()
+        self._pubsub.subscribe(self.channel)
+
+    def start(self) -> None:
+        """Subscribe to the channel and listen in a daemon thread."""
+        self._subscribe()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._listen, name="recsmith-redis-live", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._pubsub is not None:
+            self._pubsub.close()
+
+
+def _newest(a: LiveState, b: LiveState) -> LiveState:
+    return LiveState(max(a.last_event_id, b.last_event_id), max(a.catalog_version, b.catalog_version))
+
+
+def connect_redis(url: str) -> Any:
+    """A Redis client for ``url`` (``pip install 'recsmith[redis]'``), checked with a ping."""
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        from recsmith.errors import ConfigError
+
+        raise ConfigError("RECSMITH_REDIS_URL is set but the redis package is missing: "
+                          "pip install 'recsmith[redis]'") from exc
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+    client.ping()
+    return client
