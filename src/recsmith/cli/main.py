@@ -715,6 +715,7 @@ def quickstart(
 from recsmith.cli.tune import tune  # noqa: E402 (registered last: tune.py imports main's helpers lazily)
 
 app.command()(handle_errors(tune))
+import recsmith.cli.schedule  # noqa: E402, F401 (registers schedule)
 import recsmith.cli.serving  # noqa: E402, F401 (registers campaign, filter, keys and serve)
 
 
