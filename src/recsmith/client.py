@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -146,15 +147,20 @@ class Client:
 
     # ----------------------------------------------------------------------------------- recommendations
     def recommend(self, group: str, campaign: str, *, user_id: str | None = None, item_id: str | None = None,
-                  num_results: int = 25, filter: str | None = None, filter_values: Mapping[str, Any] | None = None,
-                  exclude: Sequence[str] = (), exclude_seen: bool | None = None,
-                  context: Mapping[str, Any] | None = None, metadata_columns: Sequence[str] = (),
-                  promotion: Mapping[str, Any] | None = None) -> Recommendations:
-        """Recommendations for ``user_id``, or items related to ``item_id``.
+                  session_id: str | None = None, num_results: int = 25, filter: str | None = None,
+                  filter_values: Mapping[str, Any] | None = None, exclude: Sequence[str] = (),
+                  exclude_seen: bool | None = None, context: Mapping[str, Any] | None = None,
+                  metadata_columns: Sequence[str] = (), promotion: Mapping[str, Any] | None = None,
+                  suppress_served_minutes: float | None = None) -> Recommendations:
+        """Recommendations for ``user_id``, for an anonymous ``session_id`` (alone), or items related to
+        ``item_id``.
 
-        ``promotion`` is ``{"name", "filter", "filter_values"?, "percent"?}``.
+        ``promotion`` is ``{"name", "filter", "filter_values"?, "percent"?}``; ``suppress_served_minutes`` leaves
+        out items served to the user in that many minutes that they have not acted on.
         """
-        body = _drop_none({"user_id": user_id, "item_id": item_id, "num_results": num_results, "filter": filter,
+        body = _drop_none({"user_id": user_id, "session_id": session_id, "item_id": item_id,
+                           "suppress_served_minutes": suppress_served_minutes,
+                           "num_results": num_results, "filter": filter,
                            "filter_values": dict(filter_values or {}), "exclude": list(exclude),
                            "exclude_seen": exclude_seen, "context": dict(context or {}),
                            "metadata_columns": list(metadata_columns),
@@ -207,6 +213,24 @@ class Client:
                            "events": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in e.items()}
                                       for e in events]})
         return self._call("POST", f"/v1/dataset-groups/{group}/events", json=body)
+
+    def put_users(self, group: str, users: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        """Create or replace up to 100 users (write role): each ``{"user_id", "properties"?: {FIELD: value}}``,
+        checked against the group's users schema. Returns ``{"stored"}``."""
+        return self._call("PUT", f"/v1/dataset-groups/{group}/users", json={"users": [dict(u) for u in users]})
+
+    def put_items(self, group: str, items: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        """Create or replace up to 100 items (write role): each ``{"item_id", "properties"?: {FIELD: value}}``;
+        recommendable at once through filters and fallbacks. Returns ``{"stored"}``."""
+        return self._call("PUT", f"/v1/dataset-groups/{group}/items", json={"items": [dict(i) for i in items]})
+
+    def delete_user(self, group: str, user_id: str) -> dict[str, Any]:
+        """Delete a user's interactions and metadata (write role); campaigns stop serving them at once."""
+        return self._call("DELETE", f"/v1/dataset-groups/{group}/users/{quote(user_id, safe='')}")
+
+    def delete_item(self, group: str, item_id: str) -> dict[str, Any]:
+        """Stop recommending an item at once and drop its metadata (write role)."""
+        return self._call("DELETE", f"/v1/dataset-groups/{group}/items/{quote(item_id, safe='')}")
 
     # -------------------------------------------------------------------------------------------- filters
     def create_filter(self, group: str, name: str, expression: str) -> dict[str, Any]:

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     workers and hosts through Redis (``pip install 'recsmith[redis]'``); without it one host works from the
     database alone."""
 
+    redis_prefix: str = Field(default="recsmith", min_length=1, max_length=64)
+    """Prefix of recsmith's Redis keys and channel: give each store sharing one Redis its own."""
+
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
         if self.database_url:

@@ -130,3 +130,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         stop_server(process)
         store.close()
+
+
+@pytest.fixture(scope="session")
+def serve_process():
+    """``(start_server, stop_server)``, for module fixtures that run a server of their own."""
+    return start_server, stop_server

@@ -56,7 +56,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RecsmithError)
     async def recsmith_error(_: Request, exc: RecsmithError) -> Any:
         status = 404 if isinstance(exc, NotFoundError | UnknownIdError) else 400
-        field = "filter" if isinstance(exc, FilterError) else None
+        field = "filter" if isinstance(exc, FilterError) else getattr(exc, "field", None)  # a record's bad field
         return error(status, str(exc), field=field)
 
 
@@ -69,7 +69,8 @@ def live_backends(settings: Settings, store: Store) -> dict[str, Any]:
     from recsmith.serving.live import RedisLive, connect_redis
 
     client = connect_redis(settings.redis_url)
-    return {"live": RedisLive(store, client), "ledger": RedisLedger(client)}
+    prefix = settings.redis_prefix
+    return {"live": RedisLive(store, client, prefix=prefix), "ledger": RedisLedger(client, prefix=prefix)}
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:

@@ -258,3 +258,60 @@ def events_put(
         print_json({"accepted": accepted, "duplicates": duplicates})
         return
     out.print(f"{accepted:,} events stored in {group!r}, {duplicates:,} already there")
+
+
+# ---------------------------------------------------------------------------------------- users, items
+users_app = typer.Typer(help="Users of a dataset group (deletion for privacy requests).", no_args_is_help=True)
+items_app = typer.Typer(help="Items of a dataset group.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(items_app, name="items")
+
+
+def _announce_catalog(store: Any, group_id: int) -> None:
+    """With RECSMITH_REDIS_URL set, tell running servers at once (else they notice at their next poll)."""
+    settings = Settings()
+    if settings.redis_url:
+        from recsmith.serving.live import RedisLive, connect_redis
+
+        RedisLive(store, connect_redis(settings.redis_url), prefix=settings.redis_prefix).catalog_changed(group_id)
+
+
+@users_app.command("delete")
+@handle_errors
+def users_delete(
+    user_ids: Annotated[list[str], typer.Argument(help="The user ids to delete.")],
+    group: GroupOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete users' interactions and metadata, as `DELETE /v1/dataset-groups/G/users/ID` does: running servers
+    stop serving them within a second, and the next training does not see them."""
+    store = open_store()
+    group_id = store.get_dataset_group(group).id
+    removed = {user_id: store.delete_user(group_id, user_id) for user_id in user_ids}
+    _announce_catalog(store, group_id)
+    if as_json:
+        print_json(removed)
+        return
+    for user_id, counts in removed.items():
+        out.print(f"user {user_id!r} deleted from {group!r}: {counts['interactions']:,} interactions, "
+                  f"{counts['records']} metadata record(s)")
+
+
+@items_app.command("delete")
+@handle_errors
+def items_delete(
+    item_ids: Annotated[list[str], typer.Argument(help="The item ids to stop recommending.")],
+    group: GroupOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Stop recommending items, as `DELETE /v1/dataset-groups/G/items/ID` does (running servers within a
+    second); their metadata is deleted and training leaves them out until they are put again."""
+    store = open_store()
+    group_id = store.get_dataset_group(group).id
+    removed = {item_id: store.delete_item(group_id, item_id) for item_id in item_ids}
+    _announce_catalog(store, group_id)
+    if as_json:
+        print_json(removed)
+        return
+    for item_id in removed:
+        out.print(f"item {item_id!r} deleted from {group!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
@@ -13,7 +13,7 @@ from recsmith.api.schemas import DeletedOut, ItemsIn, PutOut, UsersIn
 from recsmith.jobs.importing import put_records
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["users and items"])
-EntityId = Path(min_length=1, max_length=256)
+EntityId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 def _records(key: str, entities: list[Any]) -> list[dict[str, Any]]:
@@ -42,8 +42,7 @@ def put_items(group: str, body: ItemsIn, store: StoreDep, runtime: RuntimeDep, _
 
 
 @router.delete("/users/{user_id}", response_model=DeletedOut)
-def delete_user(group: str, store: StoreDep, runtime: RuntimeDep, _: Writer,
-                user_id: str = EntityId) -> JSON:
+def delete_user(group: str, user_id: EntityId, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
     """Delete a user's interactions and metadata; campaigns answer them as a user they never saw from now on,
     and the next training does not see them."""
     group_id = store.get_dataset_group(group).id
@@ -53,8 +52,7 @@ def delete_user(group: str, store: StoreDep, runtime: RuntimeDep, _: Writer,
 
 
 @router.delete("/items/{item_id}", response_model=DeletedOut)
-def delete_item(group: str, store: StoreDep, runtime: RuntimeDep, _: Writer,
-                item_id: str = EntityId) -> JSON:
+def delete_item(group: str, item_id: EntityId, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
     """Stop recommending an item at once (its metadata is deleted; training leaves it out until it is put
     again)."""
     group_id = store.get_dataset_group(group).id
