@@ -29,3 +29,22 @@ def test_events_put(cli, db_url, tmp_path):
     assert result.exit_code == 1 and "bad.jsonl, line 2: item_id: Field required" in result.output
     assert store.count_interactions(group.id) == 2  # nothing of the bad file was written
     store.close()
+
+
+def test_users_and_items_delete(cli, db_url, tmp_path):
+    store = Store(db_url)
+    store.migrate()
+    group = store.create_dataset_group("shop")
+    store.write_events(group.id, [
+        {"event_id": f"e{n}", "user_id": user, "item_id": item, "timestamp": 1764064800 + n}
+        for n, (user, item) in enumerate([("u1", "a"), ("u1", "b"), ("u2", "a")])])
+    result = cli("users", "delete", "u1", "-g", "shop", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"u1": {"interactions": 2, "records": 0}}
+    assert store.user_history(group.id, "u1") == [] and store.user_history(group.id, "u2") == ["a"]
+    assert store.deletions(group.id, "user").keys() == {"u1"}
+    result = cli("items", "delete", "a", "-g", "shop")
+    assert result.exit_code == 0 and "item 'a' deleted" in result.output
+    assert store.read_interactions(group.id)["item_id"].tolist() == []  # training leaves deleted items out
+    assert cli("users", "delete", "u1", "-g", "nowhere").exit_code == 1
+    store.close()

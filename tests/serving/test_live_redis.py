@@ -1,0 +1,93 @@
+"""The Redis live-state backend and ledger, against a real Redis (RECSMITH_TEST_REDIS_URL)."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import pytest
+
+from recsmith.serving.ledger import RedisLedger
+from recsmith.serving.live import HISTORY_LENGTH, RedisLive, connect_redis
+from recsmith.store.live_records import Served
+from recsmith.store.store import Store
+
+pytestmark = [pytest.mark.redis,
+              pytest.mark.skipif(not os.environ.get("RECSMITH_TEST_REDIS_URL"), reason="RECSMITH_TEST_REDIS_URL unset")]
+
+
+@pytest.fixture
+def redis_client():
+    client = connect_redis(os.environ["RECSMITH_TEST_REDIS_URL"])
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(redis_client) -> str:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    yield name
+    for key in redis_client.scan_iter(f"{name}:*"):
+        redis_client.delete(key)
+
+
+def _write(store: Store, group_id: int, user: str, items: list[str], live: RedisLive) -> None:
+    rows = [{"event_id": uuid.uuid4().hex, "user_id": user, "item_id": item, "timestamp": 1764064800}
+            for item in items]
+    store.write_events(group_id, rows)
+    live.events_written(group_id, rows)
+
+
+def test_events_reach_another_process_through_the_channel(tmp_path, redis_client, prefix):
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    store.migrate()
+    group = store.create_dataset_group("g")
+    writer, reader = RedisLive(store, redis_client, prefix=prefix), RedisLive(store, redis_client, prefix=prefix)
+    woken = []
+    reader.on_change = lambda: woken.append(True)
+    reader.start()
+    try:
+        assert reader.state(group.id).last_event_id == 0
+        _write(store, group.id, "u1", ["a", "b"], writer)
+        newest = store.last_event_id(group.id)
+        deadline = time.monotonic() + 1
+        while reader.state(group.id).last_event_id < newest and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reader.state(group.id).last_event_id == newest  # pushed, not polled
+        assert reader.user_items_after(group.id, "u1", 0) == ["a", "b"]
+        assert reader.user_items_after(group.id, "u1", newest) == []
+        store.delete_item(group.id, "a")
+        writer.catalog_changed(group.id)
+        deadline = time.monotonic() + 1
+        while not woken and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert woken and reader.state(group.id).catalog_version == store.live_state(group.id).catalog_version
+    finally:
+        reader.stop()
+        store.close()
+
+
+def test_a_history_longer_than_the_list_falls_back_to_the_store(tmp_path, redis_client, prefix):
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    store.migrate()
+    group = store.create_dataset_group("g")
+    live = RedisLive(store, redis_client, prefix=prefix)
+    _write(store, group.id, "u1", [f"i{n}" for n in range(HISTORY_LENGTH + 20)], live)
+    items = live.user_items_after(group.id, "u1", 0)
+    assert len(items) == HISTORY_LENGTH + 20 and items[0] == "i0"  # the list holds 500; the store has them all
+    assert live.user_items_after(group.id, "nobody", 0) == []
+    store.close()
+
+
+def test_the_redis_ledger(redis_client, prefix):
+    ledger = RedisLedger(redis_client, prefix=prefix, retention_seconds=3600)
+    now = time.time()
+    first = Served("r1", 1, "home", "u1", ("a", "b"), now - 120)
+    second = Served("r2", 1, "home", "u1", ("c",), now)
+    for entry in (first, second, Served("r3", 1, "home", None, ("d",), now)):
+        ledger.record(entry)
+    assert ledger.served_to(1, "u1", now - 60) == [second]
+    assert ledger.served_to(1, "u1", now - 600) == [first, second]
+    assert ledger.lookup(["r1", "r3", "nope"]).keys() == {"r1", "r3"}
+    assert ledger.lookup(["r1"])["r1"] == first
