@@ -60,3 +60,37 @@ def test_user_items_since(store: Store) -> None:
     group = store.create_dataset_group("g")
     _events(store, group.id, [("u1", "a"), ("u1", "b"), ("u1", "c")])
     assert store.user_items_since(group.id, "u1", 1764064801) == {"b", "c"}
+
+
+def test_concurrent_first_batches_of_a_new_group_all_land(store: Store) -> None:
+    import threading
+
+    group = store.create_dataset_group("fresh")
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            store.write_events(group.id, [{"event_id": f"t{n}-{j}", "user_id": f"u{n}", "item_id": str(j),
+                                           "timestamp": 1764064800} for j in range(5)])
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and store.count_interactions(group.id) == 40
+    assert store.get_dataset(group.id, "interactions") is not None
+
+
+def test_write_events_counts_duplicates_within_and_across_batches(store: Store) -> None:
+    group = store.create_dataset_group("g")
+    batch = [{"event_id": "a", "user_id": "u", "item_id": "1", "timestamp": 1, "event_value": 2.5,
+              "context": {"device": "phone"}},
+             {"event_id": "a", "user_id": "u", "item_id": "2", "timestamp": 1},
+             {"event_id": "b", "user_id": "u", "item_id": "3", "timestamp": 2}]
+    assert store.write_events(group.id, batch) == (2, 1)
+    assert store.write_events(group.id, batch) == (0, 3)
+    assert store.user_history(group.id, "u") == ["1", "3"]
+    assert store.last_event_id(group.id) >= store.last_interaction_id(group.id) > 0

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 MAX_RESULTS = 500
 FILTER_REFRESH_SECONDS = 2.0
 MAX_SUPPRESS_MINUTES = 24 * 60
+GROUP_ID_SECONDS = 10.0
 EXPLAIN_HISTORY = 64
 """Reasons are looked for among a user's 64 highest-weighted interactions (the cost grows with the history)."""
 
@@ -192,6 +193,7 @@ class CampaignRuntime:
         self._errors: dict[tuple[str, str], str] = {}
         self._wanted: set[tuple[str, str]] = set()
         self._filters: dict[str, tuple[float, dict[str, Filter]]] = {}
+        self._group_ids: dict[str, tuple[float, int]] = {}
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -302,6 +304,16 @@ class CampaignRuntime:
         return loaded
 
     # --------------------------------------------------------------------------------- live events
+    def group_id(self, group: str) -> int:
+        """The dataset group's id, remembered for :data:`GROUP_ID_SECONDS` (event posts would otherwise read it
+        on every batch; a group deleted meanwhile fails the write on its foreign key)."""
+        now = time.monotonic()
+        cached = self._group_ids.get(group)
+        if cached is None or now - cached[0] > GROUP_ID_SECONDS:
+            cached = (now, self.store.get_dataset_group(group).id)
+            self._group_ids[group] = cached
+        return cached[1]
+
     def _live(self, campaign: LoadedCampaign) -> LiveState:
         """The group's live state (see :mod:`recsmith.serving.live`); a newer catalogue wakes the sync thread."""
         state = self.live.state(campaign.group_id)

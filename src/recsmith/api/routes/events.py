@@ -46,7 +46,7 @@ def put_events(group: str, body: EventsIn, store: StoreDep, runtime: RuntimeDep,
     """Record up to 100 events; the 200 answer comes after they are committed (SQLite WAL or PostgreSQL), and an
     event whose ``event_id`` was stored before is skipped (counted in ``duplicates``). Events that carry a
     ``recommendation_id`` count as clicks and impressions of the campaign that served it."""
-    group_id = store.get_dataset_group(group).id
+    group_id = runtime.group_id(group)
     rows = event_rows(body)
     accepted, duplicates = store.write_events(group_id, rows)
     if accepted:
