@@ -7,7 +7,9 @@ Usage::
     python benchmarks/events_load.py --backends postgres --skip-kill --skip-freshness
     python benchmarks/events_load.py --duration 3 --warmup 1 --freshness-users 20 --quiet-wait 0   # a quick look
 
-Setup, per backend (``--backends sqlite,postgres``), through the ``recsmith`` CLI with ``--json`` in a temporary
+Setup, per backend (``--backends sqlite,postgres``; ``sqlite+redis`` and ``postgres+redis`` run the same server
+with ``RECSMITH_REDIS_URL=--redis-url``, so live state is shared through Redis), through the ``recsmith`` CLI
+with ``--json`` in a temporary
 ``RECSMITH_HOME`` (one folder per backend; ``--home`` keeps them): the bundled ml-latest-small (group ``movies``),
 an ``item-knn`` version, a campaign ``movies/knn`` and an admin key. SQLite is the home's ``recsmith.db`` (WAL);
 PostgreSQL is a fresh database ``--postgres-url`` (default ``recsmith_events_bench`` on 127.0.0.1:5432, dropped
@@ -169,14 +171,18 @@ def setup_backend(name: str, root: Path, args: argparse.Namespace, log: Any) -> 
     """Data, an item-knn version, the campaign and an admin key (skipped when ``--home`` has them already)."""
     home = root / name
     home.mkdir(parents=True, exist_ok=True)
-    database_url = args.postgres_url if name == "postgres" else None
+    database = name.split("+")[0]  # "sqlite+redis": SQLite, with RECSMITH_REDIS_URL
+    database_url = args.postgres_url if database == "postgres" else None
     env = backend_env(home, database_url)
+    if name.endswith("+redis"):
+        env["RECSMITH_REDIS_URL"] = args.redis_url
+        env["RECSMITH_REDIS_PREFIX"] = f"events-load-{name}"
     url = database_url or f"sqlite:///{(home / 'recsmith.db').resolve()}"
     state_path = home / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     if state.get("url") != url or "key" not in state:
         started = time.perf_counter()
-        if name == "postgres":
+        if database == "postgres":
             log(f"{name}: drop and create the database {sa.engine.make_url(url).database!r}")
             recreate_postgres_database(url)
         elif (home / "recsmith.db").exists():
@@ -191,7 +197,7 @@ def setup_backend(name: str, root: Path, args: argparse.Namespace, log: Any) -> 
         state = {"url": url, "key": key["key"], "artifact": version["artifact_uri"],
                  "setup_seconds": round(time.perf_counter() - started, 2)}
         state_path.write_text(json.dumps(state, indent=2))
-    if name == "postgres" and not args.no_analyze:
+    if database == "postgres" and not args.no_analyze:
         analyze_postgres(url)
     artifact = Path(state["artifact"])
     users = [str(u) for u in np.load(artifact / "users.npy", allow_pickle=False).tolist()]
@@ -338,7 +344,7 @@ def ingest(backend: Backend, server: Any, batch: int, seconds: float, connection
     with open_store(backend) as store:
         before = store.count_interactions(backend.group_id)
     load = LoadSettings("wrk", args.threads, script, [], backend.key, quiet_wait, log)
-    database_cpu = database_cpu_seconds() if backend.name == "postgres" else None
+    database_cpu = database_cpu_seconds() if backend.name.startswith("postgres") else None
     result: LoadResult = load.run(server.base_url, connections, seconds, label, server.process.pid)
     if database_cpu is not None:
         database_cpu = round(database_cpu_seconds() - database_cpu, 2)
@@ -710,7 +716,9 @@ def markdown(results: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------------- main
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default="sqlite,postgres", help="Which of sqlite,postgres to run.")
+    parser.add_argument("--backends", default="sqlite,postgres", help="Which of sqlite, postgres, sqlite+redis, "
+                        "postgres+redis to run (+redis: the server shares live state through --redis-url).")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="Redis for the +redis backends.")
     parser.add_argument("--batch-sizes", default="10,100", help="Events per request, one measured run each.")
     parser.add_argument("--duration", type=float, default=15.0, help="Seconds per measured run.")
     parser.add_argument("--warmup", type=float, default=5.0, help="Seconds of warm-up (batches of 10) per backend.")
@@ -742,9 +750,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
     args = parser.parse_args()
     args.backend_list = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = set(args.backend_list) - {"sqlite", "postgres"}
+    unknown = set(args.backend_list) - {"sqlite", "postgres", "sqlite+redis", "postgres+redis"}
     if unknown:
-        parser.error(f"unknown backends {sorted(unknown)}: give sqlite and/or postgres")
+        parser.error(f"unknown backends {sorted(unknown)}: give sqlite, postgres, sqlite+redis, postgres+redis")
     args.batch_list = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     if any(not 1 <= b <= 100 for b in args.batch_list):
         parser.error("batch sizes are 1..100 (the API's limit)")

@@ -75,8 +75,8 @@ class LoadedCampaign:
     fresh : tuple of str
         Items put after training (the model does not know them): positions ``len(model.items)`` on of
         ``catalog``, so filters select them, and requests offer them when the model's items run out.
-    hidden_items : numpy.ndarray or None
-        ``bool`` per model item: deleted items, never returned.
+    visible_items : numpy.ndarray or None
+        ``bool`` per model item, False for deleted items (never returned); None when none is deleted.
     hidden_users : frozenset of str
         Users deleted after training: answered as users the model never saw.
     loaded_at : datetime
@@ -94,7 +94,7 @@ class LoadedCampaign:
     config: Mapping[str, Any]
     catalog_version: int = 0
     fresh: tuple[str, ...] = ()
-    hidden_items: np.ndarray | None = None
+    visible_items: np.ndarray | None = None
     hidden_users: frozenset[str] = frozenset()
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -156,16 +156,17 @@ def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event
     fresh = tuple(reversed([item for item in metadata if item not in model.items]))  # latest stored first
     catalog = ItemCatalog(list(model.items.ids) + list(fresh), metadata) if fresh else ItemCatalog(model.items,
                                                                                                    metadata)
-    hidden = None
+    visible = None
     deleted = model.items.indices(list(store.deletions(group_id, "item")), missing="ignore")
     if len(deleted[deleted >= 0]):
-        hidden = np.zeros(len(model.items), dtype=bool)
-        hidden[deleted[deleted >= 0]] = True
+        visible = np.ones(len(model.items), dtype=bool)
+        visible[deleted[deleted >= 0]] = False
+        visible.setflags(write=False)  # shared by every request: copied before any change
     # a deletion at or after the training data's watermark: the model still knows the user
     users = frozenset(user for user, mark in store.deletions(group_id, "user").items()
                       if user in model.users and (last_event is None or mark >= last_event))
     return {"catalog": catalog, "metadata": metadata, "catalog_version": version, "fresh": fresh,
-            "hidden_items": hidden, "hidden_users": users}
+            "visible_items": visible, "hidden_users": users}
 
 
 class CampaignRuntime:
@@ -374,8 +375,8 @@ class CampaignRuntime:
             if fresh:
                 excluded = set(exclude)
                 fresh = [item for item in fresh if item not in excluded]
-        if campaign.hidden_items is not None:
-            allowed = ~campaign.hidden_items if allowed is None else allowed & ~campaign.hidden_items
+        if campaign.visible_items is not None:
+            allowed = campaign.visible_items if allowed is None else allowed & campaign.visible_items
         return allowed, fresh
 
     # ------------------------------------------------------------------------------------ requests
@@ -430,7 +431,8 @@ class CampaignRuntime:
                 allowed = np.ones(len(campaign.model.items), dtype=bool) if allowed is None else allowed.copy()
                 chosen = campaign.model.items.indices([p.item_id for p in promoted], missing="ignore")
                 allowed[chosen[chosen >= 0]] = False
-                fresh = [item for item in fresh if item not in {p.item_id for p in promoted}]
+                taken = {p.item_id for p in promoted}
+                fresh = [item for item in fresh if item not in taken]
         rest = num_results - len(promoted)
         if item_id is not None:
             items = self._related(campaign, item_id, rest, allowed, fresh) if rest else []
@@ -565,7 +567,8 @@ class CampaignRuntime:
                                                            user_id, item_id))
         if allowed is not None:
             mask = mask & allowed
-        promoted_fresh = [item for item in promoted_fresh if item in set(fresh)]
+        offered = set(fresh)
+        promoted_fresh = [item for item in promoted_fresh if item in offered]
         if item_id is not None:
             chosen = self._related(campaign, item_id, count, mask, promoted_fresh)
         else:

@@ -81,6 +81,8 @@ class LiveRecords:
 
         def begin(self) -> AbstractContextManager[Connection]: ...
 
+        def sqlite_writer(self) -> AbstractContextManager[None]: ...
+
         def _write_entities(self, kind: str, id_column: str, group_id: int, frame: Any, mode: str,
                             schema: dict[str, Any] | None, *, conn: Connection | None = None) -> int: ...
 
@@ -182,7 +184,7 @@ class LiveRecords:
             from sqlalchemy.dialects.sqlite import insert
         else:
             from sqlalchemy.dialects.postgresql import insert
-        with self.begin() as conn:
+        with self.sqlite_writer(), self.begin() as conn:
             conn.execute(insert(s).on_conflict_do_nothing(index_elements=["recommendation_id"]), rows)
 
     def served_to(self, group_id: int, user_id: str, since: float) -> list[Served]:
