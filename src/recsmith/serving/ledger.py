@@ -29,6 +29,7 @@ from recsmith.store.store import Store
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.25
+MAX_PENDING = 100_000
 RETENTION_SECONDS = 24 * 3600.0
 """Ledger entries older than this are dropped (the longest suppression window a request can ask for)."""
 
@@ -71,15 +72,23 @@ class DatabaseLedger:
         self.flush_seconds = flush_seconds
         self.retention_seconds = retention_seconds
         self._pending: list[Served] = []
+        self._warned = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
 
     def record(self, entry: Served) -> None:
-        """Queue an entry (written within :attr:`flush_seconds`)."""
+        """Queue an entry (written within :attr:`flush_seconds`; while the database is away, at most
+        :data:`MAX_PENDING` are kept, the oldest dropped first)."""
         with self._lock:
             self._pending.append(entry)
+            if len(self._pending) > MAX_PENDING:
+                del self._pending[:len(self._pending) - MAX_PENDING]
+                if not self._warned:
+                    self._warned = True
+                    logger.warning("the served-items ledger has %d unwritten entries; dropping the oldest "
+                                   "(is the database away, or the runtime not started?)", MAX_PENDING)
 
     def flush(self) -> int:
         """Write the pending entries now; returns how many (kept pending if the write fails)."""

@@ -145,7 +145,7 @@ class RedisLive:
         least their row ids), and tell every process (one pipelined round trip)."""
         if not rows:
             return
-        newest = self.store.last_event_id(group_id)
+        newest = self.store.newest_event_id.get(group_id) or self.store.last_event_id(group_id)
         pipe = self.redis.pipeline(transaction=False)
         for user_id in dict.fromkeys(row["user_id"] for row in rows):
             key = self._history_key(group_id, user_id)

@@ -126,6 +126,10 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         self._events_ready: set[int] = set()  # groups known to have an interactions dataset
         self._write_lock = threading.Lock()
         self._lock_file: Any = None
+        self._newest_lock = threading.Lock()
+        self.newest_event_id: dict[int, int] = {}
+        """Per group, the newest interaction row id this instance's :meth:`write_events` stored (for the live
+        state to announce without another query)."""
         if self.is_sqlite:
             self.engine: Engine = sa.create_engine(url, connect_args={"timeout": 30})
             sa.event.listen(self.engine, "connect", _set_sqlite_pragmas)
@@ -466,8 +470,10 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
                  _json_or_none(e.get("context") or None), e["event_id"], e.get("session_id"),
                  e.get("recommendation_id")) for e in first.values()]
         self._ensure_events_dataset(group_id)
-        accepted = self._insert_events_sqlite(group_id, rows) if self.is_sqlite else self._insert_events_pg(group_id,
-                                                                                                            rows)
+        insert = self._insert_events_sqlite if self.is_sqlite else self._insert_events_pg
+        accepted, newest = insert(group_id, rows)
+        with self._newest_lock:  # only ever grows: a reader after this write sees at least this batch's ids
+            self.newest_event_id[group_id] = max(newest, self.newest_event_id.get(group_id, 0))
         return accepted, len(events) - accepted
 
     @contextmanager
@@ -491,7 +497,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             finally:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    def _insert_events_sqlite(self, group_id: int, rows: list[tuple[Any, ...]]) -> int:
+    def _insert_events_sqlite(self, group_id: int, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
         """One ``BEGIN IMMEDIATE`` transaction (the write lock up front: no deadlock-and-retry between workers),
         one ``executemany`` that skips known ids, and the watermark, under :meth:`sqlite_writer`."""
         insert = (f"INSERT INTO interactions (dataset_group_id, {', '.join(EVENT_COLUMNS)}) VALUES (?{', ?' * 9}) "
@@ -503,20 +509,21 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
                 cursor.execute("BEGIN IMMEDIATE")
                 cursor.executemany(insert, [(group_id, *row) for row in rows])
                 accepted = max(cursor.rowcount, 0)
+                newest = 0
                 if accepted:  # the table's newest id (O(1) on the rowid) bounds these events' ids from above
-                    cursor.execute("UPDATE dataset_groups SET last_event_id = (SELECT max(id) FROM interactions) "
-                                   "WHERE id = ?", (group_id,))
+                    newest = int(cursor.execute("SELECT max(id) FROM interactions").fetchone()[0])
+                    cursor.execute("UPDATE dataset_groups SET last_event_id = ? WHERE id = ?", (newest, group_id))
                 raw.commit()
             except BaseException:
                 raw.rollback()
                 raise
             finally:
                 raw.close()
-        return accepted
+        return accepted, newest
 
-    def _insert_events_pg(self, group_id: int, rows: list[tuple[Any, ...]]) -> int:
+    def _insert_events_pg(self, group_id: int, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
         """One statement: the rows as arrays (``unnest``), known ids skipped, the watermark moved by what was
-        inserted; returns how many were."""
+        inserted; returns how many were, and the newest id among them (0 for none)."""
         columns = list(zip(*rows, strict=True))
         sql = (
             "WITH ins AS (INSERT INTO interactions (dataset_group_id, " + ", ".join(EVENT_COLUMNS) + ") "
@@ -525,13 +532,13 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             "ON CONFLICT (dataset_group_id, event_id) DO NOTHING RETURNING id), "
             "up AS (UPDATE dataset_groups SET last_event_id = GREATEST(COALESCE(last_event_id, 0), "
             "(SELECT max(id) FROM ins)) WHERE id = %s AND EXISTS (SELECT 1 FROM ins)) "
-            "SELECT count(*) FROM ins")
+            "SELECT count(*), coalesce(max(id), 0) FROM ins")
         with self.begin() as conn:
             cursor = conn.connection.dbapi_connection.cursor()
             cursor.execute(sql, (group_id, *[list(column) for column in columns], group_id))
-            accepted = int(cursor.fetchone()[0])
+            accepted, newest = cursor.fetchone()
             cursor.close()
-        return accepted
+        return int(accepted), int(newest)
 
     def _ensure_events_dataset(self, group_id: int) -> None:
         """Give a group that has none the default interactions schema; its first batches may arrive at once on
