@@ -228,3 +228,16 @@ def test_clicks_on_served_items_give_a_click_through_rate_per_campaign(live):
     assert 'recsmith_clicks_total{campaign="knn",dataset_group="movies"}' in metrics
     rate = [line for line in metrics.splitlines() if line.startswith("recsmith_click_through_rate{")]
     assert rate and 0 < float(rate[0].split()[-1]) <= 1
+
+
+def test_personalized_ranking_uses_a_known_users_new_events(live):
+    with live.client() as client:
+        page = ids(client.recommend("movies", "knn", user_id="70", num_results=6))
+        before = {i.item_id: i.score for i in client.rank("movies", "knn", user_id="70", input_list=page[1:]).items}
+        client.put_events("movies", user_id="70", session_id="s", events=[event(page[0])])
+
+        def changed() -> bool:
+            after = client.rank("movies", "knn", user_id="70", input_list=page[1:]).items
+            return any(abs(i.score - before[i.item_id]) > 1e-6 for i in after)
+
+        assert eventually(changed)  # the click's neighbours score higher (fold-in of the live history)

@@ -33,7 +33,13 @@ from recsmith.errors import ConfigError, NotFoundError
 from recsmith.serving.filters import Filter, FilterCache, ItemCatalog, parse_filter
 from recsmith.serving.ledger import DatabaseLedger, Ledger
 from recsmith.serving.live import DatabaseLive, RedisLive
-from recsmith.serving.recommender import RecommendedItem, items_by_event_type, popular_items, recommend_for_user
+from recsmith.serving.recommender import (
+    RecommendedItem,
+    items_by_event_type,
+    live_history_row,
+    popular_items,
+    recommend_for_user,
+)
 from recsmith.store.artifacts import TrainedModel
 from recsmith.store.live_records import LiveState, Served
 from recsmith.store.store import Store
@@ -601,8 +607,17 @@ class CampaignRuntime:
         if known:
             candidates = np.array([i for _, i in known], dtype=np.int32)
             if user_id in model.users and user_id not in campaign.hidden_users:
-                rec = model.recipe.recommend([model.users.index(user_id)], len(candidates), exclude_seen=False,
-                                             candidates=candidates)
+                live = None
+                if self._has_new_events(campaign):  # events since training count at once (fold-in)
+                    recent = self.live.user_items_after(campaign.group_id, user_id, campaign.last_event)
+                    recent_items = model.items.indices(recent, missing="ignore")
+                    live = live_history_row(model, user_id, recent_items[recent_items >= 0])
+                if live is not None:
+                    rec = model.recipe.recommend_from_history(live, len(candidates), exclude_seen=False,
+                                                              candidates=candidates)
+                else:
+                    rec = model.recipe.recommend([model.users.index(user_id)], len(candidates), exclude_seen=False,
+                                                 candidates=candidates)
                 reason = "personalized"
             else:
                 history = model.items.indices(self.store.user_history(campaign.group_id, user_id), missing="ignore")

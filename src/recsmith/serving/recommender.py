@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsmith.errors import ConfigError, FilterError
 from recsmith.store.artifacts import TrainedModel
@@ -102,15 +103,10 @@ def recommend_for_user(
     known_user = user_id is not None and user_id in model.users
     live_row = None
     if known_user:  # what the user did before training counts as seen too
+        live_row = live_history_row(model, user_id, past)
         train = model.recipe.train_matrix_
         row = model.users.index(user_id)
-        trained = train.indices[train.indptr[row]:train.indptr[row + 1]]
-        new = np.setdiff1d(past, trained)
-        if len(new):  # events since training: score from the whole live history (fold-in)
-            live_row = train[row:row + 1].tolil()
-            live_row[0, new] = 1.0
-            live_row = live_row.tocsr()
-        past = np.concatenate([past, trained])
+        past = np.concatenate([past, train.indices[train.indptr[row]:train.indptr[row + 1]]])
     seen = _distinct(past) if exclude_seen else np.empty(0, dtype=np.int64)
     if allowed is not None or len(seen):  # the recipe leaves out its training row; events stored since go too
         refused = np.zeros(len(model.items), dtype=bool) if allowed is None else ~allowed
@@ -144,6 +140,19 @@ def recommend_for_user(
         taken = set(seen.tolist()) | {model.items.index(item.item_id) for item in items}
         items.extend(popular_items(model, k - len(items), taken, allowed))
     return items[:k]
+
+
+def live_history_row(model: TrainedModel, user_id: str, new_items: np.ndarray) -> sp.csr_matrix | None:
+    """A known user's training row with the items of ``new_items`` (dense indices) it lacks added at weight 1:
+    the whole live history, for fold-in scoring; None when nothing is new."""
+    train = model.recipe.train_matrix_
+    row = model.users.index(user_id)
+    new = np.setdiff1d(new_items, train.indices[train.indptr[row]:train.indptr[row + 1]])
+    if not len(new):
+        return None
+    live = train[row:row + 1].tolil()
+    live[0, new] = 1.0
+    return live.tocsr()
 
 
 def filter_mask(model: TrainedModel, expression: str, catalog: ItemCatalog, *,
