@@ -241,3 +241,24 @@ def test_personalized_ranking_uses_a_known_users_new_events(live):
             return any(abs(i.score - before[i.item_id]) > 1e-6 for i in after)
 
         assert eventually(changed)  # the click's neighbours score higher (fold-in of the live history)
+
+
+def test_a_campaign_can_give_a_share_of_its_results_to_new_items(live):
+    new_item = f"explore-{live.backend}"
+    version = live.store.get_campaign("movies", "knn")["solution_version_id"]
+    live.store.create_campaign("movies", f"explore-{live.backend}", version, {"new_items_share": 0.2})
+    with live.client() as client:
+        client.put_items("movies", [{"item_id": new_item, "properties": {"GENRES": "Comedy"}}])
+
+        def explored(c: Client) -> bool:
+            try:
+                rec = c.recommend("movies", f"explore-{live.backend}", user_id="80", num_results=10)
+            except Exception:  # the campaign is loading on this worker
+                return False
+            new = [i for i in rec.items if i.reason == "new item"]
+            return (len(rec.items) == 10 and len(new) == 2 and new_item in {i.item_id for i in new}
+                    and all(i.reason != "new item" for i in rec.items[:8]))
+
+        assert eventually(lambda: on_every_worker(live, explored), timeout=5)
+        plain = client.recommend("movies", "knn", user_id="80", num_results=10)
+    assert all(item.reason != "new item" for item in plain.items)  # the default share is 0

@@ -485,8 +485,13 @@ class CampaignRuntime:
             taken = {model.items.index(item.item_id) for item in explained}
             skip = taken | (set(past.tolist()) if exclude_seen else set())
             explained.extend(popular_items(model, k - len(explained), skip, allowed))
+        seen = set(history) if exclude_seen else set()
+        reserve = math.ceil(k * _new_items_share(campaign)) if fresh else 0
+        if reserve:  # exploration: the last places go to items put since training
+            offered = [item for item in fresh if item not in seen][:reserve]
+            del explained[k - len(offered):]
         if len(explained) < k and fresh:
-            _add_fresh(explained, k, fresh, set(history) if exclude_seen else set())
+            _add_fresh(explained, k, fresh, seen)
         return explained
 
     @staticmethod
@@ -660,6 +665,16 @@ class CampaignRuntime:
                 row["metadata"] = _columns(campaign, item.item_id, columns)
             rows.append(row)
         return {"items": rows, "recommendation_id": uuid.uuid4().hex, "solution_version_id": campaign.version_id}
+
+
+def _new_items_share(campaign: LoadedCampaign) -> float:
+    """The campaign's ``new_items_share`` config: the share of a user's results (rounded up) given to items put
+    since training, latest first (like Personalize's exploration weight for cold items; default 0)."""
+    value = campaign.config.get("new_items_share", 0) or 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"campaign {campaign.name!r}: config new_items_share must be a number from 0 to 1, got "
+                          f"{value!r}; fix it with recsmith campaign update")
+    return float(value)
 
 
 def _split(campaign: LoadedCampaign, mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
