@@ -96,3 +96,23 @@ def test_a_known_users_new_events_are_excluded_and_steer_the_next_recommendation
             assert eventually(lambda: any(
                 i.reason == f"because you interacted with {bought}" and i.item_id != bought
                 for i in client.recommend("movies", "knn", user_id="3", num_results=10).items))
+
+
+def test_events_follow_a_group_deleted_and_created_again(server):
+    server.store.create_dataset_group("churn")
+    body = {"session_id": "s", "events": [{"event_type": "view", "item_id": "1", "sent_at": 1764064800}]}
+    headers = {"Authorization": f"Bearer {server.admin_key}"}
+    url = f"{server.url}/v1/dataset-groups/churn/events"
+    for _ in range(4):  # both workers cache the group's id
+        assert httpx.post(url, json=body, headers=headers).status_code == 200
+    server.store.delete_dataset_group("churn")
+    server.store.create_dataset_group("churn-2")
+    again = server.store.create_dataset_group("churn")
+    for n in range(4):
+        response = httpx.post(url, json=body | {"session_id": f"s{n}"}, headers=headers)
+        assert response.status_code == 200 and response.json()["accepted"] == 1, response.text
+    assert server.store.count_interactions(again.id) == 4
+    assert server.store.count_interactions(server.store.get_dataset_group("churn-2").id) == 0
+    server.store.delete_dataset_group("churn")
+    response = httpx.post(url, json=body, headers=headers)
+    assert response.status_code == 404

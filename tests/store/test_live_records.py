@@ -94,3 +94,19 @@ def test_write_events_counts_duplicates_within_and_across_batches(store: Store) 
     assert store.write_events(group.id, batch) == (0, 3)
     assert store.user_history(group.id, "u") == ["1", "3"]
     assert store.last_event_id(group.id) >= store.last_interaction_id(group.id) > 0
+
+
+def test_events_for_a_cached_group_id_are_refused_once_the_group_is_gone(store: Store) -> None:
+    import pytest
+
+    from recsmith.errors import NotFoundError
+
+    old = store.create_dataset_group("old")
+    event = {"event_id": "e1", "user_id": "u", "item_id": "1", "timestamp": 1}
+    assert store.write_events(old.id, [event], group_name="old") == (1, 0)
+    store.delete_dataset_group("old")
+    newer = store.create_dataset_group("newer")  # SQLite may give it the deleted group's id
+    with pytest.raises(NotFoundError):
+        store.write_events(old.id, [event | {"event_id": "e2"}], group_name="old")
+    assert store.count_interactions(newer.id) == 0
+    assert store.write_events(newer.id, [event], group_name="newer") == (1, 0)

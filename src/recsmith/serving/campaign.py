@@ -313,13 +313,18 @@ class CampaignRuntime:
     # --------------------------------------------------------------------------------- live events
     def group_id(self, group: str) -> int:
         """The dataset group's id, remembered for :data:`GROUP_ID_SECONDS` (event posts would otherwise read it
-        on every batch; a group deleted meanwhile fails the write on its foreign key)."""
+        on every batch; a write to a group deleted meanwhile fails on its foreign key, and :meth:`forget_group`
+        makes the next call read it again)."""
         now = time.monotonic()
         cached = self._group_ids.get(group)
         if cached is None or now - cached[0] > GROUP_ID_SECONDS:
             cached = (now, self.store.get_dataset_group(group).id)
             self._group_ids[group] = cached
         return cached[1]
+
+    def forget_group(self, group: str) -> None:
+        """Read the group's id from the store again next time (it was deleted, perhaps created again)."""
+        self._group_ids.pop(group, None)
 
     def _live(self, campaign: LoadedCampaign) -> LiveState:
         """The group's live state (see :mod:`recsmith.serving.live`); a newer catalogue wakes the sync thread."""

@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 INTERACTION_COLUMNS = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"]
 JSON_FIELDS = ("params", "config", "metrics", "report")
 INTERACTIONS_INDEX = "ix_interactions_group_user"
+EVENTS_READY_SECONDS = 10.0
+"""How long a group seen with an interactions dataset is trusted to have it (another process may delete it)."""
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "event_value", "context", "event_id", "session_id",
                  "recommendation_id")
 BULK_INDEX_REBUILD_ROWS = 50_000
@@ -123,7 +126,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self._events_ready: set[int] = set()  # groups known to have an interactions dataset
+        self._events_ready: dict[int, float] = {}  # groups seen with an interactions dataset, and when
         self._write_lock = threading.Lock()
         self._lock_file: Any = None
         self._newest_lock = threading.Lock()
@@ -219,7 +222,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             for table in (t.solutions, t.import_jobs, t.interactions, t.users, t.items, t.datasets, t.schemas):
                 conn.execute(table.delete().where(table.c.dataset_group_id == group.id))
             conn.execute(t.dataset_groups.delete().where(t.dataset_groups.c.id == group.id))
-        self._events_ready.discard(group.id)
+        self._events_ready.pop(group.id, None)
 
     # ----------------------------------------------------------------------------------------- datasets
     def ensure_dataset(
@@ -444,7 +447,8 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)
                                     .where(table.c.dataset_group_id == group_id)).scalar_one())
 
-    def write_events(self, group_id: int, events: list[dict[str, Any]]) -> tuple[int, int]:
+    def write_events(self, group_id: int, events: list[dict[str, Any]], *,
+                     group_name: str | None = None) -> tuple[int, int]:
         """Record real-time events in one transaction; an event whose ``event_id`` the group already has is
         skipped, so submitting a batch again changes nothing.
 
@@ -455,6 +459,14 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         events : list of dict
             ``user_id``, ``item_id``, ``timestamp`` (epoch seconds), ``event_id``, and optionally
             ``event_type``, ``event_value``, ``session_id``, ``recommendation_id``, ``context`` (a dict).
+        group_name : str, optional
+            The name ``group_id`` was looked up by (a cached id): the transaction checks the group still has
+            it, so a group deleted meanwhile (whose id a new group may reuse) never gets the events.
+
+        Raises
+        ------
+        NotFoundError
+            No group ``group_id`` (called ``group_name``) exists now; nothing was written.
 
         Returns
         -------
@@ -469,9 +481,14 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         rows = [(e["user_id"], e["item_id"], int(e["timestamp"]), e.get("event_type"), e.get("event_value"),
                  _json_or_none(e.get("context") or None), e["event_id"], e.get("session_id"),
                  e.get("recommendation_id")) for e in first.values()]
-        self._ensure_events_dataset(group_id)
         insert = self._insert_events_sqlite if self.is_sqlite else self._insert_events_pg
-        accepted, newest = insert(group_id, rows)
+        try:
+            self._ensure_events_dataset(group_id)
+            accepted, newest = insert(group_id, group_name, rows)
+        except (sa.exc.IntegrityError, self.engine.dialect.dbapi.IntegrityError) as exc:  # the group's foreign key
+            raise NotFoundError(f"no dataset group with id {group_id} (deleted while events were sent?)") from exc
+        if accepted < 0:
+            raise NotFoundError(f"dataset group {group_name!r} is no longer id {group_id}")
         with self._newest_lock:  # only ever grows: a reader after this write sees at least this batch's ids
             self.newest_event_id[group_id] = max(newest, self.newest_event_id.get(group_id, 0))
         return accepted, len(events) - accepted
@@ -497,7 +514,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             finally:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    def _insert_events_sqlite(self, group_id: int, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+    def _insert_events_sqlite(self, group_id: int, name: str | None, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
         """One ``BEGIN IMMEDIATE`` transaction (the write lock up front: no deadlock-and-retry between workers),
         one ``executemany`` that skips known ids, and the watermark, under :meth:`sqlite_writer`."""
         insert = (f"INSERT INTO interactions (dataset_group_id, {', '.join(EVENT_COLUMNS)}) VALUES (?{', ?' * 9}) "
@@ -507,6 +524,10 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             try:
                 cursor = raw.cursor()
                 cursor.execute("BEGIN IMMEDIATE")
+                if name is not None and cursor.execute("SELECT name FROM dataset_groups WHERE id = ?",
+                                                       (group_id,)).fetchone() != (name,):
+                    raw.rollback()
+                    return -1, 0
                 cursor.executemany(insert, [(group_id, *row) for row in rows])
                 accepted = max(cursor.rowcount, 0)
                 newest = 0
@@ -521,33 +542,37 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
                 raw.close()
         return accepted, newest
 
-    def _insert_events_pg(self, group_id: int, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+    def _insert_events_pg(self, group_id: int, name: str | None, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
         """One statement: the rows as arrays (``unnest``), known ids skipped, the watermark moved by what was
-        inserted; returns how many were, and the newest id among them (0 for none)."""
+        inserted; returns how many were (-1 when the group is no longer called ``name``), and the newest id among
+        them (0 for none)."""
         columns = list(zip(*rows, strict=True))
         sql = (
             "WITH ins AS (INSERT INTO interactions (dataset_group_id, " + ", ".join(EVENT_COLUMNS) + ") "
             "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::float8[], %s::text[], "
             "%s::text[], %s::text[], %s::text[]) "
+            "WHERE EXISTS (SELECT 1 FROM dataset_groups WHERE id = %s AND (%s::text IS NULL OR name = %s)) "
             "ON CONFLICT (dataset_group_id, event_id) DO NOTHING RETURNING id), "
             "up AS (UPDATE dataset_groups SET last_event_id = GREATEST(COALESCE(last_event_id, 0), "
             "(SELECT max(id) FROM ins)) WHERE id = %s AND EXISTS (SELECT 1 FROM ins)) "
-            "SELECT count(*), coalesce(max(id), 0) FROM ins")
+            "SELECT count(*), coalesce(max(id), 0), "
+            "EXISTS (SELECT 1 FROM dataset_groups WHERE id = %s AND (%s::text IS NULL OR name = %s)) FROM ins")
+        check = (group_id, name, name)
         with self.begin() as conn:
             cursor = conn.connection.dbapi_connection.cursor()
-            cursor.execute(sql, (group_id, *[list(column) for column in columns], group_id))
-            accepted, newest = cursor.fetchone()
+            cursor.execute(sql, (group_id, *[list(column) for column in columns], *check, group_id, *check))
+            accepted, newest, same_group = cursor.fetchone()
             cursor.close()
-        return int(accepted), int(newest)
+        return (int(accepted) if same_group else -1), int(newest)
 
     def _ensure_events_dataset(self, group_id: int) -> None:
         """Give a group that has none the default interactions schema; its first batches may arrive at once on
         several workers: the loser of that race finds the winner's dataset."""
-        if group_id in self._events_ready:
+        if time.monotonic() - self._events_ready.get(group_id, -math.inf) < EVENTS_READY_SECONDS:
             return
         with self.engine.connect() as conn:
             if self._dataset_id(conn, group_id, "interactions") is not None:
-                self._events_ready.add(group_id)
+                self._events_ready[group_id] = time.monotonic()
                 return
         from recsmith.data.schema import Schema
 

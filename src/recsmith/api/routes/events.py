@@ -12,6 +12,7 @@ from recsmith.api.auth import Writer
 from recsmith.api.responses import JSON
 from recsmith.api.routes.deps import MetricsDep, RuntimeDep, StoreDep
 from recsmith.api.schemas import EventsIn, EventsOut
+from recsmith.errors import NotFoundError
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["events"])
 
@@ -48,7 +49,12 @@ def put_events(group: str, body: EventsIn, store: StoreDep, runtime: RuntimeDep,
     ``recommendation_id`` count as clicks and impressions of the campaign that served it."""
     group_id = runtime.group_id(group)
     rows = event_rows(body)
-    accepted, duplicates = store.write_events(group_id, rows)
+    try:
+        accepted, duplicates = store.write_events(group_id, rows, group_name=group)
+    except NotFoundError:  # the group was deleted since its id was cached (and perhaps created again)
+        runtime.forget_group(group)
+        group_id = runtime.group_id(group)  # NotFoundError (404) if it is gone
+        accepted, duplicates = store.write_events(group_id, rows, group_name=group)
     if accepted:
         runtime.events_written(group_id, rows)
         _attribute(body, runtime, metrics, group)
