@@ -35,8 +35,7 @@ def prefix(redis_client) -> str:
 def _write(store: Store, group_id: int, user: str, items: list[str], live: RedisLive) -> None:
     rows = [{"event_id": uuid.uuid4().hex, "user_id": user, "item_id": item, "timestamp": 1764064800}
             for item in items]
-    store.write_events(group_id, rows)
-    live.events_written(group_id, rows)
+    live.events_written(group_id, rows, store.record_events(group_id, rows))
 
 
 def test_events_reach_another_process_through_the_channel(tmp_path, redis_client, prefix):
@@ -91,3 +90,21 @@ def test_the_redis_ledger(redis_client, prefix):
     assert ledger.served_to(1, "u1", now - 600) == [first, second]
     assert ledger.lookup(["r1", "r3", "nope"]).keys() == {"r1", "r3"}
     assert ledger.lookup(["r1"])["r1"] == first
+
+
+def test_events_from_before_the_list_began_come_from_the_store(tmp_path, redis_client, prefix):
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    store.migrate()
+    group = store.create_dataset_group("g")
+    live = RedisLive(store, redis_client, prefix=prefix)
+    store.write_events(group.id, [{"event_id": "early", "user_id": "u1", "item_id": "a", "timestamp": 1}])
+    _write(store, group.id, "u1", ["b"], live)  # the user's Redis list begins here, after "a"
+    early = store.last_event_id(group.id) - 1  # "a"'s row id
+    assert live.user_items_after(group.id, "u1", 0) == ["a", "b"]  # "a" is before the list: from the store
+    assert live.user_items_after(group.id, "u1", early) == ["b"]
+    store.write_events(group.id, [{"event_id": "hidden", "user_id": "u1", "item_id": "z", "timestamp": 2}])
+    assert live.user_items_after(group.id, "u1", early) == ["b"]  # answered by Redis alone (the store has "z")
+    redis_client.delete(f"{prefix}:{group.id}:events:u1")  # expired: a new list begins after "b" and "z"
+    _write(store, group.id, "u1", ["c"], live)
+    assert live.user_items_after(group.id, "u1", early) == ["b", "z", "c"]
+    store.close()

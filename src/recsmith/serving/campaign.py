@@ -42,7 +42,7 @@ from recsmith.serving.recommender import (
 )
 from recsmith.store.artifacts import TrainedModel
 from recsmith.store.live_records import LiveState, Served
-from recsmith.store.store import Store
+from recsmith.store.store import EventBatch, Store
 
 logger = logging.getLogger(__name__)
 
@@ -339,10 +339,10 @@ class CampaignRuntime:
         Personalize."""
         return campaign.last_event is not None and self._live(campaign).last_event_id > campaign.last_event
 
-    def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+    def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]], batch: EventBatch) -> None:
         """This process just stored ``rows`` in the group: every process answers from them from the next request
         on (this one at once; others within the live backend's delay)."""
-        self.live.events_written(group_id, rows)
+        self.live.events_written(group_id, rows, batch)
 
     # ------------------------------------------------------------------------------------- filters
     def filter_named(self, group: str, name: str) -> Filter:

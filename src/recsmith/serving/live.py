@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from recsmith.store.live_records import LiveState
-from recsmith.store.store import Store
+from recsmith.store.store import EventBatch, Store
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,13 @@ HISTORY_LENGTH = 500
 HISTORY_TTL_SECONDS = 7 * 24 * 3600
 CHANNEL = "changes"
 RESYNC_SECONDS = 5.0
+APPEND = """
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
+"""Append events to a user's list (ARGV: marker, length, ttl, entries...); a new list starts with the marker."""
 
 
 class DatabaseLive:
@@ -63,7 +70,7 @@ class DatabaseLive:
             self._state[group_id] = (now, state)
         return state
 
-    def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
+    def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]], batch: EventBatch) -> None:
         """This process stored events: read the state again at the next request."""
         self._state.pop(group_id, None)
 
@@ -111,6 +118,7 @@ class RedisLive:
         self._thread: threading.Thread | None = None
         self._pubsub: Any = None
         self.on_change: Callable[[], None] = lambda: None
+        self._append = client.register_script(APPEND)
 
     @property
     def channel(self) -> str:
@@ -140,21 +148,20 @@ class RedisLive:
                 return  # read from the store on first use
             self._state[group_id] = _newest(known, LiveState(event, catalog))
 
-    def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append the committed events to their users' Redis lists, tagged with the group's event watermark (at
-        least their row ids), and tell every process (one pipelined round trip)."""
+    def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]], batch: EventBatch) -> None:
+        """Append the committed events to their users' Redis lists, tagged with the batch's watermark (at least
+        their row ids), and tell every process (one pipelined round trip). A list begun now starts with a marker,
+        ``from:<the watermark before the batch>``: it holds every event after that; older ones are in the store."""
         if not rows:
             return
-        newest = self.store.newest_event_id.get(group_id) or self.store.last_event_id(group_id)
         pipe = self.redis.pipeline(transaction=False)
         for user_id in dict.fromkeys(row["user_id"] for row in rows):
-            key = self._history_key(group_id, user_id)
-            pipe.rpush(key, *[f"{newest}:{row['item_id']}" for row in rows if row["user_id"] == user_id])
-            pipe.ltrim(key, -HISTORY_LENGTH, -1)
-            pipe.expire(key, HISTORY_TTL_SECONDS)
-        pipe.publish(self.channel, f"event {group_id} {newest}")
+            entries = [f"{batch.newest}:{row['item_id']}" for row in rows if row["user_id"] == user_id]
+            self._append(keys=[self._history_key(group_id, user_id)],
+                         args=[f"from:{batch.before}", HISTORY_LENGTH, HISTORY_TTL_SECONDS, *entries], client=pipe)
+        pipe.publish(self.channel, f"event {group_id} {batch.newest}")
         pipe.execute()
-        self._advance(group_id, event=newest)
+        self._advance(group_id, event=batch.newest)
 
     def catalog_changed(self, group_id: int) -> None:
         """Tell every process to reload the group's users and items."""
@@ -168,21 +175,19 @@ class RedisLive:
 
     def user_items_after(self, group_id: int, user_id: str, after_id: int) -> list[str]:
         """The user's events since row ``after_id`` from Redis (an entry's tag is at least its row id, so none is
-        missed; an older one that slips in is already in the training row). A user with no list (expired, or
-        more events than it holds) is read from the store."""
-        entries = self.redis.lrange(self._history_key(group_id, user_id), 0, -1)
-        if not entries:
+        missed; an older one that slips in is already in the training row). Read from the store instead when the
+        list cannot hold them all: none, one begun after ``after_id`` (it expired, or events came before Redis
+        was used), or a full one that dropped some."""
+        entries = [e.decode() if isinstance(e, bytes) else e
+                   for e in self.redis.lrange(self._history_key(group_id, user_id), 0, -1)]
+        if entries and entries[0].startswith("from:"):  # the list holds every event after this watermark
+            complete = int(entries[0][5:]) <= after_id
+            entries = entries[1:]
+        else:  # the marker was trimmed away: complete if what was dropped is at most after_id
+            complete = bool(entries) and int(entries[0].partition(":")[0]) <= after_id
+        if not complete:
             return self.store.user_items_after(group_id, user_id, after_id)
-        items: list[str] = []
-        oldest = math.inf
-        for entry in entries:
-            tag, _, item = (entry.decode() if isinstance(entry, bytes) else entry).partition(":")
-            oldest = min(oldest, int(tag))
-            if int(tag) > after_id:
-                items.append(item)
-        if len(entries) >= HISTORY_LENGTH and oldest > after_id:  # the list may have dropped some
-            return self.store.user_items_after(group_id, user_id, after_id)
-        return items
+        return [item for tag, _, item in (e.partition(":") for e in entries) if int(tag) > after_id]
 
     def _listen(self) -> None:
         while not self._stop.is_set():

@@ -60,6 +60,26 @@ _utc = t.as_utc
 
 
 @dataclass(frozen=True)
+class EventBatch:
+    """What :meth:`Store.record_events` did.
+
+    Attributes
+    ----------
+    accepted, duplicates : int
+        Events stored, and events skipped because their ``event_id`` was stored before.
+    before : int
+        The group's event watermark before the batch: every stored event's row id is above it.
+    newest : int
+        The watermark after it: at least every stored event's row id.
+    """
+
+    accepted: int
+    duplicates: int
+    before: int
+    newest: int
+
+
+@dataclass(frozen=True)
 class DatasetGroup:
     """A tenant: its own datasets, solutions and campaigns."""
 
@@ -129,10 +149,6 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         self._events_ready: dict[int, float] = {}  # groups seen with an interactions dataset, and when
         self._write_lock = threading.Lock()
         self._lock_file: Any = None
-        self._newest_lock = threading.Lock()
-        self.newest_event_id: dict[int, int] = {}
-        """Per group, the newest interaction row id this instance's :meth:`write_events` stored (for the live
-        state to announce without another query)."""
         if self.is_sqlite:
             self.engine: Engine = sa.create_engine(url, connect_args={"timeout": 30})
             sa.event.listen(self.engine, "connect", _set_sqlite_pragmas)
@@ -449,6 +465,12 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
 
     def write_events(self, group_id: int, events: list[dict[str, Any]], *,
                      group_name: str | None = None) -> tuple[int, int]:
+        """Record real-time events in one transaction (:meth:`record_events`); returns (stored, duplicates)."""
+        batch = self.record_events(group_id, events, group_name=group_name)
+        return batch.accepted, batch.duplicates
+
+    def record_events(self, group_id: int, events: list[dict[str, Any]], *,
+                      group_name: str | None = None) -> EventBatch:
         """Record real-time events in one transaction; an event whose ``event_id`` the group already has is
         skipped, so submitting a batch again changes nothing.
 
@@ -470,11 +492,11 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
 
         Returns
         -------
-        (int, int)
-            Events stored, and duplicates skipped.
+        EventBatch
+            Events stored, duplicates skipped, and the group's event watermark before and after.
         """
         if not events:
-            return 0, 0
+            return EventBatch(0, 0, 0, 0)
         first: dict[str, dict[str, Any]] = {}
         for event in events:  # the same id twice in one batch: keep the first
             first.setdefault(event["event_id"], event)
@@ -484,14 +506,13 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         insert = self._insert_events_sqlite if self.is_sqlite else self._insert_events_pg
         try:
             self._ensure_events_dataset(group_id)
-            accepted, newest = insert(group_id, group_name, rows)
+            accepted, before, newest = insert(group_id, group_name, rows)
         except (sa.exc.IntegrityError, self.engine.dialect.dbapi.IntegrityError) as exc:  # the group's foreign key
             raise NotFoundError(f"no dataset group with id {group_id} (deleted while events were sent?)") from exc
         if accepted < 0:
-            raise NotFoundError(f"dataset group {group_name!r} is no longer id {group_id}")
-        with self._newest_lock:  # only ever grows: a reader after this write sees at least this batch's ids
-            self.newest_event_id[group_id] = max(newest, self.newest_event_id.get(group_id, 0))
-        return accepted, len(events) - accepted
+            raise NotFoundError(f"no dataset group with id {group_id}" if group_name is None else
+                                f"dataset group {group_name!r} is no longer id {group_id}")
+        return EventBatch(accepted, len(events) - accepted, before, newest)
 
     @contextmanager
     def sqlite_writer(self) -> Iterator[None]:
@@ -514,7 +535,8 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             finally:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    def _insert_events_sqlite(self, group_id: int, name: str | None, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+    def _insert_events_sqlite(self, group_id: int, name: str | None,
+                              rows: list[tuple[Any, ...]]) -> tuple[int, int, int]:
         """One ``BEGIN IMMEDIATE`` transaction (the write lock up front: no deadlock-and-retry between workers),
         one ``executemany`` that skips known ids, and the watermark, under :meth:`sqlite_writer`."""
         insert = (f"INSERT INTO interactions (dataset_group_id, {', '.join(EVENT_COLUMNS)}) VALUES (?{', ?' * 9}) "
@@ -524,13 +546,15 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             try:
                 cursor = raw.cursor()
                 cursor.execute("BEGIN IMMEDIATE")
-                if name is not None and cursor.execute("SELECT name FROM dataset_groups WHERE id = ?",
-                                                       (group_id,)).fetchone() != (name,):
+                group = cursor.execute("SELECT name, last_event_id FROM dataset_groups WHERE id = ?",
+                                       (group_id,)).fetchone()
+                if group is None or (name is not None and group[0] != name):
                     raw.rollback()
-                    return -1, 0
+                    return -1, 0, 0
+                before = int(group[1] or 0)
                 cursor.executemany(insert, [(group_id, *row) for row in rows])
                 accepted = max(cursor.rowcount, 0)
-                newest = 0
+                newest = before
                 if accepted:  # the table's newest id (O(1) on the rowid) bounds these events' ids from above
                     newest = int(cursor.execute("SELECT max(id) FROM interactions").fetchone()[0])
                     cursor.execute("UPDATE dataset_groups SET last_event_id = ? WHERE id = ?", (newest, group_id))
@@ -540,12 +564,14 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
                 raise
             finally:
                 raw.close()
-        return accepted, newest
+        return accepted, before, newest
 
-    def _insert_events_pg(self, group_id: int, name: str | None, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+    def _insert_events_pg(self, group_id: int, name: str | None,
+                          rows: list[tuple[Any, ...]]) -> tuple[int, int, int]:
         """One statement: the rows as arrays (``unnest``), known ids skipped, the watermark moved by what was
-        inserted; returns how many were (-1 when the group is no longer called ``name``), and the newest id among
-        them (0 for none)."""
+        inserted; returns how many were (-1 when the group is no longer called ``name``), the watermark the
+        statement saw before (every inserted id is above it: ids are drawn after its snapshot), and the newest
+        inserted id (the old watermark when none was)."""
         columns = list(zip(*rows, strict=True))
         sql = (
             "WITH ins AS (INSERT INTO interactions (dataset_group_id, " + ", ".join(EVENT_COLUMNS) + ") "
@@ -555,15 +581,18 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             "ON CONFLICT (dataset_group_id, event_id) DO NOTHING RETURNING id), "
             "up AS (UPDATE dataset_groups SET last_event_id = GREATEST(COALESCE(last_event_id, 0), "
             "(SELECT max(id) FROM ins)) WHERE id = %s AND EXISTS (SELECT 1 FROM ins)) "
-            "SELECT count(*), coalesce(max(id), 0), "
-            "EXISTS (SELECT 1 FROM dataset_groups WHERE id = %s AND (%s::text IS NULL OR name = %s)) FROM ins")
+            "SELECT count(*), max(id), "
+            "(SELECT coalesce(last_event_id, 0) FROM dataset_groups WHERE id = %s AND (%s::text IS NULL OR name = %s)) "
+            "FROM ins")
         check = (group_id, name, name)
         with self.begin() as conn:
             cursor = conn.connection.dbapi_connection.cursor()
             cursor.execute(sql, (group_id, *[list(column) for column in columns], *check, group_id, *check))
-            accepted, newest, same_group = cursor.fetchone()
+            accepted, newest, before = cursor.fetchone()
             cursor.close()
-        return (int(accepted) if same_group else -1), int(newest)
+        if before is None:  # no such group (by that name)
+            return -1, 0, 0
+        return int(accepted), int(before), int(newest if newest is not None else before)
 
     def _ensure_events_dataset(self, group_id: int) -> None:
         """Give a group that has none the default interactions schema; its first batches may arrive at once on

@@ -50,15 +50,15 @@ def put_events(group: str, body: EventsIn, store: StoreDep, runtime: RuntimeDep,
     group_id = runtime.group_id(group)
     rows = event_rows(body)
     try:
-        accepted, duplicates = store.write_events(group_id, rows, group_name=group)
+        batch = store.record_events(group_id, rows, group_name=group)
     except NotFoundError:  # the group was deleted since its id was cached (and perhaps created again)
         runtime.forget_group(group)
         group_id = runtime.group_id(group)  # NotFoundError (404) if it is gone
-        accepted, duplicates = store.write_events(group_id, rows, group_name=group)
-    if accepted:
-        runtime.events_written(group_id, rows)
+        batch = store.record_events(group_id, rows, group_name=group)
+    if batch.accepted:
+        runtime.events_written(group_id, rows, batch)
         _attribute(body, runtime, metrics, group)
-    return JSON({"accepted": accepted, "duplicates": duplicates})
+    return JSON({"accepted": batch.accepted, "duplicates": batch.duplicates})
 
 
 def _attribute(body: EventsIn, runtime: RuntimeDep, metrics: MetricsDep, group: str) -> None:
