@@ -57,7 +57,6 @@ import http.client
 import json
 import os
 import random
-import shlex
 import shutil
 import signal
 import socket
@@ -78,10 +77,14 @@ from serve_load import (
     BenchError,
     LoadResult,
     LoadSettings,
+    home_env,
     lua_string,
     recsmith_command,
     serve,
     tree_cpu,
+)
+from serve_load import (
+    cli as serve_load_cli,
 )
 from serve_load import (
     http as http_call,
@@ -117,10 +120,7 @@ class Backend:
 
 def backend_env(home: Path, database_url: str | None) -> dict[str, str]:
     """A child's environment bound to ``home`` and, for PostgreSQL, to ``database_url``."""
-    env = dict(os.environ)
-    for name in ("RECSMITH_DATABASE_URL", "RECSMITH_ARTIFACT_DIR"):
-        env.pop(name, None)
-    env["RECSMITH_HOME"] = str(home)
+    env = home_env(home)
     if database_url:
         env["RECSMITH_DATABASE_URL"] = database_url
     return env
@@ -128,17 +128,7 @@ def backend_env(home: Path, database_url: str | None) -> dict[str, str]:
 
 def cli(env: dict[str, str], *args: str) -> Any:
     """``recsmith ARGS --json`` in ``env``: the parsed JSON it printed."""
-    command = [*recsmith_command(), *args, "--json"]
-    run = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    shown = "recsmith " + shlex.join(args)
-    if run.returncode != 0:
-        raise BenchError(f"`{shown}` failed (exit {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
-    text = run.stdout.strip()
-    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
-    try:
-        return json.loads(text[min(starts):] if starts else text)
-    except ValueError as exc:
-        raise BenchError(f"`{shown}` printed no JSON ({exc}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}") from exc
+    return serve_load_cli(env, *args, "--json")
 
 
 def recreate_postgres_database(url: str) -> None:

@@ -106,10 +106,12 @@ def home_env(home: Path) -> dict[str, str]:
     return env
 
 
-def cli(home: Path, *args: str) -> Any:
-    """Run ``recsmith ARGS`` in ``home``; the parsed JSON of its stdout (``--json``) or its text."""
+def cli(home: Path | dict[str, str], *args: str) -> Any:
+    """Run ``recsmith ARGS`` in ``home`` (or with the environment ``home``); the parsed JSON of its stdout
+    (``--json``) or its text."""
     command = [*recsmith_command(), *args]
-    run = subprocess.run(command, env=home_env(home), capture_output=True, text=True, check=False)
+    env = home if isinstance(home, dict) else home_env(home)
+    run = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     shown = "recsmith " + shlex.join(args)
     if run.returncode != 0:
         raise BenchError(f"`{shown}` failed (exit {run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-3000:]}")

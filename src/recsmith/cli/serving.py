@@ -267,13 +267,19 @@ app.add_typer(users_app, name="users")
 app.add_typer(items_app, name="items")
 
 
-def _announce_catalog(store: Any, group_id: int) -> None:
-    """With RECSMITH_REDIS_URL set, tell running servers at once (else they notice at their next poll)."""
+def _delete(group: str, ids: list[str], kind: str) -> dict[str, dict[str, int]]:
+    """Delete users or items (``kind``) of a group; with RECSMITH_REDIS_URL set, running servers are told at once
+    (else they notice at their next poll)."""
+    store = open_store()
+    group_id = store.get_dataset_group(group).id
+    delete = store.delete_user if kind == "user" else store.delete_item
+    removed = {entity_id: delete(group_id, entity_id) for entity_id in ids}
     settings = Settings()
     if settings.redis_url:
         from recsmith.serving.live import RedisLive, connect_redis
 
         RedisLive(store, connect_redis(settings.redis_url), prefix=settings.redis_prefix).catalog_changed(group_id)
+    return removed
 
 
 @users_app.command("delete")
@@ -285,10 +291,7 @@ def users_delete(
 ) -> None:
     """Delete users' interactions and metadata, as `DELETE /v1/dataset-groups/G/users/ID` does: running servers
     stop serving them within a second, and the next training does not see them."""
-    store = open_store()
-    group_id = store.get_dataset_group(group).id
-    removed = {user_id: store.delete_user(group_id, user_id) for user_id in user_ids}
-    _announce_catalog(store, group_id)
+    removed = _delete(group, user_ids, "user")
     if as_json:
         print_json(removed)
         return
@@ -306,10 +309,7 @@ def items_delete(
 ) -> None:
     """Stop recommending items, as `DELETE /v1/dataset-groups/G/items/ID` does (running servers within a
     second); their metadata is deleted and training leaves them out until they are put again."""
-    store = open_store()
-    group_id = store.get_dataset_group(group).id
-    removed = {item_id: store.delete_item(group_id, item_id) for item_id in item_ids}
-    _announce_catalog(store, group_id)
+    removed = _delete(group, item_ids, "item")
     if as_json:
         print_json(removed)
         return

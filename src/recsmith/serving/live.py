@@ -53,8 +53,6 @@ class DatabaseLive:
         How often the group's row is read at most.
     """
 
-    shared = False
-
     def __init__(self, store: Store, *, poll_seconds: float = POLL_SECONDS) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
@@ -104,8 +102,6 @@ class RedisLive:
     prefix : str
         Key and channel prefix.
     """
-
-    shared = True
 
     def __init__(self, store: Store, client: Any, *, prefix: str = "recsmith") -> None:
         self.store = store

@@ -81,7 +81,7 @@ class LiveRecords:
 
         def begin(self) -> AbstractContextManager[Connection]: ...
 
-        def sqlite_writer(self) -> AbstractContextManager[None]: ...
+        def sqlite_write_transaction(self) -> AbstractContextManager[Any]: ...
 
         def _write_entities(self, kind: str, id_column: str, group_id: int, frame: Any, mode: str,
                             schema: dict[str, Any] | None, *, conn: Connection | None = None) -> int: ...
@@ -182,19 +182,9 @@ class LiveRecords:
                 for e in entries]
         columns = "recommendation_id, dataset_group_id, campaign, user_id, items, served_at"
         if self.is_sqlite:
-            with self.sqlite_writer():
-                raw = self.engine.raw_connection()
-                try:
-                    cursor = raw.cursor()
-                    cursor.execute("BEGIN IMMEDIATE")
-                    cursor.executemany(f"INSERT INTO served_items ({columns}) VALUES (?, ?, ?, ?, ?, ?) "
-                                       "ON CONFLICT (recommendation_id) DO NOTHING", rows)
-                    raw.commit()
-                except BaseException:
-                    raw.rollback()
-                    raise
-                finally:
-                    raw.close()
+            with self.sqlite_write_transaction() as cursor:
+                cursor.executemany(f"INSERT INTO served_items ({columns}) VALUES (?, ?, ?, ?, ?, ?) "
+                                   "ON CONFLICT (recommendation_id) DO NOTHING", rows)
             return
         with self.begin() as conn:
             cursor = conn.connection.dbapi_connection.cursor()

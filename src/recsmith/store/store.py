@@ -535,35 +535,40 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             finally:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
-    def _insert_events_sqlite(self, group_id: int, name: str | None,
-                              rows: list[tuple[Any, ...]]) -> tuple[int, int, int]:
-        """One ``BEGIN IMMEDIATE`` transaction (the write lock up front: no deadlock-and-retry between workers),
-        one ``executemany`` that skips known ids, and the watermark, under :meth:`sqlite_writer`."""
-        insert = (f"INSERT INTO interactions (dataset_group_id, {', '.join(EVENT_COLUMNS)}) VALUES (?{', ?' * 9}) "
-                  "ON CONFLICT (dataset_group_id, event_id) DO NOTHING")
+    @contextmanager
+    def sqlite_write_transaction(self) -> Iterator[Any]:
+        """A driver cursor in a ``BEGIN IMMEDIATE`` transaction (the write lock up front: no deadlock-and-retry
+        between workers) under :meth:`sqlite_writer`: committed when the block ends, rolled back if it raises."""
         with self.sqlite_writer():
             raw = self.engine.raw_connection()
             try:
                 cursor = raw.cursor()
                 cursor.execute("BEGIN IMMEDIATE")
-                group = cursor.execute("SELECT name, last_event_id FROM dataset_groups WHERE id = ?",
-                                       (group_id,)).fetchone()
-                if group is None or (name is not None and group[0] != name):
-                    raw.rollback()
-                    return -1, 0, 0
-                before = int(group[1] or 0)
-                cursor.executemany(insert, [(group_id, *row) for row in rows])
-                accepted = max(cursor.rowcount, 0)
-                newest = before
-                if accepted:  # the table's newest id (O(1) on the rowid) bounds these events' ids from above
-                    newest = int(cursor.execute("SELECT max(id) FROM interactions").fetchone()[0])
-                    cursor.execute("UPDATE dataset_groups SET last_event_id = ? WHERE id = ?", (newest, group_id))
+                yield cursor
                 raw.commit()
             except BaseException:
                 raw.rollback()
                 raise
             finally:
                 raw.close()
+
+    def _insert_events_sqlite(self, group_id: int, name: str | None,
+                              rows: list[tuple[Any, ...]]) -> tuple[int, int, int]:
+        """One :meth:`sqlite_write_transaction`: the group checked, one ``executemany`` that skips known ids, and
+        the watermark."""
+        insert = (f"INSERT INTO interactions (dataset_group_id, {', '.join(EVENT_COLUMNS)}) VALUES (?{', ?' * 9}) "
+                  "ON CONFLICT (dataset_group_id, event_id) DO NOTHING")
+        with self.sqlite_write_transaction() as cursor:
+            group = cursor.execute("SELECT name, last_event_id FROM dataset_groups WHERE id = ?",
+                                   (group_id,)).fetchone()
+            if group is None or (name is not None and group[0] != name):
+                return -1, 0, 0  # nothing written
+            before = newest = int(group[1] or 0)
+            cursor.executemany(insert, [(group_id, *row) for row in rows])
+            accepted = max(cursor.rowcount, 0)
+            if accepted:  # the table's newest id (O(1) on the rowid) bounds these events' ids from above
+                newest = int(cursor.execute("SELECT max(id) FROM interactions").fetchone()[0])
+                cursor.execute("UPDATE dataset_groups SET last_event_id = ? WHERE id = ?", (newest, group_id))
         return accepted, before, newest
 
     def _insert_events_pg(self, group_id: int, name: str | None,
@@ -624,9 +629,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
 
     def last_event_id(self, group_id: int) -> int:
         """At least the row id of the group's newest real-time event (0 before any); one-row read, cheap to poll."""
-        g = t.dataset_groups
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(g.c.last_event_id).where(g.c.id == group_id)).scalar_one_or_none() or 0)
+        return self.live_state(group_id).last_event_id
 
     def user_items_after(self, group_id: int, user_id: str, after_id: int) -> list[str]:
         """A user's item ids stored after interaction row ``after_id`` (events since a training), oldest first."""

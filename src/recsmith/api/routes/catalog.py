@@ -16,18 +16,21 @@ router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["users and items"]
 EntityId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
-def _records(key: str, entities: list[Any]) -> list[dict[str, Any]]:
-    return [{key: entity.model_dump()[key.lower()], **entity.properties} for entity in entities]
+def _put(store: StoreDep, runtime: RuntimeDep, group: str, kind: str, entities: list[Any]) -> JSON:
+    """Validate and upsert user or item records, then reload the catalogue (here at once, elsewhere soon)."""
+    key = "USER_ID" if kind == "users" else "ITEM_ID"
+    records = [{key: entity.model_dump()[key.lower()], **entity.properties} for entity in entities]
+    group_id = store.get_dataset_group(group).id
+    stored = put_records(store, group_id, kind, records, source=kind)
+    runtime.catalog_changed(group, group_id)
+    return JSON({"stored": stored})
 
 
 @router.put("/users", response_model=PutOut)
 def put_users(group: str, body: UsersIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
     """Create or replace up to 100 users, checked against the group's users schema (a field it lacks, or a value
     that does not fit, is a 400 naming the record and field; nothing is stored then)."""
-    group_id = store.get_dataset_group(group).id
-    stored = put_records(store, group_id, "users", _records("USER_ID", body.users), source="users")
-    runtime.catalog_changed(group, group_id)
-    return JSON({"stored": stored})
+    return _put(store, runtime, group, "users", body.users)
 
 
 @router.put("/items", response_model=PutOut)
@@ -35,10 +38,7 @@ def put_items(group: str, body: ItemsIn, store: StoreDep, runtime: RuntimeDep, _
     """Create or replace up to 100 items, checked against the group's items schema. New items are recommendable
     at once through filters and when the model's items run out (``reason: new item``), and by the models after
     the next training."""
-    group_id = store.get_dataset_group(group).id
-    stored = put_records(store, group_id, "items", _records("ITEM_ID", body.items), source="items")
-    runtime.catalog_changed(group, group_id)
-    return JSON({"stored": stored})
+    return _put(store, runtime, group, "items", body.items)
 
 
 @router.delete("/users/{user_id}", response_model=DeletedOut)
