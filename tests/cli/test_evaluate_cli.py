@@ -127,3 +127,16 @@ def test_html_report(movielens, tmp_path: Path, protocol: list[str]) -> None:
     assert "<script" not in page and "<link" not in page
     missing = movielens("evaluate", "-g", "ml", "--report", str(tmp_path / "no" / "such" / "r.html"))
     assert missing.exit_code == 1 and "does not exist" in missing.stderr
+
+
+def test_the_report_leaves_the_metrics_as_they_are(movielens, tmp_path: Path) -> None:
+    """The report ranks deeper (metric vs k); ties among equal scores still come out in item order, so the
+    same command gives the same metrics with and without it."""
+    args = ("--recipes", "popularity,item-knn", "--seed", "42")
+    plain = evaluate_json(movielens, *args)
+    reported = evaluate_json(movielens, *args, "--report", str(tmp_path / "report.html"))
+    assert (tmp_path / "report.html").stat().st_size > 0
+    assert [row["recipe"] for row in plain["results"]] == [row["recipe"] for row in reported["results"]]
+    for a, b in zip(plain["results"], reported["results"], strict=True):
+        assert {key: value for key, value in a.items() if "@" in key} == \
+            {key: value for key, value in b.items() if "@" in key}

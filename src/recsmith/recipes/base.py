@@ -163,14 +163,32 @@ def _per_row(values: ItemLists | None, n_rows: int, n_items: int, what: str) -> 
 
 
 def top_k(scores: np.ndarray, k: int) -> Recommendations:
-    """The ``k`` best columns of each row (``-inf`` never chosen; padded with -1 / ``-inf``)."""
+    """The ``k`` best columns of each row, best first, ties broken by the lower column index (so the first
+    ``n`` of a top-``k`` are the top-``n`` for any ``k >= n``); non-finite scores are never chosen; padded
+    with -1 / ``-inf``."""
+    scores = np.asarray(scores)
     n, m = scores.shape
     ids = np.full((n, k), -1, dtype=np.int32)
     best = np.full((n, k), -np.inf, dtype=np.float32)
     take = min(k, m)
     if take == 0 or n == 0:
         return Recommendations(ids, best)
-    part = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < m else np.tile(np.arange(m), (n, 1))
+    if take < m:  # (argpartition puts NaN last; the kth score is then NaN, no tie counts, and NaN is dropped)
+        part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+        # the chosen set is unique unless items tie with the k-th score across the cut: choose those by index
+        ties = np.flatnonzero(np.count_nonzero(scores >= kth[:, None], axis=1) > take)
+        if len(ties):
+            part = part.copy()
+            sub = scores[ties]
+            above = sub > kth[ties, None]
+            need = take - np.count_nonzero(above, axis=1)
+            at = sub == kth[ties, None]
+            chosen_mask = above | (at & (np.cumsum(at, axis=1) <= need[:, None]))
+            part[ties] = np.nonzero(chosen_mask)[1].reshape(len(ties), take)
+        part.sort(axis=1)  # by index, so the stable sort by score below breaks ties by index
+    else:
+        part = np.tile(np.arange(m), (n, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     chosen = np.take_along_axis(part, order, axis=1)
