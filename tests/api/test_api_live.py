@@ -4,6 +4,7 @@ ledger suppresses what was shown and counts clicks."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -13,9 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from recsmith.cli.main import app
 from recsmith.client import BadRequest, Client
 from recsmith.datasets import load_dataset
+from recsmith.jobs.config import SolutionConfig
 from recsmith.jobs.training import train_solution_version
 from recsmith.settings import Settings
 from recsmith.store.store import Store
@@ -32,6 +36,8 @@ class Live:
     store: Store
     group_id: int
     backend: str
+    home: Path
+    weighted_version: int
 
     def client(self) -> Client:
         return Client(self.url, self.key)
@@ -47,6 +53,10 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     load_dataset(store, "ml-latest-small", "movies")
     version = train_solution_version(store, settings, "movies", "item-knn", with_metrics=False)["id"]
     store.create_campaign("movies", "knn", version)
+    weighted = train_solution_version(store, settings, "movies", "item-knn", with_metrics=False,
+                                      solution_name="knn-weighted",
+                                      config=SolutionConfig(event_weights={"like": 1.0, "dislike": -1.0}))["id"]
+    store.create_campaign("movies", "weighted", weighted)
     store.create_filter("movies", "genre", "INCLUDE ItemID WHERE Items.GENRES IN ($GENRE)")
     key = store.create_api_key("admin", None, "tests")["key"]
     env = {}
@@ -54,7 +64,7 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         env = {"RECSMITH_REDIS_URL": REDIS_URL, "RECSMITH_REDIS_PREFIX": f"test-{uuid.uuid4().hex[:8]}"}
     url, process = start_server(home, workers=2, env=env)
     try:
-        yield Live(url, key, store, store.get_dataset_group("movies").id, request.param)
+        yield Live(url, key, store, store.get_dataset_group("movies").id, request.param, home, weighted)
     finally:
         stop_server(process)
         store.close()
@@ -262,3 +272,60 @@ def test_a_campaign_can_give_a_share_of_its_results_to_new_items(live):
         assert eventually(lambda: on_every_worker(live, explored), timeout=5)
         plain = client.recommend("movies", "knn", user_id="80", num_results=10)
     assert all(item.reason != "new item" for item in plain.items)  # the default share is 0
+
+
+def _neighbour_scores(client: Client, user: str, neighbours: list[str]) -> dict[str, float]:
+    ranked = client.rank("movies", "weighted", user_id=user, input_list=neighbours)
+    return {item.item_id: item.score for item in ranked.items}
+
+
+@pytest.mark.parametrize("event_type", ["dislike", "like"])
+def test_a_live_event_moves_its_items_neighbours_as_its_weight_says(live, event_type):
+    """The solution weighs like=1, dislike=-1: a live dislike of a new item pushes its neighbours down (in the
+    ranking, and none into the top 25 because of it), as the same event does in training; a like pulls them up."""
+    user = {"dislike": "209", "like": "221"}[event_type]  # light users (20 ratings): one event shows
+    with live.client() as client:
+        seen = set(live.store.user_history(live.group_id, user))
+        item = next(i for i in ids(client.recommend("movies", "weighted", user_id="1", num_results=50))
+                    if i not in seen)  # an item new to the user
+        neighbours = ids(client.recommend("movies", "weighted", item_id=item, num_results=20))
+        before = _neighbour_scores(client, user, neighbours)
+        top_before = set(ids(client.recommend("movies", "weighted", user_id=user, num_results=25)))
+        client.put_events("movies", user_id=user, session_id=f"s-{user}",
+                          events=[event(item, event_type=event_type, event_id=uuid.uuid4().hex)])
+
+        def moved(c: Client) -> bool:
+            after = _neighbour_scores(c, user, neighbours)
+            if event_type == "dislike":
+                return all(after[n] < before[n] for n in neighbours)
+            return all(after[n] > before[n] for n in neighbours)
+
+        assert eventually(lambda: on_every_worker(live, moved))
+        after = client.recommend("movies", "weighted", user_id=user, num_results=25)
+    top_after = set(ids(after))
+    supported = [i.item_id for i in after.items if i.reason == f"because you interacted with {item}"]
+    assert item not in top_after
+    if event_type == "dislike":  # nothing rises because of it
+        assert not supported and len(top_after & set(neighbours)) <= len(top_before & set(neighbours))
+    else:  # its neighbours come in, because of it
+        assert supported and set(supported) <= set(neighbours) | (top_after - top_before)
+
+
+def test_the_cli_and_http_give_the_same_list_after_an_item_delete(live, monkeypatch):
+    if live.backend != "database":
+        pytest.skip("the CLI reads the store, whichever backend the server uses")
+    monkeypatch.setenv("RECSMITH_HOME", str(live.home))
+    monkeypatch.delenv("RECSMITH_DATABASE_URL", raising=False)
+    with live.client() as client:
+        top = ids(client.recommend("movies", "weighted", user_id="40", num_results=10))
+        client.delete_item("movies", top[0])
+        client.put_events("movies", user_id="40", session_id="s40",
+                          events=[event(top[1], event_type="dislike", event_id=uuid.uuid4().hex)])
+        over_http = eventually(lambda: (got := ids(client.recommend("movies", "weighted", user_id="40",
+                                                                     num_results=10))) and top[0] not in got and got)
+    result = CliRunner().invoke(app, ["recommend", "--solution-version", str(live.weighted_version), "--user", "40",
+                                      "--num", "10", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    over_cli = [row["item_id"] for row in json.loads(result.stdout)["items"]]
+    assert top[0] not in over_cli and top[1] not in over_cli
+    assert over_cli == over_http

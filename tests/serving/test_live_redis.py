@@ -38,6 +38,10 @@ def _write(store: Store, group_id: int, user: str, items: list[str], live: Redis
     live.events_written(group_id, rows, store.record_events(group_id, rows))
 
 
+def item_ids(events) -> list[str]:
+    return [event.item_id for event in events]
+
+
 def test_events_reach_another_process_through_the_channel(tmp_path, redis_client, prefix):
     store = Store(f"sqlite:///{tmp_path / 'r.db'}")
     store.migrate()
@@ -54,8 +58,8 @@ def test_events_reach_another_process_through_the_channel(tmp_path, redis_client
         while reader.state(group.id).last_event_id < newest and time.monotonic() < deadline:
             time.sleep(0.01)
         assert reader.state(group.id).last_event_id == newest  # pushed, not polled
-        assert reader.user_items_after(group.id, "u1", 0) == ["a", "b"]
-        assert reader.user_items_after(group.id, "u1", newest) == []
+        assert item_ids(reader.user_events_after(group.id, "u1", 0)) == ["a", "b"]
+        assert item_ids(reader.user_events_after(group.id, "u1", newest)) == []
         store.delete_item(group.id, "a")
         writer.catalog_changed(group.id)
         deadline = time.monotonic() + 10  # generous: a loaded machine may be slow
@@ -73,9 +77,9 @@ def test_a_history_longer_than_the_list_falls_back_to_the_store(tmp_path, redis_
     group = store.create_dataset_group("g")
     live = RedisLive(store, redis_client, prefix=prefix)
     _write(store, group.id, "u1", [f"i{n}" for n in range(HISTORY_LENGTH + 20)], live)
-    items = live.user_items_after(group.id, "u1", 0)
+    items = item_ids(live.user_events_after(group.id, "u1", 0))
     assert len(items) == HISTORY_LENGTH + 20 and items[0] == "i0"  # the list holds 500; the store has them all
-    assert live.user_items_after(group.id, "nobody", 0) == []
+    assert item_ids(live.user_events_after(group.id, "nobody", 0)) == []
     store.close()
 
 
@@ -100,11 +104,29 @@ def test_events_from_before_the_list_began_come_from_the_store(tmp_path, redis_c
     store.write_events(group.id, [{"event_id": "early", "user_id": "u1", "item_id": "a", "timestamp": 1}])
     _write(store, group.id, "u1", ["b"], live)  # the user's Redis list begins here, after "a"
     early = store.last_event_id(group.id) - 1  # "a"'s row id
-    assert live.user_items_after(group.id, "u1", 0) == ["a", "b"]  # "a" is before the list: from the store
-    assert live.user_items_after(group.id, "u1", early) == ["b"]
+    assert item_ids(live.user_events_after(group.id, "u1", 0)) == ["a", "b"]  # "a": from the store
+    assert item_ids(live.user_events_after(group.id, "u1", early)) == ["b"]
     store.write_events(group.id, [{"event_id": "hidden", "user_id": "u1", "item_id": "z", "timestamp": 2}])
-    assert live.user_items_after(group.id, "u1", early) == ["b"]  # answered by Redis alone (the store has "z")
-    redis_client.delete(f"{prefix}:{group.id}:events:u1")  # expired: a new list begins after "b" and "z"
+    assert item_ids(live.user_events_after(group.id, "u1", early)) == ["b"]  # Redis alone
+    redis_client.delete(f"{prefix}:{group.id}:events2:u1")  # expired: a new list begins after "b" and "z"
     _write(store, group.id, "u1", ["c"], live)
-    assert live.user_items_after(group.id, "u1", early) == ["b", "z", "c"]
+    assert item_ids(live.user_events_after(group.id, "u1", early)) == ["b", "z", "c"]
+    store.close()
+
+
+def test_redis_keeps_each_events_type_and_time(tmp_path, redis_client, prefix):
+    """Serving weighs live events like training (event-type weights, decay): Redis must give back both."""
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    store.migrate()
+    group = store.create_dataset_group("g")
+    live = RedisLive(store, redis_client, prefix=prefix)
+    rows = [{"event_id": "e1", "user_id": "u1", "item_id": "a:b", "timestamp": 1764064800, "event_type": "dislike"},
+            {"event_id": "e2", "user_id": "u1", "item_id": "c", "timestamp": 1764064900, "event_type": None}]
+    live.events_written(group.id, rows, store.record_events(group.id, rows))
+    store.write_events(group.id, [{"event_id": "hidden", "user_id": "u1", "item_id": "z", "timestamp": 2}])
+    events = live.user_events_after(group.id, "u1", 0)
+    assert [tuple(e[:3]) for e in events] == [("a:b", "dislike", 1764064800), ("c", None, 1764064900)]
+    stored = [e for e in store.user_events(group.id, "u1") if e.item_id != "z"]
+    assert [e[:3] for e in events] == [e[:3] for e in stored]
+    assert all(e.row >= s.row for e, s in zip(events, stored, strict=True))
     store.close()

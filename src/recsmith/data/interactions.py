@@ -10,9 +10,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsmith.data.vocabulary import Vocabulary
+from recsmith.data.weighting import decay, type_weights
 from recsmith.errors import DataError
-
-SECONDS_PER_DAY = 86_400.0
 
 
 def _timestamp_seconds(values: Any, what: str = "timestamps") -> np.ndarray:
@@ -249,10 +248,7 @@ class Interactions:
             if array is not None and len(array) != n:
                 raise DataError(f"{name} has {len(array)} entries, users has {n}; give one value per event")
         weight = np.ones(n, dtype=np.float64) if weights is None else _floats(weights, "weights", allow_nan=False)
-        if event_weights and event_types is not None:
-            mapped = pd.Series(np.asarray(event_types, dtype=object)).map(
-                {str(key): float(value) for key, value in event_weights.items()})
-            weight = weight * mapped.fillna(1.0).to_numpy(dtype=np.float64)
+        weight = weight * type_weights(event_types, event_weights, n)
         stamps = None if timestamps is None else _timestamp_seconds(timestamps)
         values = None if event_values is None else _floats(event_values, "event_values", allow_nan=True)
         if half_life_days is not None:
@@ -274,8 +270,7 @@ class Interactions:
             stamps = None if stamps is None else stamps[keep]
             values = None if values is None else values[keep]
         if half_life_days is not None and stamps is not None and len(stamps):
-            age_days = (stamps.max() - stamps) / SECONDS_PER_DAY
-            weight = weight * np.power(0.5, age_days / half_life_days)
+            weight = weight * decay(stamps, half_life_days, int(stamps.max()))
         matrix, pair_stamps, pair_values = _reduce_pairs(user_codes, item_codes, weight, stamps, values,
                                                          (len(user_vocab), len(item_vocab)))
         return cls(matrix, user_vocab, item_vocab, pair_stamps, pair_values)

@@ -146,6 +146,9 @@ def train_solution_version(
             "recsmith_version": __version__, "num_users": interactions.n_users,
             "num_items": interactions.n_items, "num_interactions": interactions.nnz, "metrics": metrics,
             "last_interaction_id": last_event,
+            # the time decay's reference (the newest event), so serving weighs live events as training did
+            "reference_time": None if interactions.timestamps is None or not interactions.nnz
+            else int(interactions.timestamps.max()),
         }
         TrainedModel.from_fit(model_recipe, interactions, meta).save(artifact)
         store.update_solution_version(

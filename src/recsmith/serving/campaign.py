@@ -34,11 +34,13 @@ from recsmith.serving.filters import Filter, FilterCache, ItemCatalog, parse_fil
 from recsmith.serving.ledger import DatabaseLedger, Ledger
 from recsmith.serving.live import DatabaseLive, RedisLive
 from recsmith.serving.recommender import (
+    EMPTY_HISTORY,
+    History,
     RecommendedItem,
+    build_history,
     items_by_event_type,
-    live_history_row,
     popular_items,
-    recommend_for_user,
+    score_history,
 )
 from recsmith.store.artifacts import TrainedModel
 from recsmith.store.live_records import LiveState, Served
@@ -152,6 +154,24 @@ def _load(store: Store, record: Mapping[str, Any]) -> LoadedCampaign:
     return LoadedCampaign(record["dataset_group"], record["name"], group.id, int(record["solution_version_id"]),
                           str(record["recipe"]), model, config=dict(record.get("config") or {}),
                           **_catalog_fields(store, model, group.id, None if last_event is None else int(last_event)))
+
+
+def load_version(store: Store, version_id: int) -> LoadedCampaign:
+    """An ACTIVE solution version loaded as a campaign would serve it (named ``solution-version-<id>``, default
+    config), for answers outside a campaign: ``recsmith recommend`` and batch jobs go through the same pipeline
+    (:meth:`CampaignRuntime.answer`) as HTTP.
+
+    Raises
+    ------
+    ConfigError
+        If the version is not ACTIVE (still training, or failed).
+    """
+    version = store.get_solution_version(version_id)
+    if version["status"] != "ACTIVE" or not version.get("artifact_uri"):
+        raise ConfigError(f"solution version {version_id} is {version['status']}, not ACTIVE; train it again")
+    return _load(store, {"artifact_uri": version["artifact_uri"], "dataset_group": version["dataset_group"],
+                         "name": f"solution-version-{version_id}", "solution_version_id": version_id,
+                         "recipe": version["recipe"], "config": {}})
 
 
 def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event: int | None) -> dict[str, Any]:
@@ -356,27 +376,32 @@ class CampaignRuntime:
                                 f"{', '.join(sorted(parsed)) or '(none)'}")
         return parsed[name]
 
-    def _mask(self, campaign: LoadedCampaign, name: str, values: Mapping[str, Any] | None, user_id: str | None,
-              current_item: str | None) -> np.ndarray:
-        parsed = self.filter_named(campaign.group, name)
+    def _filter(self, campaign: LoadedCampaign, filter: str | Filter | None) -> Filter | None:
+        """A request's filter: a stored one by name, or an expression already parsed (the CLI's ``--filter``)."""
+        if filter is None or isinstance(filter, Filter):
+            return filter
+        return self.filter_named(campaign.group, filter)
+
+    def _mask(self, campaign: LoadedCampaign, parsed: Filter, values: Mapping[str, Any] | None, user_id: str | None,
+              current_item: str | None, history: History) -> np.ndarray:
         user = None
         if parsed.user_fields and user_id is not None:
             user = self.store.read_users(campaign.group_id, [user_id]).get(user_id) or {}
         interactions = None
         if parsed.uses_interactions and user_id is not None:
-            interactions = items_by_event_type(campaign.model, self.store.user_events(campaign.group_id, user_id))
+            interactions = items_by_event_type(campaign.model, history.events or [])
         return self.masks.get(parsed, campaign.catalog, values=dict(values or {}), user=user,
                               current_item=current_item, interactions=interactions)
 
-    def _allowed(self, campaign: LoadedCampaign, filter_name: str | None, values: Mapping[str, Any] | None,
-                 exclude: Sequence[str], user_id: str | None,
-                 current_item: str | None) -> tuple[np.ndarray | None, list[str]]:
+    def _allowed(self, campaign: LoadedCampaign, parsed: Filter | None, values: Mapping[str, Any] | None,
+                 exclude: Sequence[str], user_id: str | None, current_item: str | None,
+                 history: History) -> tuple[np.ndarray | None, list[str]]:
         """The model's items a request may return (a mask, or None for all of them), and the items put since
         training that it may return."""
         allowed = None
         fresh = list(campaign.fresh)
-        if filter_name is not None:
-            allowed, fresh = _split(campaign, self._mask(campaign, filter_name, values, user_id, current_item))
+        if parsed is not None:
+            allowed, fresh = _split(campaign, self._mask(campaign, parsed, values, user_id, current_item, history))
         if exclude:
             banned = campaign.model.items.indices(list(exclude), missing="ignore")
             banned = banned[banned >= 0]
@@ -390,18 +415,58 @@ class CampaignRuntime:
             allowed = campaign.visible_items if allowed is None else allowed & campaign.visible_items
         return allowed, fresh
 
+    def _history(self, campaign: LoadedCampaign, user_id: str | None, session_id: str | None = None, *,
+                 all_events: bool = False) -> History:
+        """Step 1 of the pipeline, looked up once per request: the user's training row (unless deleted since)
+        plus their events since training (all their stored events for a user the model never saw), and with a
+        ``session_id`` of its own the session's anonymous events too, weighed like training
+        (:func:`recsmith.serving.recommender.build_history`). ``all_events`` reads every stored event at once
+        (for filters on ``Interactions``)."""
+        if user_id is None:
+            return EMPTY_HISTORY
+        model = campaign.model
+        row = model.users.index(user_id) if user_id in model.users and user_id not in campaign.hidden_users else None
+        events = None
+        if all_events or row is None:
+            events = self.store.user_events(campaign.group_id, user_id)
+            if row is None:
+                new = events
+            else:  # an artifact that did not record its watermark: its row is all it knows
+                new = [] if campaign.last_event is None else [e for e in events if e.row > campaign.last_event]
+        elif self._has_new_events(campaign):  # events since training count at once
+            new = self.live.user_events_after(campaign.group_id, user_id, campaign.last_event)
+        else:
+            new = []
+        if session_id is not None and session_id != user_id:
+            session = self.store.user_events(campaign.group_id, session_id)
+            new = [*new, *session]
+            events = None if events is None else [*events, *session]
+        return build_history(model, row, new, events)
+
     # ------------------------------------------------------------------------------------ requests
-    def recommend(self, group: str, name: str, *, user_id: str | None = None, item_id: str | None = None,
-                  session_id: str | None = None, num_results: int = 25, filter: str | None = None,
-                  filter_values: Mapping[str, Any] | None = None, exclude: Sequence[str] = (),
-                  exclude_seen: bool | None = None, metadata_columns: Sequence[str] = (),
-                  promotion: Promotion | None = None, suppress_served_minutes: float | None = None) -> dict[str, Any]:
-        """Recommendations for a user (``user_id``), an anonymous session (``session_id`` alone: scored from the
-        session's events) or related to an item (``item_id``), in raw ids.
+    def recommend(self, group: str, name: str, **request: Any) -> dict[str, Any]:
+        """Recommendations from a campaign: :meth:`answer` with the campaign's loaded version (this snapshot
+        answers the whole request)."""
+        return self.answer(self.get(group, name), **request)
+
+    def answer(self, campaign: LoadedCampaign, *, user_id: str | None = None, item_id: str | None = None,
+               session_id: str | None = None, num_results: int = 25, filter: str | Filter | None = None,
+               filter_values: Mapping[str, Any] | None = None, exclude: Sequence[str] = (),
+               exclude_seen: bool | None = None, metadata_columns: Sequence[str] = (),
+               promotion: Promotion | None = None, suppress_served_minutes: float | None = None,
+               log: bool = True) -> dict[str, Any]:
+        """The one pipeline: recommendations for a user (``user_id``), an anonymous session (``session_id``
+        alone: scored from the session's events) or related to an item (``item_id``), in raw ids. HTTP, the CLI
+        and batch jobs all answer through it.
+
+        Steps: the user's history (training row plus live events, weighed like training, deletions applied) ->
+        candidates and scores (the recipe) -> filter, exclusions, promotion, ledger suppression, new-item share
+        (item masks) -> top-k (ties by item index), padded with popular items that pass the filter -> reasons.
 
         With ``user_id`` and ``session_id`` both, the session's anonymous events (sent before the user signed in)
-        count as the user's too. ``suppress_served_minutes`` leaves out items the ledger shows were served to the
-        user in the last N minutes and that the user has not acted on since.
+        count as the user's too. ``filter`` names a stored filter, or is a parsed expression. ``suppress_served_
+        minutes`` leaves out items the ledger shows were served to the user in the last N minutes and that the
+        user has not acted on since. ``log`` writes the answer to the served-items ledger.
 
         Returns
         -------
@@ -418,12 +483,11 @@ class CampaignRuntime:
         FilterError
             A filter parameter an INCLUDE part needs is missing, or a value does not fit its field.
         """
-        campaign = self.get(group, name)  # this snapshot answers the whole request
-        session_items: list[str] = []
+        own_session = None
         if user_id is None and item_id is None and session_id is not None:
             user_id = session_id  # anonymous traffic: the tracker stores a session's events under its id
         elif user_id is not None and session_id is not None and session_id != user_id:
-            session_items = self.store.user_history(campaign.group_id, session_id)
+            own_session = session_id
         if (user_id is None) == (item_id is None):
             raise ConfigError("give exactly one of user_id (recommendations for a user), session_id (for an "
                               "anonymous session) and item_id (related items)")
@@ -431,13 +495,19 @@ class CampaignRuntime:
         columns = self._check_columns(campaign, metadata_columns)
         if exclude_seen is None:
             exclude_seen = bool(campaign.config.get("exclude_seen", True))
+        parsed = self._filter(campaign, filter)
+        promoted_filter = None if promotion is None else self._filter(campaign, promotion.filter)
+        history = EMPTY_HISTORY
+        if item_id is None:
+            interactions = any(f is not None and f.uses_interactions for f in (parsed, promoted_filter))
+            history = self._history(campaign, user_id, own_session, all_events=interactions)
         if suppress_served_minutes is not None and user_id is not None:
             exclude = [*exclude, *self._suppressed(campaign, user_id, suppress_served_minutes)]
-        allowed, fresh = self._allowed(campaign, filter, filter_values, exclude, user_id, item_id)
+        allowed, fresh = self._allowed(campaign, parsed, filter_values, exclude, user_id, item_id, history)
         promoted: list[RecommendedItem] = []
         if promotion is not None:
-            promoted = self._promoted(campaign, promotion, num_results, allowed, fresh, user_id, item_id,
-                                      exclude_seen, session_items)
+            promoted = self._promoted(campaign, promotion, promoted_filter, num_results, allowed, fresh, user_id,
+                                      item_id, exclude_seen, history)
             if promoted:
                 allowed = np.ones(len(campaign.model.items), dtype=bool) if allowed is None else allowed.copy()
                 chosen = campaign.model.items.indices([p.item_id for p in promoted], missing="ignore")
@@ -448,10 +518,10 @@ class CampaignRuntime:
         if item_id is not None:
             items = self._related(campaign, item_id, rest, allowed, fresh) if rest else []
         else:
-            items = self._for_user(campaign, user_id, rest, allowed, fresh, exclude_seen, session_items) if rest else []
+            items = self._for_user(campaign, history, rest, allowed, fresh, exclude_seen) if rest else []
         merged = sorted(promoted + items, key=lambda item: -item.score) if promoted else items
         response = self._response(campaign, merged, columns)
-        if user_id is not None:
+        if user_id is not None and log:
             self._log(campaign, response, user_id)
         return response
 
@@ -472,64 +542,42 @@ class CampaignRuntime:
         self.ledger.record(Served(response["recommendation_id"], campaign.group_id, campaign.name, user_id,
                                   tuple(item["item_id"] for item in response["items"]), time.time()))
 
-    def _for_user(self, campaign: LoadedCampaign, user_id: str | None, k: int, allowed: np.ndarray | None,
-                  fresh: Sequence[str], exclude_seen: bool, session_items: Sequence[str] = ()) -> list[RecommendedItem]:
+    def _for_user(self, campaign: LoadedCampaign, history: History, k: int, allowed: np.ndarray | None,
+                  fresh: Sequence[str], exclude_seen: bool) -> list[RecommendedItem]:
         model = campaign.model
-        known = user_id is not None and user_id in model.users and user_id not in campaign.hidden_users
-        history: list[str] = []
-        if user_id is not None and not known:
-            history = self.store.user_history(campaign.group_id, user_id)
-        elif known and self._has_new_events(campaign):  # events since training count at once
-            history = self.live.user_items_after(campaign.group_id, user_id, campaign.last_event)
-        history = [*history, *session_items]
-        subject = user_id if known else None
-        items = recommend_for_user(model, subject, k, history=history, exclude_seen=exclude_seen, allowed=allowed)
-        past, weights = self._past(campaign, subject, history)
-        explained = self._explain(campaign, past, weights, items)
-        if len(explained) < len(items):  # items nothing in the history supports give way to popular ones
-            taken = {model.items.index(item.item_id) for item in explained}
-            skip = taken | (set(past.tolist()) if exclude_seen else set())
+        banned = None
+        if allowed is not None or (exclude_seen and len(history.items)):  # one mask: filter, deletions, seen
+            refused = np.zeros(len(model.items), dtype=bool) if allowed is None else ~allowed
+            if exclude_seen:
+                refused[history.items] = True
+            banned = np.flatnonzero(refused)
+        scored = score_history(model, history, k, exclude_seen=exclude_seen, exclude=banned)
+        explained = self._explain(campaign, history, scored)
+        if len(explained) < k:  # padded with popular items (nothing in the history supports the dropped ones)
+            skip = {model.items.index(item.item_id) for item in explained}
+            if exclude_seen:
+                skip.update(history.items.tolist())
             explained.extend(popular_items(model, k - len(explained), skip, allowed))
-        seen = set(history) if exclude_seen else set()
+        seen = history.seen if exclude_seen else frozenset()
         reserve = math.ceil(k * _new_items_share(campaign)) if fresh else 0
         if reserve:  # exploration: the last places go to items put since training
             offered = [item for item in fresh if item not in seen][:reserve]
             del explained[k - len(offered):]
         if len(explained) < k and fresh:
-            _add_fresh(explained, k, fresh, seen)
+            _add_fresh(explained, k, fresh, set(seen))
         return explained
 
     @staticmethod
-    def _past(campaign: LoadedCampaign, user_id: str | None, history: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """The user's interacted items (dense) and weights: a known user's training row plus the items of
-        ``history`` it lacks (weight 1), else the history."""
-        model = campaign.model
-        if user_id is not None and user_id in model.users:
-            train = model.recipe.train_matrix_
-            row = model.users.index(user_id)
-            span = slice(train.indptr[row], train.indptr[row + 1])
-            trained, weights = np.asarray(train.indices[span]), np.asarray(train.data[span])
-            new = model.items.indices(list(history), missing="ignore")
-            new = np.setdiff1d(new[new >= 0], trained)
-            if not len(new):
-                return trained, weights
-            return np.concatenate([trained, new]), np.concatenate([weights, np.ones(len(new), dtype=weights.dtype)])
-        past = model.items.indices(list(history), missing="ignore")
-        past = np.unique(past[past >= 0])
-        return past, np.ones(len(past), dtype=np.float32)
-
-    @staticmethod
-    def _explain(campaign: LoadedCampaign, past: np.ndarray, weights: np.ndarray,
-                 items: list[RecommendedItem]) -> list[RecommendedItem]:
+    def _explain(campaign: LoadedCampaign, history: History, items: list[RecommendedItem]) -> list[RecommendedItem]:
         """Replace "personalized"/"history" reasons with "because you interacted with X" where the recipe can
         tell (X: the largest contributor among the user's :data:`EXPLAIN_HISTORY` strongest interactions); for
         such recipes, scored items that nothing in the history supports (a zero score) are dropped (the caller
         pads with popular ones); with a longer history, an item no strong interaction supports keeps its reason."""
-        scored = [i for i, item in enumerate(items) if item.reason != "popular"]
-        if not scored or not len(past):
+        past, weights = history.items, history.weights
+        if not items or not len(past):
             return items
         model = campaign.model
-        targets = model.items.indices([items[i].item_id for i in scored])
+        targets = model.items.indices([item.item_id for item in items])
         whole = len(past) <= EXPLAIN_HISTORY
         if not whole:  # long histories: the reason comes from the strongest interactions
             strongest = np.argpartition(-np.asarray(weights), EXPLAIN_HISTORY)[:EXPLAIN_HISTORY]
@@ -537,16 +585,14 @@ class CampaignRuntime:
         why = model.recipe.explain(past, weights, targets)
         if why is None:
             return items
-        out = list(items)
-        unsupported = set()
-        for position, source in zip(scored, why.tolist(), strict=True):
-            item = out[position]
+        out = []
+        for item, source in zip(items, why.tolist(), strict=True):
             if source >= 0:
-                out[position] = RecommendedItem(item.item_id, item.score,
-                                                f"because you interacted with {model.items.raw(source)}")
-            elif whole:  # nothing in the history supports it: a zero score, not evidence
-                unsupported.add(position)
-        return [item for position, item in enumerate(out) if position not in unsupported]
+                out.append(RecommendedItem(item.item_id, item.score,
+                                           f"because you interacted with {model.items.raw(source)}"))
+            elif not whole:  # nothing in the history supports it: a zero score, not evidence
+                out.append(item)
+        return out
 
     def _related(self, campaign: LoadedCampaign, item_id: str, k: int, allowed: np.ndarray | None,
                  fresh: Sequence[str]) -> list[RecommendedItem]:
@@ -573,14 +619,16 @@ class CampaignRuntime:
             _add_fresh(out, k, fresh, {item_id})
         return out
 
-    def _promoted(self, campaign: LoadedCampaign, promotion: Promotion, num_results: int,
+    def _promoted(self, campaign: LoadedCampaign, promotion: Promotion, parsed: Filter | None, num_results: int,
                   allowed: np.ndarray | None, fresh: Sequence[str], user_id: str | None, item_id: str | None,
-                  exclude_seen: bool, session_items: Sequence[str]) -> list[RecommendedItem]:
+                  exclude_seen: bool, history: History) -> list[RecommendedItem]:
         if not 1 <= promotion.percent <= 100:
             raise ConfigError(f"promotion.percent must be 1-100, got {promotion.percent}")
         count = math.ceil(num_results * promotion.percent / 100)
-        mask, promoted_fresh = _split(campaign, self._mask(campaign, promotion.filter, promotion.filter_values,
-                                                           user_id, item_id))
+        if parsed is None:
+            raise ConfigError(f"promotion {promotion.name!r} needs a filter selecting the promoted items")
+        mask, promoted_fresh = _split(campaign, self._mask(campaign, parsed, promotion.filter_values, user_id,
+                                                           item_id, history))
         if allowed is not None:
             mask = mask & allowed
         offered = set(fresh)
@@ -588,26 +636,32 @@ class CampaignRuntime:
         if item_id is not None:
             chosen = self._related(campaign, item_id, count, mask, promoted_fresh)
         else:
-            chosen = self._for_user(campaign, user_id, count, mask, promoted_fresh, exclude_seen, session_items)
+            chosen = self._for_user(campaign, history, count, mask, promoted_fresh, exclude_seen)
         reason = f"promotion: {promotion.name}"
         return [RecommendedItem(item.item_id, item.score, reason) for item in chosen]
 
-    def rank(self, group: str, name: str, *, user_id: str, input_list: Sequence[str],
-             filter: str | None = None, filter_values: Mapping[str, Any] | None = None,
-             metadata_columns: Sequence[str] = ()) -> dict[str, Any]:
+    def rank(self, group: str, name: str, **request: Any) -> dict[str, Any]:
+        """Personalized ranking from a campaign: :meth:`rank_with` its loaded version."""
+        return self.rank_with(self.get(group, name), **request)
+
+    def rank_with(self, campaign: LoadedCampaign, *, user_id: str, input_list: Sequence[str],
+                  filter: str | Filter | None = None, filter_values: Mapping[str, Any] | None = None,
+                  metadata_columns: Sequence[str] = (), log: bool = True) -> dict[str, Any]:
         """Personalized ranking: ``input_list`` ordered for the user; items the model does not know go last.
 
-        Items a filter removes are left out (as in Personalize). A user the model never saw is ranked from
-        their stored history, or by popularity (``reason="popular"``) when there is none.
+        The same history step as :meth:`answer` (training row plus live events, weighed like training). Items a
+        filter removes are left out (as in Personalize). A user the model never saw is ranked from their stored
+        history, or by popularity (``reason="popular"``) when there is none.
         """
-        campaign = self.get(group, name)
         if not input_list:
             raise ConfigError("input_list is empty; give the item ids to rank")
         if len(input_list) > MAX_RESULTS:
             raise ConfigError(f"input_list has {len(input_list)} items; at most {MAX_RESULTS} can be ranked")
         columns = self._check_columns(campaign, metadata_columns)
         model = campaign.model
-        allowed, _ = self._allowed(campaign, filter, filter_values, (), user_id, None)
+        parsed = self._filter(campaign, filter)
+        history = self._history(campaign, user_id, all_events=parsed is not None and parsed.uses_interactions)
+        allowed, _ = self._allowed(campaign, parsed, filter_values, (), user_id, None, history)
         unique = list(dict.fromkeys(input_list))
         indices = model.items.indices(unique, missing="ignore")
         known = [(raw, int(i)) for raw, i in zip(unique, indices.tolist(), strict=True)
@@ -616,31 +670,7 @@ class CampaignRuntime:
         ranked: list[RecommendedItem] = []
         if known:
             candidates = np.array([i for _, i in known], dtype=np.int32)
-            if user_id in model.users and user_id not in campaign.hidden_users:
-                live = None
-                if self._has_new_events(campaign):  # events since training count at once (fold-in)
-                    recent = self.live.user_items_after(campaign.group_id, user_id, campaign.last_event)
-                    recent_items = model.items.indices(recent, missing="ignore")
-                    live = live_history_row(model, user_id, recent_items[recent_items >= 0])
-                if live is not None:
-                    rec = model.recipe.recommend_from_history(live, len(candidates), exclude_seen=False,
-                                                              candidates=candidates)
-                else:
-                    rec = model.recipe.recommend([model.users.index(user_id)], len(candidates), exclude_seen=False,
-                                                 candidates=candidates)
-                reason = "personalized"
-            else:
-                history = model.items.indices(self.store.user_history(campaign.group_id, user_id), missing="ignore")
-                history = np.unique(history[history >= 0])
-                rec = None
-                if len(history):
-                    rec = model.recipe.recommend_from_history([history], len(candidates), exclude_seen=False,
-                                                              candidates=candidates)
-                reason = "history"
-            if rec is not None:
-                for index, score in zip(rec.ids[0].tolist(), rec.scores[0].tolist(), strict=True):
-                    if index >= 0:
-                        ranked.append(RecommendedItem(model.items.raw(index), float(score), reason))
+            ranked = score_history(model, history, len(candidates), exclude_seen=False, candidates=candidates)
             placed = {item.item_id for item in ranked}
             rest = sorted((i for raw, i in known if raw not in placed), key=lambda i: -model.popularity[i])
             ranked.extend(RecommendedItem(model.items.raw(i), float(model.popularity[i]), "popular") for i in rest)
@@ -648,7 +678,8 @@ class CampaignRuntime:
         response["items"].extend({"item_id": raw, "score": None, "reason": "unknown item"}
                                  | ({"metadata": _columns(campaign, raw, columns)} if columns else {})
                                  for raw in unknown)
-        self._log(campaign, response, user_id)
+        if log:
+            self._log(campaign, response, user_id)
         return response
 
     # ------------------------------------------------------------------------------------- helpers

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from recsmith.store.live_records import LiveState
-from recsmith.store.store import EventBatch, Store
+from recsmith.store.store import EventBatch, Store, UserEvent
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ HISTORY_LENGTH = 500
 HISTORY_TTL_SECONDS = 7 * 24 * 3600
 CHANNEL = "changes"
 RESYNC_SECONDS = 5.0
+FIELD = "\x1f"
+"""Separates an entry's event type, timestamp and item id (the ASCII unit separator: in no id or type)."""
 APPEND = """
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('RPUSH', KEYS[1], ARGV[1]) end
 redis.call('RPUSH', KEYS[1], unpack(ARGV, 4))
@@ -79,9 +81,9 @@ class DatabaseLive:
     def campaigns_changed(self) -> None:
         """This process changed campaigns (other processes notice at their next sync)."""
 
-    def user_items_after(self, group_id: int, user_id: str, after_id: int) -> list[str]:
-        """The user's item ids stored after row ``after_id``, oldest first."""
-        return self.store.user_items_after(group_id, user_id, after_id)
+    def user_events_after(self, group_id: int, user_id: str, after_id: int) -> list[UserEvent]:
+        """The user's events stored after row ``after_id``, oldest first."""
+        return self.store.user_events(group_id, user_id, after_id)
 
     def start(self) -> None:
         """Nothing runs in the background."""
@@ -122,7 +124,8 @@ class RedisLive:
         return f"{self.prefix}:{CHANNEL}"
 
     def _history_key(self, group_id: int, user_id: str) -> str:
-        return f"{self.prefix}:{group_id}:events:{user_id}"
+        # "events2": entries with types and times; lists of the older format are left to expire
+        return f"{self.prefix}:{group_id}:events2:{user_id}"
 
     def state(self, group_id: int) -> LiveState:
         """The group's state as the last message said (read from the store the first time, and every
@@ -152,7 +155,7 @@ class RedisLive:
             return
         pipe = self.redis.pipeline(transaction=False)
         for user_id in dict.fromkeys(row["user_id"] for row in rows):
-            entries = [f"{batch.newest}:{row['item_id']}" for row in rows if row["user_id"] == user_id]
+            entries = [_entry(batch.newest, row) for row in rows if row["user_id"] == user_id]
             self._append(keys=[self._history_key(group_id, user_id)],
                          args=[f"from:{batch.before}", HISTORY_LENGTH, HISTORY_TTL_SECONDS, *entries], client=pipe)
         pipe.publish(self.channel, f"event {group_id} {batch.newest}")
@@ -169,7 +172,7 @@ class RedisLive:
         """Tell every process to sync its campaigns now."""
         self.redis.publish(self.channel, "campaigns")
 
-    def user_items_after(self, group_id: int, user_id: str, after_id: int) -> list[str]:
+    def user_events_after(self, group_id: int, user_id: str, after_id: int) -> list[UserEvent]:
         """The user's events since row ``after_id`` from Redis (an entry's tag is at least its row id, so none is
         missed; an older one that slips in is already in the training row). Read from the store instead when the
         list cannot hold them all: none, one begun after ``after_id`` (it expired, or events came before Redis
@@ -182,8 +185,13 @@ class RedisLive:
         else:  # the marker was trimmed away: complete if what was dropped is at most after_id
             complete = bool(entries) and int(entries[0].partition(":")[0]) <= after_id
         if not complete:
-            return self.store.user_items_after(group_id, user_id, after_id)
-        return [item for tag, _, item in (e.partition(":") for e in entries) if int(tag) > after_id]
+            return self.store.user_events(group_id, user_id, after_id)
+        events = []
+        for tag, _, rest in (e.partition(":") for e in entries):
+            if int(tag) > after_id:
+                event_type, timestamp, item_id = rest.split(FIELD, 2)
+                events.append(UserEvent(item_id, event_type or None, int(timestamp), int(tag)))
+        return events
 
     def _listen(self) -> None:
         while not self._stop.is_set():
@@ -228,6 +236,11 @@ class RedisLive:
             self._thread = None
         if self._pubsub is not None:
             self._pubsub.close()
+
+
+def _entry(tag: int, row: Mapping[str, Any]) -> str:
+    """A Redis history entry: ``tag:type<FS>timestamp<FS>item`` (FS: the ASCII field separator)."""
+    return f"{tag}:{row.get('event_type') or ''}{FIELD}{int(row['timestamp'])}{FIELD}{row['item_id']}"
 
 
 def _newest(a: LiveState, b: LiveState) -> LiveState:

@@ -1,19 +1,17 @@
-"""Recommendations for one user in raw ids, with the popular fallback for users the model never saw."""
+"""The first steps of the serving pipeline for one user: their history (training row plus live events,
+weighed like training), the recipe's scores for it, and the popular fallback."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from recsmith.errors import ConfigError, FilterError
+from recsmith.data.weighting import event_weights_of
 from recsmith.store.artifacts import TrainedModel
-
-if TYPE_CHECKING:
-    from recsmith.serving.filters import ItemCatalog
+from recsmith.store.store import UserEvent
 
 
 @dataclass(frozen=True)
@@ -55,147 +53,114 @@ def popular_items(model: TrainedModel, k: int, skip: set[int], allowed: np.ndarr
     return out
 
 
-def _distinct(indices: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (``np.unique`` by sorting: numpy's hash-based unique is slower on short arrays)."""
-    ordered = np.sort(np.asarray(indices, dtype=np.int64))
-    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))] if len(ordered) else ordered
+@dataclass(frozen=True)
+class History:
+    """What one request knows of its user, looked up once and read by every later step (scores, exclusions,
+    filters, reasons).
 
-
-def recommend_for_user(
-    model: TrainedModel, user_id: str | None, k: int = 10, *, history: Sequence[str] = (), exclude_seen: bool = True,
-    allowed: np.ndarray | None = None,
-) -> list[RecommendedItem]:
-    """Top ``k`` items for a raw user id.
-
-    Parameters
+    Attributes
     ----------
-    model : TrainedModel
-        The trained model.
-    user_id : str or None
-        Raw user id; None for an anonymous visitor (recommended from ``history`` alone).
-    k : int
-        How many items.
-    history : sequence of str
-        The user's item ids from the store (all of them, or those since training): users the model never
-        saw are scored from them (fold-in); for a known user, items not in their training row are added to
-        it and the scores recomputed from the whole (fold-in); all are excluded with ``exclude_seen``.
-    exclude_seen : bool
-        Leave out items the user interacted with.
-    allowed : numpy.ndarray, optional
-        ``bool`` per item of the model (e.g. a compiled filter, :func:`recsmith.serving.filters.compile_filter`
-        on an ``ItemCatalog`` of ``model.items``): only these may be recommended, popular padding included.
-
-    Returns
-    -------
-    list of RecommendedItem
-        At most ``k`` items; padded with popular items (that pass ``allowed``) when the model has fewer to
-        offer; fewer than ``k`` only when fewer items pass.
+    row : int or None
+        The user's training row, when the model knows the user (and the user was not deleted since).
+    items : numpy.ndarray
+        ``int64`` distinct dense items of the model the user interacted with, sorted.
+    weights : numpy.ndarray
+        ``float32`` their weights: the training row plus every event since, each weighed as training weighs it
+        (the solution's event-type weights and decay), summed per item; a net-negative item is pushed down.
+    live : bool
+        Whether events since training are in it (the scores are then recomputed from it: fold-in).
+    seen : frozenset of str
+        Raw ids of everything the user interacted with, items the model does not know included.
+    events : list of UserEvent or None
+        The user's stored events, when the request read them all (for ``Interactions.EVENT_TYPE`` filters).
     """
-    if k <= 0:
-        raise ConfigError(f"the number of results must be positive, got {k}")
-    if allowed is not None:
-        allowed = np.asarray(allowed, dtype=bool)
-        if allowed.shape != (len(model.items),):
-            raise ConfigError(f"the allowed-items mask has shape {allowed.shape}; the model has {len(model.items)} "
-                              "items (build the filter's ItemCatalog on model.items)")
-    past = model.items.indices(list(history), missing="ignore")
-    past = past[past >= 0]
-    known_user = user_id is not None and user_id in model.users
-    live_row = None
-    if known_user:  # what the user did before training counts as seen too
-        live_row = live_history_row(model, user_id, past)
-        train = model.recipe.train_matrix_
-        row = model.users.index(user_id)
-        past = np.concatenate([past, train.indices[train.indptr[row]:train.indptr[row + 1]]])
-    seen = _distinct(past) if exclude_seen else np.empty(0, dtype=np.int64)
-    if allowed is not None or len(seen):  # the recipe leaves out its training row; events stored since go too
-        refused = np.zeros(len(model.items), dtype=bool) if allowed is None else ~allowed
-        refused[seen] = True
-        banned = np.flatnonzero(refused)
-    else:
-        banned = None
-    items: list[RecommendedItem] = []
-    if live_row is not None:
-        rec = model.recipe.recommend_from_history(live_row, k, exclude_seen=exclude_seen, exclude=banned)
-        reason = "personalized"
-    elif known_user:
-        rec = model.recipe.recommend(
-            np.array([model.users.index(user_id)], dtype=np.int32), k, exclude_seen=exclude_seen, exclude=banned
-        )
-        reason = "personalized"
-    elif len(past):
-        rec = model.recipe.recommend_from_history([_distinct(past).astype(np.int32)], k, exclude_seen=exclude_seen,
-                                                  exclude=banned)
-        reason = "history"
-    else:
-        rec = None
-        reason = "popular"
-    if rec is not None:
-        ids, scores = rec.ids[0], rec.scores[0]
-        keep = (ids >= 0) & np.isfinite(scores)
-        raw = model.items.ids
-        items = [RecommendedItem(str(raw[index]), score, reason)
-                 for index, score in zip(ids[keep].tolist(), scores[keep].tolist(), strict=True)]
-    if len(items) < k:
-        taken = set(seen.tolist()) | {model.items.index(item.item_id) for item in items}
-        items.extend(popular_items(model, k - len(items), taken, allowed))
-    return items[:k]
+
+    row: int | None
+    items: np.ndarray
+    weights: np.ndarray
+    live: bool = False
+    seen: frozenset[str] = frozenset()
+    events: list[UserEvent] | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether the model was trained on this user."""
+        return self.row is not None
+
+    def as_row(self, n_items: int) -> sp.csr_matrix:
+        """The history as a ``1 × n_items`` CSR row of weights (what fold-in scores)."""
+        indptr = np.array([0, len(self.items)], dtype=np.int64)
+        return sp.csr_matrix((self.weights, self.items.astype(np.int32), indptr), shape=(1, n_items))
 
 
-def live_history_row(model: TrainedModel, user_id: str, new_items: np.ndarray) -> sp.csr_matrix | None:
-    """A known user's training row with the items of ``new_items`` (dense indices) it lacks added at weight 1:
-    the whole live history, for fold-in scoring; None when nothing is new."""
+EMPTY_HISTORY = History(None, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
+
+
+def event_weights(model: TrainedModel, events: Sequence[UserEvent]) -> np.ndarray:
+    """``float64`` weight of each event as the model's training weighed it: the solution's event-type weights
+    (``meta["config"]``) and its half-life decay seen from the training data's newest event
+    (``meta["reference_time"]``; an event since then weighs its full type weight)."""
+    config = model.meta.get("config") or {}
+    return event_weights_of([event.event_type for event in events], np.array([e.timestamp for e in events]),
+                            event_weights=config.get("event_weights"), half_life_days=config.get("half_life_days"),
+                            reference_time=model.meta.get("reference_time"), n=len(events))
+
+
+def build_history(model: TrainedModel, row: int | None, new_events: Sequence[UserEvent],
+                  all_events: list[UserEvent] | None = None) -> History:
+    """A user's :class:`History`: the training row (``row``, None for a user the model never saw) plus
+    ``new_events`` (the events since training for a known user, all stored events for another), weighed like
+    training and summed per item. ``all_events`` (when read) is kept for filters."""
     train = model.recipe.train_matrix_
-    row = model.users.index(user_id)
-    new = np.setdiff1d(new_items, train.indices[train.indptr[row]:train.indptr[row + 1]])
-    if not len(new):
-        return None
-    live = train[row:row + 1].tolil()
-    live[0, new] = 1.0
-    return live.tocsr()
+    if row is not None:
+        span = slice(train.indptr[row], train.indptr[row + 1])
+        items = np.asarray(train.indices[span], dtype=np.int64)
+        weights = np.asarray(train.data[span], dtype=np.float32)
+    else:
+        items, weights = EMPTY_HISTORY.items, EMPTY_HISTORY.weights
+    seen = frozenset(event.item_id for event in (all_events if all_events is not None else new_events))
+    if row is not None:
+        seen = seen | frozenset(model.items.ids[items].tolist())
+    new = model.items.indices([event.item_id for event in new_events], missing="ignore") if new_events else None
+    if new is None or not (new >= 0).any():
+        return History(row, items, weights, False, seen, all_events)
+    known = new >= 0
+    merged_items = np.concatenate([items, new[known]])
+    merged_weights = np.concatenate([weights.astype(np.float64), event_weights(model, new_events)[known]])
+    order = np.argsort(merged_items, kind="stable")
+    merged_items, merged_weights = merged_items[order], merged_weights[order]
+    starts = np.flatnonzero(np.r_[True, merged_items[1:] != merged_items[:-1]])
+    return History(row, merged_items[starts], np.add.reduceat(merged_weights, starts).astype(np.float32), True, seen,
+                   all_events)
 
 
-def filter_mask(model: TrainedModel, expression: str, catalog: ItemCatalog, *,
-                user_metadata: Mapping[str, Any] | None = None, events: Sequence[tuple[str, str | None]] = (),
-                values: Mapping[str, Any] | None = None) -> np.ndarray:
-    """The items a filter expression lets through for one user, as a mask over ``model.items``.
-
-    Parameters
-    ----------
-    model : TrainedModel
-        Whose items are filtered.
-    expression : str
-        A filter in Personalize's grammar (see :mod:`recsmith.serving.filters`).
-    catalog : ItemCatalog
-        The items' metadata indexed on ``model.items`` (``ItemCatalog(model.items, metadata)``); build it
-        once per model, not per request.
-    user_metadata : mapping, optional
-        The user's metadata, for ``IF CurrentUser.F ...``.
-    events : sequence of (item id, event type)
-        The user's interactions, for ``Interactions.EVENT_TYPE``; items the model does not know are ignored.
-    values : mapping, optional
-        ``$PARAM`` values.
-
-    Raises
-    ------
-    FilterError
-        On a malformed expression, a missing INCLUDE parameter, an unknown field, or a catalogue of other items.
-    """
-    from recsmith.serving.filters import compile_filter
-
-    if len(catalog) != len(model.items):
-        raise FilterError(f"the item catalogue has {len(catalog)} items, the model {len(model.items)}; build it as "
-                          "ItemCatalog(model.items, metadata)")
-    return compile_filter(expression, catalog, values=dict(values or {}), user=dict(user_metadata or {}),
-                          interactions=items_by_event_type(model, events))
+def score_history(model: TrainedModel, history: History, k: int, *, exclude_seen: bool = True,
+                  exclude: np.ndarray | None = None, candidates: np.ndarray | None = None) -> list[RecommendedItem]:
+    """The recipe's top ``k`` for one :class:`History` (no padding): a known user without new events from the
+    model's own row, anyone else from the history's weights (fold-in); ``[]`` when there is nothing to score.
+    Reasons: ``"personalized"`` for a known user, ``"history"`` for another."""
+    if history.row is not None and not history.live:
+        rec = model.recipe.recommend(np.array([history.row], dtype=np.int32), k, exclude_seen=exclude_seen,
+                                     exclude=exclude, candidates=candidates)
+    elif len(history.items):
+        rec = model.recipe.recommend_from_history(history.as_row(len(model.items)), k, exclude_seen=exclude_seen,
+                                                  exclude=exclude, candidates=candidates)
+    else:
+        return []
+    reason = "personalized" if history.known else "history"
+    ids, scores = rec.ids[0], rec.scores[0]
+    keep = (ids >= 0) & np.isfinite(scores)
+    raw = model.items.ids
+    return [RecommendedItem(str(raw[index]), score, reason)
+            for index, score in zip(ids[keep].tolist(), scores[keep].tolist(), strict=True)]
 
 
-def items_by_event_type(model: TrainedModel, events: Sequence[tuple[str, str | None]]) -> dict[str, set[int]]:
-    """A user's ``(item id, event type)`` pairs as event type -> dense item indices of the model (what
-    ``Interactions.EVENT_TYPE`` filters read); items the model does not know, and untyped events, are left out."""
-    indices = model.items.indices([item_id for item_id, _ in events], missing="ignore")
+def items_by_event_type(model: TrainedModel, events: Sequence[UserEvent]) -> dict[str, set[int]]:
+    """A user's events as event type -> dense item indices of the model (what ``Interactions.EVENT_TYPE``
+    filters read); items the model does not know, and untyped events, are left out."""
+    indices = model.items.indices([event.item_id for event in events], missing="ignore")
     interactions: dict[str, set[int]] = {}
-    for index, (_, event_type) in zip(indices.tolist(), events, strict=True):
-        if index >= 0 and event_type is not None:
-            interactions.setdefault(event_type, set()).add(index)
+    for index, event in zip(indices.tolist(), events, strict=True):
+        if index >= 0 and event.event_type is not None:
+            interactions.setdefault(event.event_type, set()).add(index)
     return interactions
