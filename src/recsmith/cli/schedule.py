@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from recsmith.cli.main import GroupOption, JsonOption, app, err, handle_errors, open_store, out, print_json
+from recsmith.cli.app import GroupOption, JsonOption, err, handle_errors, open_store, out, print_json
 from recsmith.errors import ConfigError
 from recsmith.settings import Settings
 
@@ -24,7 +24,6 @@ schedule_app = typer.Typer(
          "when its offline metric is not worse beyond a tolerance; every decision is recorded.",
     no_args_is_help=True,
 )
-app.add_typer(schedule_app, name="schedule")
 
 COLOURS = {"switched": "green", "kept": "yellow", "failed": "red", "no-campaign": "cyan"}
 STAGES = {"read": "reading interactions", "metrics": "measuring offline metrics", "fit": "fitting", "save": "saving"}

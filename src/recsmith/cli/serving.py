@@ -1,4 +1,4 @@
-"""CLI for serving: ``recsmith campaign``, ``recsmith filter``, ``recsmith keys`` and ``recsmith serve``."""
+"""CLI for serving: ``recsmith campaign``, ``filter``, ``keys``, ``serve``, ``events``, ``users`` and ``items``."""
 
 from __future__ import annotations
 
@@ -12,16 +12,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from recsmith.cli.main import GroupOption, JsonOption, app, err, handle_errors, open_store, out, print_json
+from recsmith.cli.app import GroupOption, JsonOption, err, handle_errors, open_store, out, print_json
 from recsmith.errors import ConfigError
 from recsmith.settings import Settings
 
 campaign_app = typer.Typer(help="Campaigns: deployed solution versions served over HTTP.", no_args_is_help=True)
 filter_app = typer.Typer(help="Stored filters (Amazon Personalize's filter grammar).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of the HTTP API (roles read, write, admin).", no_args_is_help=True)
-app.add_typer(campaign_app, name="campaign")
-app.add_typer(filter_app, name="filter")
-app.add_typer(keys_app, name="keys")
 
 
 def _campaign_table(records: list[dict[str, Any]]) -> Table:
@@ -185,7 +182,6 @@ def keys_delete(key_id: Annotated[str, typer.Argument(help="The key id (from `re
 
 
 # ---------------------------------------------------------------------------------------------- serve
-@app.command()
 @handle_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -217,7 +213,6 @@ def serve(
 
 # --------------------------------------------------------------------------------------------- events
 events_app = typer.Typer(help="Real-time events (the event tracker), without a server.", no_args_is_help=True)
-app.add_typer(events_app, name="events")
 
 
 @events_app.command("put")
@@ -231,8 +226,8 @@ def events_put(
     events stored before (same event_id) are skipped."""
     import pydantic
 
-    from recsmith.api.routes.events import event_rows
     from recsmith.api.schemas import EventsIn
+    from recsmith.jobs.events import event_rows
 
     if not source.is_file():
         raise ConfigError(f"{source}: no such file")
@@ -251,7 +246,7 @@ def events_put(
             where = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p not in ('events', 0)) or 'line'}: {e['msg']}"
                               for e in problems)
             raise ConfigError(f"{source}, line {number}: {where}") from None
-        rows.extend(event_rows(body))
+        rows.extend(event_rows(body.user_id, body.session_id, (event.model_dump() for event in body.events)))
     store = open_store()
     accepted, duplicates = store.write_events(store.get_dataset_group(group).id, rows)
     if as_json:
@@ -263,8 +258,6 @@ def events_put(
 # ---------------------------------------------------------------------------------------- users, items
 users_app = typer.Typer(help="Users of a dataset group (deletion for privacy requests).", no_args_is_help=True)
 items_app = typer.Typer(help="Items of a dataset group.", no_args_is_help=True)
-app.add_typer(users_app, name="users")
-app.add_typer(items_app, name="items")
 
 
 def _delete(group: str, ids: list[str], kind: str) -> dict[str, dict[str, int]]:

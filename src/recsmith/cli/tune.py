@@ -1,6 +1,6 @@
 """``recsmith tune``: search a recipe's hyperparameters with Optuna, save the best as a solution config.
 
-Registered on the app in :mod:`recsmith.cli.main`; imports nothing heavy until it runs.
+Put on the app by :mod:`recsmith.cli.main`; imports nothing heavy until it runs.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def tune(
     """
     import optuna
 
-    from recsmith.cli.main import _solution_config, err, open_store, parse_params, stage_progress
+    from recsmith.cli.app import err, open_store, parse_params, solution_config, stage_progress
     from recsmith.evaluation.split import split_random
     from recsmith.jobs.training import load_interactions, train_solution_version
     from recsmith.settings import Settings
@@ -62,7 +62,7 @@ def tune(
     fixed = parse_params(param)
     check_settings(recipe, metric=metric, trials=trials, timeout=timeout, validation_fraction=validation_fraction,
                    fixed_params=fixed)  # bad settings: said before any data is read
-    config = _solution_config(event_weights, half_life_days)
+    config = solution_config(event_weights, half_life_days)
     settings = Settings()
     store = open_store(settings)
     dataset_group = store.get_dataset_group(group)
@@ -121,7 +121,7 @@ def report(result: TuneResult, saved: dict[str, Any], command: str, version: dic
     from rich.markup import escape
     from rich.table import Table
 
-    from recsmith.cli.main import out, print_json
+    from recsmith.cli.app import out, print_json
 
     if as_json:
         print_json(result.to_json() | {

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from recsmith.data.filters import Filter, FilterCache, ItemCatalog, parse_filter
 from recsmith.errors import ConfigError, NotFoundError
-from recsmith.serving.filters import Filter, FilterCache, ItemCatalog, parse_filter
 from recsmith.serving.ledger import DatabaseLedger, Ledger
 from recsmith.serving.live import DatabaseLive, RedisLive
 from recsmith.serving.recommender import (

@@ -15,7 +15,7 @@ from recsmith.errors import ConfigError
 from recsmith.store import tables as t
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
 DECISIONS = ("switched", "kept", "failed", "no-campaign")
 """What a retraining run can decide: ``switched`` (campaigns now serve the new version), ``kept`` (the new
@@ -26,16 +26,7 @@ failed; nothing changed) and ``no-campaign`` (the version is trained but no camp
 class RetrainingRecords:
     """Mixin of :class:`recsmith.store.store.Store`: decisions of automatic retraining."""
 
-    engine: Engine
-
-    if TYPE_CHECKING:
-        from contextlib import AbstractContextManager
-
-        from recsmith.store.store import DatasetGroup
-
-        def begin(self) -> AbstractContextManager[Connection]: ...
-
-        def get_dataset_group(self, name: str) -> DatasetGroup: ...
+    engine: Engine  # the rest it uses (begin, get_dataset_group) are Store's own methods
 
     def record_retrain_decision(
         self,

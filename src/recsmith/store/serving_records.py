@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from recsmith.data.filters import parse_filter
 from recsmith.errors import ConfigError, NotFoundError
 from recsmith.store import tables as t
 
@@ -69,8 +70,6 @@ class ServingRecords:
         ConfigError
             If the group already has a filter called ``name``.
         """
-        from recsmith.serving.filters import parse_filter
-
         group_id = self.get_dataset_group(group).id
         check_name("filter", name)
         parse_filter(expression)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any
-
 from fastapi import APIRouter
 
 from recsmith.api.auth import Writer
@@ -13,32 +9,9 @@ from recsmith.api.responses import JSON
 from recsmith.api.routes.deps import MetricsDep, RuntimeDep, StoreDep
 from recsmith.api.schemas import EventsIn, EventsOut
 from recsmith.errors import NotFoundError
+from recsmith.jobs.events import event_rows
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["events"])
-
-
-def _event_id(user_id: str, session_id: str, event: dict[str, Any]) -> str:
-    """An id derived from what the event says, so resending the same event is recognised."""
-    key = json.dumps([user_id, session_id, event["item_id"], event["event_type"], event["sent_at"].isoformat(),
-                      event["event_value"]], default=str)
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def event_rows(body: EventsIn) -> list[dict[str, Any]]:
-    """The store rows of a validated batch (``Store.write_events``'s input)."""
-    user_id = body.user_id or body.session_id  # as Personalize: an anonymous session stands for its user
-    rows = []
-    for event in body.events:
-        raw = event.model_dump()
-        context: dict[str, Any] = dict(event.properties)
-        if event.impression:
-            context["impression"] = "|".join(event.impression)
-        rows.append({"event_id": event.event_id or _event_id(user_id, body.session_id, raw), "user_id": user_id,
-                     "item_id": event.item_id, "timestamp": int(event.sent_at.timestamp()),
-                     "event_type": event.event_type, "event_value": event.event_value,
-                     "session_id": body.session_id, "recommendation_id": event.recommendation_id,
-                     "context": context})
-    return rows
 
 
 @router.post("/events", response_model=EventsOut)
@@ -48,7 +21,7 @@ def put_events(group: str, body: EventsIn, store: StoreDep, runtime: RuntimeDep,
     event whose ``event_id`` was stored before is skipped (counted in ``duplicates``). Events that carry a
     ``recommendation_id`` count as clicks and impressions of the campaign that served it."""
     group_id = runtime.group_id(group)
-    rows = event_rows(body)
+    rows = event_rows(body.user_id, body.session_id, (event.model_dump() for event in body.events))
     try:
         batch = store.record_events(group_id, rows, group_name=group)
     except NotFoundError:  # the group was deleted since its id was cached (and perhaps created again)

@@ -10,7 +10,7 @@ from recsmith.api.auth import Admin, Reader
 from recsmith.api.responses import JSON
 from recsmith.api.routes.deps import StoreDep
 from recsmith.api.schemas import FilterIn, FilterOut
-from recsmith.serving.filters import parse_filter
+from recsmith.data.filters import parse_filter
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}/filters", tags=["filters"])
 

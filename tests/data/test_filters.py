@@ -7,9 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from recsmith.data.vocabulary import Vocabulary
-from recsmith.errors import FilterError, UnknownIdError
-from recsmith.serving.filters import (
+from recsmith.data.filters import (
     Condition,
     FilterCache,
     FilterSyntaxError,
@@ -18,6 +16,8 @@ from recsmith.serving.filters import (
     compile_filter,
     parse_filter,
 )
+from recsmith.data.vocabulary import Vocabulary
+from recsmith.errors import FilterError, UnknownIdError
 
 ITEMS = ["i1", "i2", "i3", "i4", "i5", "i6", "i7", "i8"]
 METADATA: dict[str, dict[str, Any]] = {

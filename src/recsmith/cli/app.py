@@ -1,0 +1,141 @@
+"""The ``recsmith`` command line's app and what every command group shares: the options, the consoles, the error
+handling, the store, progress bars and parsing of ``NAME=VALUE`` options.
+
+The command groups live in their own modules; :mod:`recsmith.cli.main` assembles them on :data:`app`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from recsmith.errors import ConfigError, RecsmithError
+from recsmith.settings import Settings
+
+if TYPE_CHECKING:  # imported lazily at run time, so `recsmith --help` stays fast
+    from recsmith.jobs.config import SolutionConfig
+    from recsmith.store.store import Store
+
+app = typer.Typer(
+    name="recsmith",
+    help="recsmith: a self-hosted recommendation engine. Start with `recsmith quickstart`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+GroupOption = Annotated[str, typer.Option("--dataset-group", "-g", help="Dataset group name.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def handle_errors(func: F) -> F:
+    """Turn recsmith's errors into a one-line message on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RecsmithError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted; nothing half-written was kept[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_store(settings: Settings | None = None) -> Store:
+    """The store named by the settings, migrated to the current schema."""
+    from recsmith.store.store import Store
+
+    settings = settings or Settings()
+    store = Store.from_settings(settings)
+    store.migrate()
+    return store
+
+
+@contextmanager
+def stage_progress(title: str, stages: dict[str, str], *, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar advanced by a stage callback; ``stages`` maps stage names to labels."""
+    if not enabled:
+        yield lambda stage: None
+        return
+    order = list(stages)
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(), console=err, transient=False,
+    ) as progress:
+        task = progress.add_task(title, total=len(order), stage="")
+
+        def advance(stage: str) -> None:
+            if stage in stages:
+                progress.update(task, completed=order.index(stage), stage=stages[stage])
+            if stage == "done":
+                progress.update(task, completed=len(order), stage="done")
+
+        yield advance
+
+
+def parse_pairs(text: str | None, option: str) -> dict[str, str]:
+    """Parse ``a=b,c=d`` into a dict (ConfigError naming the bad part)."""
+    pairs: dict[str, str] = {}
+    if not text:
+        return pairs
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{option}: {part!r} is not of the form NAME=VALUE")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def parse_value(text: str) -> Any:
+    """A CLI param value: JSON when it parses (numbers, true/false, lists), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_params(values: list[str] | None) -> dict[str, Any]:
+    """``--param name=value`` options into a params dict."""
+    params: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        is_json = bool(sep) and value.lstrip().startswith(("{", "["))  # a JSON object or list may hold commas
+        pairs = {key.strip(): value} if is_json else parse_pairs(item, "--param")
+        for name, text in pairs.items():
+            params[name] = parse_value(text)
+    return params
+
+
+def solution_config(event_weights: str | None, half_life_days: float | None) -> SolutionConfig:
+    """The solution config of the ``--event-weights`` and ``--half-life-days`` options (``train``, ``tune``)."""
+    from recsmith.jobs.config import SolutionConfig
+
+    weights = {key: float(parse_value(value)) for key, value in parse_pairs(event_weights, "--event-weights").items()}
+    try:
+        return SolutionConfig(event_weights=weights, half_life_days=half_life_days)
+    except ValueError as exc:
+        raise ConfigError(f"invalid solution config: {exc}") from exc
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, nothing else."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

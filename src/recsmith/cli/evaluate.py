@@ -1,0 +1,200 @@
+"""``recsmith evaluate``: compare recipes offline on one split, or cross-validate rating recipes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from recsmith.cli.app import (
+    GroupOption,
+    JsonOption,
+    handle_errors,
+    open_store,
+    out,
+    parse_params,
+    parse_value,
+    print_json,
+    stage_progress,
+)
+from recsmith.errors import ConfigError
+
+if TYPE_CHECKING:
+    from recsmith.evaluation.experiment import Experiment
+    from recsmith.jobs.evaluation import ExperimentRun
+
+
+def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progress: bool = True,
+                   depth: int | None = None) -> ExperimentRun:
+    """Fit and measure each of the experiment's recipes on one split of the group's data."""
+    from recsmith.jobs.evaluation import run_experiment
+    from recsmith.jobs.training import load_interactions
+
+    labels = [entry.label for entry in experiment.recipes]
+    stages = {"read": "reading interactions"} | {f"fit:{label}": label for label in labels}
+    with stage_progress("evaluate", stages, enabled=show_progress) as progress:
+        progress("read")
+        interactions = load_interactions(store, group)
+        run = run_experiment(interactions, experiment, progress=lambda label, stage: progress(f"fit:{label}"),
+                             depth=depth)
+        progress("done")
+    return run
+
+
+def build_experiment(experiment_file: Path | None, recipes: str | None, param: list[str] | None,
+                     overrides: dict[str, Any], split_options: dict[str, Any]) -> Experiment:
+    """The experiment from a TOML file and/or the command line (options given on the command line win)."""
+    from recsmith.evaluation.experiment import Experiment, read_toml
+
+    data: dict[str, Any] = {}
+    source = "the command line"
+    if experiment_file is not None:
+        if recipes is not None or param:
+            raise ConfigError("give the recipes either in --experiment or with --recipes/--param, not both")
+        data = read_toml(experiment_file)
+        source = str(experiment_file)
+    else:
+        names = [name.strip() for name in (recipes or "popularity,item-knn").split(",") if name.strip()]
+        params: dict[str, dict[str, Any]] = {}
+        for key, value in parse_params(param).items():
+            recipe_name, dot, param_name = key.rpartition(".")
+            if not dot:
+                raise ConfigError(f"--param {key}=...: write RECIPE.NAME=VALUE, e.g. item-knn.neighbors=50")
+            params.setdefault(recipe_name, {})[param_name] = value
+        unknown = set(params) - set(names)
+        if unknown:
+            raise ConfigError(f"--param names recipe(s) {sorted(unknown)} that are not in --recipes {names}")
+        data["recipes"] = [{"recipe": name, "params": params.get(name, {})} for name in names]
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    if split_options:
+        data["split"] = dict(data.get("split", {})) | split_options
+    return Experiment.parse(data, source=source)
+
+
+@handle_errors
+def evaluate(
+    group: GroupOption,
+    recipes: Annotated[str | None, typer.Option(
+        help="Comma-separated recipe names (default: popularity,item-knn).")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="RECIPE.NAME=VALUE, e.g. item-knn.neighbors=50.")] = None,
+    experiment_file: Annotated[Path | None, typer.Option(
+        "--experiment", help="TOML experiment file: recipes with params, protocol, metrics.")] = None,
+    protocol: Annotated[str | None, typer.Option(help="random | leave_last | temporal | users.")] = None,
+    test_fraction: Annotated[float | None, typer.Option(help="random: share of each user's pairs held out.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="leave_last: pairs held out per user.")] = None,
+    at: Annotated[str | None, typer.Option(help="temporal: the cut, an ISO date or epoch seconds.")] = None,
+    fraction: Annotated[float | None, typer.Option(help="temporal: share of the latest pairs held out.")] = None,
+    test_users: Annotated[str | None, typer.Option(help="users: share (0.2) or number (500) held out.")] = None,
+    input_fraction: Annotated[float | None, typer.Option(help="users: share of a user's pairs given as input.")
+                              ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split (random, users).")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Cut-off of the metrics (default 10).")] = None,
+    metrics: Annotated[str | None, typer.Option(help="Comma-separated, e.g. ndcg@10,recall@20,map.")] = None,
+    confidence: Annotated[float | None, typer.Option(help="Level of the bootstrap intervals (0.95).")] = None,
+    sampled_negatives: Annotated[int | None, typer.Option(
+        help="Also rank each held-out item among N sampled negatives (to reproduce papers; labelled).")] = None,
+    sampling: Annotated[str | None, typer.Option(help="Sampled negatives: uniform or popularity.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Also write a self-contained HTML report (leaderboard and plots) to this file.")] = None,
+    folds: Annotated[int | None, typer.Option(
+        help="Cross-validate rating recipes (svd, svdpp) on N folds, as Surprise's KFold: RMSE and MAE.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare recipes on one split: metrics with bootstrap confidence intervals, paired tests, fit time.
+
+    With --folds N, rating recipes are cross-validated instead (RMSE, MAE), on the folds Surprise's
+    KFold(N, random_state=SEED, shuffle=True) draws over the ratings in import order.
+    """
+    if folds is not None:
+        cross_validate_command(group, recipes, param, experiment_file, folds, seed, as_json,
+                               protocol_options=[protocol, test_fraction, n, at, fraction, test_users,
+                                                 input_fraction, k, metrics, confidence, sampled_negatives, sampling,
+                                                 report])
+        return
+    split_options = {"test_fraction": test_fraction, "n": n, "fraction": fraction, "input_fraction": input_fraction,
+                     "seed": seed, "at": int(at) if at is not None and at.isdigit() else at,
+                     "test_users": parse_value(test_users) if test_users is not None else None}
+    overrides = {"protocol": protocol, "k": k, "confidence": confidence, "sampled_negatives": sampled_negatives,
+                 "sampling": sampling,
+                 "metrics": [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None}
+    experiment = build_experiment(experiment_file, recipes, param, overrides,
+                                  {key: value for key, value in split_options.items() if value is not None})
+    if report is not None and report.parent and not report.parent.is_dir():
+        raise ConfigError(f"--report {report}: the folder {report.parent} does not exist")
+    from recsmith.jobs.evaluation import REPORT_DEPTH, write_experiment_report
+
+    run = run_evaluation(open_store(), group, experiment, show_progress=not as_json,
+                         depth=REPORT_DEPTH if report is not None else None)
+    if report is not None:
+        write_experiment_report(run, report, title=f"recsmith evaluation: {group}",
+                                context={"dataset group": group, "recipes": len(run.rows)})
+    if as_json:
+        print_json(run.to_json() | ({"report": str(report)} if report is not None else {}))
+        return
+    print_leaderboard(run)
+    if report is not None:
+        out.print(f"report: {report}")
+
+
+def cross_validate_command(group: str, recipes: str | None, param: list[str] | None, experiment_file: Path | None,
+                           folds: int, seed: int | None, as_json: bool, protocol_options: list[Any]) -> None:
+    """``recsmith evaluate --folds N``: k-fold cross-validation of rating recipes, RMSE and MAE per recipe."""
+    from recsmith.jobs.evaluation import run_cross_validation
+
+    if any(option is not None for option in protocol_options):
+        raise ConfigError("--folds runs Surprise's k-fold protocol on ratings; drop the ranking options "
+                          "(--protocol, --test-fraction, --n, --at, --fraction, --test-users, --input-fraction, "
+                          "--k, --metrics, --confidence, --sampled-negatives, --sampling, --report)")
+    experiment = build_experiment(experiment_file, recipes or "svd", param, {}, {})
+    store = open_store()
+    labels = [entry.label for entry in experiment.recipes]
+    stages = {"read": "reading ratings"} | {f"{label}:{fold}": f"{label} fold {fold}" for label in labels
+                                            for fold in range(1, folds + 1)}
+    with stage_progress("cross-validate", stages, enabled=not as_json) as progress:
+        progress("read")
+        columns = store.read_interactions(store.get_dataset_group(group).id)
+        rows = run_cross_validation(columns, experiment, folds=folds, seed=seed or 0,
+                                    progress=lambda label, fold: progress(f"{label}:{fold}"))
+        progress("done")
+    if as_json:
+        print_json({"protocol": f"kfold n_splits={folds} seed={seed or 0} (Surprise's KFold)", "results": rows})
+        return
+    table = Table("recipe", "RMSE", "MAE", "fit s / fold",
+                  title=f"{folds}-fold cross-validation of ratings (Surprise's KFold, random_state={seed or 0})")
+    for row in rows:
+        table.add_row(row["recipe"], f"{row['rmse']:.4f} ± {row['rmse_std']:.4f}",
+                      f"{row['mae']:.4f} ± {row['mae_std']:.4f}", f"{row['fit_seconds']:.2f}")
+    out.print(table)
+
+
+def print_leaderboard(run: ExperimentRun) -> None:
+    """The evaluation table: each metric's mean and confidence interval, fit time, the test against the leader."""
+    names = run.experiment.metric_names()
+    split = run.split.describe()
+    level = f"{run.experiment.confidence:.0%}"
+    table = Table("recipe", *names, "fit s", f"vs best ({run.primary})",
+                  title=f"offline evaluation, {split['protocol']} split, full-catalog ranking "
+                        f"({split['evaluated_users']:,} users; {level} bootstrap intervals)")
+    sampled = [key for key in run.rows[0] if key.startswith("sampled_") and key not in ("sampled_protocol",
+                                                                                         "sampled_cases")]
+    for key in sampled:
+        table.add_column(key)
+    for row in run.rows:
+        cells = []
+        for name in names:
+            interval = row["ci"].get(name)
+            cells.append(f"{row[name]:.4f}" if interval is None else
+                         f"{row[name]:.4f} [{interval['ci_low']:.4f}, {interval['ci_high']:.4f}]")
+        test = row.get("vs_best")
+        versus = "best" if test is None else f"{test['mean_difference']:+.4f} (p={test['p_value']:.2g})"
+        table.add_row(row["recipe"], *cells, f"{row['fit_seconds']:.2f}", versus,
+                      *(f"{row[key]:.4f}" for key in sampled))
+    out.print(table)
+    if sampled:
+        out.print(f"sampled_ columns: {run.rows[0]['sampled_protocol']} per held-out item, not full-catalogue "
+                  "ranking (only to compare with papers that report it)")
+    if split["skipped_users"]:
+        out.print(f"{split['skipped_users']:,} users with too little history for the protocol were not evaluated")

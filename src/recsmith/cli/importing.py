@@ -1,0 +1,87 @@
+"""``recsmith import interactions|users|items``: import jobs from a file, URL or SQL query."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from recsmith.cli.app import (
+    GroupOption,
+    JsonOption,
+    handle_errors,
+    open_store,
+    out,
+    parse_pairs,
+    print_json,
+    stage_progress,
+)
+from recsmith.settings import Settings
+
+import_app = typer.Typer(help="Import interactions, users or items into a dataset group.", no_args_is_help=True)
+
+
+def _run_import(
+    dataset_type: str, path: str | None, group: str, schema: Path | None, mode: str, column_map: str | None,
+    sep: str | None, fmt: str | None, no_header: bool, names: str | None, sql: str | None, db_url: str | None,
+    on_error: str, reject_file: Path | None, as_json: bool,
+) -> None:
+    from recsmith.jobs.importing import import_dataset
+
+    settings = Settings()
+    store = open_store(settings)
+    if reject_file is None and on_error == "skip":
+        reject_file = settings.home / "rejects" / f"{group}-{dataset_type}-{int(time.time())}.csv"
+    stages = {"read": "reading and validating", "write": "writing to the store"}
+    with stage_progress(f"import {dataset_type}", stages) as progress:
+        report = import_dataset(
+            store, group, dataset_type, path, sql=sql, db_url=db_url, schema=schema,
+            column_map=parse_pairs(column_map, "--map") or None, sep=sep, fmt=fmt, header=not no_header,
+            names=[n.strip() for n in names.split(",")] if names else None, mode=mode,  # type: ignore[arg-type]
+            on_error=on_error, reject_path=reject_file, progress=progress,  # type: ignore[arg-type]
+        )
+    if as_json:
+        print_json(report.to_dict())
+        return
+    table = Table(title=f"import job {report.job_id}: {report.status}", show_header=False)
+    for key in ("dataset_group", "dataset_type", "source", "mode", "rows_read", "rows_loaded", "rows_rejected",
+                "duration_seconds", "rows_per_second", "reject_file"):
+        value = getattr(report, key)
+        if value is not None:
+            table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+def _import_command(dataset_type: str) -> Callable[..., None]:
+    @handle_errors
+    def command(
+        path: Annotated[str | None, typer.Argument(help="File path or fsspec URL (CSV, TSV, ::, Parquet, JSONL).")]
+        = None,
+        group: GroupOption = ...,  # type: ignore[assignment]
+        schema: Annotated[Path | None, typer.Option(help="Personalize Avro schema JSON file.")] = None,
+        mode: Annotated[str, typer.Option(help="full (replace) or incremental (append/upsert).")] = "full",
+        column_map: Annotated[str | None, typer.Option(
+            "--map", help="Rename columns: userId=USER_ID,movieId=ITEM_ID; col=- drops a column.")] = None,
+        sep: Annotated[str | None, typer.Option(help="Field separator, e.g. ',' '\\t' '::'.")] = None,
+        fmt: Annotated[str | None, typer.Option("--format", help="csv, tsv, parquet or jsonl.")] = None,
+        no_header: Annotated[bool, typer.Option("--no-header", help="The file has no header line.")] = False,
+        names: Annotated[str | None, typer.Option(help="Column names for a file without header.")] = None,
+        sql: Annotated[str | None, typer.Option(help="Import the result of this SELECT instead of a file.")] = None,
+        db_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the database --sql runs on.")] = None,
+        on_error: Annotated[str, typer.Option(help="fail (load nothing) or skip (load good rows).")] = "fail",
+        reject_file: Annotated[Path | None, typer.Option(help="Where skipped rows are written.")] = None,
+        as_json: JsonOption = False,
+    ) -> None:
+        _run_import(dataset_type, path, group, schema, mode, column_map, sep, fmt, no_header, names, sql, db_url,
+                    on_error, reject_file, as_json)
+
+    command.__doc__ = f"Import {dataset_type} from a file, URL or SQL query (all-or-nothing)."
+    return command
+
+
+for _dataset_type in ("interactions", "users", "items"):
+    import_app.command(_dataset_type)(_import_command(_dataset_type))

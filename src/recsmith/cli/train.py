@@ -1,0 +1,53 @@
+"""``recsmith train``: train a solution version."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from recsmith.cli.app import (
+    GroupOption,
+    JsonOption,
+    handle_errors,
+    open_store,
+    out,
+    parse_params,
+    print_json,
+    solution_config,
+    stage_progress,
+)
+from recsmith.settings import Settings
+
+
+@handle_errors
+def train(
+    group: GroupOption,
+    recipe: Annotated[str, typer.Option(help="Recipe name, e.g. item-knn or popularity.")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Hyperparameter NAME=VALUE.")] = None,
+    solution: Annotated[str | None, typer.Option(help="Solution name (default: the recipe).")] = None,
+    event_weights: Annotated[str | None, typer.Option(help="Event-type weights: purchase=5,view=1.")] = None,
+    half_life_days: Annotated[float | None, typer.Option(help="Time decay half-life in days.")] = None,
+    no_metrics: Annotated[bool, typer.Option("--no-metrics", help="Skip the offline metrics.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a solution version; prints its id, timings and offline metrics."""
+    from recsmith.jobs.training import train_solution_version
+
+    settings = Settings()
+    store = open_store(settings)
+    config = solution_config(event_weights, half_life_days)
+    stages = {"read": "reading interactions", "metrics": "offline metrics", "fit": "fitting", "save": "saving"}
+    with stage_progress(f"train {recipe}", stages) as progress:
+        version = train_solution_version(
+            store, settings, group, recipe, parse_params(param), config=config, solution_name=solution,
+            with_metrics=not no_metrics, progress=progress,
+        )
+    if as_json:
+        print_json(version)
+        return
+    out.print(f"solution version [bold]{version['id']}[/] ({recipe}) {version['status']}: "
+              f"fit {version['fit_seconds']:.2f} s, total {version['total_seconds']:.2f} s")
+    for key, value in (version.get("metrics") or {}).items():
+        out.print(f"  {key}: {value:.4f}" if isinstance(value, float) else f"  {key}: {value}")
+    out.print(f"next: recsmith recommend --solution-version {version['id']} --user USER_ID")
