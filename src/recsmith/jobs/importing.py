@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from recsmith.data.readers import ReadResult, read_dataset, read_sql
 from recsmith.data.schema import Schema
-from recsmith.errors import ConfigError, RecsmithError
+from recsmith.errors import ConfigError
+from recsmith.jobs.runs import JobRun, ProgressCallback, run_job
 from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
 
 DATASET_TYPES = ("interactions", "users", "items")
 MODES = ("full", "incremental")
-
-#: Called with a stage name ("read", "write", "done") so a caller can show progress.
-ProgressCallback = Callable[[str], None]
 
 
 @dataclass
@@ -159,7 +156,27 @@ def import_dataset(
         job_id=job_id, dataset_group=dataset_group, dataset_type=dataset_type, source=described_source,
         mode=mode, status="running",
     )
-    try:
+
+    def record(run: JobRun) -> None:
+        # the import_jobs table keeps its own words until its status column is wide enough for the job-run
+        # vocabulary (CREATE_IN_PROGRESS is 18 characters; the column holds 16)
+        report.status = "failed" if run.failed else "succeeded"
+        report.error = run.error
+        report.duration_seconds = run.seconds
+        if report.duration_seconds > 0:
+            report.rows_per_second = round(report.rows_loaded / report.duration_seconds, 1)
+        store.finish_import_job(
+            job_id,
+            status=report.status,
+            rows_read=report.rows_read,
+            rows_loaded=0 if run.failed else report.rows_loaded,
+            rows_rejected=report.rows_rejected,
+            duration_seconds=report.duration_seconds,
+            report=report.to_dict(),
+            error=report.error,
+        )
+
+    with run_job(record, progress=progress, started=started):  # KeyboardInterrupt too: the transaction rolls back
         if progress:
             progress("read")
         result: ReadResult
@@ -191,30 +208,6 @@ def import_dataset(
             "items": store.write_items,
         }[dataset_type]
         report.rows_loaded = writer(group.id, result.frame, mode=mode, schema=resolved_schema.to_dict())
-        report.status = "succeeded"
-    except BaseException as exc:  # KeyboardInterrupt too: the transaction rolled back, the job says so
-        report.status = "failed"
-        if isinstance(exc, KeyboardInterrupt):
-            report.error = "interrupted; nothing was written"
-        else:
-            report.error = str(exc) if isinstance(exc, RecsmithError) else f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        report.duration_seconds = round(time.perf_counter() - started, 4)
-        if report.duration_seconds > 0:
-            report.rows_per_second = round(report.rows_loaded / report.duration_seconds, 1)
-        store.finish_import_job(
-            job_id,
-            status=report.status,
-            rows_read=report.rows_read,
-            rows_loaded=report.rows_loaded if report.status == "succeeded" else 0,
-            rows_rejected=report.rows_rejected,
-            duration_seconds=report.duration_seconds,
-            report=report.to_dict(),
-            error=report.error,
-        )
-        if progress:
-            progress("done")
     logger.info("import job %s: %s rows loaded in %.2f s", job_id, report.rows_loaded, report.duration_seconds)
     return report
 

@@ -26,7 +26,8 @@ from typing import Any
 
 from recsmith.errors import ConfigError, NotFoundError
 from recsmith.jobs.config import SolutionConfig
-from recsmith.jobs.training import DEFAULT_METRICS, ProgressCallback, metric_names, train_solution_version
+from recsmith.jobs.runs import FAILED, ProgressCallback, failure_message
+from recsmith.jobs.training import DEFAULT_METRICS, metric_names, train_solution_version
 from recsmith.settings import Settings
 from recsmith.store.store import Store
 
@@ -168,9 +169,10 @@ def _decide(store: Store, group: str, solution: str, decision: str, reason: str,
 
 
 def _failed_version(store: Store, group_id: int, solution: str, after: int) -> int | None:
-    """The version a failed training made (CREATE_FAILED, newer than ``after``), if it made one."""
+    """The version a failed training made (:data:`~recsmith.jobs.runs.FAILED`, newer than ``after``), if it made
+    one."""
     failed = [v["id"] for v in store.list_solution_versions(group_id)
-              if v["solution_name"] == solution and v["id"] > after and v["status"] == "CREATE_FAILED"]
+              if v["solution_name"] == solution and v["id"] > after and v["status"] == FAILED]
     return failed[-1] if failed else None
 
 
@@ -244,8 +246,8 @@ def retrain_once(
     except Exception as exc:  # KeyboardInterrupt and SystemExit go through
         logger.debug("retraining %s/%s failed", group, solution, exc_info=True)
         failed = _failed_version(store, group_id, solution, newest)
-        made = f" (version {failed} is CREATE_FAILED)" if failed is not None else ""
-        reason = f"training failed{made}: {type(exc).__name__}: {exc}; campaigns keep their versions"
+        made = f" (version {failed} is {FAILED})" if failed is not None else ""
+        reason = f"training failed{made}: {failure_message(exc)}; campaigns keep their versions"
         record = _decide(store, group, solution, "failed", reason, failed, only_current, names)
         return record | {"decisions": [record]}
     candidate_id = int(version["id"])
@@ -361,8 +363,7 @@ def run_schedule(
                 decision = retrain_once(store, settings, group, solution, **retrain_kwargs)
             except Exception as exc:
                 logger.exception("retraining %s/%s: the run failed", group, solution)
-                decision = _record_failed_run(store, group, solution,
-                                              f"the run failed: {type(exc).__name__}: {exc}")
+                decision = _record_failed_run(store, group, solution, f"the run failed: {failure_message(exc)}")
             in_run = False
             decisions.append(decision)
             if on_decision is not None:
@@ -377,8 +378,7 @@ def run_schedule(
         logger.warning("retraining %s/%s: interrupted after %d run(s)", group, solution, len(decisions))
         if in_run:
             decision = _record_failed_run(store, group, solution,
-                                          "interrupted during the run (a training in progress is marked "
-                                          "CREATE_FAILED)")
+                                          f"interrupted during the run (a training in progress is marked {FAILED})")
             decisions.append(decision)
             if on_decision is not None:
                 on_decision(decision)
