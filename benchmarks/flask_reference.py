@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 from flask import Flask, jsonify, request
 
+from recsmith.recipes.bundle import TrainedModel
 from recsmith.settings import Settings
-from recsmith.store.artifacts import TrainedModel
 from recsmith.store.store import Store
 
 CAMPAIGNS_ENV = "RECSMITH_REFERENCE_CAMPAIGNS"

@@ -667,8 +667,8 @@ def agreement(a: dict[int, list[str]], b: dict[int, list[str]]) -> dict[str, Any
 
 def expected_items(artifact: str, user: str, k: int) -> list[str]:
     """A user's top ``k`` from an artifact, in-process (what the service should serve for it)."""
+    from recsmith.recipes.bundle import TrainedModel
     from recsmith.serving.recommender import recommend_for_user
-    from recsmith.store.artifacts import TrainedModel
 
     return [item.item_id for item in recommend_for_user(TrainedModel.load(artifact), user, k, exclude_seen=True)]
 

@@ -152,7 +152,7 @@ def test_the_next_training_does_not_see_a_deleted_user(live):
         client.delete_user("movies", "24")
     version = train_solution_version(live.store, Settings(home=Path(live.store.url.split("///")[1]).parent),
                                      "movies", "popularity", with_metrics=False)
-    from recsmith.store.artifacts import TrainedModel
+    from recsmith.recipes.bundle import TrainedModel
 
     model = TrainedModel.load(Path(version["artifact_uri"]))
     assert "24" not in model.users and "25" in model.users

@@ -1,4 +1,5 @@
-"""The epoch hook of the iterative recipes: called every epoch, changes nothing when unused, stops training."""
+"""The epoch hook of the iterative recipes (FitOptions.epoch_callback): called every epoch, changes nothing when
+unused, stops training."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 from recsmith.data.interactions import Interactions
-from recsmith.recipes import available, create, recipe_class
+from recsmith.recipes import FitOptions, available, create, recipe_class
 from recsmith.testing import synthetic_interactions
 
 ITERATIVE = {"als": {"factors": 8, "epochs": 4}, "bpr": {"factors": 8, "epochs": 4},
@@ -22,7 +23,7 @@ def rated() -> Interactions:
 
 
 def test_the_iterative_recipes_support_it() -> None:
-    assert {name for name in available() if recipe_class(name).supports_epoch_callback} == set(ITERATIVE)
+    assert {name for name in available() if recipe_class(name).tags.iterative} == set(ITERATIVE)
 
 
 @pytest.mark.parametrize("recipe", sorted(ITERATIVE))
@@ -31,15 +32,15 @@ def test_called_after_every_epoch_with_usable_state(recipe: str) -> None:
     plain = create(recipe, **ITERATIVE[recipe]).fit(data)
     seen: list[tuple[int, np.ndarray]] = []
     hooked = create(recipe, **ITERATIVE[recipe])
-    hooked.epoch_callback = lambda epoch, model: seen.append((epoch, model.recommend([0, 1], k=3).ids.copy()))
-    hooked.fit(data)
+    hooked.fit(data, FitOptions(
+        epoch_callback=lambda epoch, model: seen.append((epoch, model.recommend([0, 1], k=3).ids.copy()))))
     assert [epoch for epoch, _ in seen] == [1, 2, 3, 4]
     assert seen[-1][1].shape == (2, 3)
     np.testing.assert_array_equal(seen[-1][1], hooked.recommend([0, 1], k=3).ids)
     # the hook changes nothing: same factors as without it
     np.testing.assert_allclose(hooked.user_factors_, plain.user_factors_, rtol=1e-6)
     np.testing.assert_allclose(hooked.item_factors_, plain.item_factors_, rtol=1e-6)
-    assert hooked.clone().epoch_callback is None
+    assert not hasattr(hooked, "epoch_callback")  # an option of one fit, never kept on the recipe
 
 
 @pytest.mark.parametrize("recipe", sorted(ITERATIVE))
@@ -53,7 +54,6 @@ def test_raising_stops_training(recipe: str) -> None:
             raise RuntimeError("enough")
 
     model = create(recipe, **ITERATIVE[recipe])
-    model.epoch_callback = stop
     with pytest.raises(RuntimeError, match="enough"):
-        model.fit(data)
+        model.fit(data, FitOptions(epoch_callback=stop))
     assert epochs == [1, 2]

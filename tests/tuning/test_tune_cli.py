@@ -56,11 +56,11 @@ def test_tune_and_train_in_one_go_and_ctrl_c(movielens, monkeypatch: pytest.Monk
     klass = recipe_class("item-knn")
     real_fit, calls = klass._fit, []
 
-    def fit_then_ctrl_c(self, interactions) -> None:
+    def fit_then_ctrl_c(self, data, options) -> None:
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        real_fit(self, interactions)
+        real_fit(self, data, options)
 
     monkeypatch.setattr(klass, "_fit", fit_then_ctrl_c)
     stopped = movielens("tune", "-g", "ml", "--recipe", "item-knn", "--trials", 10, "--study", "knn", "--json")

@@ -30,13 +30,13 @@ def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progr
                    depth: int | None = None) -> ExperimentRun:
     """Fit and measure each of the experiment's recipes on one split of the group's data."""
     from recsmith.jobs.evaluation import run_experiment
-    from recsmith.jobs.training import load_interactions
+    from recsmith.jobs.training import load_training_data
 
     labels = [entry.label for entry in experiment.recipes]
     stages = {"read": "reading interactions"} | {f"fit:{label}": label for label in labels}
     with stage_progress("evaluate", stages, enabled=show_progress) as progress:
         progress("read")
-        interactions = load_interactions(store, group)
+        interactions = load_training_data(store, group, item_features=False, user_features=False).interactions
         run = run_experiment(interactions, experiment, progress=lambda label, stage: progress(f"fit:{label}"),
                              depth=depth)
         progress("done")

@@ -11,13 +11,13 @@ from recsmith.cli.app import JsonOption, handle_errors, open_store, out, print_j
 from recsmith.errors import ConfigError
 
 if TYPE_CHECKING:
-    from recsmith.store.artifacts import TrainedModel
+    from recsmith.recipes.bundle import TrainedModel
     from recsmith.store.store import Store
 
 
 def load_active_model(store: Store, version_id: int) -> TrainedModel:
     """The trained model of an ACTIVE solution version."""
-    from recsmith.store.artifacts import TrainedModel
+    from recsmith.recipes.bundle import TrainedModel
 
     version = store.get_solution_version(version_id)
     if version["status"] != "ACTIVE" or not version.get("artifact_uri"):

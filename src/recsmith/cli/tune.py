@@ -55,7 +55,7 @@ def tune(
 
     from recsmith.cli.app import err, open_store, parse_params, solution_config, stage_progress
     from recsmith.evaluation.split import split_random
-    from recsmith.jobs.training import load_interactions, train_solution_version
+    from recsmith.jobs.training import load_training_data, train_solution_version
     from recsmith.settings import Settings
     from recsmith.tuning import check_settings, tune_recipe
 
@@ -69,7 +69,7 @@ def tune(
     name = study or f"{group}:{recipe}:{metric}"
     with stage_progress(f"read {group}", {"read": "reading interactions"}, enabled=not as_json) as progress:
         progress("read")
-        interactions = load_interactions(store, group, config)
+        interactions = load_training_data(store, group, config, item_features=False, user_features=False).interactions
         tune_part, _ = split_random(interactions, test_fraction=HOLDOUT_FRACTION, seed=HOLDOUT_SEED)
         progress("done")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar tells the trials; no per-trial lines

@@ -88,9 +88,9 @@ def cross_validate_ratings(
         ``rmse``, ``mae`` (means over folds), ``rmse_std``, ``mae_std``, ``fit_seconds`` (mean) and
         ``folds`` (one dict per fold).
     """
-    if not hasattr(recipe, "score"):
-        raise ConfigError(f"cross-validating ratings needs a recipe that predicts them (score); {recipe.name} "
-                          "does not: use svd or svdpp, or a ranking protocol for the others")
+    if not recipe.tags.predicts_ratings:
+        raise ConfigError(f"cross-validating ratings needs a recipe that predicts them (tags.predicts_ratings); "
+                          f"{recipe.name} does not: use svd or svdpp, or a ranking protocol for the others")
     users = np.asarray(users, dtype=object)
     items = np.asarray(items, dtype=object)
     ratings = np.asarray(ratings, dtype=np.float64)

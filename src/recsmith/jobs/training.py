@@ -16,13 +16,14 @@ from typing import Any
 
 from recsmith import __version__
 from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.errors import DataError
 from recsmith.evaluation.evaluate import evaluate_recipes
 from recsmith.evaluation.split import split_random
 from recsmith.jobs.config import SolutionConfig
 from recsmith.recipes import create, recipe_class
+from recsmith.recipes.bundle import TrainedModel
 from recsmith.settings import Settings
-from recsmith.store.artifacts import TrainedModel
 from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,30 @@ ProgressCallback = Callable[[str], None]
 DEFAULT_METRICS = ("precision@k", "recall@k", "ndcg@k", "coverage@k")
 
 
-def load_interactions(store: Store, dataset_group: str, config: SolutionConfig | None = None) -> Interactions:
-    """Snapshot a dataset group's interactions as an :class:`Interactions` matrix.
+def load_training_data(store: Store, dataset_group: str, config: SolutionConfig | None = None, *,
+                       item_features: bool = True, user_features: bool = True,
+                       context: bool = True) -> TrainingData:
+    """Snapshot a dataset group as :class:`TrainingData`: the interactions read once, in one query, give the
+    matrix (weighted by ``config``'s event weights and decay) and the ordered event log; the items and users
+    datasets give the feature tables, typed by their schemas.
+
+    Parameters
+    ----------
+    store : Store
+        Where the data is.
+    dataset_group : str
+        The dataset group's name.
+    config : SolutionConfig, optional
+        Event weights and time decay (default: none).
+    item_features, user_features : bool
+        Read the item / user metadata into the feature tables (training reads them only for recipes whose
+        tags say they use them).
+    context : bool
+        Keep each event's context in the log.
+
+    Returns
+    -------
+    TrainingData
 
     Raises
     ------
@@ -43,17 +66,31 @@ def load_interactions(store: Store, dataset_group: str, config: SolutionConfig |
     """
     config = config or SolutionConfig()
     group = store.get_dataset_group(dataset_group)
-    columns = store.read_interactions(group.id)
+    columns = store.read_interactions(group.id, context=context)
     if len(columns["user_id"]) == 0:
         raise DataError(
             f"dataset group {dataset_group!r} has no interactions; import some first "
             f"(recsmith import interactions PATH --dataset-group {dataset_group})"
         )
-    return Interactions.from_arrays(
-        columns["user_id"], columns["item_id"],
-        timestamps=columns["timestamp"], event_types=columns["event_type"], event_values=columns["event_value"],
-        event_weights=config.event_weights or None, half_life_days=config.half_life_days,
-    )
+
+    def metadata(kind: str, wanted: bool) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        dataset = store.get_dataset(group.id, kind) if wanted else None
+        if dataset is None:
+            return None, None
+        records = store.read_items(group.id) if kind == "items" else store.read_users(group.id)
+        return records, dataset.schema
+
+    items, item_schema = metadata("items", item_features)
+    users, user_schema = metadata("users", user_features)
+    return TrainingData.from_columns(
+        columns, event_weights=config.event_weights or None, half_life_days=config.half_life_days,
+        item_features=items, user_features=users, item_schema=item_schema, user_schema=user_schema)
+
+
+def load_interactions(store: Store, dataset_group: str, config: SolutionConfig | None = None) -> Interactions:
+    """The interactions matrix of :func:`load_training_data` (without features); kept for older callers."""
+    return load_training_data(store, dataset_group, config, item_features=False, user_features=False,
+                              context=False).interactions
 
 
 def metric_names(k: int) -> list[str]:
@@ -107,7 +144,8 @@ def train_solution_version(
         The stored solution version (id, status, metrics, artifact_uri, timings).
     """
     config = config or SolutionConfig()
-    fields = recipe_class(recipe).Params.model_fields  # validates the name before any work
+    klass = recipe_class(recipe)  # validates the name before any work
+    fields = klass.Params.model_fields
     group = store.get_dataset_group(dataset_group)
     saved = store.find_solution(group.id, solution_name or recipe)
     kept = {} if saved is None or saved["recipe"] != recipe else saved["params"]
@@ -123,7 +161,9 @@ def train_solution_version(
         if progress:
             progress("read")
         last_event = store.last_interaction_id(group.id)  # serving reads the events stored after it live
-        interactions = load_interactions(store, dataset_group, config)
+        data = load_training_data(store, dataset_group, config, item_features=klass.tags.uses_item_features,
+                                  user_features=klass.tags.uses_user_features, context=klass.tags.sequential)
+        interactions = data.interactions
         metrics: dict[str, Any] = {}
         if with_metrics:
             if progress:
@@ -135,7 +175,7 @@ def train_solution_version(
         if progress:
             progress("fit")
         fit_started = time.perf_counter()
-        model_recipe.fit(interactions)
+        model_recipe.fit(data)
         fit_seconds = time.perf_counter() - fit_started
         if progress:
             progress("save")
@@ -150,7 +190,7 @@ def train_solution_version(
             "reference_time": None if interactions.timestamps is None or not interactions.nnz
             else int(interactions.timestamps.max()),
         }
-        TrainedModel.from_fit(model_recipe, interactions, meta).save(artifact)
+        TrainedModel.from_fit(model_recipe, data, meta).save(artifact)
         store.update_solution_version(
             version_id, status="ACTIVE", metrics=metrics, artifact_uri=str(artifact),
             fit_seconds=round(fit_seconds, 4), total_seconds=round(time.perf_counter() - started, 4),

@@ -1,12 +1,17 @@
-"""The recipe contract: ``fit`` on :class:`Interactions`, ``recommend`` in dense ids, batch first.
+"""The recipe contract: ``fit`` on :class:`TrainingData`, ``recommend`` in dense ids, batch first.
 
-Subclasses implement ``_fit`` (learn state from the training matrix) and ``_scores`` (dense scores for a
-batch of user histories); top-k selection, exclusions, candidates, padding, fold-in and artifacts live here
-once.
+Subclasses implement ``_fit`` (learn state from the training data, under the run's :class:`FitOptions`) and
+``_scores`` (dense scores for a batch of user histories), and declare their capabilities once, as
+:class:`RecipeTags`; top-k selection, exclusions, candidates, padding, fold-in, queries, pair scores and
+artifacts live here once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
+import inspect
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -16,11 +21,19 @@ from typing import Any, ClassVar, Literal, NamedTuple, Self
 import numpy as np
 import pydantic
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from recsmith import __version__
 from recsmith.atomic import atomic_folder
 from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.errors import ConfigError, DataError, NotFittedError
+from recsmith.recipes.options import EpochCallback, FitOptions
+from recsmith.recipes.query import HistoryQuery, query_rows
+from recsmith.recipes.tags import RecipeTags
+
+__all__ = ["EpochCallback", "FitOptions", "HistoryQuery", "Recipe", "RecipeParams", "RecipeTags", "Recommendations",
+           "top_k"]
 
 BATCH_USERS = 1024
 SCORE_BLOCK_CELLS = 1 << 25  # at most 32M dense float32 scores (128 MB) per batch of users
@@ -108,8 +121,8 @@ class RecipeParams(pydantic.BaseModel):
     search_space: ClassVar[dict[str, SearchDimension]] = {}
 
 
-EpochCallback = Callable[[int, "Recipe"], None]
-"""``callback(epochs_done, recipe)``, called by iterative recipes after each training epoch."""
+FIT_OPTION_NAMES = frozenset(field.name for field in dataclasses.fields(FitOptions))
+"""Names that are fit options, not params (``device``, ``num_threads``, ...)."""
 
 
 def _as_csr_rows(histories: sp.spmatrix | ItemLists, n_items: int) -> sp.csr_matrix:
@@ -134,10 +147,17 @@ def _as_csr_rows(histories: sp.spmatrix | ItemLists, n_items: int) -> sp.csr_mat
 def _per_row(values: ItemLists | None, n_rows: int, n_items: int, what: str) -> np.ndarray | sp.csr_matrix | None:
     """``exclude``/``candidates`` as one index array for everyone, or an ``n_rows × n_items`` boolean CSR.
 
-    Indices outside ``0..n_items-1`` (such as -1 padding) are ignored.
+    Indices outside ``0..n_items-1`` (such as -1 padding) are ignored. A sparse ``n_rows × n_items`` matrix is
+    taken as the mask (its stored entries).
     """
     if values is None:
         return None
+    if sp.issparse(values):
+        if values.shape != (n_rows, n_items):
+            raise ConfigError(f"{what} mask has shape {values.shape}, expected {(n_rows, n_items)}")
+        mask = sp.csr_matrix(values, dtype=bool)
+        mask.sum_duplicates()
+        return mask
     if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype != object:
         shared = values.astype(np.int64)
         return shared[(shared >= 0) & (shared < n_items)]
@@ -160,6 +180,31 @@ def _per_row(values: ItemLists | None, n_rows: int, n_items: int, what: str) -> 
                          shape=(n_rows, n_items))
     mask.sum_duplicates()
     return mask
+
+
+def _checked_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def _rows_of(mask: np.ndarray | sp.csr_matrix | None, rows: np.ndarray) -> np.ndarray | sp.csr_matrix | None:
+    """The rows of a per-row mask from :func:`_per_row` (a shared index array stays as it is)."""
+    return mask[rows] if sp.issparse(mask) else mask
+
+
+@functools.cache
+def _takes_options(fit: Callable[..., None]) -> bool:
+    """Whether a ``_fit`` takes ``(data, options)``, or only the matrix (recipes written before FitOptions)."""
+    try:
+        parameters = list(inspect.signature(fit).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return True
+    positional = [p for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                       inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3  # self, data, options
 
 
 def top_k(scores: np.ndarray, k: int) -> Recommendations:
@@ -200,7 +245,7 @@ def top_k(scores: np.ndarray, k: int) -> Recommendations:
 
 
 class Recipe(ABC):
-    """An algorithm with typed hyperparameters, trained on :class:`Interactions`.
+    """An algorithm with typed hyperparameters, trained on :class:`TrainingData`.
 
     Parameters
     ----------
@@ -208,19 +253,20 @@ class Recipe(ABC):
         The recipe's params model, or a dict of its fields.
     **kwargs
         Params by name (override ``params``).
+
+    Attributes
+    ----------
+    name : str
+        The registry name (``"item-knn"``).
+    Params : type
+        The params model.
+    tags : RecipeTags
+        What the recipe can do, declared once on the class (read them, never ``hasattr``).
     """
 
     name: ClassVar[str]
     Params: ClassVar[type[RecipeParams]]
-    supports_similar_items: ClassVar[bool] = False
-    supports_epoch_callback: ClassVar[bool] = False
-
-    epoch_callback: EpochCallback | None = None
-    """Iterative recipes (``supports_epoch_callback``) call this during ``fit`` after each epoch with the
-    number of epochs done and the recipe, whose learned state is then the current one (so ``recommend`` and
-    ``score`` work); for tuning and early stopping. It may raise to stop training: the exception leaves
-    ``fit``, and the recipe must be fitted again. Unset (the default), training is unchanged. Never saved
-    or cloned."""
+    tags: ClassVar[RecipeTags] = RecipeTags()
 
     def __init__(self, params: RecipeParams | dict[str, Any] | None = None, **kwargs: Any) -> None:
         merged = dict(params.model_dump() if isinstance(params, pydantic.BaseModel) else params or {})
@@ -236,7 +282,10 @@ class Recipe(ABC):
             problems = []
             for error in exc.errors():
                 name = ".".join(str(p) for p in error["loc"]) or "?"
-                if error["type"] == "extra_forbidden":
+                if error["type"] == "extra_forbidden" and name in FIT_OPTION_NAMES:
+                    problems.append(f"{name} is a fit option, not a param: pass it as "
+                                    f"recipe.fit(data, FitOptions({name}=...))")
+                elif error["type"] == "extra_forbidden":
                     allowed = ", ".join(cls.Params.model_fields)
                     problems.append(f"unknown param {name!r} (params of {cls.name}: {allowed})")
                 else:
@@ -258,18 +307,67 @@ class Recipe(ABC):
         return type(self)(self.get_params())
 
     # ---------------------------------------------------------------------------------------- fit
-    def fit(self, interactions: Interactions) -> Self:
-        """Learn from the interactions; returns ``self``."""
-        if not isinstance(interactions, Interactions):
-            raise DataError(f"fit needs an Interactions object, got {type(interactions).__name__}; "
-                            "wrap a matrix with Interactions.from_csr(X)")
-        self.train_matrix_ = interactions.matrix.astype(np.float32).tocsr()
-        self._fit(interactions)
+    def fit(self, data: TrainingData | Interactions, options: FitOptions | None = None) -> Self:
+        """Learn from the training data; returns ``self``.
+
+        Parameters
+        ----------
+        data : TrainingData or Interactions
+            What to learn from; a bare :class:`Interactions` matrix is wrapped (no features, and an event log
+            of one event per pair).
+        options : FitOptions, optional
+            Where and how to train (device, threads, callbacks); never saved with the model. Default:
+            ``FitOptions()`` (the CPU, the recipe's default threads, no callbacks).
+
+        Raises
+        ------
+        DataError
+            For data of another type, or without the timestamps a recipe that ``needs_timestamps`` needs.
+        ConfigError
+            For a device the recipe cannot train on here (see :meth:`FitOptions.resolve_device`).
+        """
+        data = TrainingData.wrap(data)
+        options = options if options is not None else FitOptions()
+        if not isinstance(options, FitOptions):
+            raise ConfigError(f"options must be a FitOptions, got {type(options).__name__}")
+        options = dataclasses.replace(options, device=options.resolve_device(type(self)))
+        if self.tags.needs_timestamps and data.interactions.timestamps is None:
+            raise DataError(f"the {self.name} recipe needs interaction timestamps")
+        self.train_matrix_ = data.interactions.matrix.astype(np.float32).tocsr()
+        total = int(getattr(self.params, "epochs", 1)) if self.tags.iterative else 1
+        if options.progress is not None:
+            options.progress(0, total)
+        limits = (threadpool_limits(limits=options.num_threads, user_api="blas") if options.num_threads
+                  else contextlib.nullcontext())
+        with limits:
+            if _takes_options(type(self)._fit):
+                self._fit(data, options)
+            else:  # a recipe written before TrainingData: _fit(self, interactions)
+                self._fit(data.interactions)  # type: ignore[call-arg]
+        if options.progress is not None and not self.tags.iterative:
+            options.progress(1, 1)
         return self
 
     @abstractmethod
-    def _fit(self, interactions: Interactions) -> None:
-        """Learn the recipe's state from the training data."""
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
+        """Learn the recipe's state from the training data (``options.device`` is ``cpu`` or ``cuda``).
+
+        Iterative recipes call :meth:`_epoch_done` after each epoch.
+        """
+
+    def _epoch_done(self, options: FitOptions, epoch: int) -> None:
+        """Report an epoch of an iterative recipe: ``options.progress(epoch, epochs)``, then
+        ``options.epoch_callback(epoch, self)`` (the learned state must be that epoch's when one is set)."""
+        if options.progress is not None:
+            options.progress(epoch, int(getattr(self.params, "epochs", epoch)))
+        if options.epoch_callback is not None:
+            options.epoch_callback(epoch, self)
+
+    @classmethod
+    def cuda_available(cls) -> bool:
+        """Whether this recipe can train on a CUDA device here (recipes whose ``tags.devices`` hold ``cuda``
+        override it; the others never can)."""
+        return False
 
     @abstractmethod
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
@@ -330,11 +428,103 @@ class Recipe(ABC):
         self._check_fitted()
         return self._rank(_as_csr_rows(histories, self.n_items), None, k, exclude_seen, candidates, exclude)
 
+    def recommend_for_queries(self, queries: Sequence[HistoryQuery], k: int = 10, *, exclude_seen: bool = True,
+                              candidates: ItemLists | sp.spmatrix | None = None,
+                              exclude: ItemLists | sp.spmatrix | None = None) -> Recommendations:
+        """Top ``k`` items for a batch of inference queries (what serving calls).
+
+        Each query's events become one weighted row (an item's weights summed, as training sums a pair's
+        events); a query with ``user`` set is scored as that training user (factor models use the learned
+        user state), the others are folded in from their rows. Sequential recipes override this to read the
+        order of the history.
+
+        Parameters
+        ----------
+        queries : sequence of HistoryQuery
+            One per user.
+        k : int
+            Items per query.
+        exclude_seen : bool
+            Leave out the items of each query's history.
+        candidates, exclude : array, list of arrays or sparse mask, optional
+            As :meth:`recommend` (one list for everyone, or one per query), or an ``n × n_items`` sparse
+            mask.
+
+        Returns
+        -------
+        Recommendations
+            ``int32[n, k]`` ids and ``float32[n, k]`` scores, one row per query, padded with -1 / ``-inf``.
+
+        Raises
+        ------
+        DataError
+            For a query item or user outside the model.
+        """
+        matrix = self._check_fitted()
+        queries = list(queries)
+        rows = query_rows(queries, self.n_items)
+        users = np.fromiter((-1 if q.user is None else int(q.user) for q in queries), dtype=np.int64,
+                            count=len(queries))
+        if len(users) and users.max() >= matrix.shape[0]:
+            raise DataError(f"query user indices must be in 0..{matrix.shape[0] - 1} (None for a user the model "
+                            "never saw)")
+        known = users >= 0
+        if known.all() or not known.any():
+            return self._rank(rows, users if known.any() else None, k, exclude_seen, candidates, exclude)
+        k, n = _checked_k(k), len(queries)
+        cand = _per_row(candidates, n, self.n_items, "candidates")
+        excl = _per_row(exclude, n, self.n_items, "exclude")
+        ids = np.full((n, k), -1, dtype=np.int32)
+        scores = np.full((n, k), -np.inf, dtype=np.float32)
+        for part, part_users in ((np.flatnonzero(known), users[known]), (np.flatnonzero(~known), None)):
+            result = self._rank(rows[part], part_users, k, exclude_seen, _rows_of(cand, part), _rows_of(excl, part))
+            ids[part], scores[part] = result.ids, result.scores
+        return Recommendations(ids, scores)
+
+    def score(self, users: np.ndarray | Sequence[int], items: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Scores of (user, item) pairs of training users: what :meth:`recommend` ranks them by.
+
+        Recipes that predict ratings (``tags.predicts_ratings``: svd, svdpp) override this to predict the
+        rating, with a prediction for unknown users or items too; here a pair with a ``-1`` (unknown) user or
+        item scores NaN.
+
+        Parameters
+        ----------
+        users, items : array of int
+            Dense indices, one pair per position (the same length).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``float32`` score of each pair (NaN where the user or the item is -1).
+
+        Raises
+        ------
+        DataError
+            For arrays of different lengths, or indices outside the model (below -1 or too large).
+        """
+        matrix = self._check_fitted()
+        users, items = self._pair_indices(users, items)
+        out = np.full(len(users), np.nan, dtype=np.float32)
+        known = np.flatnonzero((users >= 0) & (items >= 0))
+        if not len(known):
+            return out
+        order = known[np.argsort(users[known], kind="stable")]
+        distinct, starts = np.unique(users[order], return_index=True)
+        bounds = np.r_[starts, len(order)]
+        step = batch_size(matrix.shape[1])
+        for first in range(0, len(distinct), step):
+            last = min(first + step, len(distinct))
+            block_users = distinct[first:last]
+            dense = self._scores(matrix[block_users], block_users)
+            span = order[bounds[first]:bounds[last]]
+            local = np.repeat(np.arange(last - first), np.diff(bounds[first:last + 1]))
+            out[span] = np.asarray(dense, dtype=np.float32)[local, items[span]]
+        return out
+
     def _rank(self, histories: sp.csr_matrix, users: np.ndarray | None, k: int, exclude_seen: bool,
               candidates: ItemLists | None, exclude: ItemLists | None) -> Recommendations:
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k <= 0:
-            raise ConfigError(f"k must be a positive integer, got {k!r}")
-        k = int(k)
+        k = _checked_k(k)
         n = histories.shape[0]
         cand = _per_row(candidates, n, histories.shape[1], "candidates")
         excl = _per_row(exclude, n, histories.shape[1], "exclude")
@@ -378,6 +568,20 @@ class Recipe(ABC):
         else:
             dense[rows, block.indices] = -np.inf
 
+    def _pair_indices(self, users: np.ndarray | Sequence[int], items: np.ndarray | Sequence[int]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """``(users, items)`` of :meth:`score` as int64 arrays of one length, checked against the model (-1 is
+        allowed: an unknown user or item)."""
+        matrix = self._check_fitted()
+        users = np.asarray(users, dtype=np.int64).ravel()
+        items = np.asarray(items, dtype=np.int64).ravel()
+        if len(users) != len(items):
+            raise DataError(f"score needs one item per user: {len(users)} users, {len(items)} items")
+        for what, array, n in (("user", users, matrix.shape[0]), ("item", items, matrix.shape[1])):
+            if len(array) and (array.min() < -1 or array.max() >= n):
+                raise DataError(f"{what} indices must be in 0..{n - 1} (-1 for an unknown {what})")
+        return users, items
+
     def _item_indices(self, items: np.ndarray | Sequence[int]) -> np.ndarray:
         """``items`` as int64 dense indices, checked against the fitted catalogue."""
         self._check_fitted()
@@ -387,9 +591,15 @@ class Recipe(ABC):
         return items
 
     def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
-        """The ``k`` items most similar to each given item (never the item itself)."""
-        raise ConfigError(f"recipe {self.name} has no item similarity; use one of: "
-                          + ", ".join(_similarity_recipes()))
+        """The ``k`` items most similar to each given item (never the item itself).
+
+        Raises
+        ------
+        ConfigError
+            For recipes whose tags lack ``similar_items``.
+        """
+        raise ConfigError(f"recipe {self.name} has no item similarity (its tags.similar_items is false); train a "
+                          "recipe that has it, such as item-knn, rp3beta, als or bpr")
 
     def explain(self, history: np.ndarray, weights: np.ndarray, items: np.ndarray) -> np.ndarray | None:
         """Which interacted item contributes most to each recommended item's score, for "because you
@@ -444,7 +654,11 @@ class Recipe(ABC):
 
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool = False) -> Recipe:
-        """Read a recipe saved with :meth:`save` (the class comes from ``meta.json``; no pickle).
+        """Read a recipe saved with :meth:`save` (no pickle).
+
+        On a concrete class (``EASE.load(path)``) the folder must hold that recipe; on ``Recipe`` or another
+        base, the class named in ``meta.json`` comes from the registry
+        (:func:`recsmith.recipes.registry.load_recipe` does the same).
 
         Parameters
         ----------
@@ -454,21 +668,25 @@ class Recipe(ABC):
             Memory-map the arrays read-only instead of reading them into memory: loading is instant and
             processes serving the same artifact share its pages. (Artifacts of older versions, one
             ``arrays.npz``, are read into memory.)
-        """
-        from recsmith.recipes.registry import recipe_class
 
+        Raises
+        ------
+        DataError
+            When the folder holds no saved recipe, or one of another class.
+        """
         folder = Path(path)
-        try:
-            meta = json.loads((folder / "meta.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{folder} is not a saved recipe (meta.json unreadable: {exc})") from exc
-        if not isinstance(meta, dict) or "recipe" not in meta or "params" not in meta:
-            raise DataError(f"{folder / 'meta.json'} lacks the 'recipe' and 'params' keys; it was not written by "
-                            "Recipe.save")
-        klass = recipe_class(meta["recipe"])
-        if cls is not Recipe and not issubclass(klass, cls):
-            raise DataError(f"{folder} holds a {meta['recipe']} recipe, not {cls.name}")
-        recipe = klass(meta["params"])
+        meta = read_saved_meta(folder)
+        if getattr(cls, "name", None) == meta["recipe"] and not inspect.isabstract(cls):
+            klass: type[Recipe] = cls
+        else:
+            if _class_lookup is None:  # the registry installs it when recsmith.recipes is imported
+                raise DataError("no recipe registry to find the saved recipe's class in; import recsmith.recipes")
+            klass = _class_lookup(meta["recipe"])
+            if not issubclass(klass, cls):
+                raise DataError(f"{folder} holds a {meta['recipe']} recipe, not {getattr(cls, 'name', cls.__name__)}")
+        params = {key: value for key, value in meta["params"].items()
+                  if key in klass.Params.model_fields or key not in FIT_OPTION_NAMES}  # older artifacts' num_threads
+        recipe = klass(params)
         if (folder / "arrays").is_dir():
             arrays = {file.stem: np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
                       for file in sorted((folder / "arrays").glob("*.npy"))}
@@ -492,7 +710,30 @@ def strongest_contributor(contributions: np.ndarray, history: np.ndarray) -> np.
     return np.where(positive, np.asarray(history, dtype=np.int64)[best], -1)
 
 
-def _similarity_recipes() -> list[str]:
-    from recsmith.recipes.registry import available, recipe_class
+def read_saved_meta(folder: str | Path) -> dict[str, Any]:
+    """The ``meta.json`` of a folder written by :meth:`Recipe.save`.
 
-    return [name for name in available() if recipe_class(name).supports_similar_items]
+    Raises
+    ------
+    DataError
+        When it is missing, unreadable or lacks the ``recipe`` and ``params`` keys.
+    """
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{folder} is not a saved recipe (meta.json unreadable: {exc})") from exc
+    if not isinstance(meta, dict) or "recipe" not in meta or "params" not in meta:
+        raise DataError(f"{folder / 'meta.json'} lacks the 'recipe' and 'params' keys; it was not written by "
+                        "Recipe.save")
+    return meta
+
+
+_class_lookup: Callable[[str], type[Recipe]] | None = None
+
+
+def set_class_lookup(lookup: Callable[[str], type[Recipe]]) -> None:
+    """Install how :meth:`Recipe.load` finds a saved recipe's class by name (the registry installs its
+    ``recipe_class``; this module never imports the registry)."""
+    global _class_lookup
+    _class_lookup = lookup

@@ -6,12 +6,11 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 from pydantic import Field
-from threadpoolctl import threadpool_limits
 
-from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.errors import ConfigError
 from recsmith.recipes.base import FloatRange, Recipe, RecipeParams, strongest_contributor
-from recsmith.recipes.registry import register
+from recsmith.recipes.options import FitOptions
 
 
 class EASEParams(RecipeParams):
@@ -24,13 +23,9 @@ class EASEParams(RecipeParams):
     """Refuse catalogues larger than this: the dense items × items matrix needs 4·n² bytes (twice while
     solving); use ``item-knn`` or ``als`` for bigger ones."""
 
-    num_threads: int = Field(default=0, ge=0)
-    """BLAS threads for the solve (0: BLAS's default)."""
-
     search_space = {"reg": FloatRange(low=1.0, high=10_000.0, log=True)}
 
 
-@register
 class EASE(Recipe):
     """Embarrassingly Shallow Autoencoder (EASE^R).
 
@@ -38,7 +33,8 @@ class EASE(Recipe):
     ``||X - XB||² + λ||B||²``; the closed form is ``B = I - P·diag(1/diag(P))`` with
     ``P = (XᵀX + λI)⁻¹``. The inverse comes from a float32 Cholesky factorisation (LAPACK ``potrf`` +
     ``potri``), never a float64 general inverse. Scores are ``x_u·B``, so users unseen at training time
-    are scored from their history directly. Strong on MovieLens-sized catalogues.
+    are scored from their history directly. Strong on MovieLens-sized catalogues. The solve runs on
+    ``FitOptions.num_threads`` BLAS threads (0: BLAS's default).
 
     References
     ----------
@@ -48,8 +44,8 @@ class EASE(Recipe):
     name = "ease"
     Params = EASEParams
 
-    def _fit(self, interactions: Interactions) -> None:
-        n_items = interactions.n_items
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
+        n_items = data.n_items
         if n_items > self.params.max_items:
             gib = 8 * n_items**2 / 2**30
             raise ConfigError(
@@ -57,16 +53,15 @@ class EASE(Recipe):
                 f"max_items={self.params.max_items:,}; use item-knn (sparse neighbours) or als for this catalogue, "
                 "or raise max_items if the memory is there"
             )
-        x = sp.csr_matrix(interactions.matrix, dtype=np.float32)
+        x = sp.csr_matrix(data.interactions.matrix, dtype=np.float32)
         gram = (x.T @ x).toarray().astype(np.float32)
         gram[np.diag_indices(n_items)] += np.float32(self.params.reg)
-        limits = self.params.num_threads or None
-        with threadpool_limits(limits=limits, user_api="blas"):
-            factor, info = scipy.linalg.lapack.spotrf(gram, lower=False, overwrite_a=True)
-            if info != 0:
-                raise ConfigError(f"ease: the Gram matrix is not positive definite (LAPACK info {info}); "
-                                  f"raise reg (now {self.params.reg})")
-            inverse, info = scipy.linalg.lapack.spotri(factor, lower=False, overwrite_c=True)
+        # (fit limits the BLAS threads to options.num_threads around this)
+        factor, info = scipy.linalg.lapack.spotrf(gram, lower=False, overwrite_a=True)
+        if info != 0:
+            raise ConfigError(f"ease: the Gram matrix is not positive definite (LAPACK info {info}); "
+                              f"raise reg (now {self.params.reg})")
+        inverse, info = scipy.linalg.lapack.spotri(factor, lower=False, overwrite_c=True)
         if info != 0:
             raise ConfigError(f"ease: inverting the Gram matrix failed (LAPACK info {info}); raise reg")
         upper = np.triu(inverse)

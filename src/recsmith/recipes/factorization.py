@@ -13,9 +13,10 @@ import scipy.sparse as sp
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
-from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.recipes.base import FloatRange, IntRange, Recipe, RecipeParams, Recommendations, top_k
-from recsmith.recipes.registry import register
+from recsmith.recipes.options import FitOptions
+from recsmith.recipes.tags import RecipeTags
 
 
 class FactorModel(Recipe):
@@ -27,27 +28,26 @@ class FactorModel(Recipe):
 
     user_factors_: np.ndarray
     item_factors_: np.ndarray
-    supports_epoch_callback = True
+    tags = RecipeTags(similar_items=True, iterative=True)
 
-    def _implicit_callback(self, model: object) -> object | None:
-        """The ``callback`` for an ``implicit`` model's ``fit``: exposes its factors after each epoch to
-        :attr:`epoch_callback` (None when that is unset, so training is unchanged)."""
-        user_callback = self.epoch_callback
-        if user_callback is None:
+    def _implicit_callback(self, model: object, options: FitOptions) -> object | None:
+        """The ``callback`` for an ``implicit`` model's ``fit``: reports each epoch (:meth:`_epoch_done`), with
+        the model's factors exposed when there is an epoch callback; None without callbacks, so training is
+        unchanged."""
+        if options.epoch_callback is None and options.progress is None:
             return None
 
         def after_epoch(iteration: int, *_: object) -> None:
-            self.user_factors_ = model.user_factors  # type: ignore[attr-defined] (updated in place)
-            self.item_factors_ = model.item_factors  # type: ignore[attr-defined]
-            user_callback(iteration + 1, self)
+            if options.epoch_callback is not None:
+                self.user_factors_ = model.user_factors  # type: ignore[attr-defined] (updated in place)
+                self.item_factors_ = model.item_factors  # type: ignore[attr-defined]
+            self._epoch_done(options, iteration + 1)
 
         return after_epoch
 
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         vectors = self.user_factors_[users] if users is not None else self._fold_in(histories)
         return vectors @ self.item_factors_.T
-
-    supports_similar_items = True
 
     def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
         """The ``k`` items whose factors have the highest cosine with each given item's (never the item itself)."""
@@ -94,9 +94,6 @@ class ALSParams(RecipeParams):
     seed: int = 0
     """Seed of the initial factors."""
 
-    num_threads: int = Field(default=0, ge=0)
-    """Threads (0: all cores)."""
-
     search_space = {
         "factors": IntRange(low=8, high=256, log=True),
         "reg": FloatRange(low=1e-3, high=100.0, log=True),
@@ -105,13 +102,13 @@ class ALSParams(RecipeParams):
     }
 
 
-@register
 class ALS(FactorModel):
     """Implicit-feedback matrix factorisation by alternating least squares with conjugate gradient.
 
     Minimises ``Σ c_ui (p_ui - x_uᵀy_i)² + reg (|x|² + |y|²)`` with preference ``p = [w > 0]`` and
     confidence ``c = 1 + alpha·w``. Fold-in solves the same weighted least squares for a new user's
-    history against the fixed item factors, which is what a fresh ALS half-step would do.
+    history against the fixed item factors, which is what a fresh ALS half-step would do. Trains on
+    ``FitOptions.num_threads`` of ``implicit``'s threads (0: all cores).
 
     References
     ----------
@@ -123,15 +120,16 @@ class ALS(FactorModel):
     name = "als"
     Params = ALSParams
 
-    def _fit(self, interactions: Interactions) -> None:
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
 
         p = self.params
         with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads would fight them
             model = AlternatingLeastSquares(factors=p.factors, regularization=p.reg, alpha=p.alpha,
-                                            iterations=p.epochs, random_state=p.seed, num_threads=p.num_threads)
-            model.fit(sp.csr_matrix(interactions.matrix, dtype=np.float32), show_progress=False,
-                      callback=self._implicit_callback(model))
+                                            iterations=p.epochs, random_state=p.seed,
+                                            num_threads=options.num_threads)
+            model.fit(sp.csr_matrix(data.interactions.matrix, dtype=np.float32), show_progress=False,
+                      callback=self._implicit_callback(model, options))
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 
@@ -171,9 +169,6 @@ class BPRParams(RecipeParams):
     seed: int = 0
     """Seed of the initial factors and the sampling."""
 
-    num_threads: int = Field(default=1, ge=0)
-    """Threads; more than one makes training faster but not reproducible (lock-free SGD)."""
-
     search_space = {
         "factors": IntRange(low=8, high=256, log=True),
         "learning_rate": FloatRange(low=1e-3, high=0.2, log=True),
@@ -182,13 +177,13 @@ class BPRParams(RecipeParams):
     }
 
 
-@register
 class BPR(FactorModel):
     """Bayesian Personalised Ranking matrix factorisation.
 
     Learns factors (with item biases) so that each user's observed items score above sampled unobserved
     ones, by stochastic gradient ascent on ``Σ ln σ(x_ui - x_uj)``. New users are folded in by ridge
-    regression of their history on the item factors.
+    regression of their history on the item factors. Trains on ``FitOptions.num_threads`` threads, where
+    0 (the default) means one: with more, the lock-free SGD is faster but not reproducible.
 
     References
     ----------
@@ -199,18 +194,18 @@ class BPR(FactorModel):
     name = "bpr"
     Params = BPRParams
 
-    def _fit(self, interactions: Interactions) -> None:
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         p = self.params
-        positive = sp.csr_matrix(interactions.matrix, dtype=np.float32)
+        positive = sp.csr_matrix(data.interactions.matrix, dtype=np.float32)
         positive.data = (positive.data > 0).astype(np.float32)
         positive.eliminate_zeros()
         with threadpool_limits(1, "blas"):
             model = BayesianPersonalizedRanking(factors=p.factors, learning_rate=p.learning_rate,
                                                 regularization=p.reg, iterations=p.epochs, random_state=p.seed,
-                                                num_threads=p.num_threads)
-            model.fit(positive, show_progress=False, callback=self._implicit_callback(model))
+                                                num_threads=options.num_threads or 1)
+            model.fit(positive, show_progress=False, callback=self._implicit_callback(model, options))
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
 

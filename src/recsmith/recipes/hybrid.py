@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
-from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.recipes.base import Recipe, RecipeParams
-from recsmith.recipes.registry import recipe_class, register
+from recsmith.recipes.options import FitOptions
+from recsmith.recipes.registry import recipe_class
 
 
 class HybridParams(RecipeParams):
@@ -52,7 +54,6 @@ def _normalise(scores: np.ndarray, how: str) -> np.ndarray:
     return np.where(finite, (scores - centre) / scale, 0.0).astype(np.float32)
 
 
-@register
 class Hybrid(Recipe):
     """A weighted blend of fitted recipes (Personalize's mixed user/item CF; Gorse's fusion of recommenders).
 
@@ -72,8 +73,10 @@ class Hybrid(Recipe):
     def _components(self) -> list[Recipe]:
         return [recipe_class(name)(self.params.component_params.get(name, {})) for name in self.params.components]
 
-    def _fit(self, interactions: Interactions) -> None:
-        self.components_ = [component.fit(interactions) for component in self._components()]
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
+        # the components train where the hybrid does; the hybrid alone reports progress
+        quiet = dataclasses.replace(options, progress=None, epoch_callback=None)
+        self.components_ = [component.fit(data, quiet) for component in self._components()]
 
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         total = np.zeros((histories.shape[0], histories.shape[1]), dtype=np.float32)

@@ -8,10 +8,10 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.recipes.base import Choice, FloatRange, IntRange, RecipeParams
 from recsmith.recipes.neighbourhood import ItemSimilarityRecipe, prune_rows
-from recsmith.recipes.registry import register
+from recsmith.recipes.options import FitOptions
 
 
 class ItemKNNParams(RecipeParams):
@@ -32,9 +32,6 @@ class ItemKNNParams(RecipeParams):
 
     bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
     """BM25 length normalisation."""
-
-    num_threads: int = Field(default=0, ge=0)
-    """Threads for the neighbour search (0: all cores)."""
 
     search_space = {
         "neighbors": IntRange(low=10, high=1000, log=True),
@@ -68,7 +65,6 @@ def weight_matrix(matrix: sp.csr_matrix, weighting: str, k1: float = 1.2, b: flo
     return x
 
 
-@register
 class ItemKNN(ItemSimilarityRecipe):
     """Item-based collaborative filtering with shrunk cosine similarity.
 
@@ -89,17 +85,18 @@ class ItemKNN(ItemSimilarityRecipe):
     name = "item-knn"
     Params = ItemKNNParams
 
-    def _fit(self, interactions: Interactions) -> None:
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
         from implicit.nearest_neighbours import all_pairs_knn
 
         p = self.params
-        x = weight_matrix(interactions.matrix, p.weighting, p.bm25_k1, p.bm25_b).astype(np.float64)
+        x = weight_matrix(data.interactions.matrix, p.weighting, p.bm25_k1, p.bm25_b).astype(np.float64)
         norms = np.sqrt(np.asarray(x.power(2).sum(axis=0)).ravel())
         unit = x.copy()  # unit-length item columns, scaled in place: the kernel runs 1.4x slower on unsorted indices
         unit.data /= np.where(norms > 0, norms, 1.0)[unit.indices]
         unit.sort_indices()
         # each item's neighbors + 1 best cosines (the item itself is among them), in C++ over all cores
-        cosine = all_pairs_knn(unit, p.neighbors + 1, show_progress=False, num_threads=p.num_threads).tocsr()
+        cosine = all_pairs_knn(unit, p.neighbors + 1, show_progress=False,
+                               num_threads=options.num_threads).tocsr()
         rows = np.repeat(np.arange(cosine.shape[0], dtype=np.int32), np.diff(cosine.indptr))
         norm_products = norms[rows] * norms[cosine.indices]
         cosine.data = cosine.data * norm_products / (norm_products + p.shrink + 1e-9)  # shrunk, in place

@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsmith.recipes.base import Recipe, Recommendations, strongest_contributor, top_k
+from recsmith.recipes.tags import RecipeTags
 
 
 def prune_rows(similarity: sp.csr_matrix, keep: int) -> sp.csr_matrix:
@@ -42,7 +43,7 @@ class ItemSimilarityRecipe(Recipe):
     ``similarity_`` in ``_fit``.
     """
 
-    supports_similar_items = True
+    tags = RecipeTags(similar_items=True)
     similarity_: sp.csr_matrix
 
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:

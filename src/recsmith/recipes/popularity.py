@@ -7,9 +7,9 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.recipes.base import Recipe, RecipeParams
-from recsmith.recipes.registry import register
+from recsmith.recipes.options import FitOptions
 
 
 class PopularityParams(RecipeParams):
@@ -20,7 +20,6 @@ class PopularityParams(RecipeParams):
     (negative weights subtract)."""
 
 
-@register
 class Popularity(Recipe):
     """Popularity-Count (Amazon Personalize's ``aws-popularity-count``).
 
@@ -34,8 +33,8 @@ class Popularity(Recipe):
     name = "popularity"
     Params = PopularityParams
 
-    def _fit(self, interactions: Interactions) -> None:
-        matrix = interactions.matrix
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
+        matrix = data.interactions.matrix
         if self.params.by == "users":
             positive = (matrix > 0).astype(np.float32)
             counts = np.asarray(positive.sum(axis=0)).ravel()

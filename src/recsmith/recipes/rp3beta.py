@@ -6,10 +6,10 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.recipes.base import FloatRange, IntRange, RecipeParams
 from recsmith.recipes.neighbourhood import ItemSimilarityRecipe, prune_rows
-from recsmith.recipes.registry import register
+from recsmith.recipes.options import FitOptions
 
 
 class RP3BetaParams(RecipeParams):
@@ -37,7 +37,6 @@ def _row_normalise(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / sums) @ matrix)
 
 
-@register
 class RP3Beta(ItemSimilarityRecipe):
     """RP3β graph-based item recommendation.
 
@@ -56,9 +55,9 @@ class RP3Beta(ItemSimilarityRecipe):
     name = "rp3beta"
     Params = RP3BetaParams
 
-    def _fit(self, interactions: Interactions) -> None:
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
         p = self.params
-        x = sp.csr_matrix(interactions.matrix, dtype=np.float32)
+        x = sp.csr_matrix(data.interactions.matrix, dtype=np.float32)
         x.data = np.maximum(x.data, 0)
         x.eliminate_zeros()
         user_to_item = _row_normalise(x)

@@ -7,8 +7,10 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.recipes.base import FloatRange, IntRange, Recipe, RecipeParams
-from recsmith.recipes.registry import register
+from recsmith.recipes.options import FitOptions
+from recsmith.recipes.tags import RecipeTags
 
 
 class SVDParams(RecipeParams):
@@ -95,7 +97,6 @@ def ridge_rows(targets: sp.csr_matrix, features: np.ndarray, reg: float, bias_re
     return np.linalg.solve(grams, rhs[:, :, None])[:, :, 0]
 
 
-@register
 class SVD(Recipe):
     """Biased matrix factorisation for explicit ratings: ``r̂_ui = μ + b_u + b_i + p_uᵀq_i``.
 
@@ -113,11 +114,11 @@ class SVD(Recipe):
 
     name = "svd"
     Params = SVDParams
-    supports_epoch_callback = True
+    tags = RecipeTags(predicts_ratings=True, iterative=True)
 
-    def _fit(self, interactions: Interactions) -> None:
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
         p = self.params
-        ratings = ratings_matrix(interactions)
+        ratings = ratings_matrix(data.interactions)
         n_users, n_items = ratings.shape
         mean = float(ratings.data.mean()) if ratings.nnz else 0.0
         centred = ratings.copy()
@@ -133,9 +134,9 @@ class SVD(Recipe):
             user_factors, user_bias = solved[:, :-1], solved[:, -1]
             solved = ridge_rows(minus_columns(by_item, user_bias), with_ones(user_factors), p.reg, p.bias_reg)
             item_factors, item_bias = solved[:, :-1], solved[:, -1]
-            if self.epoch_callback is not None:
+            if options.epoch_callback is not None:
                 self._set_state(mean, user_factors, user_bias, item_factors, item_bias)
-                self.epoch_callback(epoch + 1, self)
+            self._epoch_done(options, epoch + 1)
         self._set_state(mean, user_factors, user_bias, item_factors, item_bias)
 
     def _set_state(self, mean: float, user_factors: np.ndarray, user_bias: np.ndarray, item_factors: np.ndarray,
@@ -163,10 +164,14 @@ class SVD(Recipe):
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs (dense indices, same length); ``-1`` ids get the mean
-        plus the known side's bias, as Surprise does for unknown users or items."""
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
+        plus the known side's bias, as Surprise does for unknown users or items.
+
+        Raises
+        ------
+        DataError
+            For arrays of different lengths, or indices outside the model.
+        """
+        users, items = self._pair_indices(users, items)
         known_u, known_i = users >= 0, items >= 0
         prediction = np.full(len(users), self.mean_[0], dtype=np.float64)
         prediction[known_u] += self.user_bias_[users[known_u]]

@@ -6,9 +6,9 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.recipes.base import FloatRange, IntRange
-from recsmith.recipes.registry import register
+from recsmith.recipes.options import FitOptions
 from recsmith.recipes.svd import SVD, SVDParams, minus_columns, ratings_matrix, ridge_rows, row_grams, with_ones
 
 
@@ -83,7 +83,6 @@ def _solve_implicit(residual: sp.csr_matrix, implicit: sp.csr_matrix, item_facto
     return y
 
 
-@register
 class SVDpp(SVD):
     """SVD++: ``r̂_ui = μ + b_u + b_i + q_iᵀ(p_u + |N(u)|^-½ Σ_{j∈N(u)} y_j)``.
 
@@ -110,10 +109,10 @@ class SVDpp(SVD):
     Params = SVDppParams
     params: SVDppParams
 
-    def _fit(self, interactions: Interactions) -> None:
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
         p = self.params
-        ratings = ratings_matrix(interactions)
-        implicit = _normalised_rows(interactions.matrix)
+        ratings = ratings_matrix(data.interactions)
+        implicit = _normalised_rows(data.interactions.matrix)
         n_users, n_items = ratings.shape
         mean = float(ratings.data.mean()) if ratings.nnz else 0.0
         centred = ratings.copy()
@@ -142,10 +141,10 @@ class SVDpp(SVD):
             residual.data -= _per_rating_dot(residual, user_factors, item_factors)
             implicit_factors = _solve_implicit(residual, implicit, item_factors, implicit_factors, implicit_reg,
                                                p.cg_steps)
-            if self.epoch_callback is not None:
+            if options.epoch_callback is not None:
                 self._set_state(mean, user_factors + implicit @ implicit_factors, user_bias, item_factors, item_bias)
                 self.implicit_factors_ = implicit_factors.astype(np.float32)
-                self.epoch_callback(epoch + 1, self)
+            self._epoch_done(options, epoch + 1)
         self._set_state(mean, user_factors + implicit @ implicit_factors, user_bias, item_factors, item_bias)
         self.implicit_factors_ = implicit_factors.astype(np.float32)
 

@@ -6,10 +6,10 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from recsmith.data.interactions import Interactions
-from recsmith.errors import DataError
+from recsmith.data.training import TrainingData
 from recsmith.recipes.base import Recipe, RecipeParams
-from recsmith.recipes.registry import register
+from recsmith.recipes.options import FitOptions
+from recsmith.recipes.tags import RecipeTags
 
 
 class TrendingParams(RecipeParams):
@@ -22,7 +22,6 @@ class TrendingParams(RecipeParams):
     """Added to the earlier window's count so that items going from 0 to 1 do not top the list."""
 
 
-@register
 class Trending(Recipe):
     """Trending-Now (Amazon Personalize's ``aws-trending-now``): growth of popularity.
 
@@ -42,12 +41,11 @@ class Trending(Recipe):
 
     name = "trending"
     Params = TrendingParams
+    tags = RecipeTags(needs_timestamps=True)
 
-    def _fit(self, interactions: Interactions) -> None:
-        if interactions.timestamps is None:
-            raise DataError("the trending recipe needs interaction timestamps")
-        matrix = interactions.matrix
-        stamps = interactions.timestamps
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
+        matrix = data.interactions.matrix
+        stamps = data.interactions.timestamps  # never None: the needs_timestamps tag makes fit check
         newest = int(stamps.max()) if len(stamps) else 0
         window = self.params.window_hours * 3600.0
         weights = matrix.data.astype(np.float64)

@@ -8,10 +8,10 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
-from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.recipes.base import Choice, FloatRange, IntRange, Recipe, RecipeParams
 from recsmith.recipes.item_knn import weight_matrix
-from recsmith.recipes.registry import register
+from recsmith.recipes.options import FitOptions
 
 
 class UserKNNParams(RecipeParams):
@@ -33,7 +33,6 @@ class UserKNNParams(RecipeParams):
     }
 
 
-@register
 class UserKNN(Recipe):
     """User-based collaborative filtering (UCF) with shrunk cosine similarity.
 
@@ -52,7 +51,7 @@ class UserKNN(Recipe):
     name = "user-knn"
     Params = UserKNNParams
 
-    def _fit(self, interactions: Interactions) -> None:
+    def _fit(self, data: TrainingData, options: FitOptions) -> None:
         self._prepare()
 
     def _prepare(self) -> None:

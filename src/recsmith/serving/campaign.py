@@ -31,6 +31,7 @@ import numpy as np
 
 from recsmith.data.filters import Filter, FilterCache, ItemCatalog, parse_filter
 from recsmith.errors import ConfigError, NotFoundError
+from recsmith.recipes.bundle import TrainedModel
 from recsmith.serving.ledger import DatabaseLedger, Ledger
 from recsmith.serving.live import DatabaseLive, RedisLive
 from recsmith.serving.recommender import (
@@ -42,7 +43,6 @@ from recsmith.serving.recommender import (
     popular_items,
     score_history,
 )
-from recsmith.store.artifacts import TrainedModel
 from recsmith.store.live_records import LiveState, Served
 from recsmith.store.store import EventBatch, Store
 
@@ -599,7 +599,7 @@ class CampaignRuntime:
         model = campaign.model
         skip: set[int] = set()
         out: list[RecommendedItem] = []
-        if item_id in model.items and model.recipe.supports_similar_items:
+        if item_id in model.items and model.recipe.tags.similar_items:
             index = model.items.index(item_id)
             skip.add(index)
             banned = 0 if allowed is None else int(len(allowed) - allowed.sum())

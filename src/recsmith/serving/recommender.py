@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsmith.data.weighting import event_weights_of
-from recsmith.store.artifacts import TrainedModel
+from recsmith.recipes.bundle import TrainedModel
 from recsmith.store.store import UserEvent
 
 

@@ -405,46 +405,49 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             t.datasets.c.dataset_group_id == group_id, t.datasets.c.dataset_type == dataset_type)).scalar()
 
     # -------------------------------------------------------------------------------------------- reads
-    def read_interactions(self, group_id: int) -> dict[str, np.ndarray]:
-        """All of a group's interactions as column arrays, in insertion order.
+    def read_interactions(self, group_id: int, *, context: bool = True) -> dict[str, np.ndarray]:
+        """All of a group's interactions as column arrays, in insertion order (one query).
+
+        Parameters
+        ----------
+        group_id : int
+            The dataset group.
+        context : bool
+            Also read each event's context (the JSON text of the import's extra columns or the event's
+            ``context``); leave it out when it is not needed.
 
         Returns
         -------
         dict
             ``user_id``, ``item_id`` (object arrays of str), ``timestamp`` (int64), ``event_type`` (object,
-            None where absent), ``event_value`` (float64, NaN where absent).
+            None where absent), ``event_value`` (float64, NaN where absent), ``session_id`` (object, None
+            where absent) and, with ``context``, ``context`` (object: JSON-object text, None where absent).
         """
+        names = ["user_id", "item_id", "timestamp", "event_type", "event_value", "session_id"] + (
+            ["context"] if context else [])
         if self.is_sqlite:
             # A scan in rowid (= insertion) order; through the (group, user) index SQLite would jump
             # around the table and take twice as long.
-            sql = ("SELECT user_id, item_id, timestamp, event_type, event_value FROM interactions NOT INDEXED "
-                   "WHERE dataset_group_id = ?")
+            sql = f"SELECT {', '.join(names)} FROM interactions NOT INDEXED WHERE dataset_group_id = ?"
         else:
-            sql = ("SELECT user_id, item_id, timestamp, event_type, event_value FROM interactions "
-                   "WHERE dataset_group_id = %s ORDER BY id")
+            sql = f"SELECT {', '.join(names)} FROM interactions WHERE dataset_group_id = %s ORDER BY id"
         with self.engine.connect() as conn:
             cursor = conn.connection.dbapi_connection.cursor()
             cursor.execute(sql, (group_id,))
             rows = cursor.fetchall()
             cursor.close()
         if not rows:
-            return {
-                "user_id": np.empty(0, dtype=object), "item_id": np.empty(0, dtype=object),
-                "timestamp": np.empty(0, dtype=np.int64), "event_type": np.empty(0, dtype=object),
-                "event_value": np.empty(0, dtype=np.float64),
-            }
+            empty = {name: np.empty(0, dtype=object) for name in names}
+            return empty | {"timestamp": np.empty(0, dtype=np.int64), "event_value": np.empty(0, dtype=np.float64)}
         table = np.array(rows, dtype=object)  # one 2-D pass; 4x faster than zip(*rows)
         del rows
         deleted = self.deletions(group_id, "item")
         if deleted:  # deleted items are not trained on (their interactions stay, as users' history)
             table = table[np.fromiter((item not in deleted for item in table[:, 1]), dtype=bool, count=len(table))]
-        return {
-            "user_id": table[:, 0].copy(),
-            "item_id": table[:, 1].copy(),
-            "timestamp": table[:, 2].astype(np.int64),
-            "event_type": table[:, 3].copy(),
-            "event_value": table[:, 4].astype(np.float64),  # None becomes NaN
-        }
+        columns = {name: table[:, position].copy() for position, name in enumerate(names)}
+        columns["timestamp"] = columns["timestamp"].astype(np.int64)
+        columns["event_value"] = columns["event_value"].astype(np.float64)  # None becomes NaN
+        return columns
 
     def count_interactions(self, group_id: int) -> int:
         """Number of stored interactions in the group."""

@@ -6,7 +6,8 @@ slice: ranking metrics (``ndcg@10``, ...) are maximised, the rating errors ``rms
 recipes such as ``svd``) minimised. Pass training data only; the test split stays untouched.
 
 Iterative recipes (``als``, ``bpr``, ``svd``, ``svdpp``) report the validation metric every few epochs
-through their :attr:`~recsmith.recipes.base.Recipe.epoch_callback`, and Optuna's ``MedianPruner`` stops a
+through the :attr:`~recsmith.recipes.options.FitOptions.epoch_callback` of their fit (recipes tagged
+``iterative``), and Optuna's ``MedianPruner`` stops a
 trial whose metric falls below the median of earlier trials at the same epoch. A study lives in a database
 (normally the store's, see :func:`~recsmith.tuning.storage.study_storage`) under a name, so a later run with
 the same name adds trials to it.
@@ -30,6 +31,7 @@ from recsmith.evaluation.metrics import compute_metrics
 from recsmith.evaluation.split import split_random
 from recsmith.recipes import available, recipe_class
 from recsmith.recipes.base import Recipe, SearchDimension
+from recsmith.recipes.options import FitOptions
 from recsmith.tuning.space import check_space, contains, search_space, space_json, suggest, tunable_recipes
 
 if TYPE_CHECKING:
@@ -173,8 +175,8 @@ def direction_of(metric: str, recipe: str | None = None) -> str:
     if not isinstance(metric, str):
         raise ConfigError(f"metric must be a string, got {metric!r}; {allowed}")
     if metric in RATING_METRICS:
-        if recipe is not None and not callable(getattr(recipe_class(recipe), "score", None)):
-            rating = [name for name in tunable_recipes() if callable(getattr(recipe_class(name), "score", None))]
+        if recipe is not None and not recipe_class(recipe).tags.predicts_ratings:
+            rating = [name for name in tunable_recipes() if recipe_class(name).tags.predicts_ratings]
             raise ConfigError(f"metric {metric} needs a recipe that predicts ratings ({', '.join(rating)}); "
                               f"{recipe} ranks items, so tune it on a ranking metric such as ndcg@10")
         return "minimize"
@@ -215,7 +217,7 @@ class _Validation:
     def __call__(self, recipe: Recipe, partial: bool = False) -> float:
         """The metric of a fitted recipe; ``partial``: on the users sampled for intermediate reports."""
         if self.rating:
-            error = recipe.score(self.users, self.items).astype(np.float64) - self.actual  # type: ignore[attr-defined]
+            error = recipe.score(self.users, self.items).astype(np.float64) - self.actual
             value = np.sqrt(np.mean(error**2)) if self.metric == "rmse" else np.mean(np.abs(error))
             return float(value)
         rows = self.report_rows if partial else slice(None)
@@ -258,7 +260,7 @@ def check_settings(recipe: str, *, metric: str = "ndcg@10", trials: int = 50, ti
 def _report_every(klass: type[Recipe], dims: Mapping[str, SearchDimension], fixed: dict[str, Any],
                   report_every: int | None) -> int | None:
     """Epochs between intermediate reports (None: the recipe reports none)."""
-    if not klass.supports_epoch_callback or "epochs" not in klass.Params.model_fields:
+    if not klass.tags.iterative or "epochs" not in klass.Params.model_fields:
         return None
     if report_every is not None:
         if isinstance(report_every, bool) or not isinstance(report_every, int) or report_every <= 0:
@@ -406,6 +408,7 @@ def _run(klass: type[Recipe], *, study_name: str, storage: optuna.storages.RDBSt
     def objective(trial: optuna.Trial) -> float:
         params = fixed | {key: suggest(trial, key, dim) for key, dim in dims.items()}
         model = klass(params)
+        options = FitOptions()
         if every is not None:
             def report(epoch: int, fitted: Recipe) -> None:
                 if epoch % every or epoch >= fitted.params.epochs:  # type: ignore[attr-defined]
@@ -414,10 +417,10 @@ def _run(klass: type[Recipe], *, study_name: str, storage: optuna.storages.RDBSt
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"validation {metric} below the median at epoch {epoch}")
 
-            model.epoch_callback = report
+            options = FitOptions(epoch_callback=report)
         started = time.perf_counter()
         try:
-            model.fit(train)
+            model.fit(train, options)
         except (ConfigError, np.linalg.LinAlgError) as exc:  # a numerically bad region: this trial fails, not the run
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
             raise

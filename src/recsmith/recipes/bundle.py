@@ -1,4 +1,7 @@
-"""Trained models on disk: a recipe's arrays plus the vocabularies, written atomically.
+"""The model bundle: a fitted recipe with the vocabularies it was trained on, written atomically.
+
+This is what a solution version's artifact holds, and what serving, batch jobs and the CLI load (it lives
+with the recipes, below the store, which only records where an artifact is).
 
 Layout of an artifact folder::
 
@@ -21,9 +24,11 @@ import numpy as np
 
 from recsmith.atomic import atomic_folder
 from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.data.vocabulary import Vocabulary
 from recsmith.errors import DataError, NotFoundError
-from recsmith.recipes import Recipe
+from recsmith.recipes.base import Recipe
+from recsmith.recipes.registry import load_recipe
 
 
 def _save_ids(path: Path, ids: np.ndarray) -> None:
@@ -58,8 +63,9 @@ class TrainedModel:
         return np.argsort(-self.popularity, kind="stable")
 
     @classmethod
-    def from_fit(cls, recipe: Recipe, interactions: Interactions, meta: dict[str, Any]) -> TrainedModel:
-        """Wrap a recipe fitted on ``interactions``."""
+    def from_fit(cls, recipe: Recipe, data: TrainingData | Interactions, meta: dict[str, Any]) -> TrainedModel:
+        """Wrap a recipe fitted on ``data`` (its matrix gives the vocabularies and the fallback popularity)."""
+        interactions = data.interactions if isinstance(data, TrainingData) else data
         positive = interactions.matrix.copy()
         positive.data = (positive.data > 0).astype(np.float32)
         popularity = np.asarray(positive.sum(axis=0)).ravel().astype(np.float32)
@@ -79,12 +85,20 @@ class TrainedModel:
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool = False) -> TrainedModel:
         """Read an artifact written by :meth:`save` (no pickle); ``mmap`` memory-maps the recipe's arrays
-        (see :meth:`recsmith.recipes.Recipe.load`)."""
+        (see :meth:`recsmith.recipes.Recipe.load`).
+
+        Raises
+        ------
+        NotFoundError
+            When the folder holds no artifact.
+        DataError
+            When the artifact is damaged or incomplete.
+        """
         folder = Path(path)
         if not (folder / "meta.json").is_file():
             raise NotFoundError(f"no trained model at {folder} (meta.json missing); was the training finished?")
         try:
-            recipe = Recipe.load(folder / "model", mmap=mmap)
+            recipe = load_recipe(folder / "model", mmap=mmap)
             users = Vocabulary(np.load(folder / "users.npy", allow_pickle=False).tolist())
             items = Vocabulary(np.load(folder / "items.npy", allow_pickle=False).tolist())
             popularity = np.load(folder / "popularity.npy", allow_pickle=False)
