@@ -668,9 +668,11 @@ def agreement(a: dict[int, list[str]], b: dict[int, list[str]]) -> dict[str, Any
 def expected_items(artifact: str, user: str, k: int) -> list[str]:
     """A user's top ``k`` from an artifact, in-process (what the service should serve for it)."""
     from recsmith.recipes.bundle import TrainedModel
-    from recsmith.serving.recommender import recommend_for_user
+    from recsmith.serving.recommender import build_history, score_history
 
-    return [item.item_id for item in recommend_for_user(TrainedModel.load(artifact), user, k, exclude_seen=True)]
+    model = TrainedModel.load(artifact)
+    history = build_history(model, model.users.index(user), [])
+    return [item.item_id for item in score_history(model, history, k, exclude_seen=True)]
 
 
 # ---------------------------------------------------------------------------------------------- scenarios

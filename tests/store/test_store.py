@@ -170,3 +170,14 @@ def test_import_job_and_solution_version_lifecycle(store: Store) -> None:
     assert [v["id"] for v in store.list_solution_versions(group.id)] == [version]
     with pytest.raises(NotFoundError, match="999"):
         store.get_solution_version(999)
+
+
+def test_no_blocking_reads_refuses_a_connection_and_leaves_the_store_usable(store: Store) -> None:
+    """The async routes answer on the event loop inside no_blocking_reads and go to a thread on this error."""
+    from recsmith.store.store import BlockingReadError, no_blocking_reads
+
+    group = store.create_dataset_group("g")
+    with no_blocking_reads(), pytest.raises(BlockingReadError):
+        store.live_state(group.id)
+    assert store.live_state(group.id).last_event_id == 0
+    assert store.user_events(group.id, "nobody") == []

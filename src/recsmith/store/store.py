@@ -7,6 +7,7 @@ either lands whole or not at all.
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import logging
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,31 @@ _now = t.utc_now
 _utc = t.as_utc
 
 
+_NO_BLOCKING_READS: contextvars.ContextVar[bool] = contextvars.ContextVar("recsmith_no_blocking_reads", default=False)
+
+
+class BlockingReadError(RuntimeError):
+    """The store was asked for a connection inside :func:`no_blocking_reads` (on an event loop): the caller does
+    the work again off the loop."""
+
+
+@contextmanager
+def no_blocking_reads() -> Iterator[None]:
+    """Within the block, any use of a store's connections raises :class:`BlockingReadError` instead of blocking
+    (the async routes answer on the event loop from memory, and go to a thread only when the database is
+    needed)."""
+    token = _NO_BLOCKING_READS.set(True)
+    try:
+        yield
+    finally:
+        _NO_BLOCKING_READS.reset(token)
+
+
+def _refuse_blocking_reads(*_: Any) -> None:
+    if _NO_BLOCKING_READS.get():
+        raise BlockingReadError("a store connection was asked for on the event loop")
+
+
 @dataclass(frozen=True)
 class EventBatch:
     """What :meth:`Store.record_events` did.
@@ -77,6 +103,18 @@ class EventBatch:
     duplicates: int
     before: int
     newest: int
+
+
+class UserEvent(NamedTuple):
+    """One of a user's stored events, as serving reads them (:meth:`Store.user_events`).
+
+    ``row`` is the interaction row id (from Redis: the batch's watermark, which is at least the row id), so
+    ``row > a training's watermark`` tells the events since that training."""
+
+    item_id: str
+    event_type: str | None
+    timestamp: int
+    row: int
 
 
 @dataclass(frozen=True)
@@ -154,6 +192,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             sa.event.listen(self.engine, "connect", _set_sqlite_pragmas)
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
+        sa.event.listen(self.engine.pool, "checkout", _refuse_blocking_reads)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -560,7 +599,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         """One :meth:`sqlite_write_transaction`: the group checked, one ``executemany`` that skips known ids, and
         the watermark."""
         insert = (f"INSERT INTO interactions (dataset_group_id, {', '.join(EVENT_COLUMNS)}) VALUES (?{', ?' * 9}) "
-                  "ON CONFLICT (dataset_group_id, event_id) DO NOTHING")
+                  "ON CONFLICT (dataset_group_id, event_id) WHERE event_id IS NOT NULL DO NOTHING")
         with self.sqlite_write_transaction() as cursor:
             group = cursor.execute("SELECT name, last_event_id FROM dataset_groups WHERE id = ?",
                                    (group_id,)).fetchone()
@@ -586,7 +625,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::float8[], %s::text[], "
             "%s::text[], %s::text[], %s::text[]) "
             "WHERE EXISTS (SELECT 1 FROM dataset_groups WHERE id = %s AND (%s::text IS NULL OR name = %s)) "
-            "ON CONFLICT (dataset_group_id, event_id) DO NOTHING RETURNING id), "
+            "ON CONFLICT (dataset_group_id, event_id) WHERE event_id IS NOT NULL DO NOTHING RETURNING id), "
             "up AS (UPDATE dataset_groups SET last_event_id = GREATEST(COALESCE(last_event_id, 0), "
             "(SELECT max(id) FROM ins)) WHERE id = %s AND EXISTS (SELECT 1 FROM ins)) "
             "SELECT count(*), max(id), "
@@ -634,28 +673,22 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         """At least the row id of the group's newest real-time event (0 before any); one-row read, cheap to poll."""
         return self.live_state(group_id).last_event_id
 
-    def user_items_after(self, group_id: int, user_id: str, after_id: int) -> list[str]:
-        """A user's item ids stored after interaction row ``after_id`` (events since a training), oldest first."""
-        i = t.interactions
-        with self.engine.connect() as conn:
-            return list(conn.execute(sa.select(i.c.item_id).where(
-                i.c.dataset_group_id == group_id, i.c.user_id == user_id, i.c.id > after_id).order_by(i.c.id))
-                .scalars())
-
-    def user_history(self, group_id: int, user_id: str) -> list[str]:
-        """A user's item ids, oldest first."""
-        return [item_id for item_id, _ in self.user_events(group_id, user_id)]
-
-    def user_events(self, group_id: int, user_id: str) -> list[tuple[str, str | None]]:
-        """A user's ``(item id, event type)`` pairs, oldest first (event type None where absent)."""
+    def user_events(self, group_id: int, user_id: str, after_id: int = 0) -> list[UserEvent]:
+        """A user's events stored after interaction row ``after_id`` (0: all of them; a training's watermark: the
+        events since that training), in the order stored (as Redis keeps them): what serving weighs like training
+        and filters read."""
         i = t.interactions
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(i.c.item_id, i.c.event_type)
-                .where(i.c.dataset_group_id == group_id, i.c.user_id == user_id)
-                .order_by(i.c.timestamp, i.c.id)
+                sa.select(i.c.item_id, i.c.event_type, i.c.timestamp, i.c.id)
+                .where(i.c.dataset_group_id == group_id, i.c.user_id == user_id, i.c.id > after_id)
+                .order_by(i.c.id)
             ).all()
-        return [(row.item_id, row.event_type) for row in rows]
+        return [UserEvent(row.item_id, row.event_type, int(row.timestamp), int(row.id)) for row in rows]
+
+    def user_history(self, group_id: int, user_id: str) -> list[str]:
+        """A user's item ids, in the order stored."""
+        return [event.item_id for event in self.user_events(group_id, user_id)]
 
     def read_items(self, group_id: int, ids: list[str] | None = None) -> dict[str, dict[str, Any]]:
         """Item metadata by item id (all items, or those in ``ids``)."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 
 from recsmith.api.auth import Reader
 from recsmith.api.responses import JSON
@@ -12,8 +14,20 @@ from recsmith.api.routes.deps import MetricsDep, RuntimeDep
 from recsmith.api.schemas import RankingRequest, RecommendationRequest, RecommendationResponse
 from recsmith.errors import ConfigError
 from recsmith.serving.campaign import Promotion
+from recsmith.store.store import BlockingReadError, no_blocking_reads
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}/campaigns/{campaign}", tags=["recommendations"])
+
+
+async def _off_the_loop_if_reading(answer: Callable[..., JSON], *args: Any) -> JSON:
+    """``answer(*args)`` on the event loop when memory suffices (a known user, no new events, cached filters and
+    live state), else in a worker thread: a database read never stalls the loop (the first attempt stops at
+    the read, before anything is recorded)."""
+    try:
+        with no_blocking_reads():
+            return answer(*args)
+    except BlockingReadError:
+        return await run_in_threadpool(answer, *args)
 
 
 def _answer(runtime: RuntimeDep, metrics: MetricsDep, group: str, campaign: str,
@@ -37,7 +51,7 @@ async def recommend(group: str, campaign: str, body: RecommendationRequest, runt
                     _: Reader) -> JSON:
     """Top items for ``user_id``, or items related to ``item_id``; unknown users get popular items
     (``reason: popular``); a filter that leaves too few is padded with popular items that pass it."""
-    return _answer(runtime, metrics, group, campaign, body)
+    return await _off_the_loop_if_reading(_answer, runtime, metrics, group, campaign, body)
 
 
 @router.get("/recommendations", response_model=RecommendationResponse)
@@ -67,13 +81,17 @@ async def recommend_get(
         "filter_values": {k: v[0] if len(v) == 1 else v for k, v in values.items()}, "exclude": exclude or [],
         "exclude_seen": exclude_seen, "metadata_columns": metadata_column or [],
     })
-    return _answer(runtime, metrics, group, campaign, body)
+    return await _off_the_loop_if_reading(_answer, runtime, metrics, group, campaign, body)
 
 
 @router.post("/personalized-ranking", response_model=RecommendationResponse)
 async def personalized_ranking(group: str, campaign: str, body: RankingRequest, runtime: RuntimeDep,
                                metrics: MetricsDep, _: Reader) -> JSON:
     """``input_list`` ordered for the user, best first; items the model does not know go last."""
+    return await _off_the_loop_if_reading(_rank, runtime, metrics, group, campaign, body)
+
+
+def _rank(runtime: RuntimeDep, metrics: MetricsDep, group: str, campaign: str, body: RankingRequest) -> JSON:
     answer = runtime.rank(group, campaign, user_id=body.user_id, input_list=body.input_list, filter=body.filter,
                           filter_values=body.filter_values, metadata_columns=body.metadata_columns)
     metrics.items_served.labels(group, campaign).inc(len(answer["items"]))
