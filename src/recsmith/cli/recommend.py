@@ -11,18 +11,7 @@ from recsmith.cli.app import JsonOption, handle_errors, open_store, out, print_j
 from recsmith.errors import ConfigError
 
 if TYPE_CHECKING:
-    from recsmith.recipes.bundle import TrainedModel
     from recsmith.store.store import Store
-
-
-def load_active_model(store: Store, version_id: int) -> TrainedModel:
-    """The trained model of an ACTIVE solution version."""
-    from recsmith.recipes.bundle import TrainedModel
-
-    version = store.get_solution_version(version_id)
-    if version["status"] != "ACTIVE" or not version.get("artifact_uri"):
-        raise ConfigError(f"solution version {version_id} is {version['status']}, not ACTIVE; train it again")
-    return TrainedModel.load(version["artifact_uri"])
 
 
 def titled_rows(store: Store, group_id: int, scored: list[tuple[str, float, str]]) -> list[dict[str, Any]]:
@@ -101,16 +90,22 @@ def similar(
     num: Annotated[int, typer.Option(help="Number of items.")] = 10,
     as_json: JsonOption = False,
 ) -> None:
-    """Items most similar to an item ("customers who liked this also liked")."""
+    """Items most similar to an item ("customers who liked this also liked"), through the serving pipeline
+    that HTTP's related items answer with (deleted items left out)."""
+    from recsmith.serving.campaign import CampaignRuntime, load_version
+
     store = open_store()
-    model = load_active_model(store, solution_version)
-    result = model.recipe.similar_items([model.items.index(item)], num)
-    scored = [(model.items.raw(int(i)), float(score), "similar")
-              for i, score in zip(result.ids[0], result.scores[0], strict=True) if i >= 0]
-    group = store.get_dataset_group(model.meta["dataset_group"])
-    rows = titled_rows(store, group.id, scored)
+    deployed = load_version(store, solution_version)
+    model = deployed.model
+    if not model.recipe.tags.similar_items:
+        raise ConfigError(f"solution version {solution_version} is a {model.recipe.name} model, which has no item "
+                          "similarity; train a recipe that has it, such as item-knn, rp3beta, als or bpr")
+    model.items.index(item)  # an unknown item is an error here (HTTP pads with popular ones)
+    answer = CampaignRuntime(store).answer(deployed, item_id=item, num_results=num, log=False)
+    rows = titled_rows(store, deployed.group_id, [(row["item_id"], row["score"], row["reason"])
+                                                  for row in answer["items"] if row["reason"].startswith("similar")])
     if as_json:
         print_json({"solution_version": solution_version, "item_id": item, "items": rows})
         return
-    source_title = item_title(store.read_items(group.id, [item]).get(item)) or item
+    source_title = item_title(store.read_items(deployed.group_id, [item]).get(item)) or item
     print_recommendations(rows, f"items similar to {source_title} (solution version {solution_version})")
