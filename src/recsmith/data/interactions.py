@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -96,6 +96,88 @@ def _reduce_pairs(rows: np.ndarray, cols: np.ndarray, weight: np.ndarray, stamps
         last = np.maximum.reduceat(position, starts) if m else np.empty(0, dtype=np.int64)
         pair_values = np.where(last >= 0, ordered[np.maximum(last, 0)], np.nan).astype(np.float32)
     return matrix, pair_stamps, pair_values
+
+
+class EncodedEvents(NamedTuple):
+    """Events in dense ids with their weights, as :meth:`Interactions.from_arrays` sums them into the matrix.
+
+    Attributes
+    ----------
+    user_vocab, item_vocab : Vocabulary
+        The vocabularies (built in order of first appearance, or the ones given).
+    users, items : numpy.ndarray
+        ``int32`` dense ids of the kept events, in input order.
+    weights : numpy.ndarray
+        ``float64`` weight of each kept event: its own weight times its type's and the half-life decay.
+    timestamps : numpy.ndarray or None
+        ``int64`` epoch seconds of the kept events.
+    values : numpy.ndarray or None
+        ``float64`` values of the kept events (NaN where none).
+    kept : numpy.ndarray
+        ``bool`` over the input events: those kept (weight not 0, ids in the vocabularies).
+    """
+
+    user_vocab: Vocabulary
+    item_vocab: Vocabulary
+    users: np.ndarray
+    items: np.ndarray
+    weights: np.ndarray
+    timestamps: np.ndarray | None
+    values: np.ndarray | None
+    kept: np.ndarray
+
+
+def encode_events(
+    users: np.ndarray,
+    items: np.ndarray,
+    *,
+    timestamps: np.ndarray | None = None,
+    event_types: np.ndarray | None = None,
+    event_values: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+    event_weights: Mapping[str, float] | None = None,
+    half_life_days: float | None = None,
+    user_vocab: Vocabulary | None = None,
+    item_vocab: Vocabulary | None = None,
+) -> EncodedEvents:
+    """One row per event in raw ids -> the events :meth:`Interactions.from_arrays` sums, in dense ids, weighted.
+
+    The parameters and errors are :meth:`Interactions.from_arrays`'s; the matrix and ``TrainingData``'s event
+    log are both built from this one pass.
+    """
+    users = np.asarray(users, dtype=object).ravel()
+    items = np.asarray(items, dtype=object).ravel()
+    n = len(users)
+    arrays = {"items": items, "timestamps": timestamps, "event_types": event_types,
+              "event_values": event_values, "weights": weights}
+    for name, array in arrays.items():
+        if array is not None and len(array) != n:
+            raise DataError(f"{name} has {len(array)} entries, users has {n}; give one value per event")
+    weight = np.ones(n, dtype=np.float64) if weights is None else _floats(weights, "weights", allow_nan=False)
+    weight = weight * type_weights(event_types, event_weights, n)
+    stamps = None if timestamps is None else _timestamp_seconds(timestamps)
+    values = None if event_values is None else _floats(event_values, "event_values", allow_nan=True)
+    if half_life_days is not None:
+        if not half_life_days > 0:
+            raise DataError(f"half_life_days must be positive, got {half_life_days}")
+        if stamps is None:
+            raise DataError("time decay (half_life_days) needs timestamps")
+    if user_vocab is None:
+        user_vocab, user_codes = Vocabulary.from_values(users)
+    else:
+        user_codes = user_vocab.indices(users, missing="ignore")
+    if item_vocab is None:
+        item_vocab, item_codes = Vocabulary.from_values(items)
+    else:
+        item_codes = item_vocab.indices(items, missing="ignore")
+    keep = (weight != 0) & (user_codes >= 0) & (item_codes >= 0)
+    if not keep.all():
+        user_codes, item_codes, weight = user_codes[keep], item_codes[keep], weight[keep]
+        stamps = None if stamps is None else stamps[keep]
+        values = None if values is None else values[keep]
+    if half_life_days is not None and stamps is not None and len(stamps):
+        weight = weight * decay(stamps, half_life_days, int(stamps.max()))
+    return EncodedEvents(user_vocab, item_vocab, user_codes, item_codes, weight, stamps, values, keep)
 
 
 class Interactions:
@@ -239,41 +321,17 @@ class Interactions:
             On mismatched lengths, missing ids, missing or non-numeric timestamps, non-finite weights, or
             ``half_life_days`` without timestamps.
         """
-        users = np.asarray(users, dtype=object).ravel()
-        items = np.asarray(items, dtype=object).ravel()
-        n = len(users)
-        arrays = {"items": items, "timestamps": timestamps, "event_types": event_types,
-                  "event_values": event_values, "weights": weights}
-        for name, array in arrays.items():
-            if array is not None and len(array) != n:
-                raise DataError(f"{name} has {len(array)} entries, users has {n}; give one value per event")
-        weight = np.ones(n, dtype=np.float64) if weights is None else _floats(weights, "weights", allow_nan=False)
-        weight = weight * type_weights(event_types, event_weights, n)
-        stamps = None if timestamps is None else _timestamp_seconds(timestamps)
-        values = None if event_values is None else _floats(event_values, "event_values", allow_nan=True)
-        if half_life_days is not None:
-            if not half_life_days > 0:
-                raise DataError(f"half_life_days must be positive, got {half_life_days}")
-            if stamps is None:
-                raise DataError("time decay (half_life_days) needs timestamps")
-        if user_vocab is None:
-            user_vocab, user_codes = Vocabulary.from_values(users)
-        else:
-            user_codes = user_vocab.indices(users, missing="ignore")
-        if item_vocab is None:
-            item_vocab, item_codes = Vocabulary.from_values(items)
-        else:
-            item_codes = item_vocab.indices(items, missing="ignore")
-        keep = (weight != 0) & (user_codes >= 0) & (item_codes >= 0)
-        if not keep.all():
-            user_codes, item_codes, weight = user_codes[keep], item_codes[keep], weight[keep]
-            stamps = None if stamps is None else stamps[keep]
-            values = None if values is None else values[keep]
-        if half_life_days is not None and stamps is not None and len(stamps):
-            weight = weight * decay(stamps, half_life_days, int(stamps.max()))
-        matrix, pair_stamps, pair_values = _reduce_pairs(user_codes, item_codes, weight, stamps, values,
-                                                         (len(user_vocab), len(item_vocab)))
-        return cls(matrix, user_vocab, item_vocab, pair_stamps, pair_values)
+        return cls.from_encoded(encode_events(
+            users, items, timestamps=timestamps, event_types=event_types, event_values=event_values, weights=weights,
+            event_weights=event_weights, half_life_days=half_life_days, user_vocab=user_vocab, item_vocab=item_vocab))
+
+    @classmethod
+    def from_encoded(cls, events: EncodedEvents) -> Interactions:
+        """Sum :func:`encode_events`'s events per (user, item) pair (what :meth:`from_arrays` does with them)."""
+        matrix, pair_stamps, pair_values = _reduce_pairs(
+            events.users, events.items, events.weights, events.timestamps, events.values,
+            (len(events.user_vocab), len(events.item_vocab)))
+        return cls(matrix, events.user_vocab, events.item_vocab, pair_stamps, pair_values)
 
     @classmethod
     def from_frame(

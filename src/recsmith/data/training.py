@@ -33,10 +33,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsmith.data.interactions import Interactions, _floats, _timestamp_seconds
+from recsmith.data.interactions import Interactions, _floats, _timestamp_seconds, encode_events
 from recsmith.data.schema import Schema, SchemaField
 from recsmith.data.vocabulary import Vocabulary
-from recsmith.data.weighting import decay, type_weights
 from recsmith.errors import DataError, SchemaError
 
 FeatureKind = Literal["categorical", "numerical", "textual"]
@@ -486,48 +485,29 @@ class TrainingData:
         DataError
             As :meth:`Interactions.from_arrays`, and for per-event arrays of the wrong length.
         """
-        users = np.asarray(users, dtype=object).ravel()
-        items = np.asarray(items, dtype=object).ravel()
-        n = len(users)
-        stamps = None if timestamps is None else _timestamp_seconds(timestamps)
-        values = None if event_values is None else _floats(event_values, "event_values", allow_nan=True)
-        own = None if weights is None else _floats(weights, "weights", allow_nan=False)
-        for name, array in (("items", items), ("timestamps", stamps), ("event_types", event_types),
-                            ("event_values", values), ("weights", own)):
+        n = len(np.asarray(users, dtype=object).ravel())
+        for name, array in (("session_ids", session_ids), ("context", context)):
             if array is not None and len(array) != n:
-                raise DataError(f"{name} has {len(array)} entries, users has {n}; give one value per event")
-        # the vocabularies Interactions.from_arrays would build (first appearance), built once for both halves
-        if user_vocab is None:
-            user_vocab, user_codes = Vocabulary.from_values(users)
-        else:
-            user_codes = user_vocab.indices(users, missing="ignore")
-        if item_vocab is None:
-            item_vocab, item_codes = Vocabulary.from_values(items)
-        else:
-            item_codes = item_vocab.indices(items, missing="ignore")
-        interactions = Interactions.from_arrays(
-            users, items, timestamps=stamps, event_types=event_types, event_values=values, weights=own,
-            event_weights=event_weights, half_life_days=half_life_days, user_vocab=user_vocab, item_vocab=item_vocab)
-        # each event's weight as from_arrays computes it, so a pair's events sum to its matrix entry
-        weight = np.ones(n, dtype=np.float64) if own is None else own
-        weight = weight * type_weights(event_types, event_weights, n)
-        keep = (weight != 0) & (user_codes >= 0) & (item_codes >= 0)
-        kept_stamps = None if stamps is None else stamps[keep]
-        weight = weight[keep]
-        if half_life_days is not None and kept_stamps is not None and len(kept_stamps):
-            weight = weight * decay(kept_stamps, half_life_days, int(kept_stamps.max()))
+                raise DataError(f"{name} has {len(array)} entries for {n} events; give one per event")
+        # one pass: the events the matrix sums are the log's events
+        encoded = encode_events(users, items, timestamps=timestamps, event_types=event_types,
+                                event_values=event_values, weights=weights, event_weights=event_weights,
+                                half_life_days=half_life_days, user_vocab=user_vocab, item_vocab=item_vocab)
+        interactions = Interactions.from_encoded(encoded)
+        kept = encoded.kept if not encoded.kept.all() else slice(None)
         type_codes, type_names = _codes(event_types, n, "event_types")
         session_codes, session_names = _codes(session_ids, n, "session_ids")
         contexts = None if context is None else _context_texts(context, n)
-        log = EventLog(user_codes[keep], item_codes[keep], weight.astype(np.float32), kept_stamps,
-                       None if values is None else values[keep].astype(np.float32),
-                       None if type_codes is None else type_codes[keep], tuple(type_names.tolist()),
-                       None if session_codes is None else session_codes[keep], session_names,
-                       None if contexts is None else contexts[keep])
+        kept_stamps = encoded.timestamps
+        log = EventLog(encoded.users, encoded.items, encoded.weights.astype(np.float32), kept_stamps,
+                       None if encoded.values is None else encoded.values.astype(np.float32),
+                       None if type_codes is None else type_codes[kept], tuple(type_names.tolist()),
+                       None if session_codes is None else session_codes[kept], session_names,
+                       None if contexts is None else contexts[kept])
         if kept_stamps is not None:
             log = log.take(np.argsort(kept_stamps, kind="stable"))
-        return cls(interactions, log, _table(item_features, item_vocab, item_schema),
-                   _table(user_features, user_vocab, user_schema))
+        return cls(interactions, log, _table(item_features, encoded.item_vocab, item_schema),
+                   _table(user_features, encoded.user_vocab, user_schema))
 
     @classmethod
     def from_columns(cls, columns: Mapping[str, np.ndarray], *, event_weights: Mapping[str, float] | None = None,
