@@ -14,7 +14,8 @@ validate, one transaction), and then times the training read: the store's rows i
 ``--baseline-commit`` also runs the same benchmark on an older commit's code (``git archive`` of its ``src/``
 into a temporary folder, put first on ``PYTHONPATH``): each run is a fresh process on a fresh store (a new
 SQLite file; a new PostgreSQL schema), the two codes' runs interleaved, ``--repeats`` times each; it prints
-both codes' best rows/s and their ratio.
+both codes' best and median rows/s and their ratio, of wall time and of the importing process's CPU time
+(the steadier of the two on a machine that other work shares; PostgreSQL's own CPU is not in it).
 """
 
 from __future__ import annotations
@@ -47,14 +48,15 @@ def make_csv(path: Path, rows: int, seed: int = 0) -> None:
     frame.to_csv(path, index=False)
 
 
-def run(label: str, store, csv: Path, rows: int) -> float:
-    """Import ``csv`` into a migrated ``store`` and read it back for training; prints a line, returns rows/s."""
+def run(label: str, store, csv: Path, rows: int) -> tuple[float, float]:
+    """Import ``csv`` into a migrated ``store`` and read it back for training; prints a line, returns rows/s
+    of wall time and of this process's CPU time (steadier than wall time on a shared machine)."""
     from recsmith.jobs.importing import import_dataset
     from recsmith.jobs.training import load_interactions
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = import_dataset(store, "bench", "interactions", str(csv), column_map=MAP, mode="full")
-    import_seconds = time.perf_counter() - started
+    import_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     assert report.rows_loaded == rows, report
     started = time.perf_counter()
     columns = store.read_interactions(store.get_dataset_group("bench").id)
@@ -62,14 +64,15 @@ def run(label: str, store, csv: Path, rows: int) -> float:
     started = time.perf_counter()
     interactions = load_interactions(store, "bench")
     snapshot_seconds = time.perf_counter() - started
-    print(f"{label}: import {rows:,} rows in {import_seconds:.2f} s = {rows / import_seconds:,.0f} rows/s; "
+    print(f"{label}: import {rows:,} rows in {import_seconds:.2f} s = {rows / import_seconds:,.0f} rows/s "
+          f"(CPU {cpu_seconds:.2f} s); "
           f"read rows into arrays {read_seconds:.2f} s; full training read (rows -> Interactions "
           f"{interactions.n_users:,} x {interactions.n_items:,}, nnz {interactions.nnz:,}) {snapshot_seconds:.2f} s "
           f"[{len(columns['user_id']):,} rows]", flush=True)
-    return rows / import_seconds
+    return rows / import_seconds, rows / cpu_seconds
 
 
-def run_once(label: str, csv: Path, rows: int, postgres_url: str | None) -> float:
+def run_once(label: str, csv: Path, rows: int, postgres_url: str | None) -> tuple[float, float]:
     """One run on a fresh store: a new SQLite file, or a new schema of the PostgreSQL database (dropped after)."""
     from recsmith.settings import Settings
     from recsmith.store.store import Store
@@ -111,7 +114,7 @@ def compare(args: argparse.Namespace, csv: Path, tmp: Path) -> None:
     codes = {"current": REPO / "src", commit: baseline / "src"}
     backends = [("sqlite", None)] + ([("postgresql", args.postgres_url)] if args.postgres_url else [])
     for backend, url in backends:
-        best: dict[str, list[float]] = {name: [] for name in codes}
+        rates: dict[str, list[tuple[float, float]]] = {name: [] for name in codes}  # (wall, CPU) rows/s
         for repeat in range(args.repeats):
             order = list(codes) if repeat % 2 == 0 else list(codes)[::-1]
             for name in order:
@@ -124,11 +127,13 @@ def compare(args: argparse.Namespace, csv: Path, tmp: Path) -> None:
                 out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
                 lines = out.strip().splitlines()
                 print(*lines[:-1], sep="\n", flush=True)
-                best[name].append(json.loads(lines[-1])["rows_per_s"])
-        ours, theirs = max(best["current"]), max(best[commit])
-        print(f"{backend}: best of {args.repeats}: current {ours:,.0f} rows/s, {commit} {theirs:,.0f} rows/s, "
-              f"ratio {ours / theirs:.2f}x (medians {np.median(best['current']):,.0f} / "
-              f"{np.median(best[commit]):,.0f})", flush=True)
+                result = json.loads(lines[-1])
+                rates[name].append((result["rows_per_s"], result["cpu_rows_per_s"]))
+        for i, what in enumerate(("rows/s", "rows per CPU second")):
+            ours, theirs = (np.array([rate[i] for rate in rates[name]]) for name in ("current", commit))
+            print(f"{backend}: best of {args.repeats}: current {ours.max():,.0f} {what}, {commit} {theirs.max():,.0f} "
+                  f"{what}, ratio {ours.max() / theirs.max():.2f}x (medians {np.median(ours):,.0f} / "
+                  f"{np.median(theirs):,.0f})", flush=True)
 
 
 def main() -> None:
@@ -141,8 +146,8 @@ def main() -> None:
     parser.add_argument("--label", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.csv is not None:  # one run in this process, on the recsmith that PYTHONPATH finds
-        rate = run_once(args.label, args.csv, args.rows, args.postgres_url)
-        print(json.dumps({"rows_per_s": rate}))
+        rate, cpu_rate = run_once(args.label, args.csv, args.rows, args.postgres_url)
+        print(json.dumps({"rows_per_s": rate, "cpu_rows_per_s": cpu_rate}))
         return
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "interactions.csv"
