@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -382,9 +382,10 @@ class TrainingData:
     ----------
     interactions : Interactions
         The users × items matrix.
-    events : EventLog, optional
-        The ordered events; None derives one entry per matrix pair (see :meth:`from_interactions`) when first
-        read.
+    events : EventLog or callable, optional
+        The ordered events, or a function that builds them when first read (:meth:`from_arrays` passes one:
+        most recipes train on the matrix alone); None derives one entry per matrix pair (see
+        :meth:`from_interactions`) when first read.
     item_features, user_features : FeatureTable, optional
         Rows aligned with the matrix's columns / rows (default: no features).
 
@@ -394,13 +395,15 @@ class TrainingData:
         When the log or the tables do not match the matrix's shape.
     """
 
-    def __init__(self, interactions: Interactions, events: EventLog | None = None,
+    def __init__(self, interactions: Interactions, events: EventLog | Callable[[], EventLog] | None = None,
                  item_features: FeatureTable | None = None, user_features: FeatureTable | None = None) -> None:
         if not isinstance(interactions, Interactions):
             raise DataError(f"TrainingData needs an Interactions matrix, got {type(interactions).__name__}")
         self.interactions = interactions
+        self._build_events = events if callable(events) else None
+        events = None if callable(events) else events
         self._events = events
-        self._events_derived = events is None
+        self._events_derived = events is None and self._build_events is None
         self.item_features = item_features if item_features is not None else FeatureTable.empty(interactions.n_items)
         self.user_features = user_features if user_features is not None else FeatureTable.empty(interactions.n_users)
         if self.item_features.n_rows != interactions.n_items or self.user_features.n_rows != interactions.n_users:
@@ -495,18 +498,22 @@ class TrainingData:
                                 half_life_days=half_life_days, user_vocab=user_vocab, item_vocab=item_vocab)
         interactions = Interactions.from_encoded(encoded)
         kept = encoded.kept if not encoded.kept.all() else slice(None)
-        type_codes, type_names = _codes(event_types, n, "event_types")
-        session_codes, session_names = _codes(session_ids, n, "session_ids")
-        contexts = None if context is None else _context_texts(context, n)
-        kept_stamps = encoded.timestamps
-        log = EventLog(encoded.users, encoded.items, encoded.weights.astype(np.float32), kept_stamps,
-                       None if encoded.values is None else encoded.values.astype(np.float32),
-                       None if type_codes is None else type_codes[kept], tuple(type_names.tolist()),
-                       None if session_codes is None else session_codes[kept], session_names,
-                       None if contexts is None else contexts[kept])
-        if kept_stamps is not None:
-            log = log.take(np.argsort(kept_stamps, kind="stable"))
-        return cls(interactions, log, _table(item_features, encoded.item_vocab, item_schema),
+        if context is not None:
+            _context_texts(context, n)  # bad context is an error now, not when the log is first read
+
+        def build_log() -> EventLog:  # on first use: most recipes train on the matrix alone
+            type_codes, type_names = _codes(event_types, n, "event_types")
+            session_codes, session_names = _codes(session_ids, n, "session_ids")
+            contexts = None if context is None else _context_texts(context, n)
+            kept_stamps = encoded.timestamps
+            log = EventLog(encoded.users, encoded.items, encoded.weights.astype(np.float32), kept_stamps,
+                           None if encoded.values is None else encoded.values.astype(np.float32),
+                           None if type_codes is None else type_codes[kept], tuple(type_names.tolist()),
+                           None if session_codes is None else session_codes[kept], session_names,
+                           None if contexts is None else contexts[kept])
+            return log if kept_stamps is None else log.take(np.argsort(kept_stamps, kind="stable"))
+
+        return cls(interactions, build_log, _table(item_features, encoded.item_vocab, item_schema),
                    _table(user_features, encoded.user_vocab, user_schema))
 
     @classmethod
@@ -618,7 +625,9 @@ class TrainingData:
     def events(self) -> EventLog:
         """The ordered event log (derived from the matrix's pairs for data built from a bare matrix)."""
         if self._events is None:
-            self._events = _pairs_as_events(self.interactions)
+            self._events = (_pairs_as_events(self.interactions) if self._build_events is None
+                            else self._build_events())
+            self._build_events = None
         return self._events
 
     @property
