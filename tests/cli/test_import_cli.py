@@ -37,7 +37,7 @@ def test_import_csv_with_map_prints_json_report(cli, tmp_path: Path) -> None:
     result = cli("import", "interactions", path, "--dataset-group", "g1", "--map", MAP, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["status"] == "succeeded"
+    assert report["status"] == "ACTIVE"
     assert (report["rows_read"], report["rows_loaded"], report["rows_rejected"]) == (3, 3, 0)
     assert report["duration_seconds"] >= 0
     assert interaction_count("g1") == 3
@@ -153,6 +153,7 @@ def test_failed_and_interrupted_jobs_are_recorded(cli, tmp_path: Path, monkeypat
     store = Store.from_settings(Settings())
     jobs = store.list_import_jobs(store.get_dataset_group("jobs").id)
     store.close()
-    assert [(j["status"], j["rows_loaded"]) for j in jobs] == [("succeeded", 3), ("failed", 0), ("failed", 0)]
+    assert [(j["status"], j["rows_loaded"]) for j in jobs] == [("ACTIVE", 3), ("CREATE_FAILED", 0),
+                                                                     ("CREATE_FAILED", 0)]
     assert "line 5" in jobs[1]["error"] and jobs[2]["error"] == "interrupted; nothing was written"
     assert interaction_count("jobs") == 3

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from recsmith.data.schema import Schema
 from recsmith.errors import ConfigError, DataError, NotFoundError
+from recsmith.store import store as store_module
 from recsmith.store.store import Store
 from recsmith.store.tables import VERSION_TABLE, metadata
 
@@ -154,11 +160,11 @@ def test_describe(store: Store) -> None:
 def test_import_job_and_solution_version_lifecycle(store: Store) -> None:
     group = store.create_dataset_group("g")
     job = store.create_import_job(group.id, "interactions", "x.csv", "full")
-    assert store.get_import_job(job)["status"] == "running"
-    store.finish_import_job(job, status="succeeded", rows_read=3, rows_loaded=3, rows_rejected=0,
+    assert store.get_import_job(job)["status"] == "CREATE_IN_PROGRESS"
+    store.finish_import_job(job, status="ACTIVE", rows_read=3, rows_loaded=3, rows_rejected=0,
                             duration_seconds=0.1, report={"ok": True})
     done = store.list_import_jobs(group.id)[0]
-    assert (done["status"], done["rows_loaded"], done["report"]) == ("succeeded", 3, {"ok": True})
+    assert (done["status"], done["rows_loaded"], done["report"]) == ("ACTIVE", 3, {"ok": True})
     solution = store.get_or_create_solution(group.id, "knn", "item-knn", {"neighbors": 5}, {})
     with pytest.raises(ConfigError, match="item-knn"):
         store.get_or_create_solution(group.id, "knn", "popularity", {}, {})
@@ -170,6 +176,41 @@ def test_import_job_and_solution_version_lifecycle(store: Store) -> None:
     assert [v["id"] for v in store.list_solution_versions(group.id)] == [version]
     with pytest.raises(NotFoundError, match="999"):
         store.get_solution_version(999)
+
+
+def _migrate_to(store: Store, revision: str) -> None:
+    """Up or down to ``revision``."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
+    with store.engine.begin() as conn:
+        current = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+        config.attributes["connection"] = conn
+        (command.upgrade if current is None or current < revision else command.downgrade)(config, revision)
+
+
+def test_migration_0006_gives_stored_import_jobs_the_job_run_statuses(store: Store) -> None:
+    group = store.create_dataset_group("g")
+    old = ("running", "succeeded", "failed")
+    _migrate_to(store, "0005")  # a store made when import jobs had their own words
+    with store.engine.begin() as conn:
+        for word in old:
+            conn.execute(sa.text(
+                "INSERT INTO import_jobs (dataset_group_id, dataset_type, source, mode, status, report, created_at) "
+                "VALUES (:g, 'interactions', 'x.csv', 'full', :status, :report, CURRENT_TIMESTAMP)"),
+                {"g": group.id, "status": word, "report": f'{{"status": "{word}", "rows_read": 3}}'})
+    store.migrate()
+    new = [("CREATE_IN_PROGRESS",) * 2, ("ACTIVE",) * 2, ("CREATE_FAILED",) * 2]
+    assert [(j["status"], j["report"]["status"]) for j in store.list_import_jobs(group.id)] == new
+    assert store.list_import_jobs(group.id)[0]["report"]["rows_read"] == 3
+    job = store.create_import_job(group.id, "items", "y.csv", "full")  # 18 characters fit the widened column
+    assert store.get_import_job(job)["status"] == "CREATE_IN_PROGRESS"
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM import_jobs WHERE id = :id"), {"id": job})
+    _migrate_to(store, "0005")
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT status, report FROM import_jobs ORDER BY id")).all()
+    assert [(status, json.loads(report)["status"]) for status, report in rows] == [(w, w) for w in old]
+    store.migrate()
 
 
 def test_no_blocking_reads_refuses_a_connection_and_leaves_the_store_usable(store: Store) -> None:

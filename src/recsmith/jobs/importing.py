@@ -15,7 +15,7 @@ from typing import Any, Literal
 from recsmith.data.readers import ReadResult, read_dataset, read_sql
 from recsmith.data.schema import Schema
 from recsmith.errors import ConfigError
-from recsmith.jobs.runs import JobRun, ProgressCallback, run_job
+from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, run_job
 from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,8 @@ class ImportReport:
     job_id : int
         The import job's id in the store.
     status : str
-        ``"succeeded"`` or ``"failed"``.
+        The job-run status (:mod:`recsmith.jobs.runs`): ``"ACTIVE"`` when the rows were loaded, ``"CREATE_FAILED"``
+        when nothing was (``error`` says why); ``"CREATE_IN_PROGRESS"`` while the job runs.
     rows_read, rows_loaded, rows_rejected : int
         Data rows read from the source, written to the store, and left out (``--on-error skip``).
     duration_seconds : float
@@ -154,13 +155,11 @@ def import_dataset(
     job_id = store.create_import_job(group.id, dataset_type, described_source, mode)
     report = ImportReport(
         job_id=job_id, dataset_group=dataset_group, dataset_type=dataset_type, source=described_source,
-        mode=mode, status="running",
+        mode=mode, status=IN_PROGRESS,
     )
 
     def record(run: JobRun) -> None:
-        # the import_jobs table keeps its own words until its status column is wide enough for the job-run
-        # vocabulary (CREATE_IN_PROGRESS is 18 characters; the column holds 16)
-        report.status = "failed" if run.failed else "succeeded"
+        report.status = run.status
         report.error = run.error
         report.duration_seconds = run.seconds
         if report.duration_seconds > 0:

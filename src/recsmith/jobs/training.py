@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,13 @@ from recsmith.errors import DataError
 from recsmith.evaluation.evaluate import evaluate_recipes
 from recsmith.evaluation.split import split_random
 from recsmith.jobs.config import SolutionConfig
+from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, run_job
 from recsmith.recipes import create, recipe_class
 from recsmith.recipes.bundle import TrainedModel
 from recsmith.settings import Settings
 from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
-
-#: Called with a stage name: "read", "metrics", "fit", "save", "done".
-ProgressCallback = Callable[[str], None]
 
 DEFAULT_METRICS = ("precision@k", "recall@k", "ndcg@k", "coverage@k")
 
@@ -136,12 +133,18 @@ def train_solution_version(
     test_fraction, k, seed
         The offline-metrics protocol.
     progress : callable, optional
-        Called with each stage name.
+        Called with each stage name: "read", "metrics", "fit", "save", "done".
 
     Returns
     -------
     dict
-        The stored solution version (id, status, metrics, artifact_uri, timings).
+        The stored solution version (id, status, metrics, artifact_uri, timings), ``ACTIVE``.
+
+    Raises
+    ------
+    BaseException
+        Whatever failed the training (``KeyboardInterrupt`` too), after the version is recorded
+        ``CREATE_FAILED`` with :func:`recsmith.jobs.runs.failure_message` as its ``error``.
     """
     config = config or SolutionConfig()
     klass = recipe_class(recipe)  # validates the name before any work
@@ -156,8 +159,15 @@ def train_solution_version(
     )
     version_id = store.create_solution_version(solution["id"], model_recipe.get_params(), config.model_dump())
     started = time.perf_counter()
-    store.update_solution_version(version_id, status="CREATE_IN_PROGRESS", started_at=_now())
-    try:
+    store.update_solution_version(version_id, status=IN_PROGRESS, started_at=_now())
+
+    def record(run: JobRun) -> None:
+        if run.failed:
+            logger.debug("training failed: %s", traceback.format_exc())
+        store.update_solution_version(version_id, status=run.status, error=run.error, total_seconds=run.seconds,
+                                      finished_at=_now(), **run.result)
+
+    with run_job(record, progress=progress, started=started) as run:  # KeyboardInterrupt too: CREATE_FAILED
         if progress:
             progress("read")
         last_event = store.last_interaction_id(group.id)  # serving reads the events stored after it live
@@ -191,22 +201,10 @@ def train_solution_version(
             else int(interactions.timestamps.max()),
         }
         TrainedModel.from_fit(model_recipe, data, meta).save(artifact)
-        store.update_solution_version(
-            version_id, status="ACTIVE", metrics=metrics, artifact_uri=str(artifact),
-            fit_seconds=round(fit_seconds, 4), total_seconds=round(time.perf_counter() - started, 4),
-            num_users=interactions.n_users, num_items=interactions.n_items,
-            num_interactions=interactions.nnz, finished_at=_now(),
+        run.result.update(
+            metrics=metrics, artifact_uri=str(artifact), fit_seconds=round(fit_seconds, 4),
+            num_users=interactions.n_users, num_items=interactions.n_items, num_interactions=interactions.nnz,
         )
-    except BaseException as exc:
-        store.update_solution_version(
-            version_id, status="CREATE_FAILED", error=f"{type(exc).__name__}: {exc}",
-            total_seconds=round(time.perf_counter() - started, 4), finished_at=_now(),
-        )
-        logger.debug("training failed: %s", traceback.format_exc())
-        raise
-    finally:
-        if progress:
-            progress("done")
     return store.get_solution_version(version_id)
 
 

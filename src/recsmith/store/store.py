@@ -736,11 +736,12 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
 
     # ------------------------------------------------------------------------------------- import jobs
     def create_import_job(self, group_id: int, dataset_type: str, source: str, mode: str) -> int:
-        """Record a running import job; returns its id."""
+        """Record a running import job (``CREATE_IN_PROGRESS``, as :data:`recsmith.jobs.runs.IN_PROGRESS`); returns
+        its id."""
         with self.begin() as conn:
             return int(conn.execute(t.import_jobs.insert().values(
-                dataset_group_id=group_id, dataset_type=dataset_type, source=source, mode=mode, status="running",
-                created_at=_now(),
+                dataset_group_id=group_id, dataset_type=dataset_type, source=source, mode=mode,
+                status="CREATE_IN_PROGRESS", created_at=_now(),
             )).inserted_primary_key[0])
 
     def finish_import_job(self, job_id: int, *, status: str, rows_read: int, rows_loaded: int, rows_rejected: int,

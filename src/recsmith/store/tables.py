@@ -102,7 +102,7 @@ import_jobs = sa.Table(
     sa.Column("dataset_type", sa.String(16), nullable=False),
     sa.Column("source", sa.Text, nullable=False),
     sa.Column("mode", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),  # CREATE_IN_PROGRESS, ACTIVE, CREATE_FAILED (jobs.runs)
     sa.Column("rows_read", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("rows_loaded", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("rows_rejected", sa.BigInteger, nullable=False, server_default="0"),
