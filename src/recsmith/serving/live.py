@@ -3,8 +3,8 @@
 Two implementations with one interface:
 
 - :class:`DatabaseLive` (one host, no Redis): the group's event watermark and catalogue version (one row of
-  ``dataset_groups``) are read at most every :data:`POLL_SECONDS`; a known user's events since training come
-  from the store. Other workers see an event within :data:`POLL_SECONDS`.
+  ``dataset_groups``) are read every :data:`POLL_SECONDS` by a background thread; a known user's events since
+  training come from the store. Other workers see an event within :data:`POLL_SECONDS`.
 - :class:`RedisLive` (``RECSMITH_REDIS_URL``): every write is published on a Redis channel that each process
   listens to, so other workers and other hosts see new events, catalogue changes and campaign switches within
   milliseconds; the users' events since training are kept in Redis lists (``tag:item`` entries, the newest
@@ -47,6 +47,10 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 class DatabaseLive:
     """Live state from the store alone (one host).
 
+    Once started, a background thread reads every known group's row each :attr:`poll_seconds`, so requests read
+    the state from memory and never wait on the database (a group's first use reads it at once). Not started
+    (the CLI), a stale state is read again on use.
+
     Parameters
     ----------
     store : Store
@@ -59,24 +63,43 @@ class DatabaseLive:
         self.store = store
         self.poll_seconds = poll_seconds
         self._state: dict[int, tuple[float, LiveState]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.on_change: Callable[[], None] = lambda: None
+
+    def _merge(self, group_id: int, state: LiveState) -> LiveState:
+        """Keep the newer of what is known and ``state`` (a poll that began before this process's own write
+        never takes the watermark back)."""
+        with self._lock:
+            known = self._state.get(group_id)
+            merged = state if known is None else _newest(known[1], state)
+            self._state[group_id] = (time.monotonic(), merged)
+        return merged
 
     def state(self, group_id: int) -> LiveState:
         """The group's event watermark and catalogue version, at most :attr:`poll_seconds` old."""
-        now = time.monotonic()
-        stamp, state = self._state.get(group_id, (-math.inf, LiveState(0, 0)))
-        if now - stamp > self.poll_seconds:
-            state = self.store.live_state(group_id)
-            self._state[group_id] = (now, state)
-        return state
+        entry = self._state.get(group_id)
+        if entry is None or (self._thread is None and time.monotonic() - entry[0] > self.poll_seconds):
+            return self._merge(group_id, self.store.live_state(group_id))
+        return entry[1]
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            for group_id in list(self._state):
+                try:
+                    self._merge(group_id, self.store.live_state(group_id))
+                except Exception:  # the database may be briefly away; the next poll tries again
+                    logger.exception("reading the live state of group %s failed", group_id)
 
     def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]], batch: EventBatch) -> None:
-        """This process stored events: read the state again at the next request."""
-        self._state.pop(group_id, None)
+        """This process stored events: its next request answers from them."""
+        if group_id in self._state:
+            self._merge(group_id, LiveState(batch.newest, 0))
 
     def catalog_changed(self, group_id: int) -> None:
         """This process changed users or items."""
-        self._state.pop(group_id, None)
+        self._merge(group_id, self.store.live_state(group_id))
 
     def campaigns_changed(self) -> None:
         """This process changed campaigns (other processes notice at their next sync)."""
@@ -86,10 +109,17 @@ class DatabaseLive:
         return self.store.user_events(group_id, user_id, after_id)
 
     def start(self) -> None:
-        """Nothing runs in the background."""
+        """Poll the known groups' state in a daemon thread."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, name="recsmith-live-poll", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        """Nothing to stop."""
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
 
 class RedisLive:
