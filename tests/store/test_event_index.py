@@ -3,19 +3,12 @@ events are still stored once per event id and group, on SQLite and PostgreSQL.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
 
 from recsmith.data.schema import Schema
-from recsmith.store import store as store_module
 from recsmith.store.store import Store
-from recsmith.store.tables import VERSION_TABLE
 
 INDEX = "uq_interactions_group_event"
 
@@ -29,23 +22,13 @@ def index_definition(store: Store) -> str:
         return conn.execute(sa.text(sql), {"name": INDEX}).scalar_one()
 
 
-def migrate_to(store: Store, revision: str) -> None:
-    """Up or down to ``revision`` (the PostgreSQL test database is at the newest)."""
-    config = Config()
-    config.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
-    with store.engine.begin() as conn:
-        current = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
-        config.attributes["connection"] = conn
-        (command.upgrade if current is None or current < revision else command.downgrade)(config, revision)
-
-
 def event(event_id: str, item: str) -> dict:
     return {"event_id": event_id, "user_id": "live", "item_id": item, "timestamp": 2_000_000_000}
 
 
 def test_after_migration_the_event_index_is_partial(db_url: str) -> None:
     store = Store(db_url)
-    migrate_to(store, "0004")  # a store made before the partial index, with bulk rows and an event in it
+    store.migrate("0004")  # a store made before the partial index, with bulk rows and an event in it
     group = store.create_dataset_group("g")
     store.write_interactions(group.id, pd.DataFrame({
         "USER_ID": ["u1", "u2"], "ITEM_ID": ["a", "b"], "TIMESTAMP": np.array([1, 2], dtype=np.int64)}),

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 
 from recsmith.data.schema import Schema
 from recsmith.errors import ConfigError, DataError, NotFoundError
-from recsmith.store import store as store_module
 from recsmith.store.store import Store
 from recsmith.store.tables import VERSION_TABLE, metadata
 
@@ -178,20 +174,10 @@ def test_import_job_and_solution_version_lifecycle(store: Store) -> None:
         store.get_solution_version(999)
 
 
-def _migrate_to(store: Store, revision: str) -> None:
-    """Up or down to ``revision``."""
-    config = Config()
-    config.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
-    with store.engine.begin() as conn:
-        current = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
-        config.attributes["connection"] = conn
-        (command.upgrade if current is None or current < revision else command.downgrade)(config, revision)
-
-
 def test_migration_0006_gives_stored_import_jobs_the_job_run_statuses(store: Store) -> None:
     group = store.create_dataset_group("g")
     old = ("running", "succeeded", "failed")
-    _migrate_to(store, "0005")  # a store made when import jobs had their own words
+    store.migrate("0005")  # a store made when import jobs had their own words
     with store.engine.begin() as conn:
         for word in old:
             conn.execute(sa.text(
@@ -206,7 +192,7 @@ def test_migration_0006_gives_stored_import_jobs_the_job_run_statuses(store: Sto
     assert store.get_import_job(job)["status"] == "CREATE_IN_PROGRESS"
     with store.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM import_jobs WHERE id = :id"), {"id": job})
-    _migrate_to(store, "0005")
+    store.migrate("0005")
     with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT status, report FROM import_jobs ORDER BY id")).all()
     assert [(status, json.loads(report)["status"]) for status, report in rows] == [(w, w) for w in old]

@@ -27,6 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
@@ -201,15 +202,20 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             Path(settings.home).mkdir(parents=True, exist_ok=True)
         return cls(settings.resolved_database_url())
 
-    def migrate(self) -> None:
-        """Create or upgrade the tables to the newest migration (idempotent)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Create or upgrade the tables to the newest migration (idempotent), or move them up or down to
+        ``revision`` (``"0005"``: for tests of a migration)."""
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         with self.engine.begin() as conn:
             _adopt_legacy_revision(conn, {script.revision for script in ScriptDirectory.from_config(config)
                                           .walk_revisions()})
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            current = MigrationContext.configure(conn, opts={"version_table": t.VERSION_TABLE}).get_current_revision()
+            if revision == "head" or current is None or current < revision:
+                command.upgrade(config, revision)
+            else:
+                command.downgrade(config, revision)
 
     def close(self) -> None:
         """Release the connections."""
