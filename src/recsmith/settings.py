@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="recsmith", min_length=1, max_length=64)
     """Prefix of recsmith's Redis keys and channel: give each store sharing one Redis its own."""
 
+    filter_cache_bytes: int = Field(default=64 * 2**20, ge=0)
+    """Bytes each server process may spend caching compiled filter masks and their keys (least recently used
+    dropped first; 0 caches nothing). Default 64 MiB."""
+
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
         if self.database_url:

@@ -35,6 +35,17 @@ Extensions (not in the guide, harmless supersets): parentheses to group conditio
 escapes inside string literals.
 
 Only ``ItemID`` filters are supported (item recommendations); ``ActionID`` and ``UserID`` filters are rejected.
+
+Limits (each breach is a :class:`~recsmith.errors.FilterError`, an HTTP 400, raised before any other work):
+
+- an expression is at most :data:`FILTER_MAX_EXPRESSION_LENGTH` characters (Personalize allows 2,500);
+- parentheses nest at most :data:`FILTER_MAX_DEPTH` levels deep;
+- a number literal has at most :data:`FILTER_MAX_NUMBER_DIGITS` digits and must be finite;
+- a request binds at most :data:`FILTER_MAX_PARAMETERS` parameters, each to at most :data:`FILTER_MAX_VALUES`
+  values of at most :data:`FILTER_MAX_VALUE_LENGTH` characters (see :func:`check_filter_values`).
+
+Compiled masks are cached by :class:`FilterCache`, which is bounded by bytes (:data:`FILTER_CACHE_BYTES` by
+default), not by entries.
 """
 
 from __future__ import annotations
@@ -43,9 +54,10 @@ import dataclasses
 import itertools
 import math
 import re
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeAlias
@@ -57,13 +69,44 @@ from recsmith.data.vocabulary import Vocabulary
 from recsmith.errors import FilterError, UnknownIdError
 
 __all__ = [
+    "FILTER_CACHE_BYTES", "FILTER_CACHE_MAX_KEY_BYTES", "FILTER_MAX_DEPTH", "FILTER_MAX_EXPRESSION_LENGTH",
+    "FILTER_MAX_NUMBER_DIGITS", "FILTER_MAX_PARAMETERS", "FILTER_MAX_VALUES", "FILTER_MAX_VALUE_LENGTH",
     "And", "CurrentItemRef", "Condition", "Expression", "Filter", "FilterCache", "FilterSyntaxError",
-    "ItemCatalog", "Literal", "Or", "Param", "UserCondition", "compile_filter", "parse_filter",
+    "ItemCatalog", "Literal", "Or", "Param", "UserCondition", "check_filter_values", "compile_filter",
+    "parse_filter",
 ]
 
 COMPARISONS = ("=", "<", ">", "<=", ">=")
 OPERATORS = ("IN", "NOT IN", *COMPARISONS)
 ParamValue: TypeAlias = "str | float | int | bool | Sequence[str | float | int | bool]"
+
+FILTER_MAX_EXPRESSION_LENGTH = 10_000
+"""Longest filter expression, in characters: the HTTP API's limit on a stored filter's text, so every filter
+stored before these limits still parses (Personalize allows 2,500)."""
+
+FILTER_MAX_DEPTH = 32
+"""Deepest nesting of parentheses in an expression (the parser recurses once per level)."""
+
+FILTER_MAX_NUMBER_DIGITS = 50
+"""Most digits in a number literal: far beyond a float64's 17 significant digits, far below Python's 4,300-digit
+limit on converting text to an int."""
+
+FILTER_MAX_PARAMETERS = 25
+"""Most ``$PARAM`` values one request binds: Personalize's limit on ``filterValues`` entries."""
+
+FILTER_MAX_VALUES = 100
+"""Most values bound to one parameter. Personalize passes a parameter's values as one comma-separated string of
+quoted values of at most 1,000 characters: about 100 short values. 100 keeps that order of magnitude and bounds
+what one request costs to compile and to key (at most 100 lookups in a field's index per parameter)."""
+
+FILTER_MAX_VALUE_LENGTH = 1_000
+"""Longest single parameter value, in characters (Personalize's limit on a parameter's whole value string)."""
+
+FILTER_CACHE_BYTES = 64 * 2**20
+"""Default byte budget of a :class:`FilterCache` (``RECSMITH_FILTER_CACHE_BYTES``): masks plus keys."""
+
+FILTER_CACHE_MAX_KEY_BYTES = 64 * 2**10
+"""A request whose cache key is bigger than this is compiled but not cached (a long history, many values)."""
 
 
 class FilterSyntaxError(FilterError):
@@ -318,7 +361,13 @@ def _tokenize(text: str) -> list[_Token]:
             i = match.end()
         elif (match := _NUMBER.match(text, i)) is not None:
             literal = match.group()
+            digits = sum(c.isdigit() for c in literal)
+            if digits > FILTER_MAX_NUMBER_DIGITS:
+                raise FilterSyntaxError(f"number literal of {digits:,} digits is too long (at most "
+                                        f"{FILTER_MAX_NUMBER_DIGITS})", text, i)
             number: int | float = int(literal) if re.fullmatch(r"-?\d+", literal) else float(literal)
+            if not math.isfinite(number):
+                raise FilterSyntaxError(f"number literal {literal} is out of range (it overflows a float64)", text, i)
             tokens.append(_Token("NUMBER", literal, i, number))
             i = match.end()
         elif (match := _IDENT.match(text, i)) is not None:
@@ -344,6 +393,7 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.index = 0
+        self.depth = 0  # parentheses open around the current position
         self.datasets: list[str] = []  # datasets of the current expression's conditions
 
     # helpers
@@ -418,8 +468,12 @@ class _Parser:
 
     def primary(self) -> Node:
         if self.token.kind == "(":
+            if self.depth >= FILTER_MAX_DEPTH:
+                raise self.error(f"parentheses nest more than {FILTER_MAX_DEPTH} levels deep")
             opening = self.advance()
+            self.depth += 1
             node = self.or_expr()
+            self.depth -= 1
             if self.token.kind != ")":
                 raise self.error(f"expected ) to close the ( at position {opening.position}, "
                                  f"got {_describe(self.token)}")
@@ -544,7 +598,10 @@ def parse_filter(expression: str) -> Filter:
     ------
     FilterSyntaxError
         A :class:`~recsmith.errors.FilterError` naming what was expected and where (character offset and a
-        caret under the expression).
+        caret under the expression); also for a number literal of more than :data:`FILTER_MAX_NUMBER_DIGITS`
+        digits or parentheses nested deeper than :data:`FILTER_MAX_DEPTH`.
+    FilterError
+        For an expression longer than :data:`FILTER_MAX_EXPRESSION_LENGTH` characters (before it is read).
 
     Examples
     --------
@@ -556,6 +613,9 @@ def parse_filter(expression: str) -> Filter:
     """
     if not isinstance(expression, str):
         raise FilterError(f"a filter expression must be a string, got {type(expression).__name__}")
+    if len(expression) > FILTER_MAX_EXPRESSION_LENGTH:
+        raise FilterError(f"the filter expression is {len(expression):,} characters long; at most "
+                          f"{FILTER_MAX_EXPRESSION_LENGTH:,} are allowed (it starts {expression[:60]!r})")
     if not expression.strip():
         raise FilterSyntaxError("expected INCLUDE or EXCLUDE, got an empty expression", expression, 0)
     return _parse_cached(expression)
@@ -709,6 +769,54 @@ class ItemCatalog:
 # --------------------------------------------------------------------------------------------------- compile
 
 
+def check_filter_values(values: Mapping[str, Any] | None) -> None:
+    """Refuse ``$PARAM`` values over the limits, before any work is done with them.
+
+    :func:`compile_filter` and :meth:`FilterCache.get` call it first; call it yourself to validate a request early.
+
+    Parameters
+    ----------
+    values : mapping, optional
+        Parameter name -> one value, or a list (any sized collection) of values.
+
+    Raises
+    ------
+    FilterError
+        Naming the parameter: more than :data:`FILTER_MAX_PARAMETERS` parameters, more than
+        :data:`FILTER_MAX_VALUES` values for one, a value (or a name) longer than :data:`FILTER_MAX_VALUE_LENGTH`
+        characters, or values that are neither one value nor a list.
+    """
+    if not values:
+        return
+    if not isinstance(values, Mapping):
+        raise FilterError(f"filter values must be a mapping of parameter name to value(s), got "
+                          f"{type(values).__name__}")
+    if len(values) > FILTER_MAX_PARAMETERS:
+        raise FilterError(f"filter values bind {len(values):,} parameters; at most {FILTER_MAX_PARAMETERS} are "
+                          "allowed (Personalize's limit)")
+    for name, value in values.items():
+        if not isinstance(name, str) or len(name) > FILTER_MAX_VALUE_LENGTH:
+            shown = repr(name[:60] + "...") if isinstance(name, str) else repr(name)
+            raise FilterError(f"filter value name {shown} must be a string of at most {FILTER_MAX_VALUE_LENGTH:,} "
+                              "characters")
+        if value is None:
+            continue
+        if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+            many: Iterable[Any] = (value,)
+        elif isinstance(value, Sized):
+            if len(value) > FILTER_MAX_VALUES:
+                raise FilterError(f"filter value ${name} has {len(value):,} values; at most {FILTER_MAX_VALUES} "
+                                  "are allowed per parameter")
+            many = value
+        else:
+            raise FilterError(f"filter value ${name} must be one value or a list of values, got "
+                              f"{type(value).__name__}")
+        for item in many:
+            if isinstance(item, str | bytes) and len(item) > FILTER_MAX_VALUE_LENGTH:
+                raise FilterError(f"a value of filter value ${name} is {len(item):,} characters long; at most "
+                                  f"{FILTER_MAX_VALUE_LENGTH:,} are allowed (it starts {item[:40]!r})")
+
+
 class _Unbound(Exception):
     """A parameter (or CurrentItem) the request did not provide; carries its name."""
 
@@ -847,8 +955,9 @@ def compile_filter(filter: Filter | str, catalog: ItemCatalog, *, values: Mappin
     Raises
     ------
     FilterError
-        An ``INCLUDE`` expression uses a parameter that has no value; a field no item has; a comparison with
-        a value that is not a number; ``CurrentItem`` without ``current_item``.
+        ``values`` over the limits (see :func:`check_filter_values`); an ``INCLUDE`` expression uses a
+        parameter that has no value; a field no item has; a comparison with a value that is not a number;
+        ``CurrentItem`` without ``current_item``.
     UnknownIdError
         ``current_item`` is not in the catalogue.
 
@@ -872,6 +981,7 @@ def compile_filter(filter: Filter | str, catalog: ItemCatalog, *, values: Mappin
     Items missing a field fail every condition on it, ``NOT IN`` included; when ``CurrentItem.FIELD`` is
     missing on the current item, conditions using it fail for every item.
     """
+    check_filter_values(values)
     parsed = parse_filter(filter) if isinstance(filter, str) else filter
     values = values or {}
     interactions = interactions or {}
@@ -909,8 +1019,25 @@ def _freeze(value: Any) -> Any:
     return tuple(value)
 
 
+def _size_of(key: Any) -> int:
+    """Bytes a cache key holds: ``sys.getsizeof`` of it and of everything in it (tuples, frozensets, strings)."""
+    total, stack, seen = 0, [key], set()
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        total += sys.getsizeof(item)
+        if isinstance(item, tuple | list | frozenset | set):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return total
+
+
 class FilterCache:
-    """A thread-safe LRU cache of compiled masks, so repeated requests reuse them.
+    """A thread-safe LRU cache of compiled masks, bounded by bytes, so repeated requests reuse them.
 
     The key is built from exactly what the mask depends on:
 
@@ -924,20 +1051,42 @@ class FilterCache:
       uses ``Interactions``), as frozensets; pass ``interactions_key`` (e.g. the user id and the version of their
       history) instead to avoid hashing long histories.
 
+    Each entry is accounted as its mask's ``nbytes`` plus its key's size (``sys.getsizeof`` of the key and all it
+    holds); the least recently used entries are dropped while the total is over ``max_bytes``. A request whose key
+    is bigger than ``max_key_bytes``, or whose entry alone exceeds ``max_bytes``, is compiled and answered but not
+    cached.
+
     Cached masks are read-only numpy arrays shared between requests; copy one before changing it.
 
     Parameters
     ----------
-    maxsize : int
-        How many masks to keep (least recently used dropped first).
+    maxsize : int, optional
+        Most entries to keep as well (default: no limit but the bytes).
+    max_bytes : int
+        Byte budget of masks plus keys (default :data:`FILTER_CACHE_BYTES`; 0 caches nothing).
+    max_key_bytes : int
+        Largest key that is cached (default :data:`FILTER_CACHE_MAX_KEY_BYTES`).
+
+    Attributes
+    ----------
+    nbytes : int
+        Bytes accounted to the cached entries now (never more than ``max_bytes``).
+    hits, misses : int
+        Lookups answered from the cache, and compiled.
     """
 
-    def __init__(self, maxsize: int = 1024) -> None:
-        if maxsize < 1:
+    def __init__(self, maxsize: int | None = None, *, max_bytes: int = FILTER_CACHE_BYTES,
+                 max_key_bytes: int = FILTER_CACHE_MAX_KEY_BYTES) -> None:
+        if maxsize is not None and maxsize < 1:
             raise FilterError(f"maxsize must be at least 1, got {maxsize}")
+        if max_bytes < 0 or max_key_bytes < 0:
+            raise FilterError(f"max_bytes and max_key_bytes must be at least 0, got {max_bytes} and {max_key_bytes}")
         self.maxsize = maxsize
-        self._masks: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.max_key_bytes = max_key_bytes
+        self._masks: OrderedDict[tuple[Any, ...], tuple[np.ndarray, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self.nbytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -969,31 +1118,39 @@ class FilterCache:
         Returns
         -------
         numpy.ndarray
-            Read-only ``bool[len(catalog)]``; equal keys return the same array object.
+            Read-only ``bool[len(catalog)]``; equal keys return the same array object while it is cached.
         """
+        check_filter_values(values)  # before a key is built from them
         parsed = parse_filter(filter) if isinstance(filter, str) else filter
         key = self.key(parsed, catalog, values=values, user=user, current_item=current_item,
                        interactions=interactions, interactions_key=interactions_key)
         with self._lock:
-            mask = self._masks.get(key)
-            if mask is not None:
+            entry = self._masks.get(key)
+            if entry is not None:
                 self._masks.move_to_end(key)
                 self.hits += 1
-                return mask
+                return entry[0]
             self.misses += 1
         mask = compile_filter(parsed, catalog, values=values, user=user, current_item=current_item,
                               interactions=interactions)
         mask.flags.writeable = False
+        key_bytes = _size_of(key)
+        size = mask.nbytes + key_bytes
+        if key_bytes > self.max_key_bytes or size > self.max_bytes:
+            return mask
         with self._lock:
             existing = self._masks.get(key)
             if existing is not None:  # another thread compiled it meanwhile: share one object
-                return existing
-            self._masks[key] = mask
-            if len(self._masks) > self.maxsize:
-                self._masks.popitem(last=False)
+                return existing[0]
+            self._masks[key] = (mask, size)
+            self.nbytes += size
+            while self.nbytes > self.max_bytes or (self.maxsize is not None and len(self._masks) > self.maxsize):
+                _, (_, dropped) = self._masks.popitem(last=False)
+                self.nbytes -= dropped
         return mask
 
     def clear(self) -> None:
         """Drop every cached mask."""
         with self._lock:
             self._masks.clear()
+            self.nbytes = 0

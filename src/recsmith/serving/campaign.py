@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from recsmith.data.filters import Filter, FilterCache, ItemCatalog, parse_filter
+from recsmith.data.filters import FILTER_CACHE_BYTES, Filter, FilterCache, ItemCatalog, parse_filter
 from recsmith.errors import ConfigError, NotFoundError
 from recsmith.recipes.bundle import TrainedModel
 from recsmith.serving.ledger import DatabaseLedger, Ledger
@@ -202,18 +202,19 @@ class CampaignRuntime:
     ----------
     store : Store
         Where campaigns, filters, items and histories live.
-    filter_cache_size : int
-        Compiled filter masks kept (LRU).
+    filter_cache_bytes : int
+        Bytes of compiled filter masks (and their keys) kept, least recently used dropped first
+        (``Settings.filter_cache_bytes``).
     live : DatabaseLive or RedisLive, optional
         How other processes' writes are noticed (default: polling the store).
     ledger : Ledger, optional
         Where served items are logged (default: the store's ``served_items`` table, written in batches).
     """
 
-    def __init__(self, store: Store, *, filter_cache_size: int = 4096, live: DatabaseLive | RedisLive | None = None,
-                 ledger: Ledger | None = None) -> None:
+    def __init__(self, store: Store, *, filter_cache_bytes: int = FILTER_CACHE_BYTES,
+                 live: DatabaseLive | RedisLive | None = None, ledger: Ledger | None = None) -> None:
         self.store = store
-        self.masks = FilterCache(filter_cache_size)
+        self.masks = FilterCache(max_bytes=filter_cache_bytes)
         self.live = live or DatabaseLive(store)
         self.ledger = ledger or DatabaseLedger(store)
         self._campaigns: dict[tuple[str, str], LoadedCampaign] = {}
