@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,8 @@ COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
 UNIT_SEPARATOR = "\x1f"
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 MAX_VALUE_CHARS = 200
+NUL_REASON = "holds a NUL character (\\x00), which PostgreSQL cannot store in text; remove it from the source"
+NON_FINITE = "is not a finite number (inf, -inf and NaN are refused: they cannot be trained on; {expect})"
 INT64_LIMIT = 2.0**63
 
 
@@ -402,6 +405,8 @@ def _safe_url(url: str) -> str:
 
 
 def _short(text: str) -> str:
+    """A value as shown in a message or a reject file: cut at MAX_VALUE_CHARS, NUL characters spelled ``\\x00``."""
+    text = text.replace("\x00", "\\x00")
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "..."
 
 
@@ -426,6 +431,13 @@ def _py_to_arrow(values: Any) -> pa.Array:
     if pa.types.is_decimal(array.type):
         array = pc.cast(array, pa.float64())
     return array
+
+
+def _shown(value: Any) -> str:
+    """A present value as text for a message (a float NaN reads ``nan``, not as missing)."""
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return _text_of(value) or ""
 
 
 def _text_of(value: Any) -> str | None:
@@ -692,6 +704,7 @@ def _read_jsonl_slow(source: str, data: bytes, on_error: OnError, rejects: list[
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError(f"a JSON object {{...}} was expected, not {type(record).__name__}")
+            _check_unicode(record)
         except ValueError as exc:
             reason = f"not a valid JSON object ({exc})"
             if number == last and isinstance(exc, json.JSONDecodeError):
@@ -705,6 +718,8 @@ def _read_jsonl_slow(source: str, data: bytes, on_error: OnError, rejects: list[
             column = columns.get(str(key))
             if column is None:
                 column = columns[str(key)] = [None] * n
+            if isinstance(value, float) and not math.isfinite(value):
+                value = json.dumps(value)  # NaN / Infinity as text, so validation names them (not a missing value)
             column.append(value)
         n += 1
         for column in columns.values():
@@ -721,6 +736,19 @@ def _read_jsonl_slow(source: str, data: bytes, on_error: OnError, rejects: list[
         return array[rows]
 
     return _Raw(source=source, table=table, unit="line", header_line=None, problems=problems, line_of=line_of)
+
+
+def _check_unicode(record: dict[str, Any]) -> None:
+    """ValueError when a JSON record holds a string that is not valid Unicode (an unpaired surrogate such as
+    ``"\\ud800"``, which no database can store)."""
+    for key, value in record.items():
+        for text in (key, value) if isinstance(value, str) else (key,):
+            try:
+                str(text).encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = str(text)[exc.start]
+                raise ValueError(f"field {str(key).encode('utf-8', 'backslashreplace').decode()!r} holds an "
+                                 f"unpaired surrogate \\u{ord(bad):04x}, which is not valid Unicode") from None
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -792,7 +820,7 @@ def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[
     for rows, name, reason, show in row_problems:
         lines = raw.lines(rows)
         shown = table.column(name).take(pa.array(rows)).to_pylist() if show else [None] * len(rows)
-        rejects.extend(Reject(int(line), name, None if v is None else _short(_text_of(v) or ""), reason)
+        rejects.extend(Reject(int(line), name, None if v is None else _short(_shown(v)), reason)
                        for line, v in zip(lines, shown, strict=True))
     rejects.sort(key=lambda r: r.line)
     if rejects:
@@ -815,7 +843,7 @@ def _raise_first(raw: _Raw, table: pa.Table, row_problems: list[tuple[np.ndarray
         line = int(raw.lines(rows[:1])[0])
         if best is None or line < best[0]:
             value = table.column(name)[int(rows[0])].as_py() if show else None
-            best = (line, name, None if value is None else _text_of(value), reason)
+            best = (line, name, None if value is None else _shown(value), reason)
     if best is not None:
         line, name, value, reason = best
         if name is None and value is not None:  # a problem with the whole line: show the line after the reason
@@ -887,6 +915,9 @@ def _convert(column: pa.ChunkedArray, spec: SchemaField,
     if required and blank.any():
         what = {"USER_ID": "a user id", "ITEM_ID": "an item id"}.get(spec.name, f"a {spec.name} value")
         issues.append((blank, f"is empty: every row needs {what}", False))
+    nul = _mask(pc.match_substring(trimmed, "\x00"))
+    if nul.any():
+        issues.append((nul, NUL_REASON, True))
     values = pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), trimmed) if blank.any() else trimmed
     return values, issues
 
@@ -910,6 +941,10 @@ def _convert_number(column: pa.ChunkedArray, spec: SchemaField,
         if integer and pa.types.is_integer(kind):  # exact: no trip through float64
             values = pc.cast(column, pa.int64())
             return _finish_integer(values, blank, not_number, spec, required, expect, issues)
+        if pa.types.is_floating(kind):  # a JSON NaN or 1e309, a Parquet or SQL inf: present, but no use
+            non_finite = ~_mask(pc.is_finite(numbers)) & ~blank
+            if non_finite.any():
+                issues.append((non_finite, NON_FINITE.format(expect=expect), True))
     else:
         trimmed, blank = _blank(_as_text(column))
         if integer:
@@ -924,7 +959,7 @@ def _convert_number(column: pa.ChunkedArray, spec: SchemaField,
             not_number = np.zeros(len(column), dtype=bool)
             finite = _mask(pc.is_finite(numbers))
             if not finite[~blank].all():  # "nan" and "inf" parse, but are no use
-                not_number = ~finite & ~blank
+                issues.append((~finite & ~blank, NON_FINITE.format(expect=expect), True))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             looks_numeric = _mask(pc.match_substring_regex(trimmed, NUMBER))
             not_number = ~looks_numeric & ~blank
