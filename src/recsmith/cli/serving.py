@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from recsmith.cli.app import GroupOption, JsonOption, err, handle_errors, open_store, out, print_json
-from recsmith.errors import ConfigError
+from recsmith.errors import ConfigError, DataError
 from recsmith.settings import Settings
 
 campaign_app = typer.Typer(help="Campaigns: deployed solution versions served over HTTP.", no_args_is_help=True)
@@ -246,7 +246,10 @@ def events_put(
             where = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p not in ('events', 0)) or 'line'}: {e['msg']}"
                               for e in problems)
             raise ConfigError(f"{source}, line {number}: {where}") from None
-        rows.extend(event_rows(body.user_id, body.session_id, (event.model_dump() for event in body.events)))
+        try:  # the checks every entrance shares: finite numbers, no NUL characters
+            rows.extend(event_rows(body.user_id, body.session_id, (event.model_dump() for event in body.events)))
+        except DataError as exc:
+            raise ConfigError(f"{source}, line {number}: {str(exc).removeprefix('events[0].')}") from None
     store = open_store()
     accepted, duplicates = store.write_events(store.get_dataset_group(group).id, rows)
     if as_json:

@@ -5,8 +5,74 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from recsmith.errors import DataError
+
+__all__ = ["check_event", "event_id", "event_rows"]
+
+
+def _refused(field: str, value: Any, reason: str) -> DataError:
+    shown = value if not isinstance(value, str) or len(value) <= 80 else value[:80] + "..."
+    error = DataError(f"{field}: {shown!r} {reason}")
+    error.field, error.value = field, value  # type: ignore[attr-defined]
+    return error
+
+
+def _check_text(field: str, value: Any) -> None:
+    if not isinstance(value, str):
+        return
+    if "\x00" in value:
+        raise _refused(field, value, "holds a NUL character (\\x00), which PostgreSQL cannot store; remove it")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _refused(field, value, f"holds an unpaired surrogate \\u{ord(value[exc.start]):04x}, which is not "
+                                     "valid Unicode") from None
+
+
+def _check_number(field: str, value: Any) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _refused(field, value, "is not a finite number (inf, -inf and NaN are refused: they cannot be "
+                                     "trained on)")
+
+
+def check_event(user_id: str | None, session_id: str, event: Mapping[str, Any], where: str = "events[0]") -> None:
+    """Refuse an event the store could not keep or training could not use.
+
+    The one check every way of writing events goes through (HTTP, ``recsmith events put``, :func:`event_rows`):
+    ``event_value`` and number properties must be finite, and no id or text may hold a NUL character (which
+    PostgreSQL cannot store) or an unpaired surrogate (not valid Unicode).
+
+    Parameters
+    ----------
+    user_id : str or None
+        The user (None for anonymous traffic).
+    session_id : str
+        The session.
+    event : mapping
+        One validated event (see :func:`event_rows`).
+    where : str
+        How to name the event in the message, e.g. ``events[3]``.
+
+    Raises
+    ------
+    DataError
+        Naming the field (``events[3].event_value``) and the value; its ``field`` attribute holds that name.
+    """
+    _check_text("user_id", user_id)
+    _check_text("session_id", session_id)
+    for name in ("event_id", "event_type", "item_id", "recommendation_id"):
+        _check_text(f"{where}.{name}", event.get(name))
+    _check_number(f"{where}.event_value", event.get("event_value"))
+    for key, value in (event.get("properties") or {}).items():
+        _check_text(f"{where}.properties", key)
+        _check_text(f"{where}.properties.{key}", value)
+        _check_number(f"{where}.properties.{key}", value)
+    for position, item in enumerate(event.get("impression") or ()):
+        _check_text(f"{where}.impression[{position}]", item)
 
 
 def event_id(user_id: str, session_id: str, event: Mapping[str, Any]) -> str:
@@ -34,9 +100,18 @@ def event_rows(user_id: str | None, session_id: str, events: Iterable[Mapping[st
     -------
     list of dict
         One row per event.
+
+    Raises
+    ------
+    DataError
+        An event :func:`check_event` refuses (a non-finite ``event_value``, a NUL character in an id ...),
+        naming the field; no row is returned then.
     """
-    user_id = user_id or session_id
+    events = list(events)  # checked in full before any row is built
     rows = []
+    for position, event in enumerate(events):
+        check_event(user_id, session_id, event, f"events[{position}]")
+    user_id = user_id or session_id
     for event in events:
         context: dict[str, Any] = dict(event["properties"])
         if event["impression"]:
