@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ from recsmith.data.interactions import Interactions, _floats, _timestamp_seconds
 from recsmith.data.schema import Schema, SchemaField
 from recsmith.data.vocabulary import Vocabulary
 from recsmith.errors import DataError, SchemaError
+
+logger = logging.getLogger(__name__)
+
+SKIPPED_NON_FINITE = "event_value is not finite (inf or -inf, stored before such values were refused)"
+"""The reason :meth:`TrainingData.from_columns` gives for the stored rows it leaves out."""
 
 FeatureKind = Literal["categorical", "numerical", "textual"]
 SEPARATOR = "|"
@@ -389,6 +395,11 @@ class TrainingData:
     item_features, user_features : FeatureTable, optional
         Rows aligned with the matrix's columns / rows (default: no features).
 
+    Attributes
+    ----------
+    skipped : dict of str to int
+        Input rows left out, by reason (only :meth:`from_columns` leaves any out); see :attr:`rows_skipped`.
+
     Raises
     ------
     DataError
@@ -404,6 +415,7 @@ class TrainingData:
         events = None if callable(events) else events
         self._events = events
         self._events_derived = events is None and self._build_events is None
+        self.skipped: dict[str, int] = {}
         self.item_features = item_features if item_features is not None else FeatureTable.empty(interactions.n_items)
         self.user_features = user_features if user_features is not None else FeatureTable.empty(interactions.n_users)
         if self.item_features.n_rows != interactions.n_items or self.user_features.n_rows != interactions.n_users:
@@ -412,6 +424,11 @@ class TrainingData:
         if events is not None and len(events) and (
                 int(events.users.max()) >= interactions.n_users or int(events.items.max()) >= interactions.n_items):
             raise DataError("the event log names users or items outside the matrix")
+
+    @property
+    def rows_skipped(self) -> int:
+        """How many input rows were left out (the sum of :attr:`skipped`)."""
+        return sum(self.skipped.values())
 
     # ---------------------------------------------------------------------------------- constructors
     @classmethod
@@ -525,13 +542,35 @@ class TrainingData:
                      user_schema: Schema | Mapping[str, Any] | None = None) -> TrainingData:
         """Build from the store's interaction columns (``Store.read_interactions``: ``user_id``, ``item_id``,
         ``timestamp``, ``event_type``, ``event_value``, and ``session_id``/``context`` where read) and its
-        metadata records (``Store.read_items``/``read_users``); see :meth:`from_arrays`."""
-        return cls.from_arrays(
+        metadata records (``Store.read_items``/``read_users``); see :meth:`from_arrays`.
+
+        One bad stored row never stops a training: rows whose ``event_value`` is infinite (stored before such
+        values were refused at every entrance) are left out, logged with a warning and counted in
+        :attr:`skipped` under :data:`SKIPPED_NON_FINITE`. A NaN value reads as no value, as NULL does.
+        """
+        values = columns.get("event_value")
+        skipped: dict[str, int] = {}
+        if values is not None:
+            values = np.asarray(values, dtype=np.float64)
+            bad = np.isinf(values)
+            if bad.any():
+                count = int(bad.sum())
+                first = int(np.flatnonzero(bad)[0])
+                logger.warning("left out %d stored interaction(s) whose event_value is infinite (the first: user %r, "
+                               "item %r, value %s); delete or fix them in the store", count,
+                               columns["user_id"][first], columns["item_id"][first], values[first])
+                keep = ~bad
+                columns = {name: np.asarray(column)[keep] if column is not None else None
+                           for name, column in columns.items()}
+                skipped[SKIPPED_NON_FINITE] = count
+        data = cls.from_arrays(
             columns["user_id"], columns["item_id"], timestamps=columns.get("timestamp"),
             event_types=columns.get("event_type"), event_values=columns.get("event_value"),
             session_ids=columns.get("session_id"), context=columns.get("context"),
             event_weights=event_weights, half_life_days=half_life_days, item_features=item_features,
             user_features=user_features, item_schema=item_schema, user_schema=user_schema)
+        data.skipped = skipped
+        return data
 
     @classmethod
     def from_frame(

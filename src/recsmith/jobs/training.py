@@ -182,6 +182,8 @@ def train_solution_version(
             rows = evaluate_recipes({recipe: model_recipe.clone()}, train, test, k=k, metrics=metric_names(k))
             metrics = {key: value for key, value in rows[0].items() if "@" in key}
             metrics["protocol"] = f"random test_fraction={test_fraction} seed={seed}"
+        if data.rows_skipped:  # stored rows training could not use (TrainingData.skipped says why)
+            metrics["rows_skipped"] = data.rows_skipped
         if progress:
             progress("fit")
         fit_started = time.perf_counter()
@@ -195,7 +197,7 @@ def train_solution_version(
             "recipe": recipe, "params": model_recipe.get_params(), "config": config.model_dump(),
             "recsmith_version": __version__, "num_users": interactions.n_users,
             "num_items": interactions.n_items, "num_interactions": interactions.nnz, "metrics": metrics,
-            "last_interaction_id": last_event,
+            "last_interaction_id": last_event, "rows_skipped": data.skipped,
             # the time decay's reference (the newest event), so serving weighs live events as training did
             "reference_time": None if interactions.timestamps is None or not interactions.nnz
             else int(interactions.timestamps.max()),
