@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from recsmith.data.filters import (
@@ -255,10 +257,13 @@ def test_parquet_and_metadata_numbers_must_be_finite(tmp_path: Path) -> None:
                                "fields": [{"name": "ITEM_ID", "type": "string"},
                                           {"name": "PRICE", "type": ["null", "float"]}], "version": "1.0"})
     result = read_dataset(path, dataset_type="items", schema=schema, on_error="skip")
-    assert result.frame["ITEM_ID"].tolist() == ["a", "c"]  # NaN in Parquet is a missing value, like null
+    assert result.frame["ITEM_ID"].tolist() == ["a", "c"]  # pandas writes NaN as a Parquet null: a missing value
     assert [(r.line, r.field, r.value) for r in result.rejects] == [(2, "PRICE", "inf")]
     with pytest.raises(DataError, match=r"row 2, field PRICE: value 'inf' is not a finite number"):
         read_dataset(path, dataset_type="items", schema=schema)
+    pq.write_table(pa.table({"ITEM_ID": ["a", "b"], "PRICE": pa.array([1.0, math.nan], from_pandas=False)}), path)
+    result = read_dataset(path, dataset_type="items", schema=schema, on_error="skip")  # a NaN value, not a null
+    assert [(r.line, r.field, r.value) for r in result.rejects] == [(2, "PRICE", "nan")]
 
 
 # ------------------------------------------------------------------------------------------ events
