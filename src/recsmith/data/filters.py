@@ -123,8 +123,18 @@ class FilterSyntaxError(FilterError):
     def __init__(self, message: str, expression: str, position: int) -> None:
         self.position = position
         self.expression = expression
-        caret = " " * position + "^"
-        super().__init__(f"{message} at position {position}\n  {expression}\n  {caret}")
+        shown, offset = expression, position
+        if len(expression) > 2 * _CONTEXT:  # a long expression: the part around the position
+            start = max(position - _CONTEXT, 0)
+            end = min(position + _CONTEXT, len(expression))
+            shown = ("..." if start else "") + expression[start:end] + ("..." if end < len(expression) else "")
+            offset = position - start + (3 if start else 0)
+        caret = " " * offset + "^"
+        super().__init__(f"{message} at position {position}\n  {shown}\n  {caret}")
+
+
+_CONTEXT = 60
+"""Characters shown on each side of the position in a syntax error about a long expression."""
 
 
 # --------------------------------------------------------------------------------------------------- the AST
