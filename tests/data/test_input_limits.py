@@ -51,6 +51,7 @@ def test_a_number_of_5000_digits_is_a_filter_error_naming_the_position() -> None
         parse_filter(expression)
     assert info.value.position == expression.index("9")
     assert "5,000 digits" in str(info.value) and str(FILTER_MAX_NUMBER_DIGITS) in str(info.value)
+    assert len(str(info.value)) < 400  # the part around the position, not 5,000 digits
 
 
 def test_a_number_at_the_digit_limit_parses_and_one_that_overflows_does_not() -> None:
