@@ -57,31 +57,65 @@ class KeyChecker:
         return found
 
 
-async def _bearer(request: Request) -> Principal:
-    header = request.headers.get("authorization")
+PRINCIPAL = "recsmith.principal"
+"""Where :class:`~recsmith.api.middleware.RequireKey` leaves the verified principal in the request's state."""
+AUTHORISED = "recsmith.authorised"
+"""Set in the request's state once the principal's role was checked on the path's group."""
+
+
+class Unauthorized(Exception):
+    """No valid API key: the message says what to send."""
+
+
+def authenticate(keys: KeyChecker, header: str | None) -> Principal:
+    """The principal of an ``Authorization: Bearer <key>`` header.
+
+    Raises
+    ------
+    Unauthorized
+        When the header is missing, not a bearer key, or names no valid key.
+    """
     if not header:
-        raise HTTPException(401, "missing API key: send the header 'Authorization: Bearer <key>' (make a key with "
-                                 "`recsmith keys create`)", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("missing API key: send the header 'Authorization: Bearer <key>' (make a key with "
+                           "`recsmith keys create`)")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise HTTPException(401, "the Authorization header must be 'Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-    principal = request.app.state.keys.principal(key.strip())
+        raise Unauthorized("the Authorization header must be 'Bearer <key>'")
+    principal = keys.principal(key.strip())
     if principal is None:
-        raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("invalid or revoked API key")
     return principal
 
 
+def is_authorised(scope: dict[str, Any]) -> bool:
+    """Whether this request's key passed its route's role check (metrics label only such requests by name)."""
+    return bool((scope.get("state") or {}).get(AUTHORISED))
+
+
+async def _bearer(request: Request) -> Principal:
+    principal = (request.scope.get("state") or {}).get(PRINCIPAL)  # checked by RequireKey before the body was read
+    if principal is not None:
+        return principal
+    try:
+        return authenticate(request.app.state.keys, request.headers.get("authorization"))
+    except Unauthorized as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+
 def require(role: str) -> Any:
-    """A dependency admitting keys with at least ``role`` on the path's ``group`` (403 otherwise)."""
+    """A dependency admitting keys with at least ``role`` on the path's ``group`` (403 otherwise).
+
+    The 403 says which role and group the action needs and what the key holds, never the key's id."""
 
     async def check(request: Request, principal: Annotated[Principal, Depends(_bearer)]) -> Principal:
         group = request.path_params.get("group")
         if not principal.may(role, group):
             where = f"dataset group {group!r}" if group else "this server"
-            raise HTTPException(403, f"API key {principal.key_id} (role {principal.role}"
-                                     f"{', group ' + repr(principal.dataset_group) if principal.dataset_group else ''})"
-                                     f" may not do this: it needs role {role} on {where}")
+            holds = f"role {principal.role}" + (f" on dataset group {principal.dataset_group!r}"
+                                                if principal.dataset_group else "")
+            raise HTTPException(403, f"this API key may not do this: it needs role {role} on {where}, and it has "
+                                     f"{holds}")
+        request.scope.setdefault("state", {})[AUTHORISED] = True
         return principal
 
     return check
