@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="recsmith", min_length=1, max_length=64)
     """Prefix of recsmith's Redis keys and channel: give each store sharing one Redis its own."""
 
+    docs: bool = False
+    """``RECSMITH_DOCS=1`` serves the interactive API docs at ``/docs`` (Swagger UI, whose scripts load from a
+    CDN); off by default. ``/openapi.json`` is always served."""
+
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
         if self.database_url:
