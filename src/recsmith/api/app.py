@@ -19,9 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from recsmith import __version__
-from recsmith.api.auth import KeyChecker
+from recsmith.api.auth import KeyChecker, RequireKey
 from recsmith.api.metrics import Metrics
-from recsmith.api.middleware import BodyLimit, RequestMetrics, RequireKey, ServerErrors
+from recsmith.api.middleware import BodyLimit, RequestMetrics, ServerErrors
 from recsmith.api.responses import error
 from recsmith.api.routes import campaigns, catalog, events, filters, health, recommendations
 from recsmith.api.schemas import V1_ERRORS

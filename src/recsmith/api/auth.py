@@ -1,5 +1,8 @@
 """API keys: ``Authorization: Bearer rsk_...`` checked against the store's hashed keys, with roles.
 
+:class:`RequireKey` refuses a ``/v1`` request without a valid key before the app runs (its body is never read);
+each route's :func:`require` dependency then checks the key's role on the path's dataset group.
+
 Verified keys are remembered for :data:`KEY_CACHE_SECONDS` per worker, so a request does not hit the
 database to authenticate; a deleted key stops working within that time. The dependencies are ``async`` (a
 sync one costs a thread-pool hop per request); the one database read per key and period runs on the loop.
@@ -13,7 +16,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from recsmith.api.metrics import AUTHORISED
+from recsmith.api.responses import error
 from recsmith.store.serving_records import ROLES
 
 KEY_CACHE_SECONDS = 10.0
@@ -59,8 +65,6 @@ class KeyChecker:
 
 PRINCIPAL = "recsmith.principal"
 """Where :class:`~recsmith.api.middleware.RequireKey` leaves the verified principal in the request's state."""
-AUTHORISED = "recsmith.authorised"
-"""Set in the request's state once the principal's role was checked on the path's group."""
 
 
 class Unauthorized(Exception):
@@ -85,11 +89,6 @@ def authenticate(keys: KeyChecker, header: str | None) -> Principal:
     if principal is None:
         raise Unauthorized("invalid or revoked API key")
     return principal
-
-
-def is_authorised(scope: dict[str, Any]) -> bool:
-    """Whether this request's key passed its route's role check (metrics label only such requests by name)."""
-    return bool((scope.get("state") or {}).get(AUTHORISED))
 
 
 async def _bearer(request: Request) -> Principal:
@@ -119,6 +118,35 @@ def require(role: str) -> Any:
         return principal
 
     return check
+
+
+class RequireKey:
+    """Refuse ``/v1`` requests without a valid API key with 401 before the app runs, so their body is never read.
+
+    The principal is left in the request's state for the routes' role check (:func:`recsmith.api.auth.require`).
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str = "/v1") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path == self.prefix or path.startswith(self.prefix + "/")):
+            await self.app(scope, receive, send)
+            return
+        header = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                header = value.decode("latin-1")
+                break
+        try:
+            principal = authenticate(scope["app"].state.keys, header)
+        except Unauthorized as exc:
+            await error(401, str(exc), headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
+        scope.setdefault("state", {})[PRINCIPAL] = principal
+        await self.app(scope, receive, send)
 
 
 Reader = Annotated[Principal, Depends(require("read"))]

@@ -1,10 +1,9 @@
-"""ASGI middleware: the API key checked before anything else, the request body size limit, JSON answers for
-unexpected errors, and Prometheus request metrics per route (and per campaign, for authorised requests to
-campaigns that exist).
+"""ASGI middleware: the request body size limit, JSON answers for unexpected errors, and Prometheus request
+metrics per route (and per campaign, for authorised requests to campaigns that exist).
 
 From the outside in: :class:`RequestMetrics` (counts every answer), :class:`ServerErrors` (a 503 when the disk
-is full, a JSON 500 for anything else), :class:`RequireKey` (401 for ``/v1`` without a valid key, before the
-body is read), :class:`BodyLimit` (413), then the routes.
+is full, a JSON 500 for anything else), :class:`recsmith.api.auth.RequireKey` (401 for ``/v1`` without a valid
+key, before the body is read), :class:`BodyLimit` (413), then the routes.
 """
 
 from __future__ import annotations
@@ -17,43 +16,13 @@ from typing import Any
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsmith.api.auth import PRINCIPAL, Unauthorized, authenticate, is_authorised
-from recsmith.api.metrics import Metrics
+from recsmith.api.metrics import Metrics, is_authorised
 from recsmith.api.responses import error
 
 logger = logging.getLogger(__name__)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 KNOWN_NAMES_LIMIT = 10_000
 """The most (dataset group, campaign) label pairs one process remembers as existing (a bound on series)."""
-
-
-class RequireKey:
-    """Refuse ``/v1`` requests without a valid API key with 401 before the app runs, so their body is never read.
-
-    The principal is left in the request's state for the routes' role check (:func:`recsmith.api.auth.require`).
-    """
-
-    def __init__(self, app: ASGIApp, prefix: str = "/v1") -> None:
-        self.app = app
-        self.prefix = prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not (path == self.prefix or path.startswith(self.prefix + "/")):
-            await self.app(scope, receive, send)
-            return
-        header = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                header = value.decode("latin-1")
-                break
-        try:
-            principal = authenticate(scope["app"].state.keys, header)
-        except Unauthorized as exc:
-            await error(401, str(exc), headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
-            return
-        scope.setdefault("state", {})[PRINCIPAL] = principal
-        await self.app(scope, receive, send)
 
 
 class BodyLimit:

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from recsmith.api.auth import Admin
 from recsmith.api.responses import JSON
@@ -56,7 +56,8 @@ def status(runtime: RuntimeDep, _: Admin) -> JSON:
     return JSON({"ready": runtime.ready(), "campaigns": runtime.status()})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse,
+            responses={200: {"description": "The Prometheus text exposition format."}})
 def metrics(request: Request, runtime: RuntimeDep) -> Response:
     """Prometheus metrics of every worker."""
     state = request.app.state
