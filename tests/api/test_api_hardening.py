@@ -10,11 +10,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -26,7 +28,7 @@ from fastapi.testclient import TestClient
 
 from recsmith.api.app import create_app
 from recsmith.api.schemas import FILTER_MAX_PARAMETERS, FILTER_MAX_VALUE_LENGTH, FILTER_MAX_VALUES
-from recsmith.datasets import load_dataset
+from recsmith.datasets import bundled_path, load_dataset
 from recsmith.jobs.training import train_solution_version
 from recsmith.settings import Settings
 from recsmith.store.store import Store
@@ -87,8 +89,15 @@ def serve_in_thread(app: FastAPI) -> tuple[str, uvicorn.Server, threading.Thread
 
 
 def deploy(store: Store, settings: Settings) -> int:
-    """ml-latest-small in group 'movies', an item-knn version and campaign 'knn', and a filter 'genre'."""
-    load_dataset(store, "ml-latest-small", GROUP)
+    """Part of ml-latest-small (its first 10,000 ratings, every movie) in group 'movies', an item-knn version and
+    campaign 'knn', and a filter 'genre'."""
+    folder = settings.home.parent / "ml-part"
+    folder.mkdir(parents=True, exist_ok=True)
+    bundled = bundled_path("ml-latest-small")
+    with (bundled / "ratings.csv").open() as source:
+        (folder / "ratings.csv").write_text("".join(line for _, line in zip(range(10_001), source, strict=False)))
+    shutil.copy(bundled / "movies.csv", folder / "movies.csv")
+    load_dataset(store, "ml-latest-small", GROUP, path=folder)
     version = train_solution_version(store, settings, GROUP, "item-knn", with_metrics=False)["id"]
     store.create_campaign(GROUP, "knn", version)
     store.create_filter(GROUP, "genre", "INCLUDE ItemID WHERE Items.GENRES IN ($GENRE)")
@@ -218,10 +227,10 @@ def test_post_recommendations_needs_exactly_one_subject(served):
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT"])
-def test_a_solution_version_id_over_64_bits_is_a_422(served, method):
+def test_a_solution_version_id_out_of_range_is_a_422(served, method):
     path = CAMPAIGNS if method == "POST" else CAMPAIGNS + "/knn"
     name = '"name": "big", ' if method == "POST" else ""
-    for number in ("9223372036854775808", "-9223372036854775809", "1" + "0" * 400):
+    for number in ("2147483648", "9223372036854775808", "-9223372036854775809", "1" + "0" * 400):
         response = served.call(method, path, served.admin, content=f'{{{name}"solution_version_id": {number}}}')
         assert_error(response, 422, "solution_version_id")
     response = served.call("POST", CAMPAIGNS, served.admin,
@@ -280,10 +289,16 @@ def test_nul_characters_are_a_422_naming_the_field_on_every_route(served):
 
 
 @pytest.mark.postgres
-def test_nul_characters_are_a_422_on_postgresql(postgres_served):
+def test_nul_characters_and_ids_beyond_integer_are_a_422_on_postgresql(postgres_served):
     _nul_requests_are_refused(postgres_served)
     with postgres_served.store.engine.connect() as conn:  # and nothing reached the store
         assert conn.execute(sa.text("SELECT count(*) FROM interactions WHERE user_id LIKE 'u%'")).scalar() == 0
+    for body in ({"name": "big", "solution_version_id": 2**31}, {"name": "big", "solution_version_id": 2**63}):
+        assert_error(postgres_served.call("POST", CAMPAIGNS, postgres_served.admin, json=body), 422,
+                     "solution_version_id")
+    answer = postgres_served.call("POST", CAMPAIGNS, postgres_served.admin,
+                                  json={"name": "big", "solution_version_id": 2**31 - 1})
+    assert_error(answer, 404)  # in range: it reaches the store, which has no such version
 
 
 @pytest.mark.parametrize(("raw", "shown"), [("1e309", "inf"), ("-1e309", "inf"), ("NaN", "NaN"),
@@ -447,20 +462,21 @@ def test_filter_values_are_capped_before_any_work(served):
 
 
 # ---------------------------------------------------------------- PostgreSQL (its own database)
-@pytest.fixture(scope="module")
-def postgres_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """The same app on a PostgreSQL database of this module's own (other test modules wipe the shared one)."""
+@contextmanager
+def served_on_postgres(tmp_path_factory: pytest.TempPathFactory, suffix: str) -> Iterator[Served]:
+    """The app on a PostgreSQL database of its own, ``<test database>_<suffix>`` (other test modules wipe the
+    shared one); skips when RECSMITH_TEST_POSTGRES_URL is not set."""
     base = os.environ.get("RECSMITH_TEST_POSTGRES_URL")
     if not base:
         pytest.skip("RECSMITH_TEST_POSTGRES_URL is not set")
     url = sa.engine.make_url(base)
-    name = f"{url.database}_api_hardening"
+    name = f"{url.database}_{suffix}"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     admin.dispose()
-    home = tmp_path_factory.mktemp("hardening-pg") / "home"
+    home = tmp_path_factory.mktemp(f"pg-{suffix}") / "home"
     settings = Settings(home=home, database_url=url.set(database=name).render_as_string(hide_password=False))
     store = Store.from_settings(settings)
     store.migrate()
@@ -472,6 +488,12 @@ def postgres_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served
         server.should_exit = True
         thread.join(timeout=20)
         store.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with served_on_postgres(tmp_path_factory, "api_hardening") as running:
+        yield running
 
 
 def test_other_unicode_is_still_accepted(served):  # the checks refuse only what the store cannot keep

@@ -7,7 +7,7 @@ store and the serving pipeline can be stored and computed with (a bad value is a
 - :data:`Text` strings hold no NUL character (PostgreSQL cannot store one) and no lone surrogate
   (``"\\ud800"`` is valid JSON but not UTF-8);
 - :data:`Number` floats are finite (``1e309`` parses as infinity; ``NaN`` and ``-Infinity`` are refused too);
-- :data:`Int64` integers fit the database's 64-bit integers;
+- :data:`Int64` integers fit the database's 64-bit integers, and :data:`RowId` ids its 32-bit row ids;
 - :data:`FilterValues` holds at most :data:`FILTER_MAX_PARAMETERS` parameters, :data:`FILTER_MAX_VALUES`
   values each, and values of at most :data:`FILTER_MAX_VALUE_LENGTH` characters.
 """
@@ -29,6 +29,7 @@ FILTER_MAX_VALUES = 100
 FILTER_MAX_VALUE_LENGTH = 1000
 """The longest filter value, in characters (Personalize's limit on a ``filterValues`` entry)."""
 INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
 
 
 def check_text(value: str) -> str:
@@ -108,6 +109,8 @@ Number = Annotated[float, Field(allow_inf_nan=False)]
 """A finite float."""
 Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 """An integer that fits the database's BIGINT."""
+RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+"""The id of a stored row (a solution version): the database's INTEGER, 32 bits on PostgreSQL."""
 Id = Annotated[Text, Field(min_length=1, max_length=256)]
 """A user, item, session, event or response id."""
 Name = Annotated[Text, Field(min_length=1, max_length=128)]
@@ -222,14 +225,14 @@ class CampaignIn(Strict):
     """Deploy a solution version."""
 
     name: Name
-    solution_version_id: Int64 = Field(ge=1)
+    solution_version_id: RowId
     config: dict[Text, Json] = Field(default_factory=dict, description='e.g. {"exclude_seen": false}')
 
 
 class CampaignUpdate(Strict):
     """Switch to another solution version (loaded in the background, swapped atomically) and/or new config."""
 
-    solution_version_id: Int64 | None = Field(default=None, ge=1)
+    solution_version_id: RowId | None = None
     config: dict[Text, Json] | None = None
 
 
