@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from recsmith.api.app import create_app
+from recsmith.api.auth import KEY_CACHE_ENTRIES, KeyChecker
 from recsmith.api.schemas import FILTER_MAX_PARAMETERS, FILTER_MAX_VALUE_LENGTH, FILTER_MAX_VALUES
 from recsmith.datasets import bundled_path, load_dataset
 from recsmith.jobs.training import train_solution_version
@@ -501,3 +502,17 @@ def test_other_unicode_is_still_accepted(served):  # the checks refuse only what
     assert ok.status_code == 200, ok.text
     path = ITEMS + "/%C3%A9%20%E2%82%AC%20%20%C3%BC%20%F0%9F%98%80"
     assert served.call("DELETE", path, served.write).status_code == 200
+
+
+def test_made_up_keys_do_not_evict_the_valid_ones(served, monkeypatch):
+    checker = KeyChecker(served.store)
+    lookups = []
+    verify = served.store.verify_api_key
+    monkeypatch.setattr(served.store, "verify_api_key", lambda key: lookups.append(key) or verify(key))
+    assert checker.principal(served.read).role == "read"
+    for i in range(KEY_CACHE_ENTRIES + 5):
+        assert checker.principal(f"rsk_{i:012x}_made-up") is None
+    lookups.clear()
+    assert checker.principal(served.read).role == "read" and lookups == []  # still cached
+    assert checker.principal("rsk_0000_" + "x" * 10_000) is None and lookups == []  # too long: no look-up
+    assert_error(served.call("GET", RECS + "?user_id=1", "rsk_0000_" + "x" * 10_000), 401)

@@ -23,6 +23,10 @@ from recsmith.api.responses import error
 from recsmith.store.serving_records import ROLES
 
 KEY_CACHE_SECONDS = 10.0
+KEY_CACHE_ENTRIES = 10_000
+"""Keys remembered per worker, valid and invalid ones each."""
+MAX_KEY_LENGTH = 256
+"""Longer bearer keys are refused without a look-up (recsmith's keys are about 60 characters)."""
 
 
 @dataclass(frozen=True)
@@ -41,25 +45,40 @@ class Principal:
 
 
 class KeyChecker:
-    """Verifies bearer keys against the store, caching the answers briefly."""
+    """Verifies bearer keys against the store, caching the answers briefly.
+
+    Valid and invalid keys are cached apart, each up to :data:`KEY_CACHE_ENTRIES`: a flood of made-up keys fills
+    (and clears) only the cache of invalid ones, so the valid keys' entries stay. A key longer than
+    :data:`MAX_KEY_LENGTH` is invalid without a look-up.
+    """
 
     def __init__(self, store: Any) -> None:
         self.store = store
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._valid: dict[str, tuple[float, Principal]] = {}
+        self._invalid: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def principal(self, key: str) -> Principal | None:
         """The key's principal, or None when it is not a valid key."""
+        if len(key) > MAX_KEY_LENGTH:
+            return None
         now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        valid = self._valid.get(key)
+        if valid is not None and valid[0] > now:
+            return valid[1]
+        if self._invalid.get(key, 0.0) > now:
+            return None
         record = self.store.verify_api_key(key)
         found = None if record is None else Principal(record["key_id"], record["role"], record["dataset_group"])
         with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now + KEY_CACHE_SECONDS, found)
+            cache: dict[str, Any] = self._invalid if found is None else self._valid
+            if len(cache) >= KEY_CACHE_ENTRIES:
+                cache.clear()
+            if found is None:
+                self._invalid[key] = now + KEY_CACHE_SECONDS
+                self._valid.pop(key, None)
+            else:
+                self._valid[key] = (now + KEY_CACHE_SECONDS, found)
         return found
 
 
