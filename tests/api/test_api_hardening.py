@@ -29,6 +29,7 @@ from fastapi.testclient import TestClient
 from recsmith.api.app import create_app
 from recsmith.api.auth import KEY_CACHE_ENTRIES, KeyChecker
 from recsmith.api.schemas import FILTER_MAX_PARAMETERS, FILTER_MAX_VALUE_LENGTH, FILTER_MAX_VALUES
+from recsmith.data import filters
 from recsmith.datasets import bundled_path, load_dataset
 from recsmith.jobs.training import train_solution_version
 from recsmith.settings import Settings
@@ -318,6 +319,27 @@ def test_non_finite_numbers_are_a_422_naming_the_field(served, raw, shown):
     assert_error(served.call("POST", CAMPAIGNS, served.admin, content=config), 422, "config.a")
     minutes = f'{{"user_id": "1", "suppress_served_minutes": {raw}}}'
     assert_error(served.call("POST", RECS, served.read, content=minutes), 422, "suppress_served_minutes")
+
+
+def test_a_body_that_is_not_readable_json_is_a_400_saying_why(served):
+    huge = '{"user_id": "1", "num_results": 1' + "0" * 5000 + "}"  # Python refuses ints of over 4,300 digits
+    error = assert_error(served.call("POST", RECS, served.read, content=huge), 400, "body")
+    assert "4300 digits" in error["message"]
+    error = assert_error(served.call("POST", RECS, served.read, content=b'{"user_id": "\xff"}'), 400, "body")
+    assert "utf-8" in error["message"]
+
+
+@pytest.mark.skipif(not hasattr(filters, "FILTER_MAX_PARAMETERS"),
+                    reason="the filter parser's limits (deep nesting, long numbers) come with data/filters.py's part "
+                           "of issue 13")
+@pytest.mark.parametrize("expression", [
+    "EXCLUDE ItemID WHERE " + "(" * 400 + 'Items.GENRES IN ("Drama")' + ")" * 400,
+    "EXCLUDE ItemID WHERE Items.YEAR > " + "9" * 5000,
+])
+def test_a_filter_the_parser_cannot_take_is_a_400(served, expression):
+    response = served.call("POST", f"/v1/dataset-groups/{GROUP}/filters", served.admin,
+                           json={"name": "hard", "expression": expression})
+    assert_error(response, 400, "filter")
 
 
 def test_a_date_beyond_posix_time_is_a_422(served):

@@ -64,6 +64,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405 and message == "Method Not Allowed":
             allowed = (exc.headers or {}).get("Allow", "")
             message = f"method {request.method} is not allowed on {request.url.path!r}; allowed: {allowed}"
+        elif exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI's "error parsing the body"
+            reason = str(exc.__cause__)[:300]
+            return error(400, f"the body could not be read as JSON: {reason}", field="body")
         return error(exc.status_code, message, headers=dict(exc.headers or {}))
 
     @app.exception_handler(RecsmithError)
