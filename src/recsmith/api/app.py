@@ -69,6 +69,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             return error(400, f"the body could not be read as JSON: {reason}", field="body")
         return error(exc.status_code, message, headers=dict(exc.headers or {}))
 
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Any:  # only what escapes ServerErrors (the metrics)
+        return error(500, "internal error: the server logged the details")
+
     @app.exception_handler(RecsmithError)
     async def recsmith_error(_: Request, exc: RecsmithError) -> Any:
         status = 404 if isinstance(exc, NotFoundError | UnknownIdError) else 400
