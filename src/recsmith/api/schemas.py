@@ -33,7 +33,8 @@ INT32_MAX = 2**31 - 1
 
 
 def check_text(value: str) -> str:
-    """``value`` if the store can keep it: no NUL character and no lone surrogate (ValueError otherwise)."""
+    """``value`` if the store can keep it: no NUL character and no lone surrogate (a validation error, so a 422
+    naming the field, otherwise)."""
     if "\x00" in value:
         raise PydanticCustomError("nul_character", "must not contain a NUL character (\\u0000) at position "
                                   "{position}: the store cannot keep it", {"position": value.index("\x00")})
