@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     """Bytes each server process may spend caching compiled filter masks and their keys (least recently used
     dropped first; 0 caches nothing). Default 64 MiB."""
 
+    docs: bool = False
+    """``RECSMITH_DOCS=1`` serves the interactive API docs at ``/docs`` (Swagger UI, whose scripts load from a
+    CDN); off by default. ``/openapi.json`` is always served."""
+
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
         if self.database_url:

@@ -1,8 +1,10 @@
 """``create_app(settings)``: the FastAPI application, its lifespan (store + campaign runtime) and error mapping.
 
-Errors are mapped to HTTP once, here: recsmith's ``NotFoundError``/``UnknownIdError`` → 404, other
-``RecsmithError`` (bad filter, bad value, bad name) → 400, request validation → 422 naming the field, a body
-over the limit → 413; every error body is ``{"error": {"status", "message", "field"?}}``.
+Errors are mapped to HTTP once, here and in :mod:`recsmith.api.middleware`: recsmith's
+``NotFoundError``/``UnknownIdError`` → 404, other ``RecsmithError`` (bad filter, bad value, bad name) → 400,
+request validation → 422 naming the field, no valid key → 401, a body over the limit → 413, no route → 404, a
+method the route lacks → 405, a full disk → 503, anything else → 500 (logged with its traceback). Every error
+body is ``{"error": {"status", "message", "field"?}}``.
 """
 
 from __future__ import annotations
@@ -12,26 +14,32 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from recsmith import __version__
-from recsmith.api.auth import KeyChecker
+from recsmith.api.auth import KeyChecker, RequireKey
 from recsmith.api.metrics import Metrics
-from recsmith.api.middleware import BodyLimit, RequestMetrics
+from recsmith.api.middleware import BodyLimit, RequestMetrics, ServerErrors
 from recsmith.api.responses import error
 from recsmith.api.routes import campaigns, catalog, events, filters, health, recommendations
+from recsmith.api.schemas import V1_ERRORS
 from recsmith.errors import FilterError, NotFoundError, RecsmithError, UnknownIdError
 from recsmith.serving.campaign import CampaignRuntime
 from recsmith.settings import Settings
 from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
-    return ".".join(parts[1:] if parts and parts[0] in ("body", "query", "path") and len(parts) > 1 else parts)
+def _field(loc: tuple[Any, ...]) -> str | None:
+    """``events.0.sent_at`` from pydantic's location (without where it came from, or ``[key]`` markers)."""
+    parts = [str(p) for p in loc if p != "[key]"]
+    if len(parts) > 1 and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(parts) or None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -40,6 +48,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         problems = []
         for item in exc.errors():
             field = _field(tuple(item.get("loc", ())))
+            if field in (None, *_LOCATIONS):  # a check on the whole request may name its field
+                field = (item.get("ctx") or {}).get("field") or field
             message = str(item.get("msg", "invalid"))
             problems.append({"field": field, "message": message, "type": item.get("type")})
         first = problems[0] if problems else {"field": None, "message": "invalid request"}
@@ -47,17 +57,49 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error(422, text or "invalid request", field=first["field"], problems=problems)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> Any:
-        response = error(exc.status_code, str(exc.detail))
-        for name, value in (exc.headers or {}).items():
-            response.headers[name] = value
-        return response
+    async def http_error(request: Request, exc: HTTPException) -> Any:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # the router's: no route has this path
+            message = f"no route matches {request.url.path!r}: the routes are listed in /openapi.json"
+        elif exc.status_code == 405 and message == "Method Not Allowed":
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"method {request.method} is not allowed on {request.url.path!r}; allowed: {allowed}"
+        elif exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI's "error parsing the body"
+            reason = str(exc.__cause__)[:300]
+            return error(400, f"the body could not be read as JSON: {reason}", field="body")
+        return error(exc.status_code, message, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Any:  # only what escapes ServerErrors (the metrics)
+        return error(500, "internal error: the server logged the details")
 
     @app.exception_handler(RecsmithError)
     async def recsmith_error(_: Request, exc: RecsmithError) -> Any:
         status = 404 if isinstance(exc, NotFoundError | UnknownIdError) else 400
         field = "filter" if isinstance(exc, FilterError) else getattr(exc, "field", None)  # a record's bad field
         return error(status, str(exc), field=field)
+
+
+def _openapi(app: FastAPI) -> Any:
+    """The OpenAPI document, with the bearer key scheme on every ``/v1`` operation."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            spec.setdefault("components", {})["securitySchemes"] = {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API key from `recsmith keys create`: `Authorization: Bearer rsk_...`.",
+            }}
+            for path, operations in spec["paths"].items():
+                if path.startswith("/v1/") or path == "/v1":
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}]
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    return build
 
 
 def live_backends(settings: Settings, store: Store) -> dict[str, Any]:
@@ -103,16 +145,22 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 app.state.store.close()
 
     app = FastAPI(
-        title="recsmith", version=__version__, lifespan=lifespan,
+        title="recsmith", version=__version__, lifespan=lifespan, redoc_url=None,
+        docs_url="/docs" if settings.docs else None,  # Swagger UI loads its scripts from a CDN: opt-in only
         description="Self-hosted recommendations: campaigns, filters, personalized ranking. Every route under "
                     "/v1 needs `Authorization: Bearer <API key>` (`recsmith keys create`).",
     )
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     _install_error_handlers(app)
-    for router in (health.router, recommendations.router, campaigns.router, filters.router, events.router,
+    app.include_router(health.router)
+    for router in (health.admin_router, recommendations.router, campaigns.router, filters.router, events.router,
                    catalog.router):
-        app.include_router(router)
-    app.add_middleware(RequestMetrics, metrics=metrics)
+        app.include_router(router, responses=V1_ERRORS)
+    # added innermost first: metrics see every answer; a missing key is refused before the body is read
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequireKey)
+    app.add_middleware(ServerErrors)
+    app.add_middleware(RequestMetrics, metrics=metrics)
     return app
 
 

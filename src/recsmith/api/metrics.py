@@ -12,7 +12,15 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+AUTHORISED = "recsmith.authorised"
+"""The request-state flag the routes' role check sets: only such requests are labelled with their dataset group
+and campaign names (made-up names in refused requests would add series without bound)."""
 BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def is_authorised(scope: dict[str, Any]) -> bool:
+    """Whether this request's key passed its route's role check."""
+    return bool((scope.get("state") or {}).get(AUTHORISED))
 
 
 class Metrics:

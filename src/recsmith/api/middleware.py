@@ -1,14 +1,28 @@
-"""ASGI middleware: request body size limit, and Prometheus request metrics per route and campaign."""
+"""ASGI middleware: the request body size limit, JSON answers for unexpected errors, and Prometheus request
+metrics per route (and per campaign, for authorised requests to campaigns that exist).
+
+From the outside in: :class:`RequestMetrics` (counts every answer), :class:`ServerErrors` (a 503 when the disk
+is full, a JSON 500 for anything else), :class:`recsmith.api.auth.RequireKey` (401 for ``/v1`` without a valid
+key, before the body is read), :class:`BodyLimit` (413), then the routes.
+"""
 
 from __future__ import annotations
 
+import errno
+import logging
 import time
 from typing import Any
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from recsmith.api.metrics import Metrics
+from recsmith.api.metrics import Metrics, is_authorised
 from recsmith.api.responses import error
+
+logger = logging.getLogger(__name__)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+KNOWN_NAMES_LIMIT = 10_000
+"""The most (dataset group, campaign) label pairs one process remembers as existing (a bound on series)."""
 
 
 class BodyLimit:
@@ -63,12 +77,108 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) says the disk is full: ``OSError`` ENOSPC, SQLite's "database or disk is
+    full", PostgreSQL's ``DiskFull`` (SQLSTATE 53100)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        if getattr(current, "sqlstate", None) == "53100" or type(current).__name__ == "DiskFull":
+            return True
+        if "database or disk is full" in str(current):
+            return True
+        pending += [getattr(current, "orig", None), current.__cause__, current.__context__]
+    return False
+
+
+class ServerErrors:
+    """Answer what nothing else caught as JSON: 503 when the disk is full, else 500, logged with the traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            where = f"{scope.get('method')} {scope.get('path')}"
+            if disk_full(exc):
+                logger.error("the disk is full answering %s: %s", where, exc)
+                response = error(503, "the disk is full: the server cannot store anything until space is freed; "
+                                      "try again later", headers={"Retry-After": "60"})
+            else:
+                logger.exception("unexpected error answering %s", where)
+                response = error(500, "internal error: the server logged the details")
+            if started:  # too late for another answer: the client sees the connection end
+                raise
+            await response(scope, receive, send)
+
+
 class RequestMetrics:
-    """Count requests and time them, labelled by route template, method, status, group and campaign."""
+    """Count requests and time them, labelled by route template, method and status.
+
+    The dataset group and campaign labels are filled only for requests whose key was authorised on that group
+    and whose names exist (a 2xx was answered for them, or the runtime serves the campaign); every other request
+    (401, 403, 404 for a made-up group) gets empty ones, so made-up names add no series.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._known: set[tuple[str, str]] = set()
+
+    def _names(self, scope: Scope, status: int) -> tuple[str, str]:
+        params = scope.get("path_params") or {}
+        group, campaign = params.get("group", ""), params.get("campaign", "")
+        if not group or not is_authorised(scope):
+            return "", ""
+        pair = (group, campaign)
+        if pair in self._known:
+            return pair
+        exists = 200 <= status < 300
+        if not exists and campaign:
+            runtime = getattr(scope["app"].state, "runtime", None)
+            try:
+                exists = runtime is not None and runtime.get(group, campaign) is not None
+            except LookupError:
+                exists = False
+        if not exists:
+            return "", ""
+        if len(self._known) < KNOWN_NAMES_LIMIT:
+            self._known.add(pair)
+        return pair
+
+    @staticmethod
+    def _template(scope: Scope) -> str:
+        route: Any = scope.get("route")
+        if route is not None:
+            return getattr(route, "path", None) or "unmatched"
+        # answered before routing (401, 413): find the route the path would have reached
+        partial = None
+        for candidate in getattr(scope.get("app"), "routes", ()):
+            match, _ = candidate.matches(scope)
+            if match is Match.FULL:
+                return getattr(candidate, "path", "unmatched")
+            if match is Match.PARTIAL and partial is None:
+                partial = getattr(candidate, "path", None)
+        return partial or "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,9 +196,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, watch)
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = self._template(scope)
             if template != "/metrics":
-                params = scope.get("path_params") or {}
-                self.metrics.observe(template, scope["method"], status, params.get("group", ""),
-                                     params.get("campaign", ""), time.perf_counter() - started)
+                method = scope["method"] if scope["method"] in METHODS else "other"
+                group, campaign = self._names(scope, status)
+                self.metrics.observe(template, method, status, group, campaign, time.perf_counter() - started)

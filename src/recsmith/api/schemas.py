@@ -1,28 +1,160 @@
-"""Request and response bodies of the HTTP API (pydantic), shown in the OpenAPI document at ``/docs``."""
+"""Request and response bodies of the HTTP API (pydantic), shown in the OpenAPI document at ``/openapi.json``.
+
+Every value a request carries is checked here, once, by the shared types below, so that what reaches the
+store and the serving pipeline can be stored and computed with (a bad value is a 422 naming the field, never a
+500 from deeper down):
+
+- :data:`Text` strings hold no NUL character (PostgreSQL cannot store one) and no lone surrogate
+  (``"\\ud800"`` is valid JSON but not UTF-8);
+- :data:`Number` floats are finite (``1e309`` parses as infinity; ``NaN`` and ``-Infinity`` are refused too);
+- :data:`Int64` integers fit the database's 64-bit integers, and :data:`RowId` ids its 32-bit row ids;
+- :data:`FilterValues` holds at most :data:`FILTER_MAX_PARAMETERS` parameters, :data:`FILTER_MAX_VALUES`
+  values each, and values of at most :data:`FILTER_MAX_VALUE_LENGTH` characters.
+"""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import Path
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
-Scalar = str | int | float | bool
-FilterValue = Scalar | list[Scalar]
+FILTER_MAX_PARAMETERS = 25
+"""The most ``$PARAM`` values one request may bind (Amazon Personalize's limit on ``filterValues`` keys)."""
+FILTER_MAX_VALUES = 100
+"""The most values one filter parameter may take in a request."""
+FILTER_MAX_VALUE_LENGTH = 1000
+"""The longest filter value, in characters (Personalize's limit on a ``filterValues`` entry)."""
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+
+def check_text(value: str) -> str:
+    """``value`` if the store can keep it: no NUL character and no lone surrogate (a validation error, so a 422
+    naming the field, otherwise)."""
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "must not contain a NUL character (\\u0000) at position "
+                                  "{position}: the store cannot keep it", {"position": value.index("\x00")})
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError("lone_surrogate", "is not valid Unicode: a lone surrogate ({char}) at position "
+                                  "{position}; send UTF-8 text",
+                                  {"char": f"\\u{ord(value[exc.start]):04x}", "position": exc.start}) from None
+    return value
+
+
+def check_json(value: Any) -> Any:
+    """``value`` (any JSON: a campaign's config) if every string in it passes :func:`check_text`, at any depth, and
+    every number is finite and fits 64 bits."""
+    if isinstance(value, str):
+        return check_text(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "must be a finite number, not {value}", {"value": str(value)})
+    if isinstance(value, int) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise PydanticCustomError("int64", "must fit in 64 bits (at most 9223372036854775807 in size)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            check_json(item)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item)
+    return value
+
+
+def check_scalar(value: Any, max_length: int | None = None) -> Any:
+    """``value`` if it is a storable string (of at most ``max_length`` characters), a finite number that fits 64
+    bits, or a boolean: one clear error, not one per type of the union."""
+    if isinstance(value, str):
+        check_text(value)
+        if max_length is not None and len(value) > max_length:
+            raise PydanticCustomError("string_too_long", "is {length} characters long: the limit is {limit}",
+                                      {"length": len(value), "limit": max_length})
+        return value
+    if isinstance(value, int | float):  # bool is an int
+        return check_json(value)
+    raise PydanticCustomError("scalar", "must be a string, a number or a boolean")
+
+
+def _scalar_schema(max_length: int | None = None) -> dict[str, Any]:
+    string: dict[str, Any] = {"type": "string"} if max_length is None else {"type": "string", "maxLength": max_length}
+    return {"anyOf": [string, {"type": "integer"}, {"type": "number"}, {"type": "boolean"}]}
+
+
+def check_filter_value(value: Any) -> Any:
+    """``value`` if it is a filter parameter's value, or a list of at most :data:`FILTER_MAX_VALUES` of them, each
+    a scalar of at most :data:`FILTER_MAX_VALUE_LENGTH` characters."""
+    if not isinstance(value, list):
+        return check_scalar(value, FILTER_MAX_VALUE_LENGTH)
+    if len(value) > FILTER_MAX_VALUES:
+        raise PydanticCustomError("too_many_values", "has {count} values: the limit is {limit} a parameter",
+                                  {"count": len(value), "limit": FILTER_MAX_VALUES})
+    for position, item in enumerate(value):
+        try:
+            check_scalar(item, FILTER_MAX_VALUE_LENGTH)
+        except PydanticCustomError as exc:
+            raise PydanticCustomError("filter_value", "value {position} {problem}",
+                                      {"position": position, "problem": exc.message()}) from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(check_text)]
+"""A string the store can keep (see :func:`check_text`)."""
+Number = Annotated[float, Field(allow_inf_nan=False)]
+"""A finite float."""
+Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
+"""An integer that fits the database's BIGINT."""
+RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+"""The id of a stored row (a solution version): the database's INTEGER, 32 bits on PostgreSQL."""
+Id = Annotated[Text, Field(min_length=1, max_length=256)]
+"""A user, item, session, event or response id."""
+Name = Annotated[Text, Field(min_length=1, max_length=128)]
+"""The name of a dataset group, campaign, filter or promotion."""
+Json = Annotated[Any, AfterValidator(check_json)]
+"""Any JSON value made of storable strings and finite numbers."""
+Scalar = Annotated[str | int | float | bool, PlainValidator(check_scalar), WithJsonSchema(_scalar_schema())]
+"""A storable string, a finite number that fits 64 bits, or a boolean."""
+FilterValue = Annotated[
+    Any, PlainValidator(check_filter_value),
+    WithJsonSchema({"anyOf": [*_scalar_schema(FILTER_MAX_VALUE_LENGTH)["anyOf"],
+                              {"type": "array", "items": _scalar_schema(FILTER_MAX_VALUE_LENGTH),
+                               "maxItems": FILTER_MAX_VALUES}]}),
+]
+"""A filter parameter's value, or a list of values."""
+FilterValues = Annotated[
+    dict[Annotated[Text, Field(min_length=1, max_length=128)], FilterValue],
+    Field(max_length=FILTER_MAX_PARAMETERS, description=f"Values of the filter's $PARAMs: at most "
+          f"{FILTER_MAX_PARAMETERS} parameters, {FILTER_MAX_VALUES} values each, {FILTER_MAX_VALUE_LENGTH} "
+          "characters a value."),
+]
+Properties = dict[Annotated[Text, Field(min_length=1, max_length=256)], Scalar | None]
+Context = dict[Annotated[Text, Field(max_length=256)], Scalar]
+
+# path parameters: the same checks as in bodies (a %00 in a URL is a NUL character once decoded)
+GroupPath = Annotated[Text, Path(min_length=1, max_length=128, description="The dataset group's name.")]
+CampaignPath = Annotated[Text, Path(min_length=1, max_length=128, description="The campaign's name.")]
+FilterPath = Annotated[Text, Path(min_length=1, max_length=128, description="The filter's name.")]
+EntityPath = Annotated[Text, Path(min_length=1, max_length=256, description="The user's or item's id.")]
 
 
 class Strict(BaseModel):
-    """Unknown fields are refused (a typo is an error, not silently ignored)."""
+    """Unknown fields are refused (a typo is an error, not silently ignored); floats must be finite."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class PromotionIn(Strict):
     """Reserve part of the results for items a stored filter selects."""
 
-    name: str = Field(min_length=1, max_length=128, description="Shown in the reason: 'promotion: <name>'.")
-    filter: str = Field(min_length=1, max_length=128, description="Name of a stored filter.")
-    filter_values: dict[str, FilterValue] = Field(default_factory=dict)
+    name: Name = Field(description="Shown in the reason: 'promotion: <name>'.")
+    filter: Name = Field(description="Name of a stored filter.")
+    filter_values: FilterValues = Field(default_factory=dict)
     percent: int = Field(default=10, ge=1, le=100, description="Share of the results to promote.")
 
 
@@ -30,24 +162,23 @@ class RecommendationRequest(Strict):
     """Recommendations for a user (``user_id``), an anonymous session (``session_id`` alone) or related to an
     item (``item_id``)."""
 
-    user_id: str | None = Field(default=None, min_length=1, max_length=256)
-    session_id: str | None = Field(default=None, min_length=1, max_length=256,
-                                   description="Alone: recommendations for an anonymous session from its events; "
-                                   "with user_id: the session's anonymous events count as the user's.")
-    item_id: str | None = Field(default=None, min_length=1, max_length=256)
+    user_id: Id | None = None
+    session_id: Id | None = Field(default=None, description="Alone: recommendations for an anonymous session from "
+                                  "its events; with user_id: the session's anonymous events count as the user's.")
+    item_id: Id | None = None
     num_results: int = Field(default=25, ge=1, le=500)
-    filter: str | None = Field(default=None, min_length=1, max_length=128, description="A stored filter's name.")
-    filter_values: dict[str, FilterValue] = Field(default_factory=dict, description="Values of its $PARAMs.")
-    exclude: list[str] = Field(default_factory=list, max_length=1000, description="Item ids never to return.")
+    filter: Name | None = Field(default=None, description="A stored filter's name.")
+    filter_values: FilterValues = Field(default_factory=dict)
+    exclude: list[Id] = Field(default_factory=list, max_length=1000, description="Item ids never to return.")
     exclude_seen: bool | None = Field(default=None, description="Leave out items the user interacted with "
                                       "(default: the campaign's setting, true unless configured).")
-    context: dict[str, Scalar] = Field(default_factory=dict, max_length=50,
-                                       description="Request context (device, location...); accepted for "
-                                       "Personalize compatibility, not used by the current recipes.")
-    metadata_columns: list[str] = Field(default_factory=list, max_length=50,
-                                        description="Item fields to return with each item.")
+    context: Context = Field(default_factory=dict, max_length=50,
+                             description="Request context (device, location...); accepted for "
+                             "Personalize compatibility, not used by the current recipes.")
+    metadata_columns: list[Name] = Field(default_factory=list, max_length=50,
+                                         description="Item fields to return with each item.")
     promotion: PromotionIn | None = None
-    suppress_served_minutes: float | None = Field(
+    suppress_served_minutes: Number | None = Field(
         default=None, gt=0, le=1440, description="Leave out items served to this user in the last N minutes "
         "(the served-items ledger) that the user has not acted on since.")
 
@@ -55,20 +186,21 @@ class RecommendationRequest(Strict):
     def _one_subject(self) -> Self:
         user = self.user_id is not None or self.session_id is not None
         if user == (self.item_id is not None):
-            raise ValueError("give exactly one of user_id or session_id (recommendations for a user or an "
-                             "anonymous session) and item_id (related items)")
+            raise PydanticCustomError(
+                "one_subject", "give exactly one of user_id or session_id (recommendations for a user or an "
+                "anonymous session) and item_id (related items)", {"field": "item_id" if user else "user_id"})
         return self
 
 
 class RankingRequest(Strict):
     """Order a list of items for a user."""
 
-    user_id: str = Field(min_length=1, max_length=256)
-    input_list: list[str] = Field(min_length=1, max_length=500)
-    filter: str | None = Field(default=None, min_length=1, max_length=128)
-    filter_values: dict[str, FilterValue] = Field(default_factory=dict)
-    context: dict[str, Scalar] = Field(default_factory=dict, max_length=50)
-    metadata_columns: list[str] = Field(default_factory=list, max_length=50)
+    user_id: Id
+    input_list: list[Id] = Field(min_length=1, max_length=500)
+    filter: Name | None = None
+    filter_values: FilterValues = Field(default_factory=dict)
+    context: Context = Field(default_factory=dict, max_length=50)
+    metadata_columns: list[Name] = Field(default_factory=list, max_length=50)
 
 
 class RecommendedItemOut(BaseModel):
@@ -93,16 +225,16 @@ class RecommendationResponse(BaseModel):
 class CampaignIn(Strict):
     """Deploy a solution version."""
 
-    name: str = Field(min_length=1, max_length=128)
-    solution_version_id: int = Field(ge=1)
-    config: dict[str, Any] = Field(default_factory=dict, description='e.g. {"exclude_seen": false}')
+    name: Name
+    solution_version_id: RowId
+    config: dict[Text, Json] = Field(default_factory=dict, description='e.g. {"exclude_seen": false}')
 
 
 class CampaignUpdate(Strict):
     """Switch to another solution version (loaded in the background, swapped atomically) and/or new config."""
 
-    solution_version_id: int | None = Field(default=None, ge=1)
-    config: dict[str, Any] | None = None
+    solution_version_id: RowId | None = None
+    config: dict[Text, Json] | None = None
 
 
 class CampaignOut(BaseModel):
@@ -124,8 +256,8 @@ class CampaignOut(BaseModel):
 class FilterIn(Strict):
     """A named filter expression (Personalize's grammar)."""
 
-    name: str = Field(min_length=1, max_length=128)
-    expression: str = Field(min_length=1, max_length=10_000)
+    name: Name
+    expression: Text = Field(min_length=1, max_length=10_000)
 
 
 class FilterOut(BaseModel):
@@ -138,26 +270,35 @@ class FilterOut(BaseModel):
     created_at: datetime
 
 
+def _epoch_seconds(value: datetime) -> datetime:
+    """``value`` if it has a POSIX time (a date the store's integer timestamps can hold)."""
+    try:
+        value.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise PydanticCustomError("timestamp", "is out of range: give a date between 1970 and 9999") from None
+    return value
+
+
 class EventIn(Strict):
     """One interaction, as Personalize's PutEvents takes it."""
 
-    event_id: str | None = Field(default=None, min_length=1, max_length=256,
-                                 description="Makes resubmission idempotent; default: derived from the event.")
-    event_type: str = Field(min_length=1, max_length=256)
-    item_id: str = Field(min_length=1, max_length=256)
-    event_value: float | None = None
-    sent_at: datetime = Field(description="ISO 8601 or epoch seconds.")
-    properties: dict[str, Scalar] = Field(default_factory=dict, max_length=50)
-    recommendation_id: str | None = Field(default=None, max_length=256)
-    impression: list[str] = Field(default_factory=list, max_length=500, description="Item ids that were shown.")
+    event_id: Id | None = Field(default=None,
+                                description="Makes resubmission idempotent; default: derived from the event.")
+    event_type: Id
+    item_id: Id
+    event_value: Number | None = Field(default=None, description="A finite number (no NaN or infinity).")
+    sent_at: Annotated[datetime, AfterValidator(_epoch_seconds)] = Field(description="ISO 8601 or epoch seconds.")
+    properties: dict[Annotated[Text, Field(max_length=256)], Scalar] = Field(default_factory=dict, max_length=50)
+    recommendation_id: Annotated[Text, Field(max_length=256)] | None = None
+    impression: list[Id] = Field(default_factory=list, max_length=500, description="Item ids that were shown.")
 
 
 class EventsIn(Strict):
     """Up to 100 events of one user (or one anonymous session)."""
 
-    user_id: str | None = Field(default=None, min_length=1, max_length=256,
-                                description="Omitted for anonymous traffic: the session id stands for the user.")
-    session_id: str = Field(min_length=1, max_length=256)
+    user_id: Id | None = Field(default=None,
+                               description="Omitted for anonymous traffic: the session id stands for the user.")
+    session_id: Id
     events: list[EventIn] = Field(min_length=1, max_length=100)
 
 
@@ -168,20 +309,17 @@ class EventsOut(BaseModel):
     duplicates: int
 
 
-Properties = dict[str, Scalar | None]
-
-
 class UserIn(Strict):
     """One user record: its id and metadata fields (the group's users schema says which)."""
 
-    user_id: str = Field(min_length=1, max_length=256)
+    user_id: Id
     properties: Properties = Field(default_factory=dict, max_length=100)
 
 
 class ItemIn(Strict):
     """One item record: its id and metadata fields (the group's items schema says which)."""
 
-    item_id: str = Field(min_length=1, max_length=256)
+    item_id: Id
     properties: Properties = Field(default_factory=dict, max_length=100)
 
 
@@ -209,3 +347,47 @@ class DeletedOut(BaseModel):
     deleted: str
     interactions: int = 0
     records: int
+
+
+class ProblemOut(BaseModel):
+    """One invalid value of a request."""
+
+    field: str | None
+    message: str
+    type: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """What went wrong."""
+
+    status: int = Field(description="The HTTP status, repeated.")
+    message: str = Field(description="What was wrong, the value and where, and how to fix it.")
+    field: str | None = Field(default=None, description="The request field at fault, dotted (``events.0.sent_at``).")
+    problems: list[ProblemOut] | None = Field(default=None, description="Every invalid value (422 only).")
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorBody
+
+
+_ERRORS = {
+    400: "A bad value the schema cannot tell (a filter that does not parse, a record the group's schema refuses).",
+    401: "No valid API key: send `Authorization: Bearer <key>`.",
+    403: "The key's role or dataset group does not allow this.",
+    404: "The dataset group, campaign, filter, user or item does not exist.",
+    413: "The request body is over the limit (RECSMITH_MAX_BODY_BYTES).",
+    422: "A field is missing or invalid: `field` names it.",
+    500: "An unexpected error (logged by the server).",
+    503: "The disk is full: nothing can be stored until space is freed.",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` entries of these error statuses (every one has the :class:`ErrorOut` body)."""
+    return {status: {"model": ErrorOut, "description": _ERRORS[status]} for status in statuses}
+
+
+V1_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 500, 503)
+"""The errors every ``/v1`` route may answer."""

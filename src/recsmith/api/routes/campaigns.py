@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from recsmith.api.auth import Admin, Reader
 from recsmith.api.responses import JSON
 from recsmith.api.routes.deps import RuntimeDep, StoreDep
-from recsmith.api.schemas import CampaignIn, CampaignOut, CampaignUpdate
+from recsmith.api.schemas import CampaignIn, CampaignOut, CampaignPath, CampaignUpdate, GroupPath
 from recsmith.serving.campaign import CampaignRuntime
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}/campaigns", tags=["campaigns"])
@@ -41,13 +41,13 @@ def _sync_soon(runtime: CampaignRuntime) -> None:
 
 
 @router.get("", response_model=list[CampaignOut])
-def list_campaigns(group: str, store: StoreDep, runtime: RuntimeDep, _: Reader) -> JSON:
+def list_campaigns(group: GroupPath, store: StoreDep, runtime: RuntimeDep, _: Reader) -> JSON:
     """The group's campaigns."""
     return JSON([campaign_view(r, runtime) for r in store.list_campaigns(group)])
 
 
 @router.post("", response_model=CampaignOut, status_code=201)
-def create_campaign(group: str, body: CampaignIn, store: StoreDep, runtime: RuntimeDep, _: Admin) -> JSON:
+def create_campaign(group: GroupPath, body: CampaignIn, store: StoreDep, runtime: RuntimeDep, _: Admin) -> JSON:
     """Deploy a solution version of the group; it starts serving once loaded (``status`` ACTIVE)."""
     record = store.create_campaign(group, body.name, body.solution_version_id, body.config)
     _sync_soon(runtime)
@@ -55,14 +55,15 @@ def create_campaign(group: str, body: CampaignIn, store: StoreDep, runtime: Runt
 
 
 @router.get("/{campaign}", response_model=CampaignOut)
-def describe_campaign(group: str, campaign: str, store: StoreDep, runtime: RuntimeDep, _: Reader) -> JSON:
+def describe_campaign(group: GroupPath, campaign: CampaignPath, store: StoreDep, runtime: RuntimeDep,
+                      _: Reader) -> JSON:
     """A campaign, its version and the version this server process serves now."""
     return JSON(campaign_view(store.get_campaign(group, campaign), runtime))
 
 
 @router.put("/{campaign}", response_model=CampaignOut)
-def update_campaign(group: str, campaign: str, body: CampaignUpdate, store: StoreDep, runtime: RuntimeDep,
-                    _: Admin) -> JSON:
+def update_campaign(group: GroupPath, campaign: CampaignPath, body: CampaignUpdate, store: StoreDep,
+                    runtime: RuntimeDep, _: Admin) -> JSON:
     """Switch to another solution version: it loads in the background and replaces the old one atomically;
     requests meanwhile are answered by the old version."""
     record = store.update_campaign(group, campaign, solution_version_id=body.solution_version_id, config=body.config)
@@ -71,7 +72,7 @@ def update_campaign(group: str, campaign: str, body: CampaignUpdate, store: Stor
 
 
 @router.delete("/{campaign}", status_code=204)
-def delete_campaign(group: str, campaign: str, store: StoreDep, runtime: RuntimeDep, _: Admin) -> None:
+def delete_campaign(group: GroupPath, campaign: CampaignPath, store: StoreDep, runtime: RuntimeDep, _: Admin) -> None:
     """Stop serving and delete the campaign (its solution version stays)."""
     store.delete_campaign(group, campaign)
     _sync_soon(runtime)

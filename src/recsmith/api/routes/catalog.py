@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 
 from recsmith.api.auth import Writer
 from recsmith.api.responses import JSON
 from recsmith.api.routes.deps import RuntimeDep, StoreDep
-from recsmith.api.schemas import DeletedOut, ItemsIn, PutOut, UsersIn
+from recsmith.api.schemas import DeletedOut, EntityPath, GroupPath, ItemsIn, PutOut, UsersIn
 from recsmith.jobs.importing import put_records
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["users and items"])
-EntityId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
 def _put(store: StoreDep, runtime: RuntimeDep, group: str, kind: str, entities: list[Any]) -> JSON:
@@ -27,14 +26,14 @@ def _put(store: StoreDep, runtime: RuntimeDep, group: str, kind: str, entities: 
 
 
 @router.put("/users", response_model=PutOut)
-def put_users(group: str, body: UsersIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
+def put_users(group: GroupPath, body: UsersIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
     """Create or replace up to 100 users, checked against the group's users schema (a field it lacks, or a value
     that does not fit, is a 400 naming the record and field; nothing is stored then)."""
     return _put(store, runtime, group, "users", body.users)
 
 
 @router.put("/items", response_model=PutOut)
-def put_items(group: str, body: ItemsIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
+def put_items(group: GroupPath, body: ItemsIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
     """Create or replace up to 100 items, checked against the group's items schema. New items are recommendable
     at once through filters and when the model's items run out (``reason: new item``), and by the models after
     the next training."""
@@ -42,7 +41,7 @@ def put_items(group: str, body: ItemsIn, store: StoreDep, runtime: RuntimeDep, _
 
 
 @router.delete("/users/{user_id}", response_model=DeletedOut)
-def delete_user(group: str, user_id: EntityId, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
+def delete_user(group: GroupPath, user_id: EntityPath, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
     """Delete a user's interactions and metadata; campaigns answer them as a user they never saw from now on,
     and the next training does not see them."""
     group_id = store.get_dataset_group(group).id
@@ -52,7 +51,7 @@ def delete_user(group: str, user_id: EntityId, store: StoreDep, runtime: Runtime
 
 
 @router.delete("/items/{item_id}", response_model=DeletedOut)
-def delete_item(group: str, item_id: EntityId, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
+def delete_item(group: GroupPath, item_id: EntityPath, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
     """Stop recommending an item at once (its metadata is deleted; training leaves it out until it is put
     again)."""
     group_id = store.get_dataset_group(group).id

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from recsmith.api.auth import Writer
 from recsmith.api.responses import JSON
 from recsmith.api.routes.deps import MetricsDep, RuntimeDep, StoreDep
-from recsmith.api.schemas import EventsIn, EventsOut
+from recsmith.api.schemas import EventsIn, EventsOut, GroupPath
 from recsmith.errors import NotFoundError
 from recsmith.jobs.events import event_rows
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["events"])
 
 
 @router.post("/events", response_model=EventsOut)
-def put_events(group: str, body: EventsIn, store: StoreDep, runtime: RuntimeDep, metrics: MetricsDep,
+def put_events(group: GroupPath, body: EventsIn, store: StoreDep, runtime: RuntimeDep, metrics: MetricsDep,
                _: Writer) -> JSON:
     """Record up to 100 events; the 200 answer comes after they are committed (SQLite WAL or PostgreSQL), and an
     event whose ``event_id`` was stored before is skipped (counted in ``duplicates``). Events that carry a
