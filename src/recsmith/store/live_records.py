@@ -211,10 +211,11 @@ class LiveRecords:
 
     def delete_user(self, group_id: int, user_id: str) -> UserDeletion:
         """Erase a user in one transaction: their events, every event of the sessions linked to them (any
-        ``session_id`` on one of their events: anonymous events sent before they signed in are stored under that
-        session id), their metadata and their served-items ledger rows (under their id or a linked session's);
-        then record the deletion of each id as a keyed hash, and on SQLite checkpoint the write-ahead log so no
-        copy of the deleted rows stays in it.
+        ``session_id`` on one of their events; anonymous events, sent before they signed in, are stored under
+        that session id), their metadata and their served-items ledger rows (under their id or a linked
+        session's, and the responses their events name); then record the deletion of the user and of each
+        anonymous session as a keyed hash, and on SQLite checkpoint the write-ahead log so no copy of the deleted
+        rows stays in it.
 
         Campaigns serving a model trained before the deletion treat the user (and the sessions) as unknown from
         then on; the next training does not see them (their interactions are gone). Models already trained keep
@@ -236,23 +237,22 @@ class LiveRecords:
             for chunk in _chunks(sessions):
                 anonymous.update(conn.execute(sa.select(i.c.user_id).distinct().where(
                     i.c.dataset_group_id == group_id, i.c.user_id.in_(chunk), i.c.session_id == i.c.user_id)).scalars())
-            ids = [user_id, *sorted(anonymous)]
             responses: set[str] = set()
             events = ledger = 0
-            for chunk in _chunks(ids):
-                # the user's events and the linked sessions' anonymous ones (another signed-in user's events in a
-                # shared session are theirs, and stay); through the (group, user) index
-                anonymous_rows = sa.and_(i.c.user_id.in_(chunk), i.c.session_id == i.c.user_id)
-                linked = (i.c.dataset_group_id == group_id, sa.or_(i.c.user_id == user_id, anonymous_rows))
+            # the user's events (the (group, user) index), then every event of the linked sessions (the partial
+            # (group, session) index): the anonymous ones and any other in those sessions
+            wheres = [(i.c.user_id == user_id,)] + [(i.c.session_id.in_(chunk),) for chunk in _chunks(sessions)]
+            for where in wheres:
                 responses.update(conn.execute(sa.select(i.c.recommendation_id).distinct().where(
-                    *linked, i.c.recommendation_id.is_not(None))).scalars())
-                events += conn.execute(i.delete().where(*linked)).rowcount
-                served = (s.c.dataset_group_id == group_id, s.c.user_id.in_(chunk))
-                responses.update(conn.execute(sa.select(s.c.recommendation_id).where(*served)).scalars())
+                    i.c.dataset_group_id == group_id, *where, i.c.recommendation_id.is_not(None))).scalars())
+                events += conn.execute(i.delete().where(i.c.dataset_group_id == group_id, *where)).rowcount
+            for chunk in _chunks([user_id, *sessions]):  # what was served to them, or to the sessions
+                responses.update(conn.execute(sa.select(s.c.recommendation_id).where(
+                    s.c.dataset_group_id == group_id, s.c.user_id.in_(chunk))).scalars())
             records = conn.execute(u.delete().where(u.c.dataset_group_id == group_id, u.c.user_id == user_id)).rowcount
             for chunk in _chunks(sorted(responses)):  # the responses to them, and those their events name
                 ledger += conn.execute(s.delete().where(s.c.recommendation_id.in_(chunk))).rowcount
-            for entity_id in ids:
+            for entity_id in [user_id, *sorted(anonymous)]:  # the ids a model can have been trained on
                 self._tombstone(conn, group_id, "user", entity_id, watermark)
             self._bump_catalog(conn, group_id)
         self.checkpoint()

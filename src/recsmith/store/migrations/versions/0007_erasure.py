@@ -1,6 +1,8 @@
-"""erasure: deletion tombstones hold a keyed hash (HMAC-SHA256) of the deleted user or item id, not the id; the
-raw ids stored before are replaced by their hashes, under the key the store resolves (``RECSMITH_ERASURE_KEY``,
-else ``RECSMITH_HOME/erasure.key``, see ``Settings.resolved_erasure_key``)
+"""erasure: a partial (dataset_group_id, session_id) index on interactions, so that deleting a user deletes the
+events of the sessions linked to them without reading the whole table; and deletion tombstones hold a keyed hash
+(HMAC-SHA256) of the deleted user or item id, not the id: the raw ids stored before are replaced by their hashes,
+under the key the store resolves (``RECSMITH_ERASURE_KEY``, else ``RECSMITH_HOME/erasure.key``, see
+``Settings.resolved_erasure_key``)
 
 The downgrade leaves the hashes: the raw ids cannot be recovered from them (an older recsmith then no longer
 hides users deleted before the downgrade from models trained before their deletion; retrain).
@@ -34,7 +36,12 @@ def _key() -> bytes:
     return Settings().resolved_erasure_key()
 
 
+NOT_NULL = sa.text('session_id IS NOT NULL')
+
+
 def upgrade() -> None:
+    op.create_index('ix_interactions_group_session', 'interactions', ['dataset_group_id', 'session_id'],
+                    sqlite_where=NOT_NULL, postgresql_where=NOT_NULL)
     conn = op.get_bind()
     rows = conn.execute(sa.select(deletions.c.dataset_group_id, deletions.c.kind, deletions.c.entity_id)).all()
     if not rows:
@@ -49,4 +56,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index('ix_interactions_group_session', table_name='interactions')
