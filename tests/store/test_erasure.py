@@ -241,7 +241,6 @@ def _traces(folder: Path, ids: tuple[str, ...]) -> list[str]:
     return found
 
 
-@pytest.mark.slow
 def test_purge_models_rewrites_deleted_users_out_of_every_artifact_and_deletes_superseded_ones(
         store: Store, settings: Settings) -> None:
     store.erasure_settings = settings
@@ -256,6 +255,10 @@ def test_purge_models_rewrites_deleted_users_out_of_every_artifact_and_deletes_s
     artifacts = Path(settings.resolved_artifact_dir())
     assert _traces(artifacts, (VICTIM, SESSION))  # the check below can fail
     store.delete_user(group.id, VICTIM)
+    runtime = CampaignRuntime(store)
+    runtime.sync()
+    loaded = runtime.get("g", "c")
+    assert loaded.artifact_uri == newer_als["artifact_uri"] and VICTIM in loaded.model.users
     report = purge_models(store, Settings(home=settings.home, artifact_retention_days=0, artifact_keep_versions=1),
                           "g", now=datetime.now(UTC) + timedelta(seconds=1))
     assert report.deleted == [old_als["id"]]  # superseded: not serving, not the newest of its solution
@@ -273,8 +276,8 @@ def test_purge_models_rewrites_deleted_users_out_of_every_artifact_and_deletes_s
         served = model.recipe.recommend(np.arange(len(model.users)), 3)  # it still serves every user left
         assert served.ids.shape == (len(model.users), 3)
         assert json.loads((Path(version["artifact_uri"]) / "meta.json").read_text())["erased_users"] == 2
-    runtime = CampaignRuntime(store)
-    runtime.sync()
+    runtime.sync()  # a running campaign loads the version's rewritten artifact
+    assert runtime.get("g", "c").artifact_uri.endswith("-r1") and VICTIM not in runtime.get("g", "c").model.users
     answer = runtime.recommend("g", "c", user_id=VICTIM, num_results=3)
     assert {item["reason"] for item in answer["items"]} == {"popular"}
     # a second run finds nothing left to do

@@ -229,7 +229,7 @@ class LiveRecords:
         i, u, s = t.interactions, t.users, t.served_items
         with self.begin() as conn:
             self._secure_delete(conn)
-            watermark = int(conn.execute(sa.select(sa.func.max(i.c.id))).scalar_one() or 0)
+            watermark = self._deletion_watermark(conn, group_id)
             sessions = sorted(v for v in conn.execute(sa.select(i.c.session_id).distinct().where(
                 i.c.dataset_group_id == group_id, i.c.user_id == user_id, i.c.session_id.is_not(None))).scalars()
                 if v != user_id)
@@ -268,16 +268,29 @@ class LiveRecords:
         dict
             ``{"records": 0 or 1}``.
         """
-        it, i = t.items, t.interactions
+        it = t.items
         with self.begin() as conn:
             self._secure_delete(conn)
-            watermark = int(conn.execute(sa.select(sa.func.max(i.c.id))).scalar_one() or 0)
+            watermark = self._deletion_watermark(conn, group_id)
             records = conn.execute(it.delete().where(it.c.dataset_group_id == group_id,
                                                      it.c.item_id == item_id)).rowcount
             self._tombstone(conn, group_id, "item", item_id, watermark)
             self._bump_catalog(conn, group_id)
         self.checkpoint()
         return {"records": int(records)}
+
+    @staticmethod
+    def _deletion_watermark(conn: Connection, group_id: int) -> int:
+        """A deletion's watermark: at least every interaction row id any model of the group can have been trained
+        on. The newest row id alone is not: SQLite gives a new row the highest id plus one, so once a deletion
+        removed the newest rows their ids are given again; the group's event watermark and earlier deletions'
+        watermarks keep it from going back."""
+        i, g, d = t.interactions, t.dataset_groups, t.deletions
+        newest = conn.execute(sa.select(sa.func.max(i.c.id))).scalar_one()
+        events = conn.execute(sa.select(g.c.last_event_id).where(g.c.id == group_id)).scalar_one_or_none()
+        deleted = conn.execute(sa.select(sa.func.max(d.c.watermark))
+                               .where(d.c.dataset_group_id == group_id)).scalar_one()
+        return max(int(newest or 0), int(events or 0), int(deleted or 0))
 
     def _secure_delete(self, conn: Connection) -> None:
         """On SQLite, overwrite what this connection deletes with zeros (else deleted rows stay in free space)."""
