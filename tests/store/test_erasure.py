@@ -280,6 +280,11 @@ def test_purge_models_rewrites_deleted_users_out_of_every_artifact_and_deletes_s
     assert runtime.get("g", "c").artifact_uri.endswith("-r1") and VICTIM not in runtime.get("g", "c").model.users
     answer = runtime.recommend("g", "c", user_id=VICTIM, num_results=3)
     assert {item["reason"] for item in answer["items"]} == {"popular"}
+    # a deleted item: hidden through its hashed tombstone at once
+    top = answer["items"][0]["item_id"]
+    store.delete_item(group.id, top)
+    runtime.catalog_changed("g", group.id)
+    assert top not in [item["item_id"] for item in runtime.recommend("g", "c", user_id=VICTIM)["items"]]
     # a second run finds nothing left to do
     again = purge_models(store, settings, "g")
     assert again.rewritten == {} and again.deleted == []

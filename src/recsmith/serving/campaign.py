@@ -204,18 +204,25 @@ def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event
             "visible_items": visible, "hidden_users": users}
 
 
-_ITEM_HASHES: weakref.WeakKeyDictionary[TrainedModel, tuple[bytes, dict[str, int]]] = weakref.WeakKeyDictionary()
-_ITEM_HASHES_LOCK = threading.Lock()
+_ITEM_HASHES: dict[int, tuple[weakref.ref[TrainedModel], bytes, dict[str, int]]] = {}
+_ITEM_HASHES_LOCK = threading.RLock()  # re-entrant: a weakref callback may run during a collection under it
 
 
 def _item_hashes(model: TrainedModel, key: bytes) -> dict[str, int]:
-    """Keyed hash -> index of every item of the model (made once per loaded model: ~1 µs an item)."""
+    """Keyed hash -> index of every item of the model (made once per loaded model, ~1 µs an item; forgotten with
+    the model)."""
     with _ITEM_HASHES_LOCK:
-        cached = _ITEM_HASHES.get(model)
-        if cached is None or cached[0] != key:
-            cached = _ITEM_HASHES[model] = (key, {keyed_hash(key, str(item)): index
-                                                  for index, item in enumerate(model.items.ids)})
-    return cached[1]
+        cached = _ITEM_HASHES.get(id(model))
+        if cached is None or cached[0]() is not model or cached[1] != key:
+            index = {keyed_hash(key, str(item)): position for position, item in enumerate(model.items.ids)}
+
+            def forget(ref: weakref.ref[TrainedModel], number: int = id(model)) -> None:
+                with _ITEM_HASHES_LOCK:
+                    if number in _ITEM_HASHES and _ITEM_HASHES[number][0] is ref:
+                        del _ITEM_HASHES[number]
+
+            cached = _ITEM_HASHES[id(model)] = (weakref.ref(model, forget), key, index)
+    return cached[2]
 
 
 class CampaignRuntime:
