@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("user", "item")
 CHUNK = 500
+CHECKPOINT_WAIT_MS = 2000
+"""How long the checkpoint after a deletion waits for other connections (then the next one completes it)."""
 
 
 def keyed_hash(key: bytes, entity_id: str) -> str:
@@ -304,7 +306,14 @@ class LiveRecords:
         if not self.is_sqlite:
             return True
         with self.engine.connect() as conn:
-            busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            # waits for readers of older snapshots (a training's long read) at most CHECKPOINT_WAIT_MS, not the
+            # connection's 30 s: the deletion is committed either way
+            usual = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+            try:
+                busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            finally:
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {usual}")
         if busy:
             logger.warning("the SQLite write-ahead log could not be checkpointed after a deletion (a reader was "
                            "busy); the next deletion's checkpoint, or SQLite's own, completes it")
