@@ -288,3 +288,20 @@ def test_purge_models_rewrites_deleted_users_out_of_every_artifact_and_deletes_s
     # a second run finds nothing left to do
     again = purge_models(store, settings, "g")
     assert again.rewritten == {} and again.deleted == []
+
+
+def test_a_recipe_purge_cannot_rewrite_is_marked_as_needing_retraining(store: Store, settings: Settings,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import recsmith.jobs.erasure as erasure
+
+    store.erasure_settings = settings
+    group = store.create_dataset_group("g")
+    _load_synthetic(store, group.id)
+    version = train_solution_version(store, settings, "g", "popularity", with_metrics=False)
+    store.delete_user(group.id, VICTIM)
+    monkeypatch.setattr(erasure, "BUILTIN", {})  # as if the recipe came from another package
+    report = purge_models(store, settings, "g")
+    assert report.needs_retraining == [version["id"]] and report.rewritten == {}
+    stored = store.get_solution_version(version["id"])
+    assert stored["status"] == "ACTIVE" and stored["error"].startswith("needs retraining")
+    assert stored["artifact_uri"] == version["artifact_uri"]  # untouched: campaigns keep hiding the user
