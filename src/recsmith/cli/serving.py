@@ -295,8 +295,8 @@ def users_delete(
         "superseded versions' artifacts (RECSMITH_ARTIFACT_RETENTION_DAYS, RECSMITH_ARTIFACT_KEEP_VERSIONS).")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Erase users, as `DELETE /v1/dataset-groups/G/users/ID` does: their events and those of their linked
-    anonymous sessions, metadata, served-items ledger and live state go; running servers stop serving them within
+    """Erase users, as `DELETE /v1/dataset-groups/G/users/ID` does: their events and every event of their linked
+    sessions, metadata, served-items ledger and live state go; running servers stop serving them within
     a second, and the next training does not see them. Models trained before keep their row (hidden by a
     keyed-hash tombstone) until --purge-models rewrites them."""
     removed: dict[str, Any] = _delete(group, user_ids, "user")

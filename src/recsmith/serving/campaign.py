@@ -473,8 +473,9 @@ class CampaignRuntime:
         if user_id is None:
             return EMPTY_HISTORY
         model = campaign.model
-        hidden = bool(campaign.hidden_users) and self.store.entity_hash(user_id) in campaign.hidden_users
-        row = model.users.index(user_id) if user_id in model.users and not hidden else None
+        known = user_id in model.users and not (campaign.hidden_users  # deleted since: one keyed hash to tell
+                                                and self.store.entity_hash(user_id) in campaign.hidden_users)
+        row = model.users.index(user_id) if known else None
         events = None
         if all_events or row is None:
             events = self.store.user_events(campaign.group_id, user_id)
