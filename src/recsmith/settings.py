@@ -6,9 +6,12 @@ settings at import time.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +55,42 @@ class Settings(BaseSettings):
     docs: bool = False
     """``RECSMITH_DOCS=1`` serves the interactive API docs at ``/docs`` (Swagger UI, whose scripts load from a
     CDN); off by default. ``/openapi.json`` is always served."""
+
+    erasure_key: SecretStr | None = Field(default=None, min_length=16)
+    """Key of the keyed hash (HMAC-SHA256) that deletion tombstones store instead of raw user and item ids; default:
+    a random key made once in ``home/erasure.key`` (0600). Set the same value on every host sharing one database."""
+
+    artifact_retention_days: float = Field(default=30.0, ge=0)
+    """``recsmith users delete --purge-models`` deletes the artifacts of superseded solution versions (serving no
+    campaign, not among the newest :attr:`artifact_keep_versions` of their solution) older than this."""
+
+    artifact_keep_versions: int = Field(default=2, ge=1)
+    """Newest solution versions per solution whose artifacts ``--purge-models`` rewrites but never deletes."""
+
+    def resolved_erasure_key(self) -> bytes:
+        """The tombstones' HMAC key: :attr:`erasure_key`, else the one in ``home/erasure.key``, created (32 random
+        bytes, hex, mode 0600) the first time; concurrent first calls agree on one key."""
+        if self.erasure_key is not None:
+            return self.erasure_key.get_secret_value().encode()
+        path = (self.home / "erasure.key").resolve()
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".erasure.key.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                with contextlib.suppress(FileExistsError):  # another process made it first: theirs is used
+                    os.link(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        key = path.read_text().strip()
+        if len(key) < 32:
+            raise ValueError(f"the erasure key file {path} is damaged (under 32 characters); restore it from a "
+                             "backup or set RECSMITH_ERASURE_KEY")
+        return key.encode()
 
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""

@@ -40,9 +40,10 @@ def test_users_and_items_delete(cli, db_url, tmp_path):
         for n, (user, item) in enumerate([("u1", "a"), ("u1", "b"), ("u2", "a")])])
     result = cli("users", "delete", "u1", "-g", "shop", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"u1": {"interactions": 2, "records": 0}}
+    assert json.loads(result.stdout) == {"u1": {"interactions": 2, "records": 0, "sessions": 0, "served": 0,
+                                                "keys": 0}}
     assert store.user_history(group.id, "u1") == [] and store.user_history(group.id, "u2") == ["a"]
-    assert store.deletions(group.id, "user").keys() == {"u1"}
+    assert "u1" in store.deletions(group.id, "user") and len(store.deletions(group.id, "user")) == 1
     result = cli("items", "delete", "a", "-g", "shop")
     assert result.exit_code == 0 and "item 'a' deleted" in result.output
     assert store.read_interactions(group.id)["item_id"].tolist() == []  # training leaves deleted items out

@@ -19,13 +19,15 @@ def test_deleting_a_user_removes_interactions_and_metadata_and_leaves_a_tombston
     _events(store, group.id, [("u1", "a"), ("u1", "b"), ("u2", "a")])
     store.write_users(group.id, pd.DataFrame({"USER_ID": ["u1", "u2"]}), schema=Schema.default("users").to_dict())
     before = store.live_state(group.id)
-    assert store.delete_user(group.id, "u1") == {"interactions": 2, "records": 1}
+    removed = store.delete_user(group.id, "u1")
+    assert (removed.interactions, removed.records) == (2, 1)
     after = store.live_state(group.id)
     assert after.catalog_version == before.catalog_version + 1
     assert store.user_history(group.id, "u1") == [] and set(store.read_users(group.id)) == {"u2"}
     watermark = store.deletions(group.id, "user")["u1"]
     assert watermark >= store.last_interaction_id(group.id)
-    assert store.delete_user(group.id, "nobody") == {"interactions": 0, "records": 0}
+    assert store.delete_user(group.id, "nobody").counts() == {"interactions": 0, "records": 0, "sessions": 0,
+                                                              "served": 0}
 
 
 def test_a_deleted_item_is_left_out_of_training_until_it_is_put_again(store: Store) -> None:
@@ -38,7 +40,7 @@ def test_a_deleted_item_is_left_out_of_training_until_it_is_put_again(store: Sto
     assert store.read_interactions(group.id)["item_id"].tolist() == ["b"]
     assert store.count_interactions(group.id) == 3  # the histories keep it
     store.upsert_entities(group.id, "items", pd.DataFrame({"ITEM_ID": ["a"], "GENRE": ["z"]}), schema.to_dict())
-    assert store.deletions(group.id, "item") == {}
+    assert len(store.deletions(group.id, "item")) == 0
     assert sorted(store.read_interactions(group.id)["item_id"].tolist()) == ["a", "a", "b"]
     assert store.read_items(group.id)["a"] == {"GENRE": "z"}
 

@@ -347,6 +347,9 @@ class DeletedOut(BaseModel):
     deleted: str
     interactions: int = 0
     records: int
+    sessions: int = 0
+    served: int = 0
+    keys: int = 0
 
 
 class ProblemOut(BaseModel):

@@ -264,17 +264,27 @@ items_app = typer.Typer(help="Items of a dataset group.", no_args_is_help=True)
 
 
 def _delete(group: str, ids: list[str], kind: str) -> dict[str, dict[str, int]]:
-    """Delete users or items (``kind``) of a group; with RECSMITH_REDIS_URL set, running servers are told at once
-    (else they notice at their next poll)."""
-    store = open_store()
-    group_id = store.get_dataset_group(group).id
-    delete = store.delete_user if kind == "user" else store.delete_item
-    removed = {entity_id: delete(group_id, entity_id) for entity_id in ids}
+    """Delete users (erased through :meth:`CampaignRuntime.delete_user`, as over HTTP: the store, and with
+    RECSMITH_REDIS_URL set the Redis event lists and ledger entries) or items (``kind``) of a group; running
+    servers are told at once through Redis (else they notice at their next poll)."""
+    from recsmith.serving.campaign import CampaignRuntime
+
     settings = Settings()
+    store = open_store(settings)
+    group_id = store.get_dataset_group(group).id
+    backends: dict[str, Any] = {}
     if settings.redis_url:
+        from recsmith.serving.ledger import RedisLedger
         from recsmith.serving.live import RedisLive, connect_redis
 
-        RedisLive(store, connect_redis(settings.redis_url), prefix=settings.redis_prefix).catalog_changed(group_id)
+        client = connect_redis(settings.redis_url)
+        backends = {"live": RedisLive(store, client, prefix=settings.redis_prefix),
+                    "ledger": RedisLedger(client, prefix=settings.redis_prefix)}
+    runtime = CampaignRuntime(store, **backends)
+    if kind == "user":
+        return {entity_id: runtime.delete_user(group, group_id, entity_id) for entity_id in ids}
+    removed = {entity_id: store.delete_item(group_id, entity_id) for entity_id in ids}
+    runtime.catalog_changed(group, group_id)
     return removed
 
 
@@ -283,17 +293,40 @@ def _delete(group: str, ids: list[str], kind: str) -> dict[str, dict[str, int]]:
 def users_delete(
     user_ids: Annotated[list[str], typer.Argument(help="The user ids to delete.")],
     group: GroupOption,
+    purge_models: Annotated[bool, typer.Option(
+        "--purge-models", help="Also rewrite deleted users out of every trained artifact of the group and delete "
+        "superseded versions' artifacts (RECSMITH_ARTIFACT_RETENTION_DAYS, RECSMITH_ARTIFACT_KEEP_VERSIONS).")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete users' interactions and metadata, as `DELETE /v1/dataset-groups/G/users/ID` does: running servers
-    stop serving them within a second, and the next training does not see them."""
-    removed = _delete(group, user_ids, "user")
+    """Erase users, as `DELETE /v1/dataset-groups/G/users/ID` does: their events and every event of their linked
+    sessions, metadata, served-items ledger and live state go; running servers stop serving them within
+    a second, and the next training does not see them. Models trained before keep their row (hidden by a
+    keyed-hash tombstone) until --purge-models rewrites them."""
+    removed: dict[str, Any] = _delete(group, user_ids, "user")
+    report = None
+    if purge_models:
+        from recsmith.jobs.erasure import purge_models as purge
+
+        settings = Settings()
+        report = purge(open_store(settings), settings, group).to_dict()
     if as_json:
-        print_json(removed)
+        print_json(removed if report is None else {"users": removed, "models": report})
         return
     for user_id, counts in removed.items():
-        out.print(f"user {user_id!r} deleted from {group!r}: {counts['interactions']:,} interactions, "
-                  f"{counts['records']} metadata record(s)")
+        out.print(f"user {user_id!r} erased from {group!r}: {counts['interactions']:,} interactions "
+                  f"({counts['sessions']} linked session(s)), {counts['records']} metadata record(s), "
+                  f"{counts['served']} served-items entries, {counts['keys']} Redis key(s)")
+    if report is None:
+        out.print("trained models keep hiding them; they are deleted from the next trained model "
+                  "(--purge-models rewrites the existing ones)")
+        return
+    for version_id, count in report["rewritten"].items():
+        out.print(f"solution version {version_id}: {count} deleted user(s) rewritten out of its artifact")
+    for version_id in report["deleted"]:
+        out.print(f"solution version {version_id}: superseded, artifact deleted")
+    for version_id in report["needs_retraining"]:
+        err.print(f"solution version {version_id}: its recipe's artifact cannot be rewritten; retrain it "
+                  "(campaigns keep hiding the deleted users meanwhile)")
 
 
 @items_app.command("delete")

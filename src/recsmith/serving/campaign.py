@@ -21,6 +21,7 @@ import math
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,7 +44,7 @@ from recsmith.serving.recommender import (
     popular_items,
     score_history,
 )
-from recsmith.store.live_records import LiveState, Served
+from recsmith.store.live_records import LiveState, Served, keyed_hash
 from recsmith.store.store import EventBatch, Store
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,11 @@ class LoadedCampaign:
     visible_items : numpy.ndarray or None
         ``bool`` per model item, False for deleted items (never returned); None when none is deleted.
     hidden_users : frozenset of str
-        Users deleted after training: answered as users the model never saw.
+        Keyed hashes (:meth:`~recsmith.store.store.Store.entity_hash`) of the users deleted after training:
+        answered as users the model never saw.
+    artifact_uri : str
+        The artifact loaded (a version's artifact rewritten by ``recsmith users delete --purge-models`` moves:
+        the next sync loads the new one).
     loaded_at : datetime
         When this snapshot finished loading.
     """
@@ -104,6 +109,7 @@ class LoadedCampaign:
     fresh: tuple[str, ...] = ()
     visible_items: np.ndarray | None = None
     hidden_users: frozenset[str] = frozenset()
+    artifact_uri: str = ""
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -152,7 +158,7 @@ def _load(store: Store, record: Mapping[str, Any]) -> LoadedCampaign:
         model.recipe.recommend(np.zeros(1, dtype=np.int32), 1)
     last_event = model.meta.get("last_interaction_id")
     return LoadedCampaign(record["dataset_group"], record["name"], group.id, int(record["solution_version_id"]),
-                          str(record["recipe"]), model, config=dict(record.get("config") or {}),
+                          str(record["recipe"]), model, config=dict(record.get("config") or {}), artifact_uri=str(uri),
                           **_catalog_fields(store, model, group.id, None if last_event is None else int(last_event)))
 
 
@@ -183,16 +189,40 @@ def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event
     catalog = ItemCatalog(list(model.items.ids) + list(fresh), metadata) if fresh else ItemCatalog(model.items,
                                                                                                    metadata)
     visible = None
-    deleted = model.items.indices(list(store.deletions(group_id, "item")), missing="ignore")
-    if len(deleted[deleted >= 0]):
-        visible = np.ones(len(model.items), dtype=bool)
-        visible[deleted[deleted >= 0]] = False
-        visible.setflags(write=False)  # shared by every request: copied before any change
+    tombstones = store.deletions(group_id, "item")
+    if len(tombstones):  # tombstones hold keyed hashes: look them up among the model's items' hashes
+        index = _item_hashes(model, store.erasure_key)
+        deleted = [index[hashed] for hashed in tombstones.hashes() if hashed in index]
+        if deleted:
+            visible = np.ones(len(model.items), dtype=bool)
+            visible[deleted] = False
+            visible.setflags(write=False)  # shared by every request: copied before any change
     # a deletion at or after the training data's watermark: the model still knows the user
-    users = frozenset(user for user, mark in store.deletions(group_id, "user").items()
-                      if user in model.users and (last_event is None or mark >= last_event))
+    users = frozenset(hashed for hashed, mark in store.deletions(group_id, "user").marks.items()
+                      if last_event is None or mark >= last_event)
     return {"catalog": catalog, "metadata": metadata, "catalog_version": version, "fresh": fresh,
             "visible_items": visible, "hidden_users": users}
+
+
+_ITEM_HASHES: dict[int, tuple[weakref.ref[TrainedModel], bytes, dict[str, int]]] = {}
+_ITEM_HASHES_LOCK = threading.RLock()  # re-entrant: a weakref callback may run during a collection under it
+
+
+def _item_hashes(model: TrainedModel, key: bytes) -> dict[str, int]:
+    """Keyed hash -> index of every item of the model (made once per loaded model, ~1 µs an item; forgotten with
+    the model)."""
+    with _ITEM_HASHES_LOCK:
+        cached = _ITEM_HASHES.get(id(model))
+        if cached is None or cached[0]() is not model or cached[1] != key:
+            index = {keyed_hash(key, str(item)): position for position, item in enumerate(model.items.ids)}
+
+            def forget(ref: weakref.ref[TrainedModel], number: int = id(model)) -> None:
+                with _ITEM_HASHES_LOCK:
+                    if number in _ITEM_HASHES and _ITEM_HASHES[number][0] is ref:
+                        del _ITEM_HASHES[number]
+
+            cached = _ITEM_HASHES[id(model)] = (weakref.ref(model, forget), key, index)
+    return cached[2]
 
 
 class CampaignRuntime:
@@ -237,7 +267,8 @@ class CampaignRuntime:
             wanted = {(r["dataset_group"], r["name"]): r for r in records}
             for key, record in wanted.items():
                 current = self._campaigns.get(key)
-                if current is not None and current.version_id == record["solution_version_id"]:
+                if (current is not None and current.version_id == record["solution_version_id"]
+                        and current.artifact_uri == str(record.get("artifact_uri"))):
                     if current.config != record["config"]:
                         current = self._campaigns[key] = _replace_config(current, record["config"])
                     if self.live.state(current.group_id).catalog_version != current.catalog_version:
@@ -276,6 +307,23 @@ class CampaignRuntime:
         with self._sync_lock:
             for key, loaded in campaigns:
                 self._refresh(key, self._campaigns.get(key, loaded))
+
+    def delete_user(self, group: str, group_id: int, user_id: str) -> dict[str, int]:
+        """Erase a user everywhere it is kept while serving, for HTTP and the CLI alike: the store's records
+        (:meth:`~recsmith.store.store.Store.delete_user`: events, linked sessions' events, metadata, ledger rows,
+        a keyed-hash tombstone), the live backend's event lists and the ledger's entries (in Redis when it is
+        used), then reload the group's catalogue here and tell the other processes.
+
+        Returns
+        -------
+        dict
+            ``{"interactions", "records", "sessions", "served", "keys"}``: what was deleted (``keys``: Redis keys).
+        """
+        deletion = self.store.delete_user(group_id, user_id)
+        keys = self.live.forget(group_id, deletion.ids)
+        keys += self.ledger.forget(group_id, deletion.ids, deletion.recommendation_ids)
+        self.catalog_changed(group, group_id)
+        return deletion.counts() | {"keys": keys}
 
     def start(self, interval: float = 1.0) -> None:
         """Sync now, then every ``interval`` seconds (or at once when woken: a catalogue change, a campaign
@@ -426,7 +474,9 @@ class CampaignRuntime:
         if user_id is None:
             return EMPTY_HISTORY
         model = campaign.model
-        row = model.users.index(user_id) if user_id in model.users and user_id not in campaign.hidden_users else None
+        known = user_id in model.users and not (campaign.hidden_users  # deleted since: one keyed hash to tell
+                                                and self.store.entity_hash(user_id) in campaign.hidden_users)
+        row = model.users.index(user_id) if known else None
         events = None
         if all_events or row is None:
             events = self.store.user_events(campaign.group_id, user_id)

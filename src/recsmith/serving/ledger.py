@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from recsmith.store.live_records import Served
@@ -45,6 +45,10 @@ class Ledger(Protocol):
 
     def lookup(self, recommendation_ids: Iterable[str]) -> dict[str, Served]:
         """Entries by recommendation id (unknown ids left out)."""
+
+    def forget(self, group_id: int, user_ids: Sequence[str], recommendation_ids: Iterable[str] = ()) -> int:
+        """Drop erased users' entries, and those of the responses named, that the store does not hold; returns
+        how many keys of another system (Redis) were deleted."""
 
     def start(self) -> None:
         """Start background work."""
@@ -120,6 +124,16 @@ class DatabaseLedger:
         if missing:
             found.update(self.store.served_by_id(missing))
         return found
+
+    def forget(self, group_id: int, user_ids: Sequence[str], recommendation_ids: Iterable[str] = ()) -> int:
+        """Drop this process's pending entries of erased users (the stored ones went with
+        :meth:`~recsmith.store.store.Store.delete_user`, which also refuses entries written later that were
+        served before the deletion, from other processes); returns 0, the keys deleted elsewhere (none)."""
+        users, responses = set(user_ids), set(recommendation_ids)
+        with self._lock:
+            self._pending = [e for e in self._pending if not ((e.group_id == group_id and e.user_id in users)
+                                                              or e.recommendation_id in responses)]
+        return 0
 
     def start(self) -> None:
         """Flush every :attr:`flush_seconds` in a daemon thread."""
@@ -200,6 +214,19 @@ class RedisLedger:
             return {}
         values = self.redis.mget([self._id_key(i) for i in ids])
         return {i: _decode(v) for i, v in zip(ids, values, strict=True) if v is not None}
+
+    def forget(self, group_id: int, user_ids: Sequence[str], recommendation_ids: Iterable[str] = ()) -> int:
+        """Delete erased users' entry sets and the per-response keys of every response in them (and of
+        ``recommendation_ids``); returns how many keys were deleted."""
+        keys = [self._user_key(group_id, user_id) for user_id in user_ids]
+        responses = set(recommendation_ids)
+        for key in keys:
+            responses.update(_decode(value).recommendation_id for value in self.redis.zrange(key, 0, -1))
+        keys += [self._id_key(recommendation_id) for recommendation_id in sorted(responses)]
+        deleted = 0
+        for start in range(0, len(keys), 500):
+            deleted += int(self.redis.delete(*keys[start:start + 500]))
+        return deleted
 
     def start(self) -> None:
         """Nothing runs in the background."""

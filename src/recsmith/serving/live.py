@@ -108,6 +108,10 @@ class DatabaseLive:
         """The user's events stored after row ``after_id``, oldest first."""
         return self.store.user_events(group_id, user_id, after_id)
 
+    def forget(self, group_id: int, user_ids: Sequence[str]) -> int:
+        """Erased users: nothing of theirs is kept outside the store (0 keys deleted)."""
+        return 0
+
     def start(self) -> None:
         """Poll the known groups' state in a daemon thread."""
         self._stop.clear()
@@ -222,6 +226,12 @@ class RedisLive:
                 event_type, timestamp, item_id = rest.split(FIELD, 2)
                 events.append(UserEvent(item_id, event_type or None, int(timestamp), int(tag)))
         return events
+
+    def forget(self, group_id: int, user_ids: Sequence[str]) -> int:
+        """Delete erased users' (and sessions') event lists; returns how many keys were deleted."""
+        if not user_ids:
+            return 0
+        return int(self.redis.delete(*(self._history_key(group_id, user_id) for user_id in user_ids)))
 
     def _listen(self) -> None:
         while not self._stop.is_set():

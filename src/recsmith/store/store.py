@@ -200,7 +200,9 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         """The store named by the settings (creating ``settings.home`` for the default SQLite file)."""
         if not settings.database_url:
             Path(settings.home).mkdir(parents=True, exist_ok=True)
-        return cls(settings.resolved_database_url())
+        store = cls(settings.resolved_database_url())
+        store.erasure_settings = settings  # the tombstones' key (LiveRecords.erasure_key)
+        return store
 
     def migrate(self, revision: str = "head") -> None:
         """Create or upgrade the tables to the newest migration (idempotent), or move them up or down to
@@ -211,6 +213,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             _adopt_legacy_revision(conn, {script.revision for script in ScriptDirectory.from_config(config)
                                           .walk_revisions()})
             config.attributes["connection"] = conn
+            config.attributes["erasure_key"] = lambda: self.erasure_key  # migration 0007 hashes tombstones with it
             current = MigrationContext.configure(conn, opts={"version_table": t.VERSION_TABLE}).get_current_revision()
             if revision == "head" or current is None or current < revision:
                 command.upgrade(config, revision)

@@ -214,3 +214,8 @@ retrain_decisions = sa.Table(
     sa.Column("created_at", TS, nullable=False),
 )
 """Every decision of automatic retraining (``recsmith schedule``)."""
+
+sa.Index("ix_interactions_group_session", interactions.c.dataset_group_id, interactions.c.session_id,
+         sqlite_where=sa.text("session_id IS NOT NULL"), postgresql_where=sa.text("session_id IS NOT NULL"))
+"""Real-time events by session (partial: bulk-imported rows, session NULL, add no entries), so that deleting a
+user deletes the events of the sessions linked to them without reading the whole table."""

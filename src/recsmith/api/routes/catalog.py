@@ -42,11 +42,11 @@ def put_items(group: GroupPath, body: ItemsIn, store: StoreDep, runtime: Runtime
 
 @router.delete("/users/{user_id}", response_model=DeletedOut)
 def delete_user(group: GroupPath, user_id: EntityPath, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
-    """Delete a user's interactions and metadata; campaigns answer them as a user they never saw from now on,
-    and the next training does not see them."""
-    group_id = store.get_dataset_group(group).id
-    removed = store.delete_user(group_id, user_id)
-    runtime.catalog_changed(group, group_id)
+    """Erase a user: their interactions, the anonymous events of the sessions linked to them, their metadata,
+    their served-items ledger entries and their live state (Redis too); the tombstone left keeps only a keyed hash
+    of the id. Campaigns answer them as a user they never saw from now on, and the next training does not see
+    them; models trained before keep their row until `recsmith users delete --purge-models` rewrites them."""
+    removed = runtime.delete_user(group, store.get_dataset_group(group).id, user_id)
     return JSON({"deleted": user_id, **removed})
 
 
