@@ -92,7 +92,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.store = store or Store.from_settings(settings)
         app.state.store.migrate()
         app.state.keys = KeyChecker(app.state.store)
-        app.state.runtime = CampaignRuntime(app.state.store, **live_backends(settings, app.state.store))
+        app.state.runtime = CampaignRuntime(app.state.store, encryption_key=settings.encryption_key,
+                                            **live_backends(settings, app.state.store))
         app.state.metrics = metrics
         app.state.runtime.start(settings.campaign_sync_seconds)
         try:

@@ -214,3 +214,15 @@ retrain_decisions = sa.Table(
     sa.Column("created_at", TS, nullable=False),
 )
 """Every decision of automatic retraining (``recsmith schedule``)."""
+
+
+def _owner_columns() -> list[sa.Column]:
+    """Which process runs a job (:class:`recsmith.atomic.ProcessOwner`): a job left unfinished by a process that
+    is gone is marked failed by the next job that starts (:func:`recsmith.jobs.runs.fail_abandoned_jobs`)."""
+    return [sa.Column("owner_host", sa.String(255), nullable=True), sa.Column("owner_pid", sa.Integer, nullable=True),
+            sa.Column("owner_started", sa.Float, nullable=True)]
+
+
+for _table in (import_jobs, solution_versions):
+    for _column in _owner_columns():
+        _table.append_column(_column)
