@@ -200,3 +200,43 @@ def test_a_campaign_keeps_serving_when_the_next_version_is_damaged(tmp_path: Pat
         with pytest.raises(NotFoundError, match="failed to load: .*RECSMITH_ENCRYPTION_KEY"):
             keyless.get(GROUP, "main")
     store.close()
+
+
+def test_every_file_and_folder_is_fsynced_before_the_rename_and_the_parent_after(
+        model: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace, real_open = os.fsync, os.replace, os.open
+    opened: dict[int, str] = {}
+
+    def tracking_open(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        opened[fd] = str(path)
+        return fd
+
+    def tracking_fsync(fd: int) -> None:
+        events.append(("fsync", opened.get(fd, "?")))
+        real_fsync(fd)
+
+    def tracking_replace(source, target) -> None:
+        events.append(("replace", f"{source} -> {target}"))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "open", tracking_open)
+    monkeypatch.setattr(os, "fsync", tracking_fsync)
+    monkeypatch.setattr(os, "replace", tracking_replace)
+    target = tmp_path / "artifact"
+    model.save(target, encryption_key=KEY)
+    final = [i for i, (kind, what) in enumerate(events) if kind == "replace" and what.endswith(f"-> {target}")]
+    assert len(final) == 1
+    before, after = events[:final[0]], events[final[0] + 1:]
+
+    def inside_temp(what: str) -> str | None:  # the path inside the temporary folder, or None
+        parts = Path(what).relative_to(tmp_path).parts if what.startswith(f"{tmp_path}/") else ()
+        return "/".join(parts[1:]) or "." if parts and parts[0].startswith(".artifact.") else None
+
+    last_write = {inside_temp(what.split(" -> ")[1]): i for i, (kind, what) in enumerate(before) if kind == "replace"}
+    synced = {inside_temp(what): i for i, (kind, what) in enumerate(before) if kind == "fsync"}
+    for name in [*_files(target), "model", "model/arrays", "."]:  # every file as finally written, every folder
+        assert name in synced, name
+        assert synced[name] > last_write.get(name, -1), f"{name} was fsynced before its last write"
+    assert ("fsync", str(tmp_path)) in after  # the rename itself is on disk
