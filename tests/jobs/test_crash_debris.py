@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from recsmith.api.app import create_app
 from recsmith.atomic import ProcessOwner, current_owner
 from recsmith.datasets.synthetic import synthetic_frame
-from recsmith.jobs.runs import ACTIVE, FAILED, IN_PROGRESS
+from recsmith.jobs.runs import ACTIVE, FAILED, IN_PROGRESS, fail_abandoned_jobs, owner_columns
 from recsmith.settings import Settings
 from recsmith.store.store import Store
 
@@ -48,7 +48,7 @@ def recsmith(home: Path, *args: str, timeout: float = 240) -> subprocess.Complet
 
 
 @pytest.fixture
-def store(home: Path) -> Iterator[Store]:
+def home_store(home: Path) -> Iterator[Store]:
     opened = Store.from_settings(Settings(home=home))
     opened.migrate()
     yield opened
@@ -91,7 +91,8 @@ def orphan_folder(artifacts: Path, home: Path) -> Path:
 
 
 def test_a_killed_training_is_marked_failed_and_its_temp_folder_removed(home: Path, tmp_path: Path,
-                                                                       store: Store) -> None:
+                                                                       home_store: Store) -> None:
+    store = home_store
     data = tmp_path / "interactions.csv"
     synthetic_frame(500, 200, 20_000, seed=2).to_csv(data, index=False)
     recsmith(home, "import", "interactions", str(data), "-g", GROUP)
@@ -133,8 +134,9 @@ def test_a_killed_training_is_marked_failed_and_its_temp_folder_removed(home: Pa
 
 
 @pytest.mark.parametrize("next_command", ["recsmith import", "server start"])
-def test_a_killed_import_is_marked_failed_and_loaded_nothing(home: Path, tmp_path: Path, store: Store,
+def test_a_killed_import_is_marked_failed_and_loaded_nothing(home: Path, tmp_path: Path, home_store: Store,
                                                              next_command: str) -> None:
+    store = home_store
     data = tmp_path / "big.csv"
     synthetic_frame(20_000, 5_000, 600_000, seed=4).to_csv(data, index=False)
     importing = subprocess.Popen([sys.executable, "-m", "recsmith", "import", "interactions", str(data), "-g", GROUP],
@@ -179,3 +181,30 @@ def test_a_process_is_gone_when_its_pid_ended_or_was_reused(tmp_path: Path) -> N
     ended.wait()
     assert ProcessOwner(me.host, ended.pid, None).is_gone()
     assert not ProcessOwner("another-host.example", ended.pid, None).is_gone()  # cannot be checked from here
+
+
+def test_on_each_backend_only_jobs_of_gone_processes_on_this_host_are_failed(store: Store) -> None:
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    here = socket.gethostname()
+    group = store.create_dataset_group(GROUP)
+    solution = store.get_or_create_solution(group.id, "pop", "popularity", {}, {})
+    owners = {"gone": owner_columns(ProcessOwner(here, ended.pid, None)), "alive": owner_columns(),
+              "elsewhere": owner_columns(ProcessOwner("another-host.example", ended.pid, None))}
+    jobs = {name: store.create_import_job(group.id, "interactions", "x.csv", "full", owner=owner)
+            for name, owner in owners.items()}
+    versions = {name: store.create_solution_version(solution["id"], {}, {}, owner=owner)
+                for name, owner in owners.items()}
+    store.update_solution_version(versions["gone"], status=IN_PROGRESS)
+    legacy = store.create_import_job(group.id, "interactions", "old.csv", "full")  # recorded before owners
+
+    lines = fail_abandoned_jobs(store)
+    assert len(lines) == 2 and all(f"pid {ended.pid} on host {here}" in line for line in lines)
+    assert store.get_import_job(jobs["gone"])["status"] == FAILED
+    assert store.get_solution_version(versions["gone"])["status"] == FAILED
+    assert f"pid {ended.pid}" in store.get_solution_version(versions["gone"])["error"]
+    for name in ("alive", "elsewhere"):
+        assert store.get_import_job(jobs[name])["status"] == IN_PROGRESS
+        assert store.get_solution_version(versions[name])["status"] == "CREATE_PENDING"
+    assert store.get_import_job(legacy)["status"] == IN_PROGRESS
+    assert fail_abandoned_jobs(store) == []  # done once
