@@ -30,7 +30,10 @@ class ProcessOwner:
     Attributes
     ----------
     host : str
-        ``socket.gethostname()`` of the machine it runs on.
+        ``socket.gethostname()`` of the machine it runs on. Processes that share a host name are taken to share
+        one pid space: containers that share a store must have distinct host names (not ``--network host``
+        with the host's name), or one would take the other's running jobs for abandoned ones. (A restarted
+        container keeps its name and gets new pids: its killed jobs are found, by pid or by start time.)
     pid : int
         Its process id.
     started : float or None
