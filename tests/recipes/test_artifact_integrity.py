@@ -240,3 +240,38 @@ def test_every_file_and_folder_is_fsynced_before_the_rename_and_the_parent_after
         assert name in synced, name
         assert synced[name] > last_write.get(name, -1), f"{name} was fsynced before its last write"
     assert ("fsync", str(tmp_path)) in after  # the rename itself is on disk
+
+
+def test_the_cli_trains_encrypted_and_recommends_only_with_the_key(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from recsmith.cli.main import app
+
+    data = tmp_path / "interactions.csv"
+    synthetic_frame(200, 80, 4000, seed=7).to_csv(data, index=False)
+    monkeypatch.setenv("RECSMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("RECSMITH_DATABASE_URL", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str, key: str | None) -> object:
+        if key is None:
+            monkeypatch.delenv("RECSMITH_ENCRYPTION_KEY", raising=False)
+        else:
+            monkeypatch.setenv("RECSMITH_ENCRYPTION_KEY", key)
+        return runner.invoke(app, list(args))
+
+    assert run("import", "interactions", str(data), "-g", GROUP, key=None).exit_code == 0
+    bad = run("train", "-g", GROUP, "--recipe", "item-knn", "--no-metrics", key="not-a-key")
+    assert bad.exit_code == 1 and "RECSMITH_ENCRYPTION_KEY must be 32 bytes" in bad.output
+    assert "not-a-key" not in bad.output
+    trained = run("train", "-g", GROUP, "--recipe", "item-knn", "--no-metrics", "--json", key=KEY)
+    assert trained.exit_code == 0, trained.output
+    version = json.loads(trained.stdout)
+    assert (Path(version["artifact_uri"]) / "users.npy").read_bytes().startswith(MAGIC)
+    user = str(synthetic_frame(200, 80, 4000, seed=7)["USER_ID"][0])
+    answer = run("recommend", "--solution-version", str(version["id"]), "--user", user, "--json", key=KEY)
+    assert answer.exit_code == 0, answer.output
+    assert json.loads(answer.stdout)["items"]
+    refused = run("recommend", "--solution-version", str(version["id"]), "--user", user, key=None)
+    assert refused.exit_code == 1 and "is encrypted; set RECSMITH_ENCRYPTION_KEY" in refused.output
