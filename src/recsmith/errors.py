@@ -40,3 +40,11 @@ class NotFittedError(RecsmithError, RuntimeError):
 
 class FilterError(RecsmithError, ValueError):
     """A filter expression is invalid."""
+
+
+class ArtifactIntegrityError(DataError):
+    """A stored artifact's file is missing, truncated or altered (its SHA-256 does not match ``meta.json``)."""
+
+
+class ArtifactKeyError(ConfigError):
+    """An encrypted artifact cannot be read with the configured ``RECSMITH_ENCRYPTION_KEY`` (none, or another)."""

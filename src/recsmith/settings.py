@@ -10,8 +10,9 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -91,6 +92,23 @@ class Settings(BaseSettings):
             raise ValueError(f"the erasure key file {path} is damaged (under 32 characters); restore it from a "
                              "backup or set RECSMITH_ERASURE_KEY")
         return key.encode()
+
+    sqlite_synchronous: Literal["off", "normal", "full", "extra"] = "normal"
+    """SQLite's ``PRAGMA synchronous`` for the embedded store (WAL mode): ``normal`` (default) keeps every
+    committed transaction through a crash of the process, but the last ones may be lost on a power loss or an
+    OS crash; ``full`` (or ``extra``) syncs the WAL at every commit, so a commit survives power loss too, at a
+    cost in events/s; ``off`` risks corruption on power loss. Ignored on PostgreSQL."""
+
+    encryption_key: SecretStr | None = None
+    """Encrypts trained artifacts at rest (AES-256-GCM): 32 random bytes, written as 64 hex digits or as
+    base64 (44 characters), e.g. ``python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())"``.
+    Artifacts written without it still load; encrypted ones need the same key to load
+    (:func:`recsmith.recipes.bundle.artifact_key` decodes it)."""
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _lower_synchronous(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""

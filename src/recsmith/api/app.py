@@ -26,6 +26,7 @@ from recsmith.api.responses import error
 from recsmith.api.routes import campaigns, catalog, events, filters, health, recommendations
 from recsmith.api.schemas import V1_ERRORS
 from recsmith.errors import FilterError, NotFoundError, RecsmithError, UnknownIdError
+from recsmith.jobs.runs import fail_abandoned_jobs
 from recsmith.serving.campaign import CampaignRuntime
 from recsmith.settings import Settings
 from recsmith.store.store import Store
@@ -133,8 +134,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         own_store = store is None
         app.state.store = store or Store.from_settings(settings)
         app.state.store.migrate()
+        fail_abandoned_jobs(app.state.store, settings.resolved_artifact_dir())  # what killed jobs left
         app.state.keys = KeyChecker(app.state.store)
-        app.state.runtime = CampaignRuntime(app.state.store, **live_backends(settings, app.state.store))
+        app.state.runtime = CampaignRuntime(app.state.store, encryption_key=settings.encryption_key,
+                                            **live_backends(settings, app.state.store))
         app.state.metrics = metrics
         app.state.runtime.start(settings.campaign_sync_seconds)
         try:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from recsmith.cli.app import JsonOption, handle_errors, open_store, out, print_json
 from recsmith.errors import ConfigError
+from recsmith.settings import Settings
 
 if TYPE_CHECKING:
     from recsmith.store.store import Store
@@ -39,7 +40,7 @@ def recommendations_for(store: Store, version_id: int, user: str, num: int, *, f
     from recsmith.data.filters import parse_filter
     from recsmith.serving.campaign import CampaignRuntime, load_version
 
-    deployed = load_version(store, version_id)
+    deployed = load_version(store, version_id, encryption_key=Settings().encryption_key)
     parsed = None if filter_expression is None else parse_filter(filter_expression)
     answer = CampaignRuntime(store).answer(deployed, user_id=user, num_results=num, filter=parsed,
                                            filter_values=filter_values, log=False)
@@ -95,7 +96,7 @@ def similar(
     from recsmith.serving.campaign import CampaignRuntime, load_version
 
     store = open_store()
-    deployed = load_version(store, solution_version)
+    deployed = load_version(store, solution_version, encryption_key=Settings().encryption_key)
     model = deployed.model
     if not model.recipe.tags.similar_items:
         raise ConfigError(f"solution version {solution_version} is a {model.recipe.name} model, which has no item "

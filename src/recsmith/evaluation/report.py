@@ -40,12 +40,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from recsmith import __version__
+from recsmith.atomic import atomic_file
 from recsmith.errors import ConfigError
 from recsmith.evaluation.metrics import RATING_METRICS
 
@@ -594,16 +594,7 @@ def write_report(path: str | os.PathLike[str], results: Sequence[Mapping[str, An
     text = render_report(results, title=title, context=context, primary=primary,
                          reference_deciles=reference_deciles, confidence=confidence)
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, final)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_file(final) as tmp:  # fsynced, renamed into place, the folder fsynced
+        tmp.write_text(text, encoding="utf-8")
+        os.chmod(tmp, 0o644)
     return final

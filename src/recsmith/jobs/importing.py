@@ -15,7 +15,7 @@ from typing import Any, Literal
 from recsmith.data.readers import ReadResult, read_dataset, read_sql
 from recsmith.data.schema import Schema
 from recsmith.errors import ConfigError
-from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, run_job
+from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, fail_abandoned_jobs, owner_columns, run_job
 from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -148,11 +148,12 @@ def import_dataset(
     if sql is not None and not db_url:
         raise ConfigError("--sql needs --db-url, the SQLAlchemy URL of the database to query")
 
+    fail_abandoned_jobs(store)  # what killed imports and trainings left (their artifacts: the next training)
     group = store.get_or_create_dataset_group(dataset_group)
     described_source = source if source is not None else f"sql: {sql}"
     started = time.perf_counter()
     resolved_schema = resolve_schema(store, group.id, dataset_type, schema)
-    job_id = store.create_import_job(group.id, dataset_type, described_source, mode)
+    job_id = store.create_import_job(group.id, dataset_type, described_source, mode, owner=owner_columns())
     report = ImportReport(
         job_id=job_id, dataset_group=dataset_group, dataset_type=dataset_type, source=described_source,
         mode=mode, status=IN_PROGRESS,

@@ -3,6 +3,10 @@
 Statuses are Amazon Personalize's: a job is :data:`PENDING` when it is recorded, :data:`IN_PROGRESS` while it
 runs, then :data:`ACTIVE` (done) or :data:`FAILED`.
 
+A job records the process running it (:func:`owner_columns`); a process killed mid-job (``kill -9``, power
+loss) cannot record anything, so every job that starts first calls :func:`fail_abandoned_jobs`, which marks
+the unfinished jobs of processes that are gone :data:`FAILED` and removes their temporary artifact folders.
+
 Examples
 --------
 >>> def record(run: JobRun) -> None:  # doctest: +SKIP
@@ -14,13 +18,21 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from recsmith.atomic import ProcessOwner, current_owner, remove_orphaned_temp_folders
 from recsmith.errors import RecsmithError
+
+if TYPE_CHECKING:
+    from recsmith.store.store import Store
+
+logger = logging.getLogger(__name__)
 
 PENDING = "CREATE_PENDING"
 """Recorded, not started."""
@@ -107,3 +119,46 @@ def run_job(record: Callable[[JobRun], None], *, progress: ProgressCallback | No
         record(run)
         if progress:
             progress("done")
+
+
+def owner_columns(owner: ProcessOwner | None = None) -> dict[str, Any]:
+    """The store columns naming the process that runs a job (default: this one)."""
+    owner = owner or current_owner()
+    return {"owner_host": owner.host, "owner_pid": owner.pid, "owner_started": owner.started}
+
+
+def fail_abandoned_jobs(store: Store, artifact_dir: str | Path | None = None) -> list[str]:
+    """Mark :data:`FAILED` the unfinished import jobs and solution versions whose process is gone, and remove
+    the temporary folders killed writers left in ``artifact_dir``.
+
+    A job's process is gone when it ran on this host and its pid is no longer running (or is now another
+    process, started at another time). Jobs run on other hosts, and jobs recorded before owners were (no
+    ``owner_pid``), are left as they are. The job's ``error`` reads "the process running it (pid N on host H)
+    is gone".
+
+    Parameters
+    ----------
+    store : Store
+        Where the jobs are recorded.
+    artifact_dir : path, optional
+        The artifacts folder (``Settings.resolved_artifact_dir()``) to clean of orphaned temporary folders.
+
+    Returns
+    -------
+    list of str
+        One line per job failed and per folder removed (also logged at WARNING).
+    """
+    done: list[str] = []
+    for job in store.running_jobs():
+        owner = ProcessOwner(job["owner_host"] or "", int(job["owner_pid"]), job["owner_started"])
+        if not owner.is_gone():
+            continue
+        error = f"the process running it ({owner.describe()}) is gone: it was killed or its machine stopped"
+        if store.fail_abandoned_job(job["kind"], int(job["id"]), error):
+            name = "import job" if job["kind"] == "import" else "solution version"
+            done.append(f"{name} {job['id']} marked {FAILED}: {error}")
+    if artifact_dir is not None:
+        done.extend(f"removed {path}, left by a killed writer" for path in remove_orphaned_temp_folders(artifact_dir))
+    for line in done:
+        logger.warning("%s", line)
+    return done

@@ -20,9 +20,9 @@ from recsmith.errors import DataError
 from recsmith.evaluation.evaluate import evaluate_recipes
 from recsmith.evaluation.split import split_random
 from recsmith.jobs.config import SolutionConfig
-from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, run_job
+from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, fail_abandoned_jobs, owner_columns, run_job
 from recsmith.recipes import create, recipe_class
-from recsmith.recipes.bundle import TrainedModel
+from recsmith.recipes.bundle import TrainedModel, artifact_key
 from recsmith.settings import Settings
 from recsmith.store.store import Store
 
@@ -148,6 +148,9 @@ def train_solution_version(
     """
     config = config or SolutionConfig()
     klass = recipe_class(recipe)  # validates the name before any work
+    artifacts = Path(settings.resolved_artifact_dir())
+    key = artifact_key(settings.encryption_key)  # a bad key fails here, before any work
+    fail_abandoned_jobs(store, artifacts)  # what killed trainings and imports left
     fields = klass.Params.model_fields
     group = store.get_dataset_group(dataset_group)
     saved = store.find_solution(group.id, solution_name or recipe)
@@ -157,7 +160,8 @@ def train_solution_version(
     solution = store.get_or_create_solution(
         group.id, solution_name or recipe, recipe, model_recipe.get_params(), config.model_dump()
     )
-    version_id = store.create_solution_version(solution["id"], model_recipe.get_params(), config.model_dump())
+    version_id = store.create_solution_version(solution["id"], model_recipe.get_params(), config.model_dump(),
+                                               owner=owner_columns())
     started = time.perf_counter()
     store.update_solution_version(version_id, status=IN_PROGRESS, started_at=_now())
 
@@ -191,7 +195,7 @@ def train_solution_version(
         fit_seconds = time.perf_counter() - fit_started
         if progress:
             progress("save")
-        artifact = Path(settings.resolved_artifact_dir()) / f"solution-version-{version_id}"
+        artifact = artifacts / f"solution-version-{version_id}"
         meta = {
             "solution_version": version_id, "solution": solution["name"], "dataset_group": dataset_group,
             "recipe": recipe, "params": model_recipe.get_params(), "config": config.model_dump(),
@@ -202,7 +206,7 @@ def train_solution_version(
             "reference_time": None if interactions.timestamps is None or not interactions.nnz
             else int(interactions.timestamps.max()),
         }
-        TrainedModel.from_fit(model_recipe, data, meta).save(artifact)
+        TrainedModel.from_fit(model_recipe, data, meta).save(artifact, encryption_key=key)
         run.result.update(
             metrics=metrics, artifact_uri=str(artifact), fit_seconds=round(fit_seconds, 4),
             num_users=interactions.n_users, num_items=interactions.n_items, num_interactions=interactions.nnz,

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import io
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -653,7 +654,7 @@ class Recipe(ABC):
         return target
 
     @classmethod
-    def load(cls, path: str | Path, *, mmap: bool = False) -> Recipe:
+    def load(cls, path: str | Path, *, mmap: bool = False, read: Callable[[Path], bytes] | None = None) -> Recipe:
         """Read a recipe saved with :meth:`save` (no pickle).
 
         On a concrete class (``EASE.load(path)``) the folder must hold that recipe; on ``Recipe`` or another
@@ -668,6 +669,10 @@ class Recipe(ABC):
             Memory-map the arrays read-only instead of reading them into memory: loading is instant and
             processes serving the same artifact share its pages. (Artifacts of older versions, one
             ``arrays.npz``, are read into memory.)
+        read : callable, optional
+            Reads one of the folder's files into memory (``path -> bytes``) instead of opening it: how an
+            encrypted artifact is decrypted (:class:`recsmith.recipes.bundle.TrainedModel`). The arrays are then
+            parsed from those bytes, never memory-mapped.
 
         Raises
         ------
@@ -675,7 +680,7 @@ class Recipe(ABC):
             When the folder holds no saved recipe, or one of another class.
         """
         folder = Path(path)
-        meta = read_saved_meta(folder)
+        meta = read_saved_meta(folder, read=read)
         if getattr(cls, "name", None) == meta["recipe"] and not inspect.isabstract(cls):
             klass: type[Recipe] = cls
         else:
@@ -688,10 +693,12 @@ class Recipe(ABC):
                   if key in klass.Params.model_fields or key not in FIT_OPTION_NAMES}  # older artifacts' num_threads
         recipe = klass(params)
         if (folder / "arrays").is_dir():
-            arrays = {file.stem: np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+            arrays = {file.stem: np.load(io.BytesIO(read(file)) if read else file,
+                                         mmap_mode="r" if mmap and not read else None, allow_pickle=False)
                       for file in sorted((folder / "arrays").glob("*.npy"))}
         else:  # written before arrays were saved one per file
-            with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+            npz_file = folder / "arrays.npz"
+            with np.load(io.BytesIO(read(npz_file)) if read else npz_file, allow_pickle=False) as npz:
                 arrays = {key: npz[key] for key in npz.files}
         shape = tuple(int(x) for x in arrays.pop("train_shape"))
         recipe.train_matrix_ = sp.csr_matrix(
@@ -710,8 +717,9 @@ def strongest_contributor(contributions: np.ndarray, history: np.ndarray) -> np.
     return np.where(positive, np.asarray(history, dtype=np.int64)[best], -1)
 
 
-def read_saved_meta(folder: str | Path) -> dict[str, Any]:
-    """The ``meta.json`` of a folder written by :meth:`Recipe.save`.
+def read_saved_meta(folder: str | Path, *, read: Callable[[Path], bytes] | None = None) -> dict[str, Any]:
+    """The ``meta.json`` of a folder written by :meth:`Recipe.save` (read with ``read`` when given, as
+    :meth:`Recipe.load` does).
 
     Raises
     ------
@@ -720,7 +728,7 @@ def read_saved_meta(folder: str | Path) -> dict[str, Any]:
     """
     folder = Path(folder)
     try:
-        meta = json.loads((folder / "meta.json").read_text())
+        meta = json.loads(read(folder / "meta.json") if read else (folder / "meta.json").read_text())
     except (OSError, ValueError) as exc:
         raise DataError(f"{folder} is not a saved recipe (meta.json unreadable: {exc})") from exc
     if not isinstance(meta, dict) or "recipe" not in meta or "params" not in meta:

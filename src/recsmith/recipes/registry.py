@@ -9,6 +9,7 @@ asked for, so ``import recsmith.recipes`` (and ``recsmith --help``) never pays f
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -89,7 +90,7 @@ def create(name: str, **params: Any) -> Recipe:
     return recipe_class(name)(**params)
 
 
-def load_recipe(path: str | Path, *, mmap: bool = False) -> Recipe:
+def load_recipe(path: str | Path, *, mmap: bool = False, read: Callable[[Path], bytes] | None = None) -> Recipe:
     """Read a recipe saved with :meth:`Recipe.save`, of the class ``meta.json`` names (no pickle).
 
     Parameters
@@ -98,6 +99,8 @@ def load_recipe(path: str | Path, *, mmap: bool = False) -> Recipe:
         The folder ``save`` wrote.
     mmap : bool
         Memory-map the arrays read-only (see :meth:`Recipe.load`).
+    read : callable, optional
+        Reads a file into memory instead (see :meth:`Recipe.load`).
 
     Raises
     ------
@@ -106,7 +109,7 @@ def load_recipe(path: str | Path, *, mmap: bool = False) -> Recipe:
     ConfigError
         When it names a recipe the registry does not know.
     """
-    return recipe_class(read_saved_meta(path)["recipe"]).load(path, mmap=mmap)
+    return recipe_class(read_saved_meta(path, read=read)["recipe"]).load(path, mmap=mmap, read=read)
 
 
 set_class_lookup(recipe_class)

@@ -147,12 +147,13 @@ class Promotion:
     percent: int = 10
 
 
-def _load(store: Store, record: Mapping[str, Any]) -> LoadedCampaign:
-    """Read a campaign's artifact and item metadata, and warm the model up with one request."""
+def _load(store: Store, record: Mapping[str, Any], encryption_key: Any = None) -> LoadedCampaign:
+    """Read a campaign's artifact (decrypted with ``encryption_key`` when it is encrypted) and item metadata, and
+    warm the model up with one request."""
     uri = record.get("artifact_uri")
     if not uri:
         raise NotFoundError(f"solution version {record['solution_version_id']} has no artifact")
-    model = TrainedModel.load(Path(uri), mmap=True)
+    model = TrainedModel.load(Path(uri), mmap=True, encryption_key=encryption_key)
     group = store.get_dataset_group(record["dataset_group"])
     if len(model.users):  # touch the pages the first requests need
         model.recipe.recommend(np.zeros(1, dtype=np.int32), 1)
@@ -162,10 +163,12 @@ def _load(store: Store, record: Mapping[str, Any]) -> LoadedCampaign:
                           **_catalog_fields(store, model, group.id, None if last_event is None else int(last_event)))
 
 
-def load_version(store: Store, version_id: int) -> LoadedCampaign:
+def load_version(store: Store, version_id: int, *, encryption_key: Any = None) -> LoadedCampaign:
     """An ACTIVE solution version loaded as a campaign would serve it (named ``solution-version-<id>``, default
     config), for answers outside a campaign: ``recsmith recommend`` and batch jobs go through the same pipeline
     (:meth:`CampaignRuntime.answer`) as HTTP.
+
+    ``encryption_key`` is ``RECSMITH_ENCRYPTION_KEY`` (``Settings.encryption_key``), for encrypted artifacts.
 
     Raises
     ------
@@ -177,7 +180,7 @@ def load_version(store: Store, version_id: int) -> LoadedCampaign:
         raise ConfigError(f"solution version {version_id} is {version['status']}, not ACTIVE; train it again")
     return _load(store, {"artifact_uri": version["artifact_uri"], "dataset_group": version["dataset_group"],
                          "name": f"solution-version-{version_id}", "solution_version_id": version_id,
-                         "recipe": version["recipe"], "config": {}})
+                         "recipe": version["recipe"], "config": {}}, encryption_key)
 
 
 def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event: int | None) -> dict[str, Any]:
@@ -239,11 +242,15 @@ class CampaignRuntime:
         How other processes' writes are noticed (default: polling the store).
     ledger : Ledger, optional
         Where served items are logged (default: the store's ``served_items`` table, written in batches).
+    encryption_key : str, optional
+        ``RECSMITH_ENCRYPTION_KEY`` (``Settings.encryption_key``): decrypts encrypted artifacts.
     """
 
     def __init__(self, store: Store, *, filter_cache_bytes: int = FILTER_CACHE_BYTES,
-                 live: DatabaseLive | RedisLive | None = None, ledger: Ledger | None = None) -> None:
+                 live: DatabaseLive | RedisLive | None = None, ledger: Ledger | None = None,
+                 encryption_key: Any = None) -> None:
         self.store = store
+        self.encryption_key = encryption_key
         self.masks = FilterCache(max_bytes=filter_cache_bytes)
         self.live = live or DatabaseLive(store)
         self.ledger = ledger or DatabaseLedger(store)
@@ -275,7 +282,7 @@ class CampaignRuntime:
                         self._refresh(key, current)
                     continue
                 try:
-                    loaded = _load(self.store, record)
+                    loaded = _load(self.store, record, self.encryption_key)
                 except Exception as exc:  # keep serving the old version; report the failure
                     self._errors[key] = f"solution version {record['solution_version_id']}: {exc}"
                     logger.exception("campaign %s/%s: loading solution version %s failed", *key,

@@ -8,6 +8,7 @@ either lands whole or not at all.
 from __future__ import annotations
 
 import contextvars
+import functools
 import io
 import json
 import logging
@@ -55,6 +56,8 @@ EVENTS_READY_SECONDS = 10.0
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "event_value", "context", "event_id", "session_id",
                  "recommendation_id")
 BULK_INDEX_REBUILD_ROWS = 50_000
+UNFINISHED = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
+"""Job statuses (:mod:`recsmith.jobs.runs`) of a job that has not ended."""
 
 
 _now = t.utc_now
@@ -138,10 +141,14 @@ class Dataset:
     updated_at: datetime
 
 
-def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+SQLITE_SYNCHRONOUS = ("off", "normal", "full", "extra")
+"""SQLite's ``PRAGMA synchronous`` levels (:attr:`recsmith.settings.Settings.sqlite_synchronous`)."""
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous: str = "normal") -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")  # one of SQLITE_SYNCHRONOUS, checked by Store
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
@@ -180,9 +187,15 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
     ----------
     url : str
         SQLAlchemy URL: ``sqlite:///path/recsmith.db`` or ``postgresql+psycopg://user@host/db``.
+    sqlite_synchronous : {"off", "normal", "full", "extra"}
+        SQLite's ``PRAGMA synchronous`` (``RECSMITH_SQLITE_SYNCHRONOUS``): ``full`` makes each commit survive a
+        power loss; ``normal`` (default) each commit survives a crash of the process. Ignored on PostgreSQL.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "normal") -> None:
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise ConfigError(f"RECSMITH_SQLITE_SYNCHRONOUS={sqlite_synchronous!r} is not one of "
+                              f"{', '.join(SQLITE_SYNCHRONOUS)}")
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._events_ready: dict[int, float] = {}  # groups seen with an interactions dataset, and when
@@ -190,7 +203,8 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         self._lock_file: Any = None
         if self.is_sqlite:
             self.engine: Engine = sa.create_engine(url, connect_args={"timeout": 30})
-            sa.event.listen(self.engine, "connect", _set_sqlite_pragmas)
+            sa.event.listen(self.engine, "connect",
+                            functools.partial(_set_sqlite_pragmas, synchronous=sqlite_synchronous))
         else:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         sa.event.listen(self.engine.pool, "checkout", _refuse_blocking_reads)
@@ -200,7 +214,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         """The store named by the settings (creating ``settings.home`` for the default SQLite file)."""
         if not settings.database_url:
             Path(settings.home).mkdir(parents=True, exist_ok=True)
-        store = cls(settings.resolved_database_url())
+        store = cls(settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous)
         store.erasure_settings = settings  # the tombstones' key (LiveRecords.erasure_key)
         return store
 
@@ -744,13 +758,14 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         }
 
     # ------------------------------------------------------------------------------------- import jobs
-    def create_import_job(self, group_id: int, dataset_type: str, source: str, mode: str) -> int:
+    def create_import_job(self, group_id: int, dataset_type: str, source: str, mode: str, *,
+                          owner: dict[str, Any] | None = None) -> int:
         """Record a running import job (``CREATE_IN_PROGRESS``, as :data:`recsmith.jobs.runs.IN_PROGRESS`); returns
-        its id."""
+        its id. ``owner`` (``owner_host``, ``owner_pid``, ``owner_started``) names the process running it."""
         with self.begin() as conn:
             return int(conn.execute(t.import_jobs.insert().values(
                 dataset_group_id=group_id, dataset_type=dataset_type, source=source, mode=mode,
-                status="CREATE_IN_PROGRESS", created_at=_now(),
+                status="CREATE_IN_PROGRESS", created_at=_now(), **(owner or {}),
             )).inserted_primary_key[0])
 
     def finish_import_job(self, job_id: int, *, status: str, rows_read: int, rows_loaded: int, rows_rejected: int,
@@ -776,6 +791,37 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             rows = conn.execute(sa.select(t.import_jobs).where(t.import_jobs.c.dataset_group_id == group_id)
                                 .order_by(t.import_jobs.c.id)).all()
         return [_decode(r) for r in rows]
+
+    # ----------------------------------------------------------------------------------- running jobs
+    def running_jobs(self) -> list[dict[str, Any]]:
+        """Import jobs and solution versions not finished (``CREATE_PENDING`` or ``CREATE_IN_PROGRESS``) whose
+        running process is recorded: ``kind`` (``"import"`` or ``"solution_version"``), ``id``, ``owner_host``,
+        ``owner_pid``, ``owner_started``."""
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for kind, table in (("import", t.import_jobs), ("solution_version", t.solution_versions)):
+                rows = conn.execute(sa.select(table.c.id, table.c.owner_host, table.c.owner_pid,
+                                              table.c.owner_started)
+                                    .where(table.c.status.in_(UNFINISHED), table.c.owner_pid.is_not(None))
+                                    .order_by(table.c.id)).all()
+                out.extend({"kind": kind, **row._mapping} for row in rows)
+        return out
+
+    def fail_abandoned_job(self, kind: str, job_id: int, error: str) -> bool:
+        """Mark an import job or solution version ``CREATE_FAILED`` with ``error`` if it is still unfinished
+        (another process may have finished it meanwhile); returns whether it was."""
+        table = {"import": t.import_jobs, "solution_version": t.solution_versions}[kind]
+        with self.begin() as conn:
+            changed = conn.execute(table.update().where(table.c.id == job_id, table.c.status.in_(UNFINISHED))
+                                   .values(status="CREATE_FAILED", error=error, finished_at=_now())).rowcount
+        if changed and kind == "import":  # the stored report says so too
+            job = self.get_import_job(job_id)
+            if isinstance(job.get("report"), dict):
+                report = job["report"] | {"status": "CREATE_FAILED", "error": error}
+                with self.begin() as conn:
+                    conn.execute(t.import_jobs.update().where(t.import_jobs.c.id == job_id)
+                                 .values(report=_json_or_none(report)))
+        return bool(changed)
 
     # --------------------------------------------------------------------------------------- solutions
     def get_or_create_solution(self, group_id: int, name: str, recipe: str, params: dict[str, Any],
@@ -819,12 +865,14 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
             raise NotFoundError(f"no solution {solution_id}")
         return _decode(row)
 
-    def create_solution_version(self, solution_id: int, params: dict[str, Any], config: dict[str, Any]) -> int:
-        """Record a new solution version (CREATE_PENDING); returns its id."""
+    def create_solution_version(self, solution_id: int, params: dict[str, Any], config: dict[str, Any], *,
+                                owner: dict[str, Any] | None = None) -> int:
+        """Record a new solution version (CREATE_PENDING); returns its id. ``owner`` (``owner_host``,
+        ``owner_pid``, ``owner_started``) names the process training it."""
         with self.begin() as conn:
             return int(conn.execute(t.solution_versions.insert().values(
                 solution_id=solution_id, status="CREATE_PENDING", params=json.dumps(params),
-                config=json.dumps(config), created_at=_now(),
+                config=json.dumps(config), created_at=_now(), **(owner or {}),
             )).inserted_primary_key[0])
 
     def update_solution_version(self, version_id: int, **fields: Any) -> None:

@@ -219,3 +219,15 @@ sa.Index("ix_interactions_group_session", interactions.c.dataset_group_id, inter
          sqlite_where=sa.text("session_id IS NOT NULL"), postgresql_where=sa.text("session_id IS NOT NULL"))
 """Real-time events by session (partial: bulk-imported rows, session NULL, add no entries), so that deleting a
 user deletes the events of the sessions linked to them without reading the whole table."""
+
+
+def _owner_columns() -> list[sa.Column]:
+    """Which process runs a job (:class:`recsmith.atomic.ProcessOwner`): a job left unfinished by a process that
+    is gone is marked failed by the next job that starts (:func:`recsmith.jobs.runs.fail_abandoned_jobs`)."""
+    return [sa.Column("owner_host", sa.String(255), nullable=True), sa.Column("owner_pid", sa.Integer, nullable=True),
+            sa.Column("owner_started", sa.Float, nullable=True)]
+
+
+for _table in (import_jobs, solution_versions):
+    for _column in _owner_columns():
+        _table.append_column(_column)
