@@ -28,8 +28,7 @@ from fastapi.testclient import TestClient
 
 from recsmith.api.app import create_app
 from recsmith.api.auth import KEY_CACHE_ENTRIES, KeyChecker
-from recsmith.api.schemas import FILTER_MAX_PARAMETERS, FILTER_MAX_VALUE_LENGTH, FILTER_MAX_VALUES
-from recsmith.data import filters
+from recsmith.data.filters import FILTER_MAX_PARAMETERS, FILTER_MAX_VALUE_LENGTH, FILTER_MAX_VALUES
 from recsmith.datasets import bundled_path, load_dataset
 from recsmith.jobs.training import train_solution_version
 from recsmith.settings import Settings
@@ -329,9 +328,6 @@ def test_a_body_that_is_not_readable_json_is_a_400_saying_why(served):
     assert "utf-8" in error["message"]
 
 
-@pytest.mark.skipif(not hasattr(filters, "FILTER_MAX_PARAMETERS"),
-                    reason="the filter parser's limits (deep nesting, long numbers) come with data/filters.py's part "
-                           "of issue 13")
 @pytest.mark.parametrize("expression", [
     "EXCLUDE ItemID WHERE " + "(" * 400 + 'Items.GENRES IN ("Drama")' + ")" * 400,
     "EXCLUDE ItemID WHERE Items.YEAR > " + "9" * 5000,

@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         fail_abandoned_jobs(app.state.store, settings.resolved_artifact_dir())  # what killed jobs left
         app.state.keys = KeyChecker(app.state.store)
         app.state.runtime = CampaignRuntime(app.state.store, encryption_key=settings.encryption_key,
+                                            filter_cache_bytes=settings.filter_cache_bytes,
                                             **live_backends(settings, app.state.store))
         app.state.metrics = metrics
         app.state.runtime.start(settings.campaign_sync_seconds)

@@ -22,12 +22,13 @@ from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
-FILTER_MAX_PARAMETERS = 25
-"""The most ``$PARAM`` values one request may bind (Amazon Personalize's limit on ``filterValues`` keys)."""
-FILTER_MAX_VALUES = 100
-"""The most values one filter parameter may take in a request."""
-FILTER_MAX_VALUE_LENGTH = 1000
-"""The longest filter value, in characters (Personalize's limit on a ``filterValues`` entry)."""
+from recsmith.data.filters import (
+    FILTER_MAX_EXPRESSION_LENGTH,
+    FILTER_MAX_PARAMETERS,
+    FILTER_MAX_VALUE_LENGTH,
+    FILTER_MAX_VALUES,
+)
+
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
@@ -257,7 +258,7 @@ class FilterIn(Strict):
     """A named filter expression (Personalize's grammar)."""
 
     name: Name
-    expression: Text = Field(min_length=1, max_length=10_000)
+    expression: Text = Field(min_length=1, max_length=FILTER_MAX_EXPRESSION_LENGTH)
 
 
 class FilterOut(BaseModel):
