@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="recsmith", min_length=1, max_length=64)
     """Prefix of recsmith's Redis keys and channel: give each store sharing one Redis its own."""
 
+    audit_denied_per_minute: int = Field(default=60, ge=0)
+    """The most refused requests (401, 403) each server process writes to the audit log per minute; the rest are
+    counted in one ``audit.suppressed`` entry, so that a flood of bad requests cannot fill the disk."""
+
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
         if self.database_url:

@@ -16,11 +16,12 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
 from recsmith import __version__
+from recsmith.api.audit import AuditLog
 from recsmith.api.auth import KeyChecker
 from recsmith.api.metrics import Metrics
 from recsmith.api.middleware import BodyLimit, RequestMetrics
 from recsmith.api.responses import error
-from recsmith.api.routes import campaigns, catalog, events, filters, health, recommendations
+from recsmith.api.routes import audit, campaigns, catalog, events, filters, health, recommendations
 from recsmith.errors import FilterError, NotFoundError, RecsmithError, UnknownIdError
 from recsmith.serving.campaign import CampaignRuntime
 from recsmith.settings import Settings
@@ -109,9 +110,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     _install_error_handlers(app)
     for router in (health.router, recommendations.router, campaigns.router, filters.router, events.router,
-                   catalog.router):
+                   catalog.router, audit.router):
         app.include_router(router)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(AuditLog, denied_per_minute=settings.audit_denied_per_minute)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
