@@ -5,8 +5,9 @@ the POSTs that only read (recommendations, personalized ranking). The entry says
 
 - ``action``: from the route template and method, ``<kind>.<verb>`` (``DELETE .../campaigns/{campaign}`` is
   ``campaign.delete``, ``POST .../filters`` is ``filter.create``);
-- ``resource``: the template with its path parameters filled in (``dataset-groups/shop/campaigns/top``), but
-  a user's id stays ``{user_id}``: the audit log outlives erasure and keeps no personal id;
+- ``resource``: the template with its path parameters filled in (``dataset-groups/shop/campaigns/top``; for a
+  create, the ``name`` its answer gives is added), but a user's id stays ``{user_id}``: the audit log outlives
+  erasure and keeps no personal id;
 - ``actor``: the key id of the ``Authorization: Bearer rsk_<key id>_<secret>`` header (the id a refused key
   claims, for a 401), ``anonymous`` without a key; the secret is never read here;
 - ``source``: the client's address; ``outcome`` and ``status``: from the answer's HTTP status.
@@ -20,6 +21,7 @@ cannot fill the disk; the entries left out are counted in one ``audit.suppressed
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -84,6 +86,25 @@ def actor_of(headers: list[tuple[bytes, bytes]]) -> str:
     return "anonymous"
 
 
+def _audited_create(scope: Scope) -> bool:
+    """Whether the request is a create whose success is audited (its answer is held to read the name)."""
+    template = getattr(scope.get("route"), "path", None)
+    if not template or action_of(scope["method"], template) is None:
+        return False
+    return (scope["method"], template.rstrip("/").rsplit("/", 1)[-1]) not in INGESTION
+
+
+def _created_name(body: bytes) -> str | None:
+    """The ``name`` of what a create's JSON answer describes (a campaign, a filter), or None."""
+    if len(body) > 65_536:
+        return None
+    try:
+        name = json.loads(body).get("name")
+    except (ValueError, AttributeError):
+        return None
+    return name[:MAX_PARAM_CHARS] if isinstance(name, str) and name and "/" not in name else None
+
+
 def outcome_of(status: int) -> str:
     """``ok`` below 400, ``denied`` for 401 and 403, ``failed`` otherwise."""
     if status < 400:
@@ -137,12 +158,21 @@ class AuditLog:
             await self.app(scope, receive, send)
             return
         written = False
+        held: Message | None = None  # a create's answer start, held until its body names what was made
 
         async def audit_first(message: Message) -> None:
-            nonlocal written
+            nonlocal written, held
             if message["type"] == "http.response.start" and not written:
+                if scope["method"] == "POST" and message["status"] in (200, 201) and _audited_create(scope):
+                    held = message
+                    return
                 written = True
                 await self._write(scope, message["status"])
+            elif held is not None and message["type"] == "http.response.body":
+                start, held, written = held, None, True
+                created = None if message.get("more_body") else _created_name(message.get("body", b""))
+                await self._write(scope, start["status"], created)
+                await send(start)
             await send(message)
 
         try:
@@ -153,7 +183,7 @@ class AuditLog:
                 await self._write(scope, 500)
             raise
 
-    async def _write(self, scope: Scope, status: int) -> None:
+    async def _write(self, scope: Scope, status: int, created: str | None = None) -> None:
         route: Any = scope.get("route")
         template = getattr(route, "path", None)
         action = action_of(scope["method"], template) if template else None
@@ -178,5 +208,7 @@ class AuditLog:
                                     detail={"denied_entries_left_out": dropped, "per_minute": self.budget.per_minute})
         if outcome == "denied" and not self.budget.take():
             return
-        await run_in_threadpool(store.audit_quietly, action, resource_of(template, scope.get("path_params") or {}),
-                                **entry)
+        resource = resource_of(template, scope.get("path_params") or {})
+        if created:
+            resource = f"{resource}/{created}"
+        await run_in_threadpool(store.audit_quietly, action, resource, **entry)

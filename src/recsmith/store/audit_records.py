@@ -100,7 +100,7 @@ def scrub(value: Any) -> Any:
 
 
 def _entry(row: Any) -> dict[str, Any]:
-    out = {key: t.as_utc(value) for key, value in row._mapping.items()}
+    out = {str(key): t.as_utc(value) for key, value in row._mapping.items()}  # plain str keys: orjson needs them
     out["detail"] = json.loads(out["detail"]) if out["detail"] else {}
     return out
 
