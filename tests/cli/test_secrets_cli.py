@@ -158,6 +158,11 @@ def test_audit_list_shows_what_the_command_line_changed(cli) -> None:
     assert cli("filter", "delete", "f", "-g", "shop").exit_code == 0
     key_id = json.loads(cli("keys", "create", "--role", "read", "-g", "shop", "--json").stdout)["key_id"]
     assert cli("keys", "delete", key_id).exit_code == 0
+    assert "give the key's role" in cli("keys", "create").output  # neither: refused, nothing made
+    assert "contradict" in cli("keys", "create", "--admin", "--role", "read").output
+    admin_id = json.loads(cli("keys", "create", "--admin", "--json").stdout)["key_id"]
+    assert json.loads(cli("keys", "list", "--json").stdout) == [
+        {**json.loads(cli("keys", "list", "--json").stdout)[0], "key_id": admin_id, "role": "admin"}]
     assert cli("users", "delete", "someone@example.com", "-g", "shop").exit_code == 0
     listed = cli("audit", "list", "--json")
     assert listed.exit_code == 0, listed.output
@@ -171,6 +176,7 @@ def test_audit_list_shows_what_the_command_line_changed(cli) -> None:
         ("filter.delete", "dataset-groups/shop/filters/f", "ok"),
         ("key.create", "keys", "ok"),
         ("key.delete", f"keys/{key_id}", "ok"),
+        ("key.create", "keys", "ok"),
         ("user.delete", "dataset-groups/shop/users/{user_id}", "ok"),
     ]
     assert {e["actor"] for e in entries} == {f"cli:{getpass.getuser()}"}
@@ -179,7 +185,7 @@ def test_audit_list_shows_what_the_command_line_changed(cli) -> None:
     assert len(json.loads(cli("audit", "list", "--since", "1h", "--json").stdout)) == len(entries)
     assert json.loads(cli("audit", "list", "--since", "2999-01-01T00:00:00+00:00", "--json").stdout) == []
     assert [e["action"] for e in json.loads(cli("audit", "list", "--action", "key.", "--json").stdout)] == [
-        "key.delete", "key.create"]
+        "key.create", "key.delete", "key.create"]
     table = cli("audit", "list", "--limit", "3")
     assert table.exit_code == 0 and "user.delete" in table.stdout and "import.create" not in table.stdout
     bad = cli("audit", "list", "--since", "last week")

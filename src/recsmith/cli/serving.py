@@ -155,13 +155,20 @@ def filter_delete(name: Annotated[str, typer.Argument(help="Filter name.")], gro
 @keys_app.command("create")
 @handle_errors
 def keys_create(
-    role: Annotated[str, typer.Option(help="read (recommendations), write (events, users, items) or admin.")],
+    role: Annotated[str | None, typer.Option(
+        help="read (recommendations), write (events, users, items) or admin.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="The same as --role admin.")] = False,
     group: Annotated[str | None, typer.Option("--dataset-group", "-g",
                                               help="The group it works on (default: every group).")] = None,
     name: Annotated[str | None, typer.Option(help="A label to recognise it by.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make an API key. It is printed once; only its hash is stored."""
+    if admin and role not in (None, "admin"):
+        raise ConfigError(f"--admin and --role {role} contradict each other: give one")
+    role = "admin" if admin else role
+    if role is None:
+        raise ConfigError("give the key's role: --role read, --role write or --role admin (or --admin)")
     store = open_store()
     with store.audited("key.create", "keys", {"role": role, "dataset_group": group, "name": name}) as detail:
         record = store.create_api_key(role, group, name)
