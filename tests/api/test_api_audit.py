@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -169,3 +170,15 @@ def test_refused_attempts_are_written_at_most_so_often(tmp_path: Path, monkeypat
         [summary] = [e for e in api.entries() if e["action"] == "audit.suppressed"]
         assert summary["detail"]["denied_entries_left_out"] == 15
         assert len([e for e in api.entries() if e["outcome"] == "denied"]) == 6
+
+
+def test_a_real_server_commits_the_entry_before_it_answers(server) -> None:
+    write = {"Authorization": f"Bearer {server.write_key}"}
+    admin = {"Authorization": f"Bearer {server.admin_key}"}
+    for n in range(5):  # two workers: whichever answers, the entry is already in the store
+        assert httpx.delete(f"{server.url}/v1/dataset-groups/movies/items/audit-probe-{n}", headers=write).status_code \
+            == 200
+        newest = httpx.get(f"{server.url}/v1/audit", params={"limit": 1}, headers=admin).json()["entries"][0]
+        assert (newest["action"], newest["resource"], newest["source"], newest["outcome"], newest["status"]) == (
+            "item.delete", f"dataset-groups/movies/items/audit-probe-{n}", "127.0.0.1", "ok", 200)
+        assert newest["actor"] == server.write_key.split("_")[1]
