@@ -166,10 +166,10 @@ _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-(?
 def atomic_folder(target: str | Path, *, seal: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; when the block succeeds, it replaces ``target``.
 
-    Before the rename, every file and folder written is fsynced; after it, the parent folder is, so a power
-    loss leaves the old folder or the complete new one. If the block raises (or is interrupted), the temporary
-    folder is removed and ``target`` is untouched; if the process is killed, the folder (named after its
-    writer: ``.<name>.<host hash>-<pid>-<start>.<random>``) is removed later by
+    Before the rename, every file and folder written is made private (0600, 0700) and fsynced; after it, the
+    parent folder is, so a power loss leaves the old folder or the complete new one. If the block raises (or is
+    interrupted), the temporary folder is removed and ``target`` is untouched; if the process is killed, the
+    folder (named after its writer: ``.<name>.<host hash>-<pid>-<start>.<random>``) is removed later by
     :func:`remove_orphaned_temp_folders`.
 
     Parameters
@@ -186,13 +186,15 @@ def atomic_folder(target: str | Path, *, seal: Callable[[Path], None] | None = N
     ...     (tmp / "meta.json").write_text("{}")
     """
     final = Path(target)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tag = current_owner().tag
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{tag}.", dir=final.parent))
     try:
         yield tmp
         if seal is not None:
             seal(tmp)
+        for path in tmp.rglob("*"):  # artifacts hold users' data: readable by the owner only
+            path.chmod(0o700 if path.is_dir() else 0o600)
         fsync_tree(tmp)
         if final.exists():
             old = final.with_name(f".{final.name}.{tag}.old")

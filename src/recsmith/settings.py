@@ -68,6 +68,37 @@ class Settings(BaseSettings):
     artifact_keep_versions: int = Field(default=2, ge=1)
     """Newest solution versions per solution whose artifacts ``--purge-models`` rewrites but never deletes."""
 
+    sqlite_synchronous: Literal["off", "normal", "full", "extra"] = "normal"
+    """SQLite's ``PRAGMA synchronous`` for the embedded store (WAL mode): ``normal`` (default) keeps every
+    committed transaction through a crash of the process, but the last ones may be lost on a power loss or an
+    OS crash; ``full`` (or ``extra``) syncs the WAL at every commit, so a commit survives power loss too, at a
+    cost in events/s; ``off`` risks corruption on power loss. Ignored on PostgreSQL."""
+
+    encryption_key: SecretStr | None = None
+    """Encrypts trained artifacts at rest (AES-256-GCM): 32 random bytes, written as 64 hex digits or as
+    base64 (44 characters), e.g. ``python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())"``.
+    Artifacts written without it still load; encrypted ones need the same key to load
+    (:func:`recsmith.recipes.bundle.artifact_key` decodes it)."""
+
+    audit_denied_per_minute: int = Field(default=60, ge=0)
+    """The most refused requests (401, 403) each server process writes to the audit log per minute; the rest are
+    counted in one ``audit.suppressed`` entry, so that a flood of bad requests cannot fill the disk."""
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _lower_synchronous(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def resolved_database_url(self) -> str:
+        """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'recsmith.db').resolve()}"
+
+    def resolved_artifact_dir(self) -> Path:
+        """The folder that holds artifact folders."""
+        return (self.artifact_dir or self.home / "artifacts").resolve()
+
     def resolved_erasure_key(self) -> bytes:
         """The tombstones' HMAC key: :attr:`erasure_key`, else the one in ``home/erasure.key``, created (32 random
         bytes, hex, mode 0600) the first time; concurrent first calls agree on one key."""
@@ -92,30 +123,3 @@ class Settings(BaseSettings):
             raise ValueError(f"the erasure key file {path} is damaged (under 32 characters); restore it from a "
                              "backup or set RECSMITH_ERASURE_KEY")
         return key.encode()
-
-    sqlite_synchronous: Literal["off", "normal", "full", "extra"] = "normal"
-    """SQLite's ``PRAGMA synchronous`` for the embedded store (WAL mode): ``normal`` (default) keeps every
-    committed transaction through a crash of the process, but the last ones may be lost on a power loss or an
-    OS crash; ``full`` (or ``extra``) syncs the WAL at every commit, so a commit survives power loss too, at a
-    cost in events/s; ``off`` risks corruption on power loss. Ignored on PostgreSQL."""
-
-    encryption_key: SecretStr | None = None
-    """Encrypts trained artifacts at rest (AES-256-GCM): 32 random bytes, written as 64 hex digits or as
-    base64 (44 characters), e.g. ``python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())"``.
-    Artifacts written without it still load; encrypted ones need the same key to load
-    (:func:`recsmith.recipes.bundle.artifact_key` decodes it)."""
-
-    @field_validator("sqlite_synchronous", mode="before")
-    @classmethod
-    def _lower_synchronous(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    def resolved_database_url(self) -> str:
-        """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.home / 'recsmith.db').resolve()}"
-
-    def resolved_artifact_dir(self) -> Path:
-        """The folder that holds artifact folders."""
-        return (self.artifact_dir or self.home / "artifacts").resolve()

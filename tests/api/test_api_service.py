@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 from typer.testing import CliRunner
@@ -62,7 +63,7 @@ def test_bodies_over_the_limit_are_refused(server):
 def test_first_serve_on_an_empty_home_prints_an_admin_key_once(tmp_path, launch):
     home = tmp_path / "home"
     url, process = launch(home)
-    key = process.stdout.readline().strip()
+    key = Path(process.stdout.readline().strip()).read_text().strip()  # not a terminal: the key file's path
     assert key.startswith("rsk_")
     response = httpx.get(f"{url}/v1/dataset-groups/none/filters", headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 404  # an admin key for every group: past auth, but the group does not exist

@@ -19,11 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from recsmith import __version__
+from recsmith.api.audit import AuditLog
 from recsmith.api.auth import KeyChecker, RequireKey
 from recsmith.api.metrics import Metrics
 from recsmith.api.middleware import BodyLimit, RequestMetrics, ServerErrors
 from recsmith.api.responses import error
-from recsmith.api.routes import campaigns, catalog, events, filters, health, recommendations
+from recsmith.api.routes import audit, campaigns, catalog, events, filters, health, recommendations
 from recsmith.api.schemas import V1_ERRORS
 from recsmith.errors import FilterError, NotFoundError, RecsmithError, UnknownIdError
 from recsmith.jobs.runs import fail_abandoned_jobs
@@ -158,11 +159,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     _install_error_handlers(app)
     app.include_router(health.router)
     for router in (health.admin_router, recommendations.router, campaigns.router, filters.router, events.router,
-                   catalog.router):
+                   catalog.router, audit.router):
         app.include_router(router, responses=V1_ERRORS)
-    # added innermost first: metrics see every answer; a missing key is refused before the body is read
+    # added innermost first: the audit entry is written before the answer leaves; metrics see every answer; a
+    # missing key is refused before the body is read
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequireKey)
+    app.add_middleware(AuditLog, denied_per_minute=settings.audit_denied_per_minute)
     app.add_middleware(ServerErrors)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

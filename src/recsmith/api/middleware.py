@@ -11,13 +11,12 @@ from __future__ import annotations
 import errno
 import logging
 import time
-from typing import Any
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsmith.api.metrics import Metrics, is_authorised
 from recsmith.api.responses import error
+from recsmith.api.routing import route_of
 
 logger = logging.getLogger(__name__)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -165,21 +164,6 @@ class RequestMetrics:
             self._known.add(pair)
         return pair
 
-    @staticmethod
-    def _template(scope: Scope) -> str:
-        route: Any = scope.get("route")
-        if route is not None:
-            return getattr(route, "path", None) or "unmatched"
-        # answered before routing (401, 413): find the route the path would have reached
-        partial = None
-        for candidate in getattr(scope.get("app"), "routes", ()):
-            match, _ = candidate.matches(scope)
-            if match is Match.FULL:
-                return getattr(candidate, "path", "unmatched")
-            if match is Match.PARTIAL and partial is None:
-                partial = getattr(candidate, "path", None)
-        return partial or "unmatched"
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -196,7 +180,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, watch)
         finally:
-            template = self._template(scope)
+            template = route_of(scope)[0] or "unmatched"
             if template != "/metrics":
                 method = scope["method"] if scope["method"] in METHODS else "other"
                 group, campaign = self._names(scope, status)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from recsmith.cli.app import app, handle_errors
+from recsmith.cli.audit import audit_app
 from recsmith.cli.datasets import datasets_app
 from recsmith.cli.describe import describe
 from recsmith.cli.evaluate import evaluate
@@ -25,7 +26,8 @@ for command in (describe, train, evaluate, recommend, similar, quickstart, handl
     app.command()(command)
 for group, name in ((import_app, "import"), (datasets_app, "datasets"), (versions_app, "solution-versions"),
                     (schedule_app, "schedule"), (campaign_app, "campaign"), (filter_app, "filter"),
-                    (keys_app, "keys"), (events_app, "events"), (users_app, "users"), (items_app, "items")):
+                    (keys_app, "keys"), (events_app, "events"), (users_app, "users"), (items_app, "items"),
+                    (audit_app, "audit")):
     app.add_typer(group, name=name)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,7 +41,10 @@ def campaign_create(
     as_json: JsonOption = False,
 ) -> None:
     """Deploy a solution version as a campaign; running servers start serving it within a second."""
-    record = open_store().create_campaign(group, name, solution_version, {"exclude_seen": exclude_seen})
+    store = open_store()
+    with store.audited("campaign.create", f"dataset-groups/{group}/campaigns/{name}",
+                       {"solution_version_id": solution_version}):
+        record = store.create_campaign(group, name, solution_version, {"exclude_seen": exclude_seen})
     if as_json:
         print_json(record)
         return
@@ -56,7 +60,10 @@ def campaign_update(
     as_json: JsonOption = False,
 ) -> None:
     """Switch a campaign to another version; servers load it in the background and swap atomically."""
-    record = open_store().update_campaign(group, name, solution_version_id=solution_version)
+    store = open_store()
+    with store.audited("campaign.update", f"dataset-groups/{group}/campaigns/{name}",
+                       {"solution_version_id": solution_version}):
+        record = store.update_campaign(group, name, solution_version_id=solution_version)
     if as_json:
         print_json(record)
         return
@@ -88,7 +95,9 @@ def campaign_describe(name: Annotated[str, typer.Argument(help="Campaign name.")
 @handle_errors
 def campaign_delete(name: Annotated[str, typer.Argument(help="Campaign name.")], group: GroupOption) -> None:
     """Stop serving a campaign and delete it (its solution version stays)."""
-    open_store().delete_campaign(group, name)
+    store = open_store()
+    with store.audited("campaign.delete", f"dataset-groups/{group}/campaigns/{name}"):
+        store.delete_campaign(group, name)
     out.print(f"campaign {name!r} of {group!r} deleted")
 
 
@@ -102,7 +111,9 @@ def filter_create(
     as_json: JsonOption = False,
 ) -> None:
     """Store a filter; requests name it with "filter" and bind its $PARAMs with "filter_values"."""
-    record = open_store().create_filter(group, name, expression)
+    store = open_store()
+    with store.audited("filter.create", f"dataset-groups/{group}/filters/{name}"):
+        record = store.create_filter(group, name, expression)
     if as_json:
         print_json(record)
         return
@@ -134,7 +145,9 @@ def filter_describe(name: Annotated[str, typer.Argument(help="Filter name.")], g
 @handle_errors
 def filter_delete(name: Annotated[str, typer.Argument(help="Filter name.")], group: GroupOption) -> None:
     """Delete a filter."""
-    open_store().delete_filter(group, name)
+    store = open_store()
+    with store.audited("filter.delete", f"dataset-groups/{group}/filters/{name}"):
+        store.delete_filter(group, name)
     out.print(f"filter {name!r} of {group!r} deleted")
 
 
@@ -142,14 +155,24 @@ def filter_delete(name: Annotated[str, typer.Argument(help="Filter name.")], gro
 @keys_app.command("create")
 @handle_errors
 def keys_create(
-    role: Annotated[str, typer.Option(help="read (recommendations), write (events, users, items) or admin.")],
+    role: Annotated[str | None, typer.Option(
+        help="read (recommendations), write (events, users, items) or admin.")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="The same as --role admin.")] = False,
     group: Annotated[str | None, typer.Option("--dataset-group", "-g",
                                               help="The group it works on (default: every group).")] = None,
     name: Annotated[str | None, typer.Option(help="A label to recognise it by.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Make an API key. It is printed once; only its hash is stored."""
-    record = open_store().create_api_key(role, group, name)
+    if admin and role not in (None, "admin"):
+        raise ConfigError(f"--admin and --role {role} contradict each other: give one")
+    role = "admin" if admin else role
+    if role is None:
+        raise ConfigError("give the key's role: --role read, --role write or --role admin (or --admin)")
+    store = open_store()
+    with store.audited("key.create", "keys", {"role": role, "dataset_group": group, "name": name}) as detail:
+        record = store.create_api_key(role, group, name)
+        detail["key_id"] = record["key_id"]
     if as_json:
         print_json(record)
         return
@@ -177,11 +200,57 @@ def keys_list(as_json: JsonOption = False) -> None:
 @handle_errors
 def keys_delete(key_id: Annotated[str, typer.Argument(help="The key id (from `recsmith keys list`).")]) -> None:
     """Revoke a key (servers stop accepting it within 10 seconds)."""
-    open_store().delete_api_key(key_id)
+    store = open_store()
+    with store.audited("key.delete", f"keys/{key_id}"):
+        store.delete_api_key(key_id)
     out.print(f"API key {key_id} revoked")
 
 
 # ---------------------------------------------------------------------------------------------- serve
+FIRST_KEY_FILE = "first-admin-key"
+"""Where under ``RECSMITH_HOME`` the first admin key goes when ``serve`` is not run from a terminal."""
+
+
+def _first_admin_key(store: Any, settings: Settings) -> None:
+    """Make an admin key for every group when there is no key. It is printed only when stdout and stderr are a
+    terminal; otherwise (a service manager, a pipe, a log file keeps what is printed) it is written to a file
+    only its owner can read (0600) under ``RECSMITH_HOME``, and the file's path is printed instead."""
+    if store.count_api_keys() > 0:
+        return
+    with store.audited("key.create", "keys", {"role": "admin", "dataset_group": None,
+                                              "name": "first admin key"}) as detail:
+        record = store.create_api_key("admin", None, "first admin key")
+        detail["key_id"] = record["key_id"]
+    if sys.stdout.isatty() and sys.stderr.isatty():
+        err.print("[bold]No API keys yet: made an admin key for every dataset group. It is shown once; keep it "
+                  "safe (more with `recsmith keys create --role admin`):[/]")
+        print(record["key"], flush=True)
+        return
+    path = _write_private(Path(settings.home) / FIRST_KEY_FILE, record["key"] + "\n")
+    err.print(f"No API keys yet: made an admin key for every dataset group (key id {record['key_id']}) and wrote it "
+              f"to {path}, readable by you only (not printed: this is not a terminal). Keep it safe and delete the "
+              "file; more with `recsmith keys create --role admin`.", soft_wrap=True, highlight=False)
+    print(path, flush=True)
+
+
+def _write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` (mode 0600, its folder 0700 if made here) atomically; returns the full path."""
+    from recsmith.store.store import private_dir
+
+    folder = private_dir(path.parent.resolve())
+    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a stale tmp file of another mode
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    final = folder / path.name
+    os.replace(tmp, final)
+    return final
+
+
 @handle_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -194,11 +263,7 @@ def serve(
 
     settings = Settings()
     store = open_store(settings)
-    if store.count_api_keys() == 0:
-        record = store.create_api_key("admin", None, "first admin key")
-        err.print("[bold]No API keys yet: made an admin key for every dataset group. It is shown once; keep it "
-                  "safe (more with `recsmith keys create`):[/]")
-        print(record["key"], flush=True)
+    _first_admin_key(store, settings)
     store.close()
     metrics_dir = Path(tempfile.mkdtemp(prefix="recsmith-metrics-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # the workers share their metrics through it
@@ -266,7 +331,8 @@ items_app = typer.Typer(help="Items of a dataset group.", no_args_is_help=True)
 def _delete(group: str, ids: list[str], kind: str) -> dict[str, dict[str, int]]:
     """Delete users (erased through :meth:`CampaignRuntime.delete_user`, as over HTTP: the store, and with
     RECSMITH_REDIS_URL set the Redis event lists and ledger entries) or items (``kind``) of a group; running
-    servers are told at once through Redis (else they notice at their next poll)."""
+    servers are told at once through Redis (else they notice at their next poll). Each deletion is audited
+    (a user's id is not: the audit log outlives erasure)."""
     from recsmith.serving.campaign import CampaignRuntime
 
     settings = Settings()
@@ -282,9 +348,13 @@ def _delete(group: str, ids: list[str], kind: str) -> dict[str, dict[str, int]]:
                     "ledger": RedisLedger(client, prefix=settings.redis_prefix)}
     runtime = CampaignRuntime(store, **backends)
     if kind == "user":
-        return {entity_id: runtime.delete_user(group, group_id, entity_id) for entity_id in ids}
-    removed = {entity_id: store.delete_item(group_id, entity_id) for entity_id in ids}
-    runtime.catalog_changed(group, group_id)
+        removed = {entity_id: runtime.delete_user(group, group_id, entity_id) for entity_id in ids}
+    else:
+        removed = {entity_id: store.delete_item(group_id, entity_id) for entity_id in ids}
+        runtime.catalog_changed(group, group_id)
+    for entity_id, counts in removed.items():
+        shown = "{user_id}" if kind == "user" else entity_id
+        store.audit(f"{kind}.delete", f"dataset-groups/{group}/{kind}s/{shown}", detail=counts)
     return removed
 
 

@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,8 @@ import pyarrow.parquet as pq
 from recsmith.data.schema import REQUIRED, Schema, SchemaField
 from recsmith.errors import ConfigError, DataError
 
-__all__ = ["FORMATS", "ReadResult", "Reject", "detect_format", "read_dataset", "read_sql", "validate_frame"]
+__all__ = ["FORMATS", "ReadResult", "Reject", "detect_format", "mask_secrets", "mask_url", "read_dataset", "read_sql",
+           "validate_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -247,17 +249,18 @@ def read_dataset(
     ConfigError
         An invalid argument (dataset type, format, ``on_error``, a headerless file without names).
     """
-    source = str(source)
+    url = str(source)
+    source = mask_url(url)  # what messages name: never the credentials in the URL
     schema = _check_args(dataset_type, schema, on_error)
-    kind = detect_format(source, fmt, sep)
-    data = _open_bytes(source)
+    kind = detect_format(url, fmt, sep)
+    data = _open_bytes(url)
     if kind == "parquet":
         raw = _read_parquet(source, data)
     elif kind == "jsonl":
         raw = _read_jsonl(source, data, on_error)
     else:
         if sep is None:
-            plain = source.split("?")[0].lower()
+            plain = url.split("?")[0].lower()
             sep = "\t" if kind == "tsv" else ("::" if plain.removesuffix(".gz").endswith(".dat") else ",")
         raw = _read_text(source, data, sep, header, list(names) if names is not None else None, on_error)
     return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error)
@@ -300,11 +303,12 @@ def read_sql(
     import sqlalchemy as sa
 
     schema = _check_args(dataset_type, schema, on_error)
-    source = f"sql query on {_safe_url(db_url)}"
+    source = f"sql query on {mask_url(db_url)}"
     try:
         engine = sa.create_engine(db_url)
     except (sa.exc.ArgumentError, ImportError) as exc:
-        raise ConfigError(f"db_url {_safe_url(db_url)!r} is not a usable SQLAlchemy URL: {exc}") from exc
+        raise ConfigError(f"db_url {mask_url(db_url)!r} is not a usable SQLAlchemy URL: "
+                          f"{mask_secrets(str(exc), db_url)}") from None
     try:
         with engine.connect() as conn:
             result = conn.exec_driver_sql(query)
@@ -312,7 +316,7 @@ def read_sql(
             rows = result.fetchall()
     except sa.exc.SQLAlchemyError as exc:
         detail = getattr(exc, "orig", None) or exc
-        raise DataError(f"{source}: the query failed: {detail}") from exc
+        raise DataError(f"{source}: the query failed: {mask_secrets(str(detail), db_url)}") from None
     finally:
         engine.dispose()
     if len(set(columns)) != len(columns):
@@ -394,14 +398,64 @@ def _check_args(dataset_type: str, schema: Schema | None, on_error: str) -> Sche
     return schema
 
 
-def _safe_url(url: str) -> str:
-    """A database URL without its password."""
-    try:
-        import sqlalchemy as sa
+SECRET_QUERY_NAMES = re.compile(r"pass|pwd|secret|token|key|sig|credential|auth|session", re.IGNORECASE)
+"""Query parameters of a URL whose values :func:`mask_url` hides (``password``, ``aws_secret_access_key``,
+``X-Amz-Signature``, a SAS ``sig``, ``token``...)."""
 
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for display
-        return url.split("@")[-1]
+
+def mask_url(url: str) -> str:
+    """``url`` with its credentials replaced by ``***``: the password of ``scheme://user:password@host`` and
+    the values of secret-named query parameters (:data:`SECRET_QUERY_NAMES`); a local path is given back as it is.
+
+    The one masking of URLs for display and for what is stored (import job sources, error messages).
+
+    Examples
+    --------
+    >>> mask_url("postgresql://reader:s3cret@db:5432/shop")
+    'postgresql://reader:***@db:5432/shop'
+    >>> mask_url("https://host/data.csv?X-Amz-Signature=abc&x=1")
+    'https://host/data.csv?X-Amz-Signature=***&x=1'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    location, slash, path = rest.partition("/")
+    if "@" in location:
+        userinfo, _, host = location.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        location = f"{user}:***@{host}" if colon else location
+    path, question, query = f"{slash}{path}".partition("?")
+    if question:
+        query, hash_, fragment = query.partition("#")
+        parts = []
+        for part in query.split("&"):
+            name, equals, value = part.partition("=")
+            parts.append(f"{name}=***" if equals and value and SECRET_QUERY_NAMES.search(name) else part)
+        path = f"{path}?{'&'.join(parts)}{hash_}{fragment}"
+    return f"{scheme}://{location}{path}"
+
+
+def mask_secrets(text: str, *urls: str | None) -> str:
+    """``text`` (an error message) with each of ``urls`` and the secrets in them (passwords, secret query
+    values, as given and percent-decoded) replaced as :func:`mask_url` does."""
+    from urllib.parse import unquote
+
+    for url in urls:
+        if not url or "://" not in url:
+            continue
+        text = text.replace(url, mask_url(url))
+        masked = mask_url(url)
+        secrets = []
+        location = url.partition("://")[2].partition("/")[0]
+        if "@" in location and ":" in location.rpartition("@")[0]:
+            secrets.append(location.rpartition("@")[0].partition(":")[2])
+        query = url.partition("?")[2].partition("#")[0]
+        secrets += [part.partition("=")[2] for part in query.split("&")
+                    if SECRET_QUERY_NAMES.search(part.partition("=")[0])]
+        for secret in {s for raw in secrets for s in (raw, unquote(raw))}:
+            if len(secret) >= 4 and secret not in masked:  # shorter: masking it would garble the message
+                text = text.replace(secret, "***")
+    return text
 
 
 def _short(text: str) -> str:
@@ -410,16 +464,17 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "..."
 
 
-def _open_bytes(source: str) -> bytes:
+def _open_bytes(url: str) -> bytes:
+    source = mask_url(url)
     try:
-        with fsspec.open(source, "rb", compression="infer") as handle:
+        with fsspec.open(url, "rb", compression="infer") as handle:
             return handle.read()
     except FileNotFoundError:
         raise DataError(f"{source}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{source}: is a folder; give the path of a file") from None
     except (OSError, ValueError, ImportError, EOFError) as exc:
-        raise DataError(f"{source}: cannot be read: {exc}") from exc
+        raise DataError(f"{source}: cannot be read: {mask_secrets(str(exc), url)}") from None
 
 
 def _py_to_arrow(values: Any) -> pa.Array:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from recsmith.data.readers import ReadResult, read_dataset, read_sql
+from recsmith.data.readers import ReadResult, mask_secrets, mask_url, read_dataset, read_sql
 from recsmith.data.schema import Schema
 from recsmith.errors import ConfigError
 from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, fail_abandoned_jobs, owner_columns, run_job
@@ -150,7 +150,7 @@ def import_dataset(
 
     fail_abandoned_jobs(store)  # what killed imports and trainings left (their artifacts: the next training)
     group = store.get_or_create_dataset_group(dataset_group)
-    described_source = source if source is not None else f"sql: {sql}"
+    described_source = mask_url(source) if source is not None else f"sql: {sql}"  # stored: never credentials
     started = time.perf_counter()
     resolved_schema = resolve_schema(store, group.id, dataset_type, schema)
     job_id = store.create_import_job(group.id, dataset_type, described_source, mode, owner=owner_columns())
@@ -161,7 +161,7 @@ def import_dataset(
 
     def record(run: JobRun) -> None:
         report.status = run.status
-        report.error = run.error
+        report.error = None if run.error is None else mask_secrets(run.error, source, db_url)
         report.duration_seconds = run.seconds
         if report.duration_seconds > 0:
             report.rows_per_second = round(report.rows_loaded / report.duration_seconds, 1)
@@ -176,7 +176,9 @@ def import_dataset(
             error=report.error,
         )
 
-    with run_job(record, progress=progress, started=started):  # KeyboardInterrupt too: the transaction rolls back
+    audited = store.audited("import.create", f"dataset-groups/{dataset_group}/import-jobs/{job_id}",
+                            {"dataset_type": dataset_type, "mode": mode, "source": described_source})
+    with audited, run_job(record, progress=progress, started=started):  # KeyboardInterrupt: the transaction rolls back
         if progress:
             progress("read")
         result: ReadResult

@@ -17,18 +17,21 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from recsmith.errors import ConfigError, NotFoundError
 from recsmith.jobs.config import SolutionConfig
 from recsmith.jobs.runs import FAILED, ProgressCallback, failure_message
 from recsmith.jobs.training import DEFAULT_METRICS, metric_names, train_solution_version
 from recsmith.settings import Settings
+from recsmith.store.audit_records import acting_as
 from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,23 @@ PERIOD = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 
 #: Called with each run's decision, as :func:`retrain_once` returns it.
 DecisionCallback = Callable[[dict[str, Any]], None]
+
+AUDIT_ACTIONS = {"switched": "schedule.switch", "kept": "schedule.keep", "failed": "schedule.fail",
+                 "no-campaign": "schedule.no_campaign"}
+"""The audit log's action for each decision; the scheduler is the actor of its decisions and trainings."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _as_scheduler(func: F) -> F:
+    """Run ``func`` with the audit log's actor ``scheduler``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with acting_as("scheduler"):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def parse_period(text: str | float) -> float:
@@ -79,6 +99,33 @@ def parse_period(text: str | float) -> float:
     if seconds <= 0:
         raise ConfigError(f"invalid period {text!r}: it must be longer than zero")
     return seconds
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """The time ``text`` names: an ISO 8601 time (UTC unless it gives an offset), or a period back from now as
+    :func:`parse_period` reads it (``90s``, ``30m``, ``1h``, ``2d``).
+
+    Raises
+    ------
+    ConfigError
+        If it is neither (the message names the value and both forms).
+
+    Examples
+    --------
+    >>> parse_since("1h", now=datetime(2026, 12, 1, 12, tzinfo=UTC)).isoformat()
+    '2026-12-01T11:00:00+00:00'
+    >>> parse_since("2026-12-01T09:30:00").isoformat()
+    '2026-12-01T09:30:00+00:00'
+    """
+    text = str(text).strip()
+    if PERIOD.match(text):
+        return (now or datetime.now(UTC)) - timedelta(seconds=parse_period(text))
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"invalid time {text!r}: give an ISO 8601 time (2026-12-01T09:00:00Z) or a period back "
+                          "from now (90s, 30m, 1h, 2d)") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def metric_cutoff(metric: str) -> int:
@@ -162,6 +209,10 @@ def _decide(store: Store, group: str, solution: str, decision: str, reason: str,
     record = store.record_retrain_decision(group, solution, decision=decision, reason=reason,
                                            candidate_version_id=candidate_id, current_version_id=current_id,
                                            campaigns=campaigns)
+    store.audit_quietly(AUDIT_ACTIONS[decision], f"dataset-groups/{group}/solutions/{solution}",
+                        outcome="failed" if decision == "failed" else "ok",
+                        detail={"decision_id": record["id"], "candidate_version_id": candidate_id,
+                                "current_version_id": current_id, "campaigns": campaigns})
     level = logging.WARNING if decision == "failed" else logging.INFO
     where = f" (campaigns: {', '.join(campaigns)})" if campaigns else ""
     logger.log(level, "retraining %s/%s: %s%s: %s", group, solution, decision, where, reason)
@@ -176,6 +227,7 @@ def _failed_version(store: Store, group_id: int, solution: str, after: int) -> i
     return failed[-1] if failed else None
 
 
+@_as_scheduler
 def retrain_once(
     store: Store,
     settings: Settings,
@@ -296,6 +348,7 @@ def _record_failed_run(store: Store, group: str, solution: str, reason: str) -> 
     return record | {"decisions": [record]}
 
 
+@_as_scheduler
 def run_schedule(
     store: Store,
     settings: Settings,

@@ -171,7 +171,9 @@ def train_solution_version(
         store.update_solution_version(version_id, status=run.status, error=run.error, total_seconds=run.seconds,
                                       finished_at=_now(), **run.result)
 
-    with run_job(record, progress=progress, started=started) as run:  # KeyboardInterrupt too: CREATE_FAILED
+    audited = store.audited("solution_version.create", f"dataset-groups/{dataset_group}/solutions/{solution['name']}"
+                            f"/versions/{version_id}", {"recipe": recipe})
+    with audited, run_job(record, progress=progress, started=started) as run:  # KeyboardInterrupt: CREATE_FAILED
         if progress:
             progress("read")
         last_event = store.last_interaction_id(group.id)  # serving reads the events stored after it live

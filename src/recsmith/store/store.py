@@ -13,11 +13,12 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +41,7 @@ except ImportError:  # Windows: SQLite's busy timeout alone
 from recsmith.errors import ConfigError, DataError, NotFoundError
 from recsmith.settings import Settings
 from recsmith.store import tables as t
+from recsmith.store.audit_records import AuditRecords
 from recsmith.store.live_records import LiveRecords
 from recsmith.store.retraining_records import RetrainingRecords
 from recsmith.store.serving_records import ServingRecords
@@ -145,6 +147,31 @@ SQLITE_SYNCHRONOUS = ("off", "normal", "full", "extra")
 """SQLite's ``PRAGMA synchronous`` levels (:attr:`recsmith.settings.Settings.sqlite_synchronous`)."""
 
 
+def private_dir(path: Path) -> Path:
+    """Make the folder ``path`` and its missing parents readable by the owner only (0700); folders that exist
+    keep their modes."""
+    path = Path(path)
+    if not path.is_dir():
+        if path.parent != path:
+            private_dir(path.parent)
+        path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _private_sqlite_file(url: str) -> None:
+    """Create a SQLite store's file 0600 before SQLite does (SQLite gives its -wal and -shm files the
+    database file's mode); a file that exists keeps its mode."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists():
+        return
+    private_dir(path.parent)
+    with suppress(FileExistsError):  # another process made it first
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any, *, synchronous: str = "normal") -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -180,7 +207,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
     return out
 
 
-class Store(ServingRecords, LiveRecords, RetrainingRecords):
+class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
     """recsmith's SQL store.
 
     Parameters
@@ -202,6 +229,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
         self._write_lock = threading.Lock()
         self._lock_file: Any = None
         if self.is_sqlite:
+            _private_sqlite_file(url)
             self.engine: Engine = sa.create_engine(url, connect_args={"timeout": 30})
             sa.event.listen(self.engine, "connect",
                             functools.partial(_set_sqlite_pragmas, synchronous=sqlite_synchronous))
@@ -211,9 +239,14 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
-        """The store named by the settings (creating ``settings.home`` for the default SQLite file)."""
+        """The store named by the settings (creating ``settings.home`` for the default SQLite file, and the
+        artifact folder, both 0700 when this makes them)."""
         if not settings.database_url:
-            Path(settings.home).mkdir(parents=True, exist_ok=True)
+            private_dir(Path(settings.home))
+        try:
+            private_dir(settings.resolved_artifact_dir())
+        except OSError as exc:  # a read-only place for a server on PostgreSQL that never trains: training says so
+            logger.debug("artifact folder %s not made: %s", settings.resolved_artifact_dir(), exc)
         store = cls(settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous)
         store.erasure_settings = settings  # the tombstones' key (LiveRecords.erasure_key)
         return store

@@ -231,3 +231,19 @@ def _owner_columns() -> list[sa.Column]:
 for _table in (import_jobs, solution_versions):
     for _column in _owner_columns():
         _table.append_column(_column)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),  # an API key id, "cli:<os user>", "scheduler", "anonymous"
+    sa.Column("action", sa.String(64), nullable=False),  # "campaign.create", "key.delete", "schedule.switch", ...
+    sa.Column("resource", sa.Text, nullable=False),  # "dataset-groups/g/campaigns/c"
+    sa.Column("source", sa.String(256), nullable=False),  # the client's address (HTTP) or the host (CLI, jobs)
+    sa.Column("outcome", sa.String(16), nullable=False),  # "ok", "denied" or "failed"
+    sa.Column("status", sa.Integer, nullable=True),  # the HTTP status (None outside HTTP)
+    sa.Column("detail", sa.Text, nullable=True),  # a JSON object, never a secret
+    sa.Index("ix_audit_log_at", "at"),
+)
+"""The audit log: every change (and every refused attempt at one), append-only. No foreign keys: entries outlive
+the keys, campaigns and groups they name (triggers refuse UPDATE and DELETE, see migration 0009)."""

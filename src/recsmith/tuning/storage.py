@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from recsmith.data.readers import mask_url
 from recsmith.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -36,15 +37,10 @@ def study_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
     except (sa.exc.SQLAlchemyError, ImportError) as exc:
-        raise ConfigError(f"cannot open the study database {masked_url(url)}: {exc}") from None
+        raise ConfigError(f"cannot open the study database {mask_url(url)}: {exc}") from None
     except RuntimeError as exc:  # optuna's word for a schema of another version
-        raise ConfigError(f"the studies in {masked_url(url)} need another optuna version ({exc}); use that "
+        raise ConfigError(f"the studies in {mask_url(url)} need another optuna version ({exc}); use that "
                           "version, or keep the studies in a separate database (recsmith tune --storage URL)") from None
 
 
-def masked_url(url: str) -> str:
-    """The URL without its password."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return url
+

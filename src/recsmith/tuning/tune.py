@@ -479,6 +479,6 @@ def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
 def _where(storage_url: str | None) -> str:
     if not storage_url:
         return "memory"
-    from recsmith.tuning.storage import masked_url
+    from recsmith.data.readers import mask_url
 
-    return masked_url(storage_url)
+    return mask_url(storage_url)
