@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     redis_prefix: str = Field(default="recsmith", min_length=1, max_length=64)
     """Prefix of recsmith's Redis keys and channel: give each store sharing one Redis its own."""
 
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """``recsmith serve``: a connection, or a request from its first byte, must send its headers within this
+    many seconds, else it gets a 408 and is closed (slow or half-sent requests)."""
+
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """``recsmith serve``: after its headers, a request must send its whole body within this many seconds."""
+
+    max_connections: int = Field(default=1000, ge=1)
+    """``recsmith serve``: open connections per worker process; more are refused at once with a 503. Each worker
+    needs this many file descriptors plus about 200 (``ulimit -n``); the server lowers it to fit the limit."""
+
     def resolved_database_url(self) -> str:
         """The database URL to connect to (the SQLite file under ``home`` unless one is set)."""
         if self.database_url:
