@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -17,6 +18,12 @@ import httpx
 import pytest
 
 PARTIAL_HEADERS = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def address(url: str) -> tuple[str, int]:
@@ -115,12 +122,18 @@ def test_half_sent_requests_are_closed_after_the_timeouts(serve, workers):
     assert httpx.get(f"{url}/health").status_code == 200
 
 
+BODY_PENDING = (b"POST /v1/dataset-groups/g/campaigns/c/recommendations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_connections_over_the_limit_get_a_503_and_are_closed(serve, workers):
-    url, _ = serve(workers, max_connections=3, header_timeout_seconds=60)
+    url, _ = serve(workers, max_connections=3, body_timeout_seconds=60)
     held = []
-    for _ in range(3 * workers):  # fills every worker: the balance sends each new one to the emptiest
-        held.append(connect(url))
+    for _ in range(3 * workers):  # fills every worker (the balance sends each new one to the emptiest) with
+        sock = connect(url)       # requests in flight: nothing to make room with
+        sock.sendall(BODY_PENDING)
+        held.append(sock)
         time.sleep(0.15)
     extra = connect(url)
     extra.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -133,6 +146,35 @@ def test_connections_over_the_limit_get_a_503_and_are_closed(serve, workers):
         sock.close()
     time.sleep(0.3)
     assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_at_the_limit_the_slowest_waiting_connection_makes_room(serve):
+    url, _ = serve(1, max_connections=3, header_timeout_seconds=60)
+    waiting = []
+    for _ in range(3):
+        sock = connect(url)
+        sock.sendall(PARTIAL_HEADERS)
+        waiting.append(sock)
+        time.sleep(0.1)
+    assert httpx.get(f"{url}/health", timeout=5).status_code == 200  # a 4th connection, served
+    _, seconds = read_until_closed(waiting[0], 3)
+    assert seconds is not None  # the oldest half-sent one was closed for it
+    assert [read_until_closed(sock, 0.3)[1] for sock in waiting[1:]] == [None, None]
+    for sock in waiting:
+        sock.close()
+
+
+def test_slow_connections_beyond_the_limit_do_not_lock_normal_clients_out(serve):
+    url, _ = serve(2, max_connections=100, header_timeout_seconds=60)
+    slow = []
+    for _ in range(600):  # three times what the two workers hold
+        sock = connect(url)
+        sock.sendall(PARTIAL_HEADERS)
+        slow.append(sock)
+    statuses = [httpx.get(f"{url}/health", timeout=5).status_code for _ in range(20)]
+    assert statuses == [200] * 20
+    for sock in slow:
+        sock.close()
 
 
 def test_normal_requests_succeed_while_250_slow_connections_are_open(serve):
@@ -215,6 +257,42 @@ def test_keep_alive_connections_are_balanced_over_the_workers(serve):
         for sock in socks:
             sock.close()
         time.sleep(0.5)
+
+
+def _open_files_limit(pid: int) -> int:
+    line = next(x for x in Path(f"/proc/{pid}/limits").read_text().splitlines() if x.startswith("Max open files"))
+    return int(line.split()[3])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(("soft", "hard"), [(256, None), (400, 400)])
+def test_the_file_descriptor_limit_is_raised_to_the_hard_limit_and_bounds_the_connections(tmp_path, soft, hard):
+    own_soft, own_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hard = hard or own_hard
+    if own_hard != resource.RLIM_INFINITY and own_hard < hard:
+        pytest.skip(f"the hard file-descriptor limit here is {own_hard}")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recsmith", "serve", "--port", str(port), "--workers", "2"],
+        env=os.environ | {"RECSMITH_HOME": str(tmp_path / "home")}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard)))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        limits = {_open_files_limit(pid) for pid in [process.pid, *_children(process.pid)]}
+        assert limits == {hard}  # the server and its workers, soft limit raised to the hard one
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    said = " ".join(stderr.split())
+    per_worker = min(1000, hard - 200)
+    assert f"up to {per_worker} connections per worker (file-descriptor limit {hard} per process)" in said
 
 
 # ------------------------------------------------------------------------------------------ metrics folders

@@ -16,8 +16,10 @@ headers must arrive within ``RECSMITH_HEADER_TIMEOUT_SECONDS`` and then its body
 ``RECSMITH_BODY_TIMEOUT_SECONDS``; otherwise the client gets a ``408`` (nothing if it sent nothing) and the
 connection is closed. Idle keep-alive connections close after uvicorn's 5 s.
 
-**Connection limit.** A worker holding ``RECSMITH_MAX_CONNECTIONS`` connections answers the next one at once with
-a ``503`` JSON error (``Connection: close``, ``Retry-After: 1``) and closes it, instead of running out of file
+**Connection limit.** A worker holding ``RECSMITH_MAX_CONNECTIONS`` connections makes room for a new one by
+closing the connection that has waited longest for its headers, else the longest idle keep-alive one (so slow
+clients cannot lock normal ones out); when every connection has a request in flight it answers the new one at once
+with a ``503`` JSON error (``Connection: close``, ``Retry-After: 1``) and closes it, instead of running out of file
 descriptors, which would break every other request. At start the soft ``RLIMIT_NOFILE`` is raised to the hard
 limit; each worker needs ``max_connections`` + :data:`FD_RESERVE` descriptors, and the limit is lowered (with a
 warning) to fit.
@@ -193,6 +195,8 @@ class _Throttled:
 
 _log_refused = _Throttled("refused %d connection(s) with 503: %d open, the limit is %d per worker "
                           "(RECSMITH_MAX_CONNECTIONS)")
+_log_evicted = _Throttled("closed %d connection(s) waiting for headers or idle, to make room for new ones: the "
+                          "limit is %d per worker (RECSMITH_MAX_CONNECTIONS)")
 _log_timed_out = _Throttled("closed %d slow connection(s): %s not received in time")
 
 
@@ -211,17 +215,37 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._phase = "idle"  # "headers" (a request, or the connection, has begun), "body", "idle"
         self._begun = False  # bytes of the current request have arrived
+        self._since = 0.0  # loop time the phase began
         self._refused = False
         self._lingers = False
 
     # connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) >= self.limits.max_connections:
+        if len(self.connections) >= self.limits.max_connections and not self._evict_one():
             self._refuse(transport)
             return
         super().connection_made(transport)
-        self._phase = "headers"
+        self._phase, self._since = "headers", self.loop.time()
         self._arm(self.limits.header_timeout, self._headers_timed_out)
+
+    def _evict_one(self) -> bool:
+        """Make room for a new connection: close the one waiting longest for its headers, else the longest idle
+        keep-alive one. False when every connection has a request in flight (the new one is refused)."""
+        victim, rank = None, None
+        for other in self.connections:
+            if not isinstance(other, GuardedHttpProtocol) or other.transport.is_closing():
+                continue
+            if other.cycle is not None and not other.cycle.response_complete:
+                continue  # a request in flight
+            order = {"headers": 0, "idle": 1}.get(other._phase)
+            if order is not None and (rank is None or (order, other._since) < rank):
+                victim, rank = other, (order, other._since)
+        if victim is None:
+            return False
+        self.connections.discard(victim)
+        victim.transport.close()
+        _log_evicted(self.limits.max_connections)
+        return True
 
     def _refuse(self, transport: asyncio.Transport) -> None:
         self._refused = True
@@ -258,7 +282,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._begun = True
         if self._phase != "headers":  # a keep-alive connection's next request; the first keeps its deadline
-            self._phase = "headers"
+            self._phase, self._since = "headers", self.loop.time()
             self._arm(self.limits.header_timeout, self._headers_timed_out)
 
     def on_headers_complete(self) -> None:
@@ -267,7 +291,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._phase = "idle"
+        self._phase, self._since = "idle", self.loop.time()
         self._begun = False
         self._disarm()
         super().on_message_complete()
