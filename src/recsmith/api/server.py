@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from recsmith.api.responses import error
@@ -351,7 +352,7 @@ class _BalancedServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await self.lifespan.startup()
         if self.lifespan.should_exit:
-            sys.exit(3)  # uvicorn's STARTUP_FAILURE
+            sys.exit(STARTUP_FAILURE)
         config, loop = self.config, asyncio.get_running_loop()
 
         def create_protocol() -> asyncio.Protocol:
@@ -361,7 +362,14 @@ class _BalancedServer(uvicorn.Server):
         self.servers = []
         self.sock.setblocking(False)
         self._accepting = loop.create_task(self._accept_loop(create_protocol))
+        self._accepting.add_done_callback(self._accepting_ended)
         self.started = True
+
+    def _accepting_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("worker %d stopped accepting connections; it stops (the server starts another)", os.getpid(),
+                         exc_info=task.exception())
+            self.should_exit = True
 
     async def _wait_readable(self) -> None:
         loop = asyncio.get_running_loop()
@@ -383,11 +391,10 @@ class _BalancedServer(uvicorn.Server):
                     conn, _ = self.sock.accept()
                 except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                     break
-                except OSError as exc:
-                    if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                        raise
-                    logger.warning("cannot accept a connection: %s; the file-descriptor limit is too low for "
-                                   "RECSMITH_MAX_CONNECTIONS", exc)
+                except OSError as exc:  # out of descriptors or memory, or another error: keep accepting later
+                    short = exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+                    logger.warning("cannot accept a connection: %s%s", exc, "; the file-descriptor limit is too "
+                                   "low for RECSMITH_MAX_CONNECTIONS" if short else "")
                     await asyncio.sleep(0.5)
                     break
                 conn.setblocking(False)
@@ -395,7 +402,8 @@ class _BalancedServer(uvicorn.Server):
                 self.balance.opened()
                 try:
                     await loop.connect_accepted_socket(create_protocol, conn)
-                except OSError:
+                except Exception:
+                    logger.exception("could not set up an accepted connection")
                     self.balance.closed()
                     conn.close()
                 if self.balance.over_share():
