@@ -5,6 +5,7 @@ Usage::
     python benchmarks/abuse.py                       # the issue's sizes; prints a table
     python benchmarks/abuse.py --check --out abuse.json   # exit 1 when a target is missed
     python benchmarks/abuse.py --quick               # small sizes, short phases: a check that it runs
+    python benchmarks/abuse.py --server-nofile 1024 --slow-connections 2200   # the issue's ulimit case
 
 Setup (a temporary ``RECSMITH_HOME`` unless ``--home``): ``serve_load.setup_small``, i.e. the bundled
 ml-latest-small as group ``movies`` with an ``item-knn`` campaign ``knn``, a filter ``genre``
@@ -12,8 +13,8 @@ ml-latest-small as group ``movies`` with an ``item-knn`` campaign ``knn``, a fil
 2`` on 127.0.0.1 (nothing else is contacted).
 
 A normal client sends recommendation requests with the read key on one keep-alive connection, one after another,
-for the whole run; its latencies are split by phase, and each phase also sends a few requests on new connections
-(``fresh``: a server out of connections fails those first). Phases:
+for the whole run; its latencies are split by phase, and during each phase a second client sends a request on a
+new connection every 0.2 s ("new connections ok/failed": a server out of connections fails those first). Phases:
 
 - baseline (``--baseline-seconds``);
 - (a) ``--unauthenticated`` (10,000) requests without a key to random groups
@@ -36,7 +37,7 @@ import http.client
 import json
 import random
 import resource
-import select
+import selectors
 import shutil
 import socket
 import statistics
@@ -59,6 +60,10 @@ P99_RATIO_TARGET = 5.0
 METRICS_BYTES_TARGET = 200_000
 RSS_TOLERANCE = 0.10
 MIB = 1 << 20
+FULL = {"baseline_seconds": 10.0, "unauthenticated": 10_000, "slow_connections": 1_000, "filter_requests": 1_000,
+        "big_bodies": 200, "attack_threads": 8, "phase_limit": 300.0}
+QUICK = {"baseline_seconds": 3.0, "unauthenticated": 300, "slow_connections": 100, "header_timeout": 2.0,
+         "filter_requests": 40, "big_bodies": 10, "attack_threads": 4, "phase_limit": 60.0}
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -168,10 +173,12 @@ class NormalClient(threading.Thread):
         conn.close()
 
 
-def fresh_probe(port: int, body: bytes, key: str, phase: Phase, count: int) -> None:
-    """``count`` normal requests, each on a new connection."""
+def fresh_probe(port: int, body: bytes, key: str, phase: Phase, done: threading.Event) -> None:
+    """Normal requests, each on a new connection, every 0.2 s until ``done`` (at most 1,000)."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    for _ in range(count):
+    for _ in range(1000):
+        if done.wait(0.2):
+            break
         conn = http.client.HTTPConnection(HOST, port, timeout=5)
         try:
             status, _ = request(conn, "POST", PATH, body, headers)
@@ -183,7 +190,6 @@ def fresh_probe(port: int, body: bytes, key: str, phase: Phase, count: int) -> N
             phase.fresh_failed += 1
         finally:
             conn.close()
-        time.sleep(0.05)
 
 
 def in_threads(count: int, threads: int, task: Callable[[int, http.client.HTTPConnection], None], port: int,
@@ -263,16 +269,19 @@ def attack_slow(port: int, args: argparse.Namespace, phase: Phase) -> None:
     hold = args.slow_seconds
     closed_at: dict[int, float] = {}
     deadline = time.perf_counter() + hold
-    while time.perf_counter() < deadline and len(closed_at) < len(socks):
-        waiting = [s for s in socks if s.fileno() not in closed_at]
-        ready, _, _ = select.select(waiting, [], [], min(0.5, max(0.0, deadline - time.perf_counter())))
-        for sock in ready:
-            try:
-                data = sock.recv(4096)
-            except OSError:
-                data = b""
-            if not data or b"\r\n\r\n" in data:
-                closed_at[sock.fileno()] = time.perf_counter() - started
+    with selectors.DefaultSelector() as selector:  # epoll: select() cannot watch descriptors over 1023
+        for sock in socks:
+            selector.register(sock, selectors.EVENT_READ)
+        while time.perf_counter() < deadline and len(closed_at) < len(socks):
+            for key, _ in selector.select(min(0.5, max(0.0, deadline - time.perf_counter()))):
+                sock = key.fileobj
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    data = b""
+                if not data or b"\r\n\r\n" in data:
+                    closed_at[sock.fileno()] = time.perf_counter() - started
+                    selector.unregister(sock)
     for sock in socks:
         sock.close()
     times = sorted(closed_at.values())
@@ -350,31 +359,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--check", action="store_true", help="Exit 1 when a target is missed.")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--port", type=int, default=18768)
-    parser.add_argument("--baseline-seconds", type=float, default=10.0)
-    parser.add_argument("--unauthenticated", type=int, default=10_000)
-    parser.add_argument("--slow-connections", type=int, default=1_000)
+    parser.add_argument("--baseline-seconds", type=float)
+    parser.add_argument("--unauthenticated", type=int, help="Requests of attack (a).")
+    parser.add_argument("--slow-connections", type=int, help="Connections of attack (b).")
     parser.add_argument("--slow-seconds", type=float, help="Hold the slow connections this long (default: the "
                         "header timeout + 5 s).")
     parser.add_argument("--header-timeout", type=float, help="RECSMITH_HEADER_TIMEOUT_SECONDS for the server "
-                        "(default: the server's own, 10 s).")
-    parser.add_argument("--filter-requests", type=int, default=1_000)
+                        "(default: the server's own, 10 s; 2 s with --quick).")
+    parser.add_argument("--server-nofile", type=int, help="Start the server under `ulimit -n N` (soft and hard), "
+                        "e.g. 1024 with --slow-connections 2200 as in the issue.")
+    parser.add_argument("--filter-requests", type=int, help="Requests of attack (c).")
     parser.add_argument("--filter-values", type=int, default=50, help="Distinct values per filter request.")
-    parser.add_argument("--big-bodies", type=int, default=200)
-    parser.add_argument("--attack-threads", type=int, default=8)
-    parser.add_argument("--phase-limit", type=float, default=300.0, help="Seconds an attack may take at most.")
+    parser.add_argument("--big-bodies", type=int, help="Bodies of attack (d).")
+    parser.add_argument("--attack-threads", type=int)
+    parser.add_argument("--phase-limit", type=float, help="Seconds an attack may take at most.")
     parser.add_argument("--ready-timeout", type=float, default=180.0)
     parser.add_argument("--home", type=Path, help="Use (and keep) this RECSMITH_HOME; done setup steps are skipped.")
     parser.add_argument("--out", type=Path, help="Write the results as JSON here.")
     args = parser.parse_args()
-    if args.quick:
-        args.baseline_seconds = min(args.baseline_seconds, 3.0)
-        args.unauthenticated = min(args.unauthenticated, 300)
-        args.slow_connections = min(args.slow_connections, 100)
-        args.header_timeout = args.header_timeout or 2.0
-        args.filter_requests = min(args.filter_requests, 40)
-        args.big_bodies = min(args.big_bodies, 10)
-        args.attack_threads = min(args.attack_threads, 4)
-        args.phase_limit = min(args.phase_limit, 60.0)
+    for name, value in (QUICK if args.quick else FULL).items():  # what was not given on the command line
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.slow_seconds is None:
         args.slow_seconds = (args.header_timeout or 10.0) + 5.0
     return args
@@ -411,6 +416,8 @@ def main() -> int:
             env["RECSMITH_HEADER_TIMEOUT_SECONDS"] = str(args.header_timeout)
         command = [*recsmith_command(), "serve", "--host", HOST, "--port", str(args.port), "--workers",
                    str(args.workers)]
+        if args.server_nofile:
+            command = ["sh", "-c", f'ulimit -n {int(args.server_nofile)} && exec "$@"', "sh", *command]
         with serve("recsmith", command, env, args.port, home / "abuse-serve.log", args.ready_timeout) as server:
             client = NormalClient(args.port, bodies, read_key)
             client.start()
@@ -423,10 +430,12 @@ def main() -> int:
                 log(f"{name} ...")
                 client.phase = phase
                 began = time.perf_counter()
-                probe = threading.Thread(target=fresh_probe, args=(args.port, bodies[0], read_key, phase, 10),
+                done = threading.Event()
+                probe = threading.Thread(target=fresh_probe, args=(args.port, bodies[0], read_key, phase, done),
                                          daemon=True)
                 probe.start()
                 action(phase)
+                done.set()
                 probe.join(30)
                 phase.seconds = time.perf_counter() - began
                 client.phase = None
@@ -472,7 +481,8 @@ def main() -> int:
               f"{row['fresh_connections_ok']}/{row['fresh_connections_failed']} | {json.dumps(measured)} | "
               f"{targets} |")
     print(f"\n- {'quick mode: small sizes, figures not comparable' if args.quick else 'full sizes'}; "
-          f"{args.workers} workers; total {time.perf_counter() - started:.0f} s")
+          f"{args.workers} workers; server file-descriptor limit "
+          f"{args.server_nofile or 'its own (raised to the hard limit)'}; total {time.perf_counter() - started:.0f} s")
     for miss in missed:
         print(f"- MISSED {miss}")
     if args.out:

@@ -4,9 +4,9 @@
 to one of them: with 4 keep-alive connections on 2 workers, all 4 land on one worker one run in 8 (measured with
 ``benchmarks/serve_load.py``: 424 against 913 req/s), because the hash places connections, not requests. Now the
 parent binds one socket and every worker accepts from it, and the workers share a count of their open
-connections (shared memory, one slot per worker): a worker holding more than the least loaded one lets
-:data:`BALANCE_GRACE_SECONDS` pass before it takes a waiting connection, so the others take it first; if none
-does (its loop is busy), the busier worker takes it after all, and nothing waits longer than that. uvicorn's own
+connections (shared memory, one slot per worker): a worker holding more than the least loaded one leaves a
+waiting connection to the others for up to :data:`BALANCE_GRACE_SECONDS`, so they take it first; if none does
+(its loop is busy), the busier worker takes it after all, and nothing waits longer than that. uvicorn's own
 ``--workers`` shares one socket too, without the counts, and under keep-alive load the first worker to wake took
 whole bursts of connections (3 of 4 runs unbalanced).
 
@@ -70,6 +70,8 @@ FD_RESERVE = 200
 and files, the metrics files, Redis, logs, refused connections being closed."""
 BALANCE_GRACE_SECONDS = 0.05
 """How long a worker holding more connections than another leaves a waiting connection to the others."""
+BALANCE_POLL_SECONDS = 0.001
+"""Meanwhile it looks at the counts this often, and takes the connection as soon as it is no longer the busier."""
 REFUSED_LINGER_SECONDS = 1.0
 """A refused connection stays open this long (reading and dropping what the client sends) so that the client
 reads the 503 instead of a reset; at most :data:`MAX_LINGERING` at a time per worker, the rest close at once."""
@@ -384,8 +386,10 @@ class _BalancedServer(uvicorn.Server):
         loop = asyncio.get_running_loop()
         while True:
             await self._wait_readable()
-            if self.balance.over_share():
-                await asyncio.sleep(BALANCE_GRACE_SECONDS)  # a less loaded worker takes it; else this one does
+            waited = 0.0
+            while self.balance.over_share() and waited < BALANCE_GRACE_SECONDS:  # a less loaded worker takes it,
+                await asyncio.sleep(BALANCE_POLL_SECONDS)                         # else this one does after all
+                waited += BALANCE_POLL_SECONDS
             for _ in range(64):  # a burst, while this worker's share allows
                 try:
                     conn, _ = self.sock.accept()
