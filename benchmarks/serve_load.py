@@ -198,8 +198,8 @@ def timed(state: dict[str, Any], step: str, started: float) -> None:
     state.setdefault("setup_seconds", {})[step] = round(time.perf_counter() - started, 2)
 
 
-def setup_data(home: Path, state: dict[str, Any], log: Any) -> None:
-    """Datasets and trained versions (what exists without the server): idempotent through ``state``."""
+def setup_movies(home: Path, state: dict[str, Any], log: Any) -> None:
+    """The bundled ml-latest-small as group ``movies`` with an ``item-knn`` version; idempotent through ``state``."""
     if "movies" not in state:
         started = time.perf_counter()
         log("setup: datasets load ml-latest-small -> movies; train item-knn")
@@ -208,6 +208,32 @@ def setup_data(home: Path, state: dict[str, Any], log: Any) -> None:
         state["movies"] = {"versions": [version["id"]], "artifacts": [version["artifact_uri"]]}
         timed(state, "movies", started)
         save_state(home, state)
+
+
+def setup_small(home: Path, state: dict[str, Any], log: Any) -> None:
+    """The small set-up of ``benchmarks/balance.py`` and ``benchmarks/abuse.py``: :func:`setup_movies`, campaign
+    ``movies/knn``, filter ``movies/genre``, an admin key and a read key of ``movies`` (``state["small"]["key"]``,
+    ``["read_key"]``); idempotent through ``state``."""
+    setup_movies(home, state, log)
+    if "small" in state:
+        return
+    started = time.perf_counter()
+    log("setup: campaign movies/knn, filter movies/genre, admin and read keys")
+    version = str(state["movies"]["versions"][0])
+    cli(home, "campaign", "create", "--dataset-group", "movies", "--name", "knn", "--solution-version", version,
+        "--json")
+    cli(home, "filter", "create", "--dataset-group", "movies", "--name", "genre", "--expression", FILTER_EXPRESSION,
+        "--json")
+    state["small"] = {"key": cli(home, "keys", "create", "--role", "admin", "--json")["key"],
+                      "read_key": cli(home, "keys", "create", "--role", "read", "--dataset-group", "movies",
+                                      "--json")["key"]}
+    timed(state, "small serving", started)
+    save_state(home, state)
+
+
+def setup_data(home: Path, state: dict[str, Any], log: Any) -> None:
+    """Datasets and trained versions (what exists without the server): idempotent through ``state``."""
+    setup_movies(home, state, log)
     if "synth" not in state:
         started = time.perf_counter()
         log("setup: synthetic 50k users x 20k items x 1M events -> synth; items with GENRES; train als twice")

@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     """The most refused requests (401, 403) each server process writes to the audit log per minute; the rest are
     counted in one ``audit.suppressed`` entry, so that a flood of bad requests cannot fill the disk."""
 
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """``recsmith serve``: a connection, or a request from its first byte, must send its headers within this
+    many seconds, else it gets a 408 and is closed (slow or half-sent requests)."""
+
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """``recsmith serve``: after its headers, a request must send its whole body within this many seconds."""
+
+    max_connections: int = Field(default=1000, ge=1)
+    """``recsmith serve``: open connections per worker process; more are refused at once with a 503. Each worker
+    needs this many file descriptors plus about 200 (``ulimit -n``); the server lowers it to fit the limit."""
+
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod
     def _lower_synchronous(cls, value: object) -> object:

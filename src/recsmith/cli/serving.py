@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -265,15 +263,18 @@ def serve(
     store = open_store(settings)
     _first_admin_key(store, settings)
     store.close()
-    metrics_dir = Path(tempfile.mkdtemp(prefix="recsmith-metrics-"))
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # the workers share their metrics through it
-    err.print(f"serving on http://{host}:{port} with {workers} worker(s); docs at http://{host}:{port}/docs")
-    try:
-        server.run(host, port, workers, log_level)
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from None
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    limits = server.connection_limits(settings.header_timeout_seconds, settings.body_timeout_seconds,
+                                      settings.max_connections)
+    with server.metrics_folder() as metrics_dir:  # removes dead servers' folders first, and its own at the end
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # the workers share their metrics through it
+        docs = "/docs" if settings.docs else "/openapi.json (RECSMITH_DOCS=1 serves /docs)"
+        err.print(f"serving on http://{host}:{port} with {workers} worker(s); API at http://{host}:{port}{docs}; "
+                  f"up to {limits.max_connections} connections per worker (file-descriptor limit "
+                  f"{limits.fd_limit or 'unlimited'} per process)")
+        try:
+            server.run(host, port, workers, log_level, limits)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from None
 
 
 # --------------------------------------------------------------------------------------------- events
