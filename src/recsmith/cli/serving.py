@@ -256,7 +256,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
-    """Serve the campaigns over HTTP (OpenAPI docs at /docs). The first start prints an admin API key."""
+    """Serve the campaigns over HTTP (OpenAPI at /openapi.json); a first start without keys makes an admin key."""
     from recsmith.api import server
 
     settings = Settings()
