@@ -55,7 +55,7 @@ def test_events_put_refuses_nul_characters(cli, db_url, tmp_path):
                       '"sent_at": 1}\n')
     result = cli("events", "put", source, "-g", "shop")
     assert result.exit_code == 1
-    assert "line 1: user_id: 'u\\x00' holds a NUL character" in " ".join(result.output.split())
+    assert "line 1: user_id: holds a NUL character" in " ".join(result.output.split())
     source.write_text('{"user_id": "u1", "session_id": "s1", "event_type": "view", "item_id": "a", "sent_at": 1, '
                       '"properties": {"note": "x\\u0000y"}}\n')
     result = cli("events", "put", source, "-g", "shop")

@@ -25,6 +25,7 @@ from recsmith.api.metrics import Metrics
 from recsmith.api.middleware import BodyLimit, RequestMetrics, ServerErrors
 from recsmith.api.responses import error
 from recsmith.api.routes import audit, campaigns, catalog, events, filters, health, recommendations
+from recsmith.api.routing import remember_routes
 from recsmith.api.schemas import V1_ERRORS
 from recsmith.errors import FilterError, NotFoundError, RecsmithError, UnknownIdError
 from recsmith.jobs.runs import fail_abandoned_jobs
@@ -158,9 +159,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     _install_error_handlers(app)
     app.include_router(health.router)
-    for router in (health.admin_router, recommendations.router, campaigns.router, filters.router, events.router,
-                   catalog.router, audit.router):
+    v1 = (health.admin_router, recommendations.router, campaigns.router, filters.router, events.router,
+          catalog.router, audit.router)
+    for router in v1:
         app.include_router(router, responses=V1_ERRORS)
+    remember_routes(app, [route for router in (health.router, *v1) for route in router.routes])
     # added innermost first: the audit entry is written before the answer leaves; metrics see every answer; a
     # missing key is refused before the body is read
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -14,7 +14,6 @@ store and the serving pipeline can be stored and computed with (a bad value is a
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Annotated, Any, Self
 
@@ -28,23 +27,26 @@ from recsmith.data.filters import (
     FILTER_MAX_VALUE_LENGTH,
     FILTER_MAX_VALUES,
 )
+from recsmith.data.values import number_problem, text_problem
 
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
 
 def check_text(value: str) -> str:
-    """``value`` if the store can keep it: no NUL character and no lone surrogate (a validation error, so a 422
-    naming the field, otherwise)."""
-    if "\x00" in value:
-        raise PydanticCustomError("nul_character", "must not contain a NUL character (\\u0000) at position "
-                                  "{position}: the store cannot keep it", {"position": value.index("\x00")})
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise PydanticCustomError("lone_surrogate", "is not valid Unicode: a lone surrogate ({char}) at position "
-                                  "{position}; send UTF-8 text",
-                                  {"char": f"\\u{ord(value[exc.start]):04x}", "position": exc.start}) from None
+    """``value`` if the store can keep it (:func:`recsmith.data.values.text_problem`): a validation error, so a 422
+    naming the field, otherwise."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("unstorable_text", "{problem}", {"problem": problem})
+    return value
+
+
+def check_number(value: float) -> float:
+    """``value`` if it is finite (:func:`recsmith.data.values.number_problem`): a validation error otherwise."""
+    problem = number_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("finite_number", "{value} {problem}", {"value": str(value), "problem": problem})
     return value
 
 
@@ -55,8 +57,8 @@ def check_json(value: Any) -> Any:
         return check_text(value)
     if isinstance(value, bool) or value is None:
         return value
-    if isinstance(value, float) and not math.isfinite(value):
-        raise PydanticCustomError("finite_number", "must be a finite number, not {value}", {"value": str(value)})
+    if isinstance(value, float):
+        return check_number(value)
     if isinstance(value, int) and not -INT64_MAX - 1 <= value <= INT64_MAX:
         raise PydanticCustomError("int64", "must fit in 64 bits (at most 9223372036854775807 in size)")
     if isinstance(value, dict):
@@ -107,8 +109,8 @@ def check_filter_value(value: Any) -> Any:
 
 Text = Annotated[str, AfterValidator(check_text)]
 """A string the store can keep (see :func:`check_text`)."""
-Number = Annotated[float, Field(allow_inf_nan=False)]
-"""A finite float."""
+Number = Annotated[float, Field(allow_inf_nan=True), AfterValidator(check_number)]  # parsed, then refused: one message
+"""A finite float (:func:`check_number`)."""
 Int64 = Annotated[int, Field(ge=-INT64_MAX - 1, le=INT64_MAX)]
 """An integer that fits the database's BIGINT."""
 RowId = Annotated[int, Field(ge=1, le=INT32_MAX)]

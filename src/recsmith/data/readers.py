@@ -40,6 +40,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from recsmith.data.schema import REQUIRED, Schema, SchemaField
+from recsmith.data.values import text_problem
 from recsmith.errors import ConfigError, DataError
 
 __all__ = ["FORMATS", "ReadResult", "Reject", "detect_format", "mask_secrets", "mask_url", "read_dataset", "read_sql",
@@ -795,15 +796,12 @@ def _read_jsonl_slow(source: str, data: bytes, on_error: OnError, rejects: list[
 
 def _check_unicode(record: dict[str, Any]) -> None:
     """ValueError when a JSON record holds a string that is not valid Unicode (an unpaired surrogate such as
-    ``"\\ud800"``, which no database can store)."""
+    ``"\\ud800"``, which no database can store: :func:`recsmith.data.values.text_problem`)."""
     for key, value in record.items():
         for text in (key, value) if isinstance(value, str) else (key,):
-            try:
-                str(text).encode("utf-8")
-            except UnicodeEncodeError as exc:
-                bad = str(text)[exc.start]
-                raise ValueError(f"field {str(key).encode('utf-8', 'backslashreplace').decode()!r} holds an "
-                                 f"unpaired surrogate \\u{ord(bad):04x}, which is not valid Unicode") from None
+            problem = text_problem(str(text).replace("\x00", ""))  # NUL: refused per column, naming the field
+            if problem is not None:
+                raise ValueError(f"field {str(key).encode('utf-8', 'backslashreplace').decode()!r} {problem}")
 
 
 # ------------------------------------------------------------------------------------------ validation

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from recsmith.data.values import number_problem, text_problem
 from recsmith.errors import DataError
 
 __all__ = ["check_event", "event_id", "event_rows"]
@@ -22,21 +22,15 @@ def _refused(field: str, value: Any, reason: str) -> DataError:
 
 
 def _check_text(field: str, value: Any) -> None:
-    if not isinstance(value, str):
-        return
-    if "\x00" in value:
-        raise _refused(field, value, "holds a NUL character (\\x00), which PostgreSQL cannot store; remove it")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise _refused(field, value, f"holds an unpaired surrogate \\u{ord(value[exc.start]):04x}, which is not "
-                                     "valid Unicode") from None
+    problem = text_problem(value) if isinstance(value, str) else None
+    if problem is not None:
+        raise _refused(field, value, problem)
 
 
 def _check_number(field: str, value: Any) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise _refused(field, value, "is not a finite number (inf, -inf and NaN are refused: they cannot be "
-                                     "trained on)")
+    problem = number_problem(value)
+    if problem is not None:
+        raise _refused(field, value, problem)
 
 
 def check_event(user_id: str | None, session_id: str, event: Mapping[str, Any], where: str = "events[0]") -> None:
