@@ -232,9 +232,9 @@ class LiveRecords:
         with self.begin() as conn:
             self._secure_delete(conn)
             watermark = self._deletion_watermark(conn, group_id)
+            # no "session_id IS NOT NULL" in SQL: it made SQLite read the partial session index of the whole group
             sessions = sorted(v for v in conn.execute(sa.select(i.c.session_id).distinct().where(
-                i.c.dataset_group_id == group_id, i.c.user_id == user_id, i.c.session_id.is_not(None))).scalars()
-                if v != user_id)
+                i.c.dataset_group_id == group_id, i.c.user_id == user_id)).scalars() if v is not None and v != user_id)
             anonymous: set[str] = set()  # linked sessions with anonymous events: stored under the session id
             for chunk in _chunks(sessions):
                 anonymous.update(conn.execute(sa.select(i.c.user_id).distinct().where(
