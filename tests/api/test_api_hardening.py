@@ -116,9 +116,9 @@ def start(store: Store, settings: Settings, version: int) -> tuple[Served, uvico
     return served, server, thread
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    settings = Settings(home=tmp_path_factory.mktemp("hardening") / "home")
+@contextmanager
+def served_with(settings: Settings) -> Iterator[Served]:
+    """A store made from ``settings`` with the trained campaign of :func:`deploy`, served until the block ends."""
     store = Store.from_settings(settings)
     store.migrate()
     version = deploy(store, settings)
@@ -129,6 +129,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         server.should_exit = True
         thread.join(timeout=20)
         store.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with served_with(Settings(home=tmp_path_factory.mktemp("hardening") / "home")) as running:
+        yield running
 
 
 def assert_error(response: httpx.Response, status: int, field: str | None = None) -> dict:
@@ -497,16 +503,8 @@ def served_on_postgres(tmp_path_factory: pytest.TempPathFactory, suffix: str) ->
     admin.dispose()
     home = tmp_path_factory.mktemp(f"pg-{suffix}") / "home"
     settings = Settings(home=home, database_url=url.set(database=name).render_as_string(hide_password=False))
-    store = Store.from_settings(settings)
-    store.migrate()
-    version = deploy(store, settings)
-    running, server, thread = start(store, settings, version)
-    try:
+    with served_with(settings) as running:
         yield running
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        store.close()
 
 
 @pytest.fixture(scope="module")

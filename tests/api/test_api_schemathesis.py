@@ -24,11 +24,10 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from test_api_hardening import GROUP, Served, deploy, served_on_postgres, start  # tests/api is on sys.path
+from test_api_hardening import GROUP, Served, served_on_postgres, served_with  # tests/api is on sys.path
 
 from recsmith.api.app import create_app
 from recsmith.settings import Settings
-from recsmith.store.store import Store
 
 EXAMPLES = int(os.environ.get("RECSMITH_SCHEMATHESIS_EXAMPLES", "50"))
 """Generated requests per operation and key (positive and negative data together)."""
@@ -40,17 +39,8 @@ OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    settings = Settings(home=tmp_path_factory.mktemp("schemathesis") / "home")
-    store = Store.from_settings(settings)
-    store.migrate()
-    version = deploy(store, settings)
-    running, server, thread = start(store, settings, version)
-    try:
+    with served_with(Settings(home=tmp_path_factory.mktemp("schemathesis") / "home")) as running:
         yield running
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-        store.close()
 
 
 def _strategy(operation: Any) -> Any:
