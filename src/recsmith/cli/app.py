@@ -35,6 +35,22 @@ app = typer.Typer(
 
 out = Console()
 err = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from recsmith import __version__
+
+        print(f"recsmith {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print recsmith's version and exit.")] = False,
+) -> None:
+    """Options of ``recsmith`` itself, before any command."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 GroupOption = Annotated[str, typer.Option("--dataset-group", "-g", help="Dataset group name.")]
