@@ -305,3 +305,19 @@ def test_a_recipe_purge_cannot_rewrite_is_marked_as_needing_retraining(store: St
     stored = store.get_solution_version(version["id"])
     assert stored["status"] == "ACTIVE" and stored["error"].startswith("needs retraining")
     assert stored["artifact_uri"] == version["artifact_uri"]  # untouched: campaigns keep hiding the user
+
+
+def test_purge_models_keeps_encrypted_artifacts_encrypted(store: Store, settings: Settings) -> None:
+    key = "ab" * 32  # RECSMITH_ENCRYPTION_KEY as 64 hex digits
+    encrypted = Settings(home=settings.home, encryption_key=key)
+    store.erasure_settings = encrypted
+    group = store.create_dataset_group("g")
+    _load_synthetic(store, group.id)
+    version = train_solution_version(store, encrypted, "g", "als", {"factors": 4, "epochs": 2}, with_metrics=False)
+    assert VICTIM in TrainedModel.load(version["artifact_uri"], encryption_key=key).users
+    store.delete_user(group.id, VICTIM)
+    report = purge_models(store, encrypted, "g")
+    assert report.rewritten == {version["id"]: 2}  # the victim and their anonymous session
+    rewritten = store.get_solution_version(version["id"])["artifact_uri"]
+    assert (Path(rewritten) / "meta.json").read_bytes().startswith(b"RSMAES1\n")  # written encrypted again
+    assert VICTIM not in TrainedModel.load(rewritten, encryption_key=key).users

@@ -1,4 +1,4 @@
-"""Erasure from trained models: ``recsmith users delete GROUP USER --purge-models``.
+"""Erasure from trained models: ``recsmith users delete USER -g GROUP --purge-models``.
 
 Deleting a user (:meth:`recsmith.store.store.Store.delete_user`) removes them from the store, so the next
 training does not see them (Personalize's data deletion job: "deleted from the next trained model"), and leaves
@@ -114,7 +114,7 @@ def purge_models(store: Store, settings: Settings, group: str, *, now: datetime 
             _delete_artifact(store, version)
             report.deleted.append(version_id)
         elif len(tombstones):
-            removed = _rewrite(store, version, tombstones.marks)
+            removed = _rewrite(store, version, tombstones.marks, settings.encryption_key)
             if removed is None:
                 report.needs_retraining.append(version_id)
             elif removed:
@@ -130,11 +130,12 @@ def _delete_artifact(store: Store, version: dict[str, Any]) -> None:
     logger.info("solution version %s: superseded artifact %s deleted", version["id"], version["artifact_uri"])
 
 
-def _rewrite(store: Store, version: dict[str, Any], marks: dict[str, int]) -> int | None:
+def _rewrite(store: Store, version: dict[str, Any], marks: dict[str, int], encryption_key: Any = None) -> int | None:
     """Rewrite the version's artifact without the deleted users it knows; how many were removed (0: none known,
-    nothing written), or None when its recipe's artifact cannot be rewritten (the version is marked)."""
+    nothing written), or None when its recipe's artifact cannot be rewritten (the version is marked). An encrypted
+    artifact (``RECSMITH_ENCRYPTION_KEY``) is read with the key and written encrypted again."""
     old = Path(version["artifact_uri"])
-    model = TrainedModel.load(old)
+    model = TrainedModel.load(old, encryption_key=encryption_key)
     last_event = model.meta.get("last_interaction_id")
     key = store.erasure_key
     users = np.asarray(model.users.ids, dtype=object)
@@ -157,7 +158,7 @@ def _rewrite(store: Store, version: dict[str, Any], marks: dict[str, int]) -> in
                                "erased_users": int(model.meta.get("erased_users", 0)) + int(drop.sum())}
     rewritten = TrainedModel(recipe, Vocabulary(users[keep].tolist()), model.items, model.popularity, meta)
     target = _next_folder(old)
-    rewritten.save(target)
+    rewritten.save(target, encryption_key=encryption_key)
     store.update_solution_version(int(version["id"]), artifact_uri=str(target), num_users=int(keep.sum()),
                                   num_interactions=int(recipe.train_matrix_.nnz))
     shutil.rmtree(old, ignore_errors=True)  # processes still serving it keep their mapped pages until they reload
