@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from serve_load import home_env, load_state, read_catalogue, recsmith_command, serve, setup_small
+from serve_load import home_env, load_state, read_catalogue, recsmith_command, serve, setup_small, tree_cpu
 
 HOST = "127.0.0.1"
 PATH = "/v1/dataset-groups/movies/campaigns/knn/recommendations"
@@ -67,20 +67,6 @@ QUICK = {"baseline_seconds": 3.0, "unauthenticated": 300, "slow_connections": 10
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def children(pid: int) -> list[int]:
-    """The server's child processes (its workers, and multiprocessing's resource tracker)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                text = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(text[text.rindex(")") + 2:].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def rss_bytes(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -92,8 +78,8 @@ def rss_bytes(pid: int) -> int | None:
 
 
 def worker_rss(server_pid: int) -> dict[int, int]:
-    """RSS of each worker (the children over 50 MB: a worker imports numpy, FastAPI and a model)."""
-    sizes = {pid: rss_bytes(pid) for pid in children(server_pid)}
+    """RSS of each worker (the server's descendants over 50 MB: a worker imports numpy, FastAPI and a model)."""
+    sizes = {pid: rss_bytes(pid) for pid in tree_cpu(server_pid) if pid != server_pid}
     return {pid: size for pid, size in sizes.items() if size and size > 50 * MIB}
 
 

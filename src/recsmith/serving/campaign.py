@@ -21,7 +21,6 @@ import math
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,6 +88,9 @@ class LoadedCampaign:
     hidden_users : frozenset of str
         Keyed hashes (:meth:`~recsmith.store.store.Store.entity_hash`) of the users deleted after training:
         answered as users the model never saw.
+    item_hashes : dict or None
+        Keyed hash -> index of every model item, made the first time an item tombstone needs it and carried to the
+        snapshots a catalogue refresh makes (~1 µs an item).
     artifact_uri : str
         The artifact loaded (a version's artifact rewritten by ``recsmith users delete --purge-models`` moves:
         the next sync loads the new one).
@@ -109,6 +111,7 @@ class LoadedCampaign:
     fresh: tuple[str, ...] = ()
     visible_items: np.ndarray | None = None
     hidden_users: frozenset[str] = frozenset()
+    item_hashes: dict[str, int] | None = None
     artifact_uri: str = ""
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -183,9 +186,10 @@ def load_version(store: Store, version_id: int, *, encryption_key: Any = None) -
                          "recipe": version["recipe"], "config": {}}, encryption_key)
 
 
-def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event: int | None) -> dict[str, Any]:
+def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event: int | None,
+                    item_hashes: dict[str, int] | None = None) -> dict[str, Any]:
     """The catalogue part of a :class:`LoadedCampaign`: item metadata (items put since training appended),
-    deleted items and users."""
+    deleted items and users; ``item_hashes`` are the model's items' keyed hashes when already made."""
     version = store.live_state(group_id).catalog_version  # first: a change made meanwhile triggers another read
     metadata = store.read_items(group_id)
     fresh = tuple(reversed([item for item in metadata if item not in model.items]))  # latest stored first
@@ -194,8 +198,10 @@ def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event
     visible = None
     tombstones = store.deletions(group_id, "item")
     if len(tombstones):  # tombstones hold keyed hashes: look them up among the model's items' hashes
-        index = _item_hashes(model, store.erasure_key)
-        deleted = [index[hashed] for hashed in tombstones.hashes() if hashed in index]
+        if item_hashes is None:
+            item_hashes = {keyed_hash(store.erasure_key, str(item)): position
+                           for position, item in enumerate(model.items.ids)}
+        deleted = [item_hashes[hashed] for hashed in tombstones.hashes() if hashed in item_hashes]
         if deleted:
             visible = np.ones(len(model.items), dtype=bool)
             visible[deleted] = False
@@ -204,28 +210,7 @@ def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event
     users = frozenset(hashed for hashed, mark in store.deletions(group_id, "user").marks.items()
                       if last_event is None or mark >= last_event)
     return {"catalog": catalog, "metadata": metadata, "catalog_version": version, "fresh": fresh,
-            "visible_items": visible, "hidden_users": users}
-
-
-_ITEM_HASHES: dict[int, tuple[weakref.ref[TrainedModel], bytes, dict[str, int]]] = {}
-_ITEM_HASHES_LOCK = threading.RLock()  # re-entrant: a weakref callback may run during a collection under it
-
-
-def _item_hashes(model: TrainedModel, key: bytes) -> dict[str, int]:
-    """Keyed hash -> index of every item of the model (made once per loaded model, ~1 µs an item; forgotten with
-    the model)."""
-    with _ITEM_HASHES_LOCK:
-        cached = _ITEM_HASHES.get(id(model))
-        if cached is None or cached[0]() is not model or cached[1] != key:
-            index = {keyed_hash(key, str(item)): position for position, item in enumerate(model.items.ids)}
-
-            def forget(ref: weakref.ref[TrainedModel], number: int = id(model)) -> None:
-                with _ITEM_HASHES_LOCK:
-                    if number in _ITEM_HASHES and _ITEM_HASHES[number][0] is ref:
-                        del _ITEM_HASHES[number]
-
-            cached = _ITEM_HASHES[id(model)] = (weakref.ref(model, forget), key, index)
-    return cached[2]
+            "visible_items": visible, "hidden_users": users, "item_hashes": item_hashes}
 
 
 class CampaignRuntime:
@@ -299,7 +284,8 @@ class CampaignRuntime:
     def _refresh(self, key: tuple[str, str], current: LoadedCampaign) -> None:
         """Swap in the campaign with its group's catalogue read again (new items, deletions)."""
         try:
-            fields = _catalog_fields(self.store, current.model, current.group_id, current.last_event)
+            fields = _catalog_fields(self.store, current.model, current.group_id, current.last_event,
+                                     current.item_hashes)
         except Exception:
             logger.exception("campaign %s/%s: reading the catalogue failed", *key)
             return
