@@ -1,10 +1,16 @@
 """The errors recsmith raises.
 
 Every error is a :class:`RecsmithError` and also subclasses the matching builtin, so callers may catch
-either. Messages say what was wrong, the value, where (file, line, field) and how to fix it.
+either. Messages say what was wrong, the value, where (file, line, field) and how to fix it; advice that
+depends on the interface (a CLI flag, an HTTP body field, a keyword argument) travels as :class:`Advice`.
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 
 class RecsmithError(Exception):
@@ -48,3 +54,88 @@ class ArtifactIntegrityError(DataError):
 
 class ArtifactKeyError(ConfigError):
     """An encrypted artifact cannot be read with the configured ``RECSMITH_ENCRYPTION_KEY`` (none, or another)."""
+
+
+@dataclass(frozen=True)
+class Advice:
+    """How to fix an error, as data, so that each interface words it in its own terms: the CLI names its flags
+    (``--map COLOR=-``, ``--filter-value GENRE=...``), HTTP the body fields (``properties.COLOR``,
+    ``filter_values.GENRE``), Python the keyword arguments (``column_map=``, ``filter_values=``).
+
+    The check that finds the problem runs once, wherever it lives, and attaches an ``Advice`` with
+    :func:`advise`; the error's message ends with the Python wording, and an interface rewords it with
+    :func:`reworded` (``recsmith.cli.app.handle_errors``, the HTTP API's error handler).
+
+    Attributes
+    ----------
+    kind : {"unknown_field", "missing_field", "filter_value", "current_item"}
+        ``unknown_field``: a record has a field its dataset's schema lacks; ``missing_field``: records lack a
+        field the schema requires; ``filter_value``: an ``INCLUDE`` filter's ``$PARAM`` has no value;
+        ``current_item``: a ``CurrentItem`` filter on a request that names no item.
+    name : str
+        The field or parameter (for ``current_item``, the item field the filter reads).
+    dataset : str or None
+        ``"users"``, ``"items"`` or ``"interactions"`` for a field.
+    names : tuple of str
+        What exists instead: the schema's fields (``unknown_field``), the source's columns (``missing_field``),
+        the filter's parameters (``filter_value``).
+    """
+
+    kind: str
+    name: str
+    dataset: str | None = None
+    names: tuple[str, ...] = ()
+
+    def nearest(self, exclude: tuple[str, ...] = ()) -> str | None:
+        """The name in :attr:`names` (less ``exclude``) closest to :attr:`name` ignoring case, or None when
+        none is close (:func:`difflib.get_close_matches`, cutoff 0.6)."""
+        candidates = {n.upper(): n for n in self.names if n not in exclude and n != self.name}
+        found = difflib.get_close_matches(self.name.upper(), list(candidates), n=1, cutoff=0.6)
+        return candidates[found[0]] if found else None
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def advise(error: E, advice: Advice, wording: str) -> E:
+    """Attach ``advice`` to ``error``: its message becomes ``"<message>; <wording>"``, ``wording`` being the
+    advice in Python's terms; :func:`reworded` swaps it for another interface's.
+
+    Parameters
+    ----------
+    error : Exception
+        The error, its message saying what is wrong (without the advice).
+    advice : Advice
+        What the caller can do, as data.
+    wording : str
+        The advice for a Python caller (keyword arguments).
+
+    Returns
+    -------
+    Exception
+        ``error``, to be raised (with ``advice`` and ``problem``, the message before the advice, set on it).
+    """
+    problem = str(error)
+    error.advice = advice  # type: ignore[attr-defined]
+    error.problem = problem  # type: ignore[attr-defined]
+    error.args = (f"{problem}; {wording}",)
+    return error
+
+
+def reworded(error: BaseException, wording: Callable[[Advice], str | None]) -> str:
+    """``error``'s message with its advice in an interface's terms.
+
+    Parameters
+    ----------
+    error : Exception
+        Any error; one without :class:`Advice` keeps its message.
+    wording : callable
+        ``Advice -> str``: the interface's wording, or None to keep the error's own.
+
+    Returns
+    -------
+    str
+    """
+    advice = getattr(error, "advice", None)
+    text = wording(advice) if isinstance(advice, Advice) else None
+    return str(error) if text is None else f"{error.problem}; {text}"  # type: ignore[attr-defined]

@@ -1,8 +1,9 @@
 """``create_app(settings)``: the FastAPI application, its lifespan (store + campaign runtime) and error mapping.
 
 Errors are mapped to HTTP once, here and in :mod:`recsmith.api.middleware`: recsmith's
-``NotFoundError``/``UnknownIdError`` → 404, other ``RecsmithError`` (bad filter, bad value, bad name) → 400,
-request validation → 422 naming the field, no valid key → 401, a body over the limit → 413, no route → 404, a
+``NotFoundError``/``UnknownIdError`` → 404, other ``RecsmithError`` (bad filter, bad value, bad name) → 400 (with
+any :class:`~recsmith.errors.Advice` worded in request fields: :func:`~recsmith.api.responses.http_advice`), a body
+that is not JSON → 400 naming the line and column, request validation → 422 naming the field, no valid key → 401, a body over the limit → 413, no route → 404, a
 method the route lacks → 405, a full disk → 503, anything else → 500 (logged with its traceback). Every error
 body is ``{"error": {"status", "message", "field"?}}``.
 """
@@ -23,11 +24,11 @@ from recsmith.api.audit import AuditLog
 from recsmith.api.auth import KeyChecker, RequireKey
 from recsmith.api.metrics import Metrics
 from recsmith.api.middleware import BodyLimit, RequestMetrics, ServerErrors
-from recsmith.api.responses import error
+from recsmith.api.responses import error, http_advice
 from recsmith.api.routes import audit, campaigns, catalog, events, filters, health, recommendations
 from recsmith.api.routing import remember_routes
 from recsmith.api.schemas import V1_ERRORS
-from recsmith.errors import FilterError, NotFoundError, RecsmithError, UnknownIdError
+from recsmith.errors import Advice, FilterError, NotFoundError, RecsmithError, UnknownIdError, reworded
 from recsmith.jobs.runs import fail_abandoned_jobs
 from recsmith.serving.campaign import CampaignRuntime
 from recsmith.settings import Settings
@@ -45,9 +46,25 @@ def _field(loc: tuple[Any, ...]) -> str | None:
     return ".".join(parts) or None
 
 
+def _json_problem(text: Any, item: dict[str, Any]) -> str:
+    """``invalid JSON at line L, column C: <json's message>`` for FastAPI's ``json_invalid`` error (the offset
+    counted in characters of ``text``, the body as decoded; lines and columns from 1, as :mod:`json` counts)."""
+    loc = item.get("loc", ())
+    offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    reason = str((item.get("ctx") or {}).get("error") or "not JSON")
+    if offset is None or not isinstance(text, str):
+        return f"invalid JSON: {reason}"
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"invalid JSON at line {line}, column {column}: {reason}"
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> Any:
+        not_json = next((item for item in exc.errors() if item.get("type") == "json_invalid"), None)
+        if not_json is not None:  # FastAPI's: loc ("body", offset), the text in exc.body, json's message in ctx
+            return error(400, _json_problem(exc.body, not_json), field="body")
         problems = []
         for item in exc.errors():
             field = _field(tuple(item.get("loc", ())))
@@ -77,10 +94,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error(500, "internal error: the server logged the details")
 
     @app.exception_handler(RecsmithError)
-    async def recsmith_error(_: Request, exc: RecsmithError) -> Any:
+    async def recsmith_error(request: Request, exc: RecsmithError) -> Any:
         status = 404 if isinstance(exc, NotFoundError | UnknownIdError) else 400
         field = "filter" if isinstance(exc, FilterError) else getattr(exc, "field", None)  # a record's bad field
-        return error(status, str(exc), field=field)
+        advice = getattr(exc, "advice", None)
+        worded = http_advice(advice, request.method) if isinstance(advice, Advice) else None
+        if worded is None:
+            return error(status, str(exc), field=field)
+        return error(status, reworded(exc, lambda _: worded[0]), field=worded[1])
 
 
 def _openapi(app: FastAPI) -> Any:

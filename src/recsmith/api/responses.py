@@ -1,4 +1,4 @@
-"""Fast JSON responses (orjson) and the error body every failure shares."""
+"""Fast JSON responses (orjson), the error body every failure shares, and errors' advice in HTTP's terms."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
+
+from recsmith.errors import Advice
 
 
 class JSON(Response):
@@ -38,3 +40,36 @@ def error(status: int, message: str, *, field: str | None = None, headers: dict[
         body["field"] = field
     body.update(extra)
     return JSON({"error": printable(body)}, status_code=status, headers=headers)
+
+
+_ID_FIELDS = {"USER_ID": "user_id", "ITEM_ID": "item_id"}
+
+
+def http_advice(advice: Advice, method: str = "POST") -> tuple[str, str] | None:
+    """An error's :class:`~recsmith.errors.Advice` in the HTTP API's terms: the advice naming request fields
+    (``properties.COLOR``, ``filter_values.GENRE``), and the field to report; None keeps the error's own.
+
+    Parameters
+    ----------
+    advice : Advice
+        What the check that failed attached to its error.
+    method : str
+        The request's method: a ``GET`` binds filter values with ``filter_value=NAME=VALUE`` query parameters.
+    """
+    name, dataset = advice.name, advice.dataset or "records"
+    if advice.kind == "unknown_field":
+        near = advice.nearest(exclude=tuple(_ID_FIELDS))
+        allowed = ", ".join(n for n in advice.names if n not in _ID_FIELDS) or "nothing"
+        guess = f"did you mean properties.{near}? " if near else ""
+        return (f"{guess}properties may hold {allowed} (the {dataset} schema's fields): leave properties.{name} "
+                f"out, or have {name} added to the group's {dataset} schema", f"properties.{name}")
+    if advice.kind == "missing_field":
+        field = _ID_FIELDS.get(name, f"properties.{name}")
+        return f"give every record {field} (the {dataset} schema requires it)", field
+    if advice.kind == "filter_value":
+        if method == "GET":
+            return f"add the query parameter filter_value={name}=VALUE", "filter_value"
+        return f'give it in the body\'s filter_values: {{"{name}": ...}}', f"filter_values.{name}"
+    if advice.kind == "current_item":
+        return "ask for items related to one: give item_id", "item_id"
+    return None

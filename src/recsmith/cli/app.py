@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from recsmith.errors import ConfigError, RecsmithError
+from recsmith.errors import Advice, ConfigError, RecsmithError, reworded
 from recsmith.settings import Settings
 
 if TYPE_CHECKING:  # imported lazily at run time, so `recsmith --help` stays fast
@@ -57,15 +57,35 @@ GroupOption = Annotated[str, typer.Option("--dataset-group", "-g", help="Dataset
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
+def cli_advice(advice: Advice) -> str | None:
+    """An error's :class:`~recsmith.errors.Advice` in the command line's terms (its flags), for
+    :func:`handle_errors`; None keeps the error's own wording."""
+    name = advice.name
+    if advice.kind == "unknown_field":
+        near = advice.nearest()
+        to_field = f"map it to a field with --map {name}={near}, " if near else ""
+        return (f"{to_field}add it to the schema ({', '.join(advice.names)}) or map it with --map {name}=- to "
+                "drop it")
+    if advice.kind == "missing_field":
+        near = advice.nearest()
+        return f"map a source column to it with --map {near if near else 'SOURCE'}={name}"
+    if advice.kind == "filter_value":
+        return f"pass --filter-value {name}=VALUE (repeat it for several values)"
+    if advice.kind == "current_item":
+        return "recommend asks for a user and has no current item (related items: item_id over HTTP)"
+    return None
+
+
 def handle_errors(func: F) -> F:
-    """Turn recsmith's errors into a one-line message on stderr and exit status 1."""
+    """Turn recsmith's errors into a one-line message on stderr and exit status 1 (advice worded in flags)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except RecsmithError as exc:
-            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            message = reworded(exc, cli_advice)
+            err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("[yellow]interrupted; nothing half-written was kept[/]")

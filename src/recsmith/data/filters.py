@@ -66,14 +66,14 @@ from typing import Literal as TypingLiteral
 import numpy as np
 
 from recsmith.data.vocabulary import Vocabulary
-from recsmith.errors import FilterError, UnknownIdError
+from recsmith.errors import Advice, FilterError, UnknownIdError, advise
 
 __all__ = [
     "FILTER_CACHE_BYTES", "FILTER_CACHE_MAX_KEY_BYTES", "FILTER_MAX_DEPTH", "FILTER_MAX_EXPRESSION_LENGTH",
     "FILTER_MAX_NUMBER_DIGITS", "FILTER_MAX_PARAMETERS", "FILTER_MAX_VALUES", "FILTER_MAX_VALUE_LENGTH",
-    "And", "CurrentItemRef", "Condition", "Expression", "Filter", "FilterCache", "FilterSyntaxError",
-    "ItemCatalog", "Literal", "Or", "Param", "UserCondition", "check_filter_values", "compile_filter",
-    "parse_filter",
+    "And", "CurrentItemRef", "Condition", "Expression", "Filter", "FilterCache", "FilterFieldError",
+    "FilterSyntaxError", "ItemCatalog", "Literal", "Or", "Param", "UserCondition", "check_filter_fields",
+    "check_filter_values", "compile_filter", "parse_filter",
 ]
 
 COMPARISONS = ("=", "<", ">", "<=", ">=")
@@ -137,6 +137,33 @@ _CONTEXT = 60
 """Characters shown on each side of the position in a syntax error about a long expression."""
 
 
+class FilterFieldError(FilterSyntaxError):
+    """A filter expression parses but names a field its dataset group's schema lacks (see
+    :func:`check_filter_fields`).
+
+    Attributes
+    ----------
+    position : int
+        0-based offset of the field name in the expression.
+    expression : str
+        The expression.
+    dataset : {"items", "users"}
+        The dataset whose schema was looked in.
+    field : str
+        The field named.
+    known : tuple of str or None
+        The fields a filter may name there (None: the group has no schema for the dataset).
+    suggestion : str or None
+        The known field closest to ``field`` ("did you mean ...?").
+    """
+
+    def __init__(self, message: str, expression: str, position: int, *, dataset: str, field: str,
+                 known: tuple[str, ...] | None, suggestion: str | None, hint: str) -> None:
+        super().__init__(message, expression, position)
+        self.dataset, self.field, self.known, self.suggestion = dataset, field, known, suggestion
+        self.args = (f"{self.args[0]}\n  {hint}",)
+
+
 # --------------------------------------------------------------------------------------------------- the AST
 
 
@@ -167,6 +194,7 @@ class CurrentItemRef:
     """``CurrentItem.FIELD``: the value(s) of a field of the item a related-items request is about."""
 
     field: str
+    position: int = dataclasses.field(default=0, compare=False)
 
     def __str__(self) -> str:
         return f"CurrentItem.{self.field}"
@@ -582,7 +610,7 @@ class _Parser:
             if not allow_current_item:
                 raise self.error("CurrentItem.FIELD can only be compared with Items fields")
             _, name = self.dotted("CurrentItem.FIELD")
-            return CurrentItemRef(name)
+            return CurrentItemRef(name, position=token.position)
         raise self.error(f'expected a value ("string", number, $PARAM or CurrentItem.FIELD), got {_describe(token)}')
 
 
@@ -629,6 +657,82 @@ def parse_filter(expression: str) -> Filter:
     if not expression.strip():
         raise FilterSyntaxError("expected INCLUDE or EXCLUDE, got an empty expression", expression, 0)
     return _parse_cached(expression)
+
+
+_ID_FIELDS = {"items": "ITEM_ID", "users": "USER_ID"}
+_ELEMENTS = {"items": "Items", "users": "CurrentUser"}
+
+
+def _field_position(text: str, start: int) -> int:
+    """Offset of the field name in ``Dataset.FIELD`` written at ``start`` (spaces may surround the dot)."""
+    position = text.index(".", start) + 1
+    while position < len(text) and text[position].isspace():
+        position += 1
+    return position
+
+
+def check_filter_fields(expression: str, fields: Mapping[str, Sequence[str] | None]) -> Filter:
+    """Refuse a filter that names a field its dataset group's schemas lack, so that it is not stored only to fail
+    every request.
+
+    ``Items.F`` and ``CurrentItem.F`` must be fields of the items schema, ``CurrentUser.F`` of the users schema;
+    ``Interactions.EVENT_TYPE`` (the only ``Interactions`` field the grammar allows) is reserved and always
+    exists (every event has a type). The ids (``ITEM_ID``, ``USER_ID``) are not metadata a filter can test.
+
+    Parameters
+    ----------
+    expression : str
+        The filter text.
+    fields : mapping
+        ``{"items": names, "users": names}``: the fields of the group's items and users schemas, or None for a
+        dataset that has no schema (nothing was imported or put into it, so no field of it can exist yet).
+
+    Returns
+    -------
+    Filter
+        The parsed filter.
+
+    Raises
+    ------
+    FilterSyntaxError
+        If the expression does not parse.
+    FilterFieldError
+        For the first field (in reading order) that is not in its schema: its position, a caret under it, the
+        nearest known name ("did you mean GENRES?") and the fields there are.
+    """
+    parsed = parse_filter(expression)
+    named: list[tuple[int, str, str, str]] = []  # (position, dataset, element as written, field)
+    for part in parsed.expressions:
+        for cond in _conditions(part.where):
+            if cond.dataset == "Items":
+                named.append((_field_position(expression, cond.position), "items", "Items", cond.field))
+            named.extend((_field_position(expression, v.position), "items", "CurrentItem", v.field)
+                         for v in cond.values if isinstance(v, CurrentItemRef))
+        named.extend((_field_position(expression, c.position), "users", "CurrentUser", c.field)
+                     for c in part.condition)
+    for position, dataset, element, name in sorted(named):
+        known = fields.get(dataset)
+        id_field = _ID_FIELDS[dataset]
+        usable = None if known is None else tuple(n for n in known if n != id_field)
+        if usable is not None and name in usable:
+            continue
+        where = f"{element}.{name}"
+        near = None if not usable else Advice("unknown_field", name, dataset, usable).nearest()
+        fields_text = ", ".join(usable or ()) or "none but the id"
+        if name == id_field:
+            message = f"cannot filter on the {dataset[:-1]} id {where}"
+            hint = f"the {dataset} schema's fields: {fields_text}"
+        elif usable is None:
+            message = f"unknown field {where}"
+            hint = (f"the dataset group has no {dataset} schema yet: import {dataset} with a schema that has {name} "
+                    "before creating a filter on it")
+        else:
+            message = f"unknown field {where}"
+            guess = f"did you mean {near}? " if near else ""
+            hint = f"the {dataset} schema has no field {name}: {guess}(its fields: {fields_text})"
+        raise FilterFieldError(message, expression, position, dataset=dataset, field=name, known=usable,
+                               suggestion=near, hint=hint)
+    return parsed
 
 
 # --------------------------------------------------------------------------------------------------- catalogue
@@ -848,8 +952,9 @@ def _operand_values(operand: Operand, values: Mapping[str, Any], catalog: ItemCa
     if isinstance(operand, Param):
         return _bound(values, operand.name)
     if current_item is None:
-        raise FilterError(f"the filter uses CurrentItem.{operand.field}; pass current_item (the item of a "
-                          "related-items request)")
+        raise advise(FilterError(f"the filter uses CurrentItem.{operand.field}, which only a related-items request "
+                                 "has"), Advice("current_item", operand.field, "items"),
+                     "pass item_id= (current_item= to compile_filter)")
     value = catalog.item_value(current_item, operand.field)
     if value is None:
         return []
@@ -1006,8 +1111,10 @@ def compile_filter(filter: Filter | str, catalog: ItemCatalog, *, values: Mappin
         except _Unbound as unbound:
             if expression.action == "EXCLUDE":
                 continue
-            raise FilterError(f"INCLUDE expression {expression} needs a value for ${unbound.args[0]}; pass "
-                              f"values={{{unbound.args[0]!r}: ...}}") from None
+            name = unbound.args[0]
+            raise advise(FilterError(f"INCLUDE expression {expression} needs a value for ${name}"),
+                         Advice("filter_value", name, names=parsed.parameters),
+                         f"pass filter_values={{{name!r}: ...}} (values= to compile_filter)") from None
         if expression.action == "INCLUDE":
             include = mask if include is None else include | mask
         else:

@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 
 from recsmith.data.schema import REQUIRED, Schema, SchemaField
 from recsmith.data.values import text_problem
-from recsmith.errors import ConfigError, DataError
+from recsmith.errors import Advice, ConfigError, DataError, advise
 
 __all__ = ["FORMATS", "ReadResult", "Reject", "detect_format", "mask_secrets", "mask_url", "read_dataset", "read_sql",
            "validate_frame"]
@@ -840,15 +840,18 @@ def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[
     in_file = "" if raw.header_line is None else f" line {raw.header_line}"
     unknown = [c for c in table.column_names if schema.field(c) is None]
     if unknown:
-        raise _error(f"unknown field {unknown[0]!r} in {source}{in_file}; add it to the schema "
-                     f"({', '.join(schema.names)}) or map it with --map {unknown[0]}=- to drop it",
-                     source, raw.header_line, unknown[0], None)
+        raise advise(_error(f"unknown field {unknown[0]!r} in {source}{in_file}", source, raw.header_line,
+                            unknown[0], None), Advice("unknown_field", unknown[0], dataset_type, tuple(schema.names)),
+                     f"add it to the schema ({', '.join(schema.names)}) or drop it with "
+                     f"column_map={{{unknown[0]!r}: '-'}}")
     required = [f.name for f in schema.fields if not f.nullable or f.name in REQUIRED[dataset_type]]
     missing = [name for name in required if name not in table.column_names]
     if missing:
-        raise problem(source, raw.header_line, missing[0], None,
-                      f"required column {missing[0]} is missing; the columns are {table.column_names}; map a "
-                      f"source column to it with --map SOURCE={missing[0]}", unit=raw.unit)
+        raise advise(problem(source, raw.header_line, missing[0], None,
+                             f"required column {missing[0]} is missing; the columns are {table.column_names}",
+                             unit=raw.unit), Advice("missing_field", missing[0], dataset_type,
+                                                    tuple(table.column_names)),
+                     f"map a source column to it with column_map={{'SOURCE': {missing[0]!r}}}")
     n = table.num_rows
     converted: dict[str, pa.Array | pa.ChunkedArray] = {}
     bad_rows = np.zeros(n, dtype=bool)

@@ -1,7 +1,7 @@
 """The store's serving records: filters, campaigns and API keys of dataset groups.
 
 A mixin of :class:`recsmith.store.store.Store` (kept in its own module so the store's data half and its serving
-half stay readable); it uses the store's ``engine``, ``begin`` and ``get_dataset_group``.
+half stay readable); it uses the store's ``engine``, ``begin``, ``get_dataset_group`` and ``get_dataset``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from recsmith.data.filters import parse_filter
+from recsmith.data.filters import check_filter_fields
 from recsmith.errors import ConfigError, NotFoundError
 from recsmith.store import tables as t
 
@@ -59,20 +59,26 @@ def split_key(key: str) -> tuple[str, str] | None:
 class ServingRecords:
     """Filters, campaigns and API keys (mixed into :class:`~recsmith.store.store.Store`)."""
 
-    engine: Engine  # the rest it uses (begin, get_dataset_group) are Store's own methods
+    engine: Engine  # the rest it uses (begin, get_dataset_group, get_dataset) are Store's own methods
 
     # ------------------------------------------------------------------------------------------ filters
     def create_filter(self, group: str, name: str, expression: str) -> dict[str, Any]:
-        """Store a filter; the expression must parse (FilterSyntaxError naming the position otherwise).
+        """Store a filter; the expression must parse and name only fields of the group's schemas (the one check
+        behind ``recsmith filter create`` and ``POST /v1/dataset-groups/{group}/filters``).
 
         Raises
         ------
+        FilterSyntaxError
+            If the expression does not parse (naming the position).
+        FilterFieldError
+            If it names a field the group's items or users schema lacks, or a dataset the group has no schema
+            for (naming the position and the nearest field: :func:`~recsmith.data.filters.check_filter_fields`).
         ConfigError
             If the group already has a filter called ``name``.
         """
         group_id = self.get_dataset_group(group).id
         check_name("filter", name)
-        parse_filter(expression)
+        check_filter_fields(expression, self.schema_fields(group_id))
         with self.begin() as conn:
             f = t.filters
             if conn.execute(sa.select(f.c.id).where(f.c.dataset_group_id == group_id, f.c.name == name)).first():
@@ -81,6 +87,14 @@ class ServingRecords:
             conn.execute(f.insert().values(dataset_group_id=group_id, name=name, expression=expression,
                                            created_at=_now()))
         return self.get_filter(group, name)
+
+    def schema_fields(self, group_id: int) -> dict[str, list[str] | None]:
+        """The field names of a group's items and users schemas (None for a dataset that has none)."""
+        fields: dict[str, list[str] | None] = {}
+        for kind in ("items", "users"):
+            dataset = self.get_dataset(group_id, kind)
+            fields[kind] = None if dataset is None else [str(f["name"]) for f in dataset.schema.get("fields", [])]
+        return fields
 
     def get_filter(self, group: str, name: str) -> dict[str, Any]:
         """A filter by name (NotFoundError listing the group's filters)."""

@@ -7,10 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 
 from recsmith.api.auth import Admin, Reader
-from recsmith.api.responses import JSON
+from recsmith.api.responses import JSON, error
 from recsmith.api.routes.deps import StoreDep
 from recsmith.api.schemas import FilterIn, FilterOut, FilterPath, GroupPath
 from recsmith.data.filters import parse_filter
+from recsmith.errors import FilterError
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}/filters", tags=["filters"])
 
@@ -22,8 +23,13 @@ def filter_view(record: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("", response_model=FilterOut, status_code=201)
 def create_filter(group: GroupPath, body: FilterIn, store: StoreDep, _: Admin) -> JSON:
-    """Store a filter; a malformed expression is refused with the position and what was expected."""
-    return JSON(filter_view(store.create_filter(group, body.name, body.expression)), status_code=201)
+    """Store a filter; a malformed expression, or one naming a field the group's items or users schema lacks, is
+    refused (400, ``field`` "expression") with the position and what was expected or the nearest field."""
+    try:
+        record = store.create_filter(group, body.name, body.expression)
+    except FilterError as exc:
+        return error(400, str(exc), field="expression")
+    return JSON(filter_view(record), status_code=201)
 
 
 @router.get("", response_model=list[FilterOut])
