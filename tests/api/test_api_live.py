@@ -191,7 +191,7 @@ def test_put_items_and_users_check_the_schema(live):
         with pytest.raises(BadRequest) as error:
             client.put_items("movies", [{"item_id": "x1", "properties": {"GENRES": "Drama"}},
                                         {"item_id": "x2", "properties": {"COLOUR": "red"}}])
-        assert "COLOUR" in str(error.value) and error.value.field == "COLOUR"
+        assert "COLOUR" in str(error.value) and error.value.field == "properties.COLOUR"
         with pytest.raises(BadRequest):
             client.put_users("movies", [{"user_id": "u1", "properties": {"AGE": 30}}])
         assert client.put_users("movies", [{"user_id": "u1"}, {"user_id": "u2"}]) == {"stored": 2}

@@ -135,7 +135,7 @@ def test_unknown_campaign_filter_and_missing_parameter(server):
             client.recommend("movies", "knn", user_id="1", filter="nope")
         with pytest.raises(BadRequest, match="GENRE") as excinfo:
             client.recommend("movies", "knn", user_id="1", filter="genre")
-    assert excinfo.value.status == 400 and excinfo.value.field == "filter"
+    assert excinfo.value.status == 400 and excinfo.value.field == "filter_values.GENRE"
 
 
 def test_personalized_ranking(server):

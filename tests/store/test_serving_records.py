@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from recsmith.data.filters import FilterFieldError
 from recsmith.errors import ConfigError, FilterError, NotFoundError
 from recsmith.store.store import Store
 
@@ -16,8 +17,18 @@ def _version(store: Store, group: str, status: str = "ACTIVE") -> int:
     return version
 
 
+ITEMS_SCHEMA = {"type": "record", "name": "Items", "fields": [{"name": "ITEM_ID", "type": "string"},
+                                                              {"name": "GENRE", "type": "string"}]}
+
+
 def test_filters(store: Store) -> None:
-    store.create_dataset_group("g")
+    group_id = store.create_dataset_group("g").id
+    with pytest.raises(FilterFieldError, match="no items schema yet"):
+        store.create_filter("g", "genre", "INCLUDE ItemID WHERE Items.GENRE IN ($G)")
+    store.ensure_dataset(group_id, "items", ITEMS_SCHEMA)
+    with pytest.raises(FilterFieldError, match="did you mean GENRE") as info:
+        store.create_filter("g", "genre", "INCLUDE ItemID WHERE Items.GENRES IN ($G)")
+    assert (info.value.position, info.value.field, info.value.suggestion) == (27, "GENRES", "GENRE")
     record = store.create_filter("g", "genre", "INCLUDE ItemID WHERE Items.GENRE IN ($G)")
     assert record["name"] == "genre" and record["dataset_group"] == "g"
     with pytest.raises(ConfigError, match="already has a filter 'genre'"):
@@ -75,6 +86,7 @@ def test_api_keys(store: Store) -> None:
 
 def test_deleting_a_group_deletes_its_serving_records(store: Store) -> None:
     version = _version(store, "g")
+    store.ensure_dataset(store.get_dataset_group("g").id, "items", ITEMS_SCHEMA)
     store.create_campaign("g", "home", version)
     store.create_filter("g", "f", 'EXCLUDE ItemID WHERE Items.GENRE IN ("x")')
     key = store.create_api_key("read", "g")
