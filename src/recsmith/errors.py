@@ -63,28 +63,34 @@ class Advice:
     ``filter_values.GENRE``), Python the keyword arguments (``column_map=``, ``filter_values=``).
 
     The check that finds the problem runs once, wherever it lives, and attaches an ``Advice`` with
-    :func:`advise`; the error's message ends with the Python wording, and an interface rewords it with
-    :func:`reworded` (``recsmith.cli.app.handle_errors``, the HTTP API's error handler).
+    :func:`advise`; the error's own message ends with the raise site's wording (keyword arguments; for the
+    import's field errors, the ``--map`` flags that ``import_dataset``'s ``column_map`` mirrors), and an interface
+    rewords it with :func:`reworded` (``recsmith.cli.app.cli_advice``, ``recsmith.api.responses.http_advice``).
 
     Attributes
     ----------
-    kind : {"unknown_field", "missing_field", "filter_value", "current_item"}
+    kind : str
         ``unknown_field``: a record has a field its dataset's schema lacks; ``missing_field``: records lack a
         field the schema requires; ``filter_value``: an ``INCLUDE`` filter's ``$PARAM`` has no value;
-        ``current_item``: a ``CurrentItem`` filter on a request that names no item.
+        ``current_item``: a ``CurrentItem`` filter on a request that names no item; ``campaign_exists``: a
+        campaign's name is taken; ``no_solution_version``, ``no_dataset_group``: what was named does not exist.
     name : str
-        The field or parameter (for ``current_item``, the item field the filter reads).
+        The field, parameter, campaign, solution version or group (for ``current_item``, the item field the
+        filter reads).
     dataset : str or None
         ``"users"``, ``"items"`` or ``"interactions"`` for a field.
     names : tuple of str
         What exists instead: the schema's fields (``unknown_field``), the source's columns (``missing_field``),
         the filter's parameters (``filter_value``).
+    group : str or None
+        The dataset group, where the advice names a route or command of it.
     """
 
     kind: str
     name: str
     dataset: str | None = None
     names: tuple[str, ...] = ()
+    group: str | None = None
 
     def nearest(self, exclude: tuple[str, ...] = ()) -> str | None:
         """The name in :attr:`names` (less ``exclude``) closest to :attr:`name` ignoring case, or None when
@@ -98,8 +104,8 @@ E = TypeVar("E", bound=BaseException)
 
 
 def advise(error: E, advice: Advice, wording: str) -> E:
-    """Attach ``advice`` to ``error``: its message becomes ``"<message>; <wording>"``, ``wording`` being the
-    advice in Python's terms; :func:`reworded` swaps it for another interface's.
+    """Attach ``advice`` to ``error``: its message becomes ``"<message>; <wording>"``; :func:`reworded` swaps the
+    wording for an interface's own.
 
     Parameters
     ----------
@@ -108,7 +114,7 @@ def advise(error: E, advice: Advice, wording: str) -> E:
     advice : Advice
         What the caller can do, as data.
     wording : str
-        The advice for a Python caller (keyword arguments).
+        The advice as the error's own message gives it (what an interface that does not reword it shows).
 
     Returns
     -------
@@ -130,7 +136,8 @@ def reworded(error: BaseException, wording: Callable[[Advice], str | None]) -> s
     error : Exception
         Any error; one without :class:`Advice` keeps its message.
     wording : callable
-        ``Advice -> str``: the interface's wording, or None to keep the error's own.
+        ``Advice -> str``: the interface's wording; ``""`` for none (the interface has no way to do what the
+        error's own advice says), or None to keep the error's own.
 
     Returns
     -------
@@ -138,4 +145,7 @@ def reworded(error: BaseException, wording: Callable[[Advice], str | None]) -> s
     """
     advice = getattr(error, "advice", None)
     text = wording(advice) if isinstance(advice, Advice) else None
-    return str(error) if text is None else f"{error.problem}; {text}"  # type: ignore[attr-defined]
+    if text is None:
+        return str(error)
+    problem: str = error.problem  # type: ignore[attr-defined]
+    return f"{problem}; {text}" if text else problem

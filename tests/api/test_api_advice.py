@@ -201,3 +201,19 @@ def test_the_cli_gives_flags(api, cli, tmp_path):
     imported = cli("import", "items", items, "-g", GROUP)
     assert imported.exit_code == 1
     assert "--map COLOR=-" in imported.output and "column_map" not in imported.output, imported.output
+
+
+def test_campaign_and_group_errors_name_routes_not_commands(api, cli):
+    taken = api.client.post(f"/v1/dataset-groups/{GROUP}/campaigns", headers=api.admin,
+                            json={"name": "home", "solution_version_id": api.version})
+    error = error_of(taken, 400, "name")
+    assert "recsmith" not in error["message"], error
+    assert f"PUT /v1/dataset-groups/{GROUP}/campaigns/home" in error["message"], error
+    missing = api.client.post(f"/v1/dataset-groups/{GROUP}/campaigns", headers=api.admin,
+                              json={"name": "other", "solution_version_id": 99_999})
+    error = error_of(missing, 404, "solution_version_id")
+    assert error["message"] == "no solution version 99999", error
+    nowhere = error_of(api.client.get("/v1/dataset-groups/nowhere/filters", headers=api.admin), 404)
+    assert "recsmith" not in nowhere["message"] and "no dataset group 'nowhere'" in nowhere["message"], nowhere
+    again = cli("campaign", "create", "-g", GROUP, "--name", "home", "--solution-version", api.version)
+    assert again.exit_code == 1 and "recsmith campaign update home" in again.output, again.output

@@ -3,9 +3,9 @@
 Errors are mapped to HTTP once, here and in :mod:`recsmith.api.middleware`: recsmith's
 ``NotFoundError``/``UnknownIdError`` → 404, other ``RecsmithError`` (bad filter, bad value, bad name) → 400 (with
 any :class:`~recsmith.errors.Advice` worded in request fields: :func:`~recsmith.api.responses.http_advice`), a body
-that is not JSON → 400 naming the line and column, request validation → 422 naming the field, no valid key → 401, a body over the limit → 413, no route → 404, a
-method the route lacks → 405, a full disk → 503, anything else → 500 (logged with its traceback). Every error
-body is ``{"error": {"status", "message", "field"?}}``.
+that is not JSON → 400 naming the line and column, request validation → 422 naming the field, no valid key →
+401, a body over the limit → 413, no route → 404, a method the route lacks → 405, a full disk → 503, anything else
+→ 500 (logged with its traceback). Every error body is ``{"error": {"status", "message", "field"?}}``.
 """
 
 from __future__ import annotations

@@ -45,9 +45,10 @@ def error(status: int, message: str, *, field: str | None = None, headers: dict[
 _ID_FIELDS = {"USER_ID": "user_id", "ITEM_ID": "item_id"}
 
 
-def http_advice(advice: Advice, method: str = "POST") -> tuple[str, str] | None:
+def http_advice(advice: Advice, method: str = "POST") -> tuple[str, str | None] | None:
     """An error's :class:`~recsmith.errors.Advice` in the HTTP API's terms: the advice naming request fields
-    (``properties.COLOR``, ``filter_values.GENRE``), and the field to report; None keeps the error's own.
+    (``properties.COLOR``, ``filter_values.GENRE``) or routes (``""`` where HTTP has no way to do what the error's
+    own advice says, such as importing data), and the field to report; None keeps the error's own.
 
     Parameters
     ----------
@@ -72,4 +73,11 @@ def http_advice(advice: Advice, method: str = "POST") -> tuple[str, str] | None:
         return f'give it in the body\'s filter_values: {{"{name}": ...}}', f"filter_values.{name}"
     if advice.kind == "current_item":
         return "ask for items related to one: give item_id", "item_id"
+    if advice.kind == "campaign_exists":
+        return (f'switch it to another version with PUT /v1/dataset-groups/{advice.group}/campaigns/{name} '
+                '{"solution_version_id": V}', "name")
+    if advice.kind == "no_solution_version":
+        return "", "solution_version_id"
+    if advice.kind == "no_dataset_group":
+        return "", None  # groups are made by importing data, on the server's command line
     return None

@@ -61,14 +61,8 @@ def cli_advice(advice: Advice) -> str | None:
     """An error's :class:`~recsmith.errors.Advice` in the command line's terms (its flags), for
     :func:`handle_errors`; None keeps the error's own wording."""
     name = advice.name
-    if advice.kind == "unknown_field":
-        near = advice.nearest()
-        to_field = f"map it to a field with --map {name}={near}, " if near else ""
-        return (f"{to_field}add it to the schema ({', '.join(advice.names)}) or map it with --map {name}=- to "
-                "drop it")
-    if advice.kind == "missing_field":
-        near = advice.nearest()
-        return f"map a source column to it with --map {near if near else 'SOURCE'}={name}"
+    if advice.kind in ("unknown_field", "missing_field"):  # the import's own wording names --map already
+        return None
     if advice.kind == "filter_value":
         return f"pass --filter-value {name}=VALUE (repeat it for several values)"
     if advice.kind == "current_item":

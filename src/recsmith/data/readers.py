@@ -842,8 +842,8 @@ def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[
     if unknown:
         raise advise(_error(f"unknown field {unknown[0]!r} in {source}{in_file}", source, raw.header_line,
                             unknown[0], None), Advice("unknown_field", unknown[0], dataset_type, tuple(schema.names)),
-                     f"add it to the schema ({', '.join(schema.names)}) or drop it with "
-                     f"column_map={{{unknown[0]!r}: '-'}}")
+                     f"add it to the schema ({', '.join(schema.names)}) or map it with --map {unknown[0]}=- to drop "
+                     "it")
     required = [f.name for f in schema.fields if not f.nullable or f.name in REQUIRED[dataset_type]]
     missing = [name for name in required if name not in table.column_names]
     if missing:
@@ -851,7 +851,7 @@ def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[
                              f"required column {missing[0]} is missing; the columns are {table.column_names}",
                              unit=raw.unit), Advice("missing_field", missing[0], dataset_type,
                                                     tuple(table.column_names)),
-                     f"map a source column to it with column_map={{'SOURCE': {missing[0]!r}}}")
+                     f"map a source column to it with --map SOURCE={missing[0]}")
     n = table.num_rows
     converted: dict[str, pa.Array | pa.ChunkedArray] = {}
     bad_rows = np.zeros(n, dtype=bool)

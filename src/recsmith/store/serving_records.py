@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from recsmith.data.filters import check_filter_fields
-from recsmith.errors import ConfigError, NotFoundError
+from recsmith.errors import Advice, ConfigError, NotFoundError, advise
 from recsmith.store import tables as t
 
 if TYPE_CHECKING:
@@ -127,7 +127,9 @@ class ServingRecords:
         row = conn.execute(sa.select(v.c.status, s.c.dataset_group_id).join(s, s.c.id == v.c.solution_id)
                            .where(v.c.id == version_id)).first()
         if row is None:
-            raise NotFoundError(f"no solution version {version_id}; list them with `recsmith solution-versions list`")
+            raise advise(NotFoundError(f"no solution version {version_id}"),
+                         Advice("no_solution_version", str(version_id), group=group),
+                         "list them with `recsmith solution-versions list`")
         if row.dataset_group_id != group_id:
             raise ConfigError(f"solution version {version_id} belongs to another dataset group than {group!r}")
         if row.status != "ACTIVE":
@@ -150,8 +152,10 @@ class ServingRecords:
         c = t.campaigns
         with self.begin() as conn:
             if conn.execute(sa.select(c.c.id).where(c.c.dataset_group_id == group_id, c.c.name == name)).first():
-                raise ConfigError(f"dataset group {group!r} already has a campaign {name!r}; switch it to another "
-                                  f"version with `recsmith campaign update {name} --solution-version V`")
+                raise advise(ConfigError(f"dataset group {group!r} already has a campaign {name!r}"),
+                             Advice("campaign_exists", name, group=group),
+                             f"switch it to another version with `recsmith campaign update {name} "
+                             "--solution-version V`")
             self._check_version(conn, group_id, group, solution_version_id)
             now = _now()
             conn.execute(c.insert().values(dataset_group_id=group_id, name=name,

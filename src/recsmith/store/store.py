@@ -38,7 +38,7 @@ try:
 except ImportError:  # Windows: SQLite's busy timeout alone
     fcntl = None  # type: ignore[assignment]
 
-from recsmith.errors import ConfigError, DataError, NotFoundError
+from recsmith.errors import Advice, ConfigError, DataError, NotFoundError, advise
 from recsmith.settings import Settings
 from recsmith.store import tables as t
 from recsmith.store.audit_records import AuditRecords
@@ -303,10 +303,10 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
             row = conn.execute(sa.select(t.dataset_groups).where(t.dataset_groups.c.name == name)).first()
         if row is None:
             names = [g.name for g in self.list_dataset_groups()]
-            raise NotFoundError(
-                f"no dataset group {name!r}; existing: {', '.join(names) if names else '(none)'}. "
-                "Create one by importing data into it (recsmith import ... --dataset-group NAME)"
-            )
+            existing = ", ".join(names) if names else "(none)"
+            raise advise(NotFoundError(f"no dataset group {name!r}; existing: {existing}"),
+                         Advice("no_dataset_group", name),
+                         "create one by importing data into it (recsmith import ... --dataset-group NAME)")
         return DatasetGroup(row.id, row.name, _utc(row.created_at))
 
     def get_or_create_dataset_group(self, name: str) -> DatasetGroup:
