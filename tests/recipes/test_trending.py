@@ -110,7 +110,8 @@ def test_reasons_survive_save_and_load_and_older_artifacts_keep_serving_defaults
     (path / "arrays" / "state_rising.npy").unlink()  # as saved before risers were kept
     older = load_recipe(path)
     assert older.reason_kinds(np.array([0, 1])) is None
-    np.testing.assert_array_equal(older.recommend_from_history([[]], k=2).ids, recipe.recommend_from_history([[]], k=2).ids)
+    np.testing.assert_array_equal(older.recommend_from_history([[]], k=2).ids,
+                                  recipe.recommend_from_history([[]], k=2).ids)
 
 
 def test_beats_popularity_on_the_latest_tenth_of_movielens_100k() -> None:
