@@ -76,6 +76,14 @@ def test_risers_rank_by_the_interactions_they_gained() -> None:
     assert ranked_with_reasons(data, 3) == [("large", "trending"), ("small", "trending"), ("flat", "popular")]
 
 
+def test_popularity_prior_orders_a_sparse_window_by_all_time_popularity() -> None:
+    """A quiet window: 'obscure' has 2 interactions in it, 'classic' 1, and 40 before. By default the window
+    decides; with popularity_prior=4 all-time popularity outweighs one interaction of difference."""
+    data = log({"obscure": [(2, 2)], "classic": [(40, 200), (1, 2)]})
+    assert ranked_with_reasons(data, 2) == [("obscure", "popular"), ("classic", "popular")]
+    assert ranked_with_reasons(data, 2, popularity_prior=4) == [("classic", "popular"), ("obscure", "popular")]
+
+
 def test_needs_timestamps() -> None:
     with pytest.raises(DataError, match="timestamps"):
         create("trending").fit(Interactions.from_csr(sp.eye(3, format="csr")))

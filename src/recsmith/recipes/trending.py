@@ -34,6 +34,13 @@ class TrendingParams(RecipeParams):
     """The least sum of weights in the recent window for a riser (with unit weights: users), whatever its growth
     rate, so that a handful of interactions, noise in a quiet window, is never a trend."""
 
+    popularity_prior: float = Field(default=0.0, ge=0.0)
+    """How much all-time popularity counts in the fallback's order, in recent windows' worth of interactions: the
+    items without a growth signal rank by ``recent + popularity_prior × R × share`` (``R``: the recent window's
+    total weight; ``share``: the item's share of the whole log). 0 (the default): by the recent window alone,
+    all-time popularity only breaking ties. Raise it (1 to 4) where a window holds one or two interactions per
+    item, so that all-time popularity orders that noise."""
+
 
 class Trending(Recipe):
     """Trending-Now (Amazon Personalize's ``aws-trending-now``): growth of popularity, falling back to popularity.
@@ -44,11 +51,11 @@ class Trending(Recipe):
     is at least ``min_growth``. The list:
 
     1. the risers, by their increase ``recent - earlier⁺`` (the interactions gained per window: a big item that
-       doubled beats a small one that went from 0 to 6), then by growth rate;
-    2. every other item by its popularity in the recent window (``recent``), then in both windows
-       (``recent + earlier``), then over the whole log, then by index: the list is never arbitrary, and an item
-       with no interactions in the two windows comes by its popularity over the log (as Personalize falls back
-       to popular items).
+       went from 40 to 100 beats a small one that went from 0 to 20), then by growth rate;
+    2. every other item by its popularity in the recent window (``recent``, plus all-time popularity as far as
+       ``popularity_prior`` asks), then in both windows (``recent + earlier``), then over the whole log, then
+       by index: the list is never arbitrary, and an item with no interactions in the two windows comes by its
+       popularity over the log (as Personalize falls back to popular items).
 
     A pair weighs what its events do after event-type weights and decay, at its latest interaction: with unit
     weights this counts users, a purchase can count more than a view, and a dislike (negative weight) counts
@@ -84,7 +91,9 @@ class Trending(Recipe):
         rising = (recent >= self.params.min_recent) & (recent > 0) & (growth >= self.params.min_growth)
         increase = np.where(rising, recent - floored, 0.0)
         # lexsort: the last key is the primary one; every key descends (ties by index: lexsort is stable)
-        order = np.lexsort((-overall, -(recent + earlier), -recent, -np.where(rising, growth, 0.0), -increase,
+        share = overall / max(float(np.maximum(overall, 0.0).sum()), 1e-12)
+        popular_now = recent + self.params.popularity_prior * float(np.maximum(recent, 0.0).sum()) * share
+        order = np.lexsort((-overall, -(recent + earlier), -popular_now, -np.where(rising, growth, 0.0), -increase,
                             ~rising))
         position = np.empty(n_items, dtype=np.float64)
         position[order] = np.arange(n_items)
