@@ -1,5 +1,6 @@
 """Trending's reasons through the one serving pipeline: ``recsmith recommend`` and HTTP show the same list with
-the same labels, ``trending`` for the riser and ``popular`` for the fallback, for known users and strangers."""
+the same labels, ``trending`` for the riser and ``popular`` for the fallback, for known users and strangers, and
+personalized ranking orders a stranger's list by the trend too."""
 
 from __future__ import annotations
 
@@ -59,4 +60,10 @@ def test_cli_and_http_label_trending_and_popular_items_alike(cli, db_url: str, t
 
         assert from_http("nobody-knows-me") == from_cli("nobody-knows-me")
         assert from_http("m0") == from_cli("m0")
+        ranked = client.post("/v1/dataset-groups/shop/campaigns/hot/personalized-ranking",
+                             json={"user_id": "nobody-knows-me", "input_list": ["old", "big", "riser"]},
+                             headers={"Authorization": f"Bearer {key}"})
+        assert ranked.status_code == 200, ranked.text
+        assert [(item["item_id"], item["reason"]) for item in ranked.json()["items"]] == [
+            ("riser", "trending"), ("big", "popular"), ("old", "popular")]
     store.close()

@@ -142,19 +142,18 @@ def score_history(model: TrainedModel, history: History, k: int, *, exclude_seen
     history, and a recipe whose list depends on the user). Reasons: the recipe's own
     (:meth:`~recsmith.recipes.base.Recipe.reason_kinds`, e.g. ``"trending"`` / ``"popular"``) where it gives them,
     else ``"personalized"`` for a known user and ``"history"`` for another."""
-    recipe = model.recipe
     if history.row is not None and not history.live:
-        rec = recipe.recommend(np.array([history.row], dtype=np.int32), k, exclude_seen=exclude_seen,
-                               exclude=exclude, candidates=candidates)
-    elif len(history.items) or recipe.tags.same_for_everyone:
-        rec = recipe.recommend_from_history(history.as_row(len(model.items)), k, exclude_seen=exclude_seen,
-                                            exclude=exclude, candidates=candidates)
+        rec = model.recipe.recommend(np.array([history.row], dtype=np.int32), k, exclude_seen=exclude_seen,
+                                     exclude=exclude, candidates=candidates)
+    elif len(history.items) or model.recipe.tags.same_for_everyone:
+        rec = model.recipe.recommend_from_history(history.as_row(len(model.items)), k, exclude_seen=exclude_seen,
+                                                  exclude=exclude, candidates=candidates)
     else:
         return []
     ids, scores = rec.ids[0], rec.scores[0]
     keep = (ids >= 0) & np.isfinite(scores)
     chosen = ids[keep]
-    kinds = recipe.reason_kinds(chosen)
+    kinds = model.recipe.reason_kinds(chosen)
     reasons = kinds if kinds is not None else ["personalized" if history.known else "history"] * len(chosen)
     raw = model.items.ids
     return [RecommendedItem(str(raw[index]), score, reason)
