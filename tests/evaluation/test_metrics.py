@@ -12,13 +12,15 @@ from recsmith.evaluation.metrics import compute_metrics, per_user_metrics
 # user 1: relevant {0};    recommended [2, 0, -1] -> hit at rank 2
 REC = np.array([[1, 2, 3], [2, 0, -1]])
 TRUTH = sp.csr_matrix(np.array([[0, 1, 0, 1, 0], [1, 0, 0, 0, 0]], dtype=np.float32))
-ALL = ["precision@3", "recall@3", "ndcg@3", "map@3", "mrr@3", "hit_rate@3", "coverage@3", "ndcg@1"]
+ALL = ["precision@3", "recall@3", "recall_capped@3", "ndcg@3", "map@3", "mrr@3", "hit_rate@3", "coverage@3",
+       "ndcg@1"]
 
 
 def test_hand_computed_values() -> None:
     per_user = per_user_metrics(REC, TRUTH, ALL)
     np.testing.assert_allclose(per_user["precision@3"], [2 / 3, 1 / 3])
-    np.testing.assert_allclose(per_user["recall@3"], [1.0, 1.0])  # divided by min(k, |truth|)
+    np.testing.assert_allclose(per_user["recall@3"], [1.0, 1.0])  # every held-out item found
+    np.testing.assert_allclose(per_user["recall_capped@3"], [1.0, 1.0])
     dcg0 = 1 + 1 / math.log2(4)
     idcg0 = 1 + 1 / math.log2(3)
     np.testing.assert_allclose(per_user["ndcg@3"], [dcg0 / idcg0, (1 / math.log2(3)) / 1.0])
@@ -46,7 +48,7 @@ def test_bare_names_take_k_and_keys_are_full_names() -> None:
     means = compute_metrics(REC, TRUTH, ["ndcg", "recall@2", "coverage"], k=3, n_items=10)
     assert set(means) == {"ndcg@3", "recall@2", "coverage@3"}
     assert means["coverage@3"] == pytest.approx(4 / 10)  # n_items overrides the truth's width
-    assert means["recall@2"] == pytest.approx((1 / 2 + 1 / 1) / 2)  # user 0: 1 hit of min(2, 2)
+    assert means["recall@2"] == pytest.approx((1 / 2 + 1 / 1) / 2)  # user 0: 1 hit of 2
     assert means["ndcg@3"] == pytest.approx(compute_metrics(REC, TRUTH, ["ndcg@3"])["ndcg@3"])
 
 

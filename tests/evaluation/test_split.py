@@ -146,7 +146,7 @@ def test_validation_never_touches_the_test_pairs(protocol: str) -> None:
 
 def test_protocol_errors_name_the_value() -> None:
     data = synthetic_interactions()
-    with pytest.raises(ConfigError, match="'by_time'.*random, leave_last, temporal, users"):
+    with pytest.raises(ConfigError, match="'by_time'.*random, leave-last, temporal, users"):
         make_split(data, "by_time")
     with pytest.raises(ConfigError, match="no option 'test_fraction'.*n, min_interactions"):
         make_split(data, "leave_last", test_fraction=0.2)
