@@ -184,35 +184,41 @@ def cross_validate_command(group: str, recipes: str | None, param: list[str] | N
 def print_leaderboard(run: ExperimentRun) -> None:
     """The evaluation table: each metric's mean over its confidence interval, fit time, the test against the leader.
 
-    Laid out for an 80-column terminal: metric headers break before ``@``, each interval sits under its mean
-    (``.228–.265``), and the difference to the best recipe (negative: worse) over its p-value; nothing is cut.
+    Laid out for the terminal's width (80 columns and up): metric headers break before ``@``, each interval sits
+    under its mean (``.228–.265``), the difference to the best recipe (negative: worse) over its p-value; when
+    the columns still do not fit, the rest go to a second table (recipes repeated), so nothing is cut.
     """
     from recsmith.evaluation.metrics import DEFINITIONS, parse_metric
 
     names = run.experiment.metric_names()
     split = run.split.describe()
     level = f"{run.experiment.confidence:.0%}"
-    table = Table(title=f"offline evaluation, {split['protocol']} split, full-catalogue ranking, "
-                        f"{split['evaluated_users']:,} users",
-                  box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("recipe", no_wrap=True)
     sampled = [key for key in run.rows[0] if key.startswith("sampled_") and key not in ("sampled_protocol",
                                                                                          "sampled_cases")]
-    for name in [*names, "fit s", *sampled]:
-        table.add_column(name.replace("@", "\n@"), justify="right", overflow="fold")
-        if name == "fit s":
-            table.add_column(f"vs best\n{run.primary}", justify="right", overflow="fold")
-    for row in run.rows:
+    columns: list[tuple[str, list[str]]] = []
+    for name in names:
         cells = []
-        for name in names:
+        for row in run.rows:
             interval = row["ci"].get(name)
             cells.append(f"{row[name]:.4f}" if interval is None else
                          f"{row[name]:.4f}\n[dim]{_short(interval['ci_low'])}–{_short(interval['ci_high'])}[/]")
-        test = row.get("vs_best")
-        versus = "—" if test is None else f"{test['mean_difference']:+.4f}\n[dim]p={test['p_value']:.2g}[/]"
-        table.add_row(row["recipe"], *cells, f"{row['fit_seconds']:.2f}", versus,
-                      *(f"{row[key]:.4f}" for key in sampled))
-    out.print(table)
+        columns.append((name.replace("@", "\n@"), cells))
+    columns.append(("fit s", [f"{row['fit_seconds']:.2f}" for row in run.rows]))
+    columns.append((f"vs best\n{run.primary}", [
+        "—" if row.get("vs_best") is None else
+        f"{row['vs_best']['mean_difference']:+.4f}\n[dim]p={row['vs_best']['p_value']:.2g}[/]" for row in run.rows]))
+    columns += [(key.replace("@", "\n@"), [f"{row[key]:.4f}" for row in run.rows]) for key in sampled]
+    title = (f"offline evaluation, {split['protocol']} split, full-catalogue ranking, "
+             f"{split['evaluated_users']:,} users")
+    recipes = [str(row["recipe"]) for row in run.rows]
+    unbounded = out.options.update_width(10_000)  # measure a table's natural width, not clamped to the terminal
+    while columns:  # as many columns as fit the width in each table, at least one
+        count = 1
+        while count < len(columns) and out.measure(_table(title, recipes, columns[:count + 1]),
+                                                   options=unbounded).maximum <= out.width:
+            count += 1
+        out.print(_table(title, recipes, columns[:count]))
+        columns, title = columns[count:], ""
     out.print(f"under each mean: its {level} bootstrap interval; vs best: the difference to the best recipe's "
               f"{run.primary} (negative: worse), paired t-test p-value")
     if {parse_metric(name)[0] for name in names} & {"recall", "recall_capped"}:  # which recall is which
@@ -223,6 +229,17 @@ def print_leaderboard(run: ExperimentRun) -> None:
                   "ranking (only to compare with papers that report it)")
     if split["skipped_users"]:
         out.print(f"{split['skipped_users']:,} users with too little history for the protocol were not evaluated")
+
+
+def _table(title: str, recipes: list[str], columns: list[tuple[str, list[str]]]) -> Table:
+    """One leaderboard table: the recipes, then the given (header, cells) columns, right-aligned, never cut."""
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("recipe", no_wrap=True)
+    for header, _ in columns:
+        table.add_column(header, justify="right", overflow="fold")
+    for number, recipe in enumerate(recipes):
+        table.add_row(recipe, *(cells[number] for _, cells in columns))
+    return table
 
 
 def _short(value: float) -> str:

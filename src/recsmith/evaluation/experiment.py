@@ -36,9 +36,9 @@ import pydantic
 from pydantic import Field, field_validator
 
 from recsmith.errors import ConfigError
-from recsmith.evaluation.metrics import canonical_metric, full_names
+from recsmith.evaluation.metrics import full_names
 from recsmith.evaluation.split import OPTIONS, PROTOCOLS
-from recsmith.recipes import Recipe, create
+from recsmith.recipes import Recipe, available, create
 from recsmith.recipes.registry import canonical_name
 
 
@@ -70,7 +70,7 @@ class RecipeEntry(pydantic.BaseModel):
     @field_validator("recipe", mode="before")
     @classmethod
     def _spell_recipe(cls, value: Any) -> Any:
-        return canonical_name(value)
+        return canonical_name(value) if canonical_name(value) in available() else value  # unknown: as given
 
     @property
     def label(self) -> str:
@@ -96,7 +96,8 @@ class Experiment(pydantic.BaseModel):
     """Cut-off of the default metrics and of metric names given without one."""
 
     metrics: list[str] | None = None
-    """Metric names (``ndcg@10``, or ``ndcg`` cut at ``k``); default: precision, recall, ndcg, coverage."""
+    """Metric names (``ndcg@10``, or ``ndcg`` cut at ``k``; ``hit-rate`` is ``hit_rate``); default: precision,
+    recall, ndcg, coverage. :meth:`metric_names` gives them canonically spelt, with their cut-offs."""
 
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
     """Level of the bootstrap confidence intervals."""
@@ -114,12 +115,7 @@ class Experiment(pydantic.BaseModel):
     @field_validator("protocol", mode="before")
     @classmethod
     def _spell_protocol(cls, value: Any) -> Any:
-        return canonical_name(value)
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _spell_metrics(cls, value: Any) -> Any:
-        return [canonical_metric(name) for name in value] if isinstance(value, list) else value
+        return canonical_name(value) if canonical_name(value) in OPTIONS else value  # unknown: as given, for check
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Experiment:

@@ -69,9 +69,8 @@ def full_names(names: list[str] | tuple[str, ...], k: int | None = None) -> list
         If ``k`` is not a positive integer, or a name is unknown (see :func:`parse_metric`).
     """
     _check_k(k)
-    given = [canonical_metric(name) for name in names]
-    out = [name if not isinstance(name, str) or "@" in name or k is None else f"{name}@{int(k)}" for name in given]
-    return ["{}@{}".format(*parse_metric(name)) for name in out]
+    out = [name if not isinstance(name, str) or "@" in name or k is None else f"{name}@{int(k)}" for name in names]
+    return ["{}@{}".format(*parse_metric(name)) for name in out]  # errors name the metric as given
 
 
 def parse_metric(name: str) -> tuple[str, int]:
