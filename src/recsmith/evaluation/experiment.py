@@ -21,9 +21,10 @@ Built from CLI options or read from a TOML file::
     params = { neighbors = 50 }
 
 :meth:`Experiment.check` validates everything (recipe names, params, metric names, protocol and options)
-before any data is read or any model trained. Names are stored canonically spelt, whichever spelling the file
-uses (``leave_last`` -> ``leave-last``, ``item_knn`` -> ``item-knn``, ``hit-rate@10`` -> ``hit_rate@10``; see
-:func:`recsmith.recipes.registry.canonical_name`).
+before any data is read or any model trained. Either spelling of a name is accepted: recipes and the protocol
+are kept canonically spelt (``item_knn`` -> ``item-knn``, ``leave_last`` -> ``leave-last``), and
+:meth:`Experiment.metric_names` spells the metrics so (``hit-rate@10`` -> ``hit_rate@10``); see
+:func:`recsmith.recipes.registry.canonical_name`.
 """
 
 from __future__ import annotations
