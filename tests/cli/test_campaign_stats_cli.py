@@ -105,7 +105,8 @@ def test_campaign_stats_counts_served_items_impressions_and_clicks(served) -> No
 
 
 def test_campaign_stats_refuses_what_it_cannot_count(cli) -> None:
-    assert cli("datasets", "synthetic", "-g", "shop", "--users", 20, "--items", 10, "--interactions", 100).exit_code == 0
+    made = cli("datasets", "synthetic", "-g", "shop", "--users", 20, "--items", 10, "--interactions", 100)
+    assert made.exit_code == 0, made.output
     unknown = cli("campaign", "stats", "nope", "-g", "shop")
     assert unknown.exit_code == 1 and "no campaign 'nope'" in unknown.stderr
     version = json.loads(cli("train", "-g", "shop", "--recipe", "popularity", "--no-metrics", "--json").stdout)["id"]

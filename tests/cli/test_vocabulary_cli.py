@@ -46,7 +46,9 @@ def test_create_takes_the_name_as_its_argument_and_still_accepts_name(tiny) -> N
     assert json.loads(created.stdout)["name"] == "home" and "deprecated" not in created.stderr
     made = tiny("filter", "create", "no-a", "-g", "tiny", "--expression", 'EXCLUDE ItemID WHERE Items.GENRES IN ("x")')
     assert made.exit_code == 0, made.output
-    assert tiny("filter", "describe", "no-a", "-g", "tiny").exit_code == 0
+    for kind, name in (("filter", "no-a"), ("campaign", "home")):  # describe takes --json as every command does
+        described = tiny(kind, "describe", name, "-g", "tiny", "--json")
+        assert described.exit_code == 0 and json.loads(described.stdout)["name"] == name
 
     old = tiny("campaign", "create", "-g", "tiny", "--name", "side", "--solution-version", version)
     assert old.exit_code == 0, old.output

@@ -31,6 +31,10 @@ filter_app = typer.Typer(help="Stored filters (Amazon Personalize's filter gramm
 keys_app = typer.Typer(help="API keys of the HTTP API (roles read, write, admin).", no_args_is_help=True)
 
 
+DescribeJsonOption = Annotated[bool, typer.Option("--json", help="Accepted as by every command; describe always "
+                                                          "prints JSON.")]
+
+
 def _campaign_table(records: list[dict[str, Any]]) -> Table:
     table = Table("dataset group", "campaign", "solution version", "recipe", "config", "updated")
     for r in records:
@@ -133,7 +137,8 @@ def campaign_list(
 
 @campaign_app.command("describe")
 @handle_errors
-def campaign_describe(name: Annotated[str, typer.Argument(help="Campaign name.")], group: GroupOption) -> None:
+def campaign_describe(name: Annotated[str, typer.Argument(help="Campaign name.")], group: GroupOption,
+                      as_json: DescribeJsonOption = True) -> None:
     """A campaign as JSON."""
     print_json(open_store().get_campaign(group, name))
 
@@ -261,7 +266,8 @@ def filter_list(group: GroupOption, as_json: JsonOption = False) -> None:
 
 @filter_app.command("describe")
 @handle_errors
-def filter_describe(name: Annotated[str, typer.Argument(help="Filter name.")], group: GroupOption) -> None:
+def filter_describe(name: Annotated[str, typer.Argument(help="Filter name.")], group: GroupOption,
+                    as_json: DescribeJsonOption = True) -> None:
     """A filter as JSON."""
     print_json(open_store().get_filter(group, name))
 
