@@ -115,5 +115,8 @@ def test_campaign_stats_refuses_what_it_cannot_count(cli) -> None:
                           (["--since", "24h", "--every", "1s"], "too many")):
         result = cli("campaign", "stats", "home", "-g", "shop", *args)
         assert result.exit_code == 1 and message in result.stderr, result.output
-    empty = json.loads(cli("campaign", "stats", "home", "-g", "shop", "--json").stdout)
-    assert empty["total"]["responses"] == 0 and empty["total"]["click_through_rate"] is None
+    empty = cli("campaign", "stats", "home", "-g", "shop", "--since", "24h", "--json")
+    assert json.loads(empty.stdout)["total"]["responses"] == 0 and "keeps" not in empty.stderr
+    assert json.loads(empty.stdout)["total"]["click_through_rate"] is None
+    older = cli("campaign", "stats", "home", "-g", "shop", "--since", "3d", "--every", "1d")
+    assert older.exit_code == 0 and "ledger keeps 24 h" in older.stderr

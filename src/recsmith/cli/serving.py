@@ -179,6 +179,7 @@ def campaign_stats(
     start = parse_since(since, now=now).timestamp()
     if start >= end:
         raise ConfigError(f"--since {since}: that is not in the past")
+    beyond_ledger = end - start > RETENTION_SECONDS
     start = math.floor(start / period) * period  # intervals on whole multiples of --every: 13:00, 14:00, ...
     ledger: Any = None
     if settings.redis_url:
@@ -198,7 +199,7 @@ def campaign_stats(
         total.served_items += row.served_items
         total.impressions += row.impressions
         total.clicks += row.clicks
-    if end - start > RETENTION_SECONDS:
+    if beyond_ledger:
         err.print(f"note: the served-items ledger keeps {RETENTION_SECONDS / 3600:g} h; earlier intervals count "
                   "nothing", highlight=False)
     if as_json:
