@@ -627,6 +627,24 @@ class Recipe(ABC):
         """
         return None
 
+    def reason_kinds(self, items: np.ndarray) -> list[str] | None:
+        """Why each recommended item is in the list, for recipes that know better than serving's default
+        reasons (``"personalized"``, ``"history"``, ``"because you interacted with ..."``): e.g. trending's
+        ``"trending"`` for a riser and ``"popular"`` for its popularity fallback. Serving
+        (:func:`recsmith.serving.recommender.score_history`) shows them in every answer, HTTP and CLI alike.
+
+        Parameters
+        ----------
+        items : array of int
+            Recommended items (dense indices).
+
+        Returns
+        -------
+        list of str or None
+            One reason per item; None (the default) keeps serving's reasons.
+        """
+        return None
+
     # ---------------------------------------------------------------------------------- artifacts
     def _state(self) -> dict[str, np.ndarray]:
         """Learned arrays to save, besides the training matrix (override)."""
