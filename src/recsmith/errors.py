@@ -15,6 +15,11 @@ class DataError(RecsmithError, ValueError):
     """Input data is malformed: a bad value, a missing column, an unreadable file."""
 
 
+class SplitTooSmallError(DataError):
+    """The data is too small for an evaluation split: it would leave no test interactions (interfaces say how to go
+    on without the split, e.g. ``recsmith train --no-metrics``)."""
+
+
 class SchemaError(DataError):
     """A schema is invalid, or data does not match its schema."""
 

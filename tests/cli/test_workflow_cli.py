@@ -250,20 +250,20 @@ def test_recommend_with_a_filter(movielens, db_url: str) -> None:
         metadata = store.read_items(group.id, [row["item_id"] for row in rows])
         return [(metadata[row["item_id"]]["GENRES"], row["reason"]) for row in rows]
 
-    horror = genres("--user", "1", "--filter", "INCLUDE ItemID WHERE Items.GENRES IN ($G)",
+    horror = genres("--user", "1", "--filter-expression", "INCLUDE ItemID WHERE Items.GENRES IN ($G)",
                     "--filter-value", "G=Horror")
     assert len(horror) == 10 and all("Horror" in g and personal(reason) for g, reason in horror)
-    no_drama = genres("--user", "1", "--filter", 'EXCLUDE ItemID WHERE Items.GENRES IN ("Drama", "Comedy")')
+    no_drama = genres("--user", "1", "--filter-expression", 'EXCLUDE ItemID WHERE Items.GENRES IN ("Drama", "Comedy")')
     assert len(no_drama) == 10 and not any("Drama" in g or "Comedy" in g for g, _ in no_drama)
-    newcomer = genres("--user", "nobody", "--filter", 'INCLUDE ItemID WHERE Items.GENRES IN ("Western")')
+    newcomer = genres("--user", "nobody", "--filter-expression", 'INCLUDE ItemID WHERE Items.GENRES IN ("Western")')
     assert len(newcomer) == 10 and all("Western" in g and reason == "popular" for g, reason in newcomer)
-    omitted = genres("--user", "1", "--filter", "EXCLUDE ItemID WHERE Items.GENRES IN ($G)")  # an EXCLUDE part
-    assert len(omitted) == 10  # without its value is not used, as in Personalize
+    omitted = genres("--user", "1", "--filter-expression", "EXCLUDE ItemID WHERE Items.GENRES IN ($G)")
+    assert len(omitted) == 10  # an EXCLUDE part without its value is not used, as in Personalize
     store.close()
-    bad = movielens("recommend", "--solution-version", version, "--user", "1", "--filter",
+    bad = movielens("recommend", "--solution-version", version, "--user", "1", "--filter-expression",
                     "INCLUDE ItemID WHERE Items.GENRES == (1)")
     assert bad.exit_code == 1 and "position" in bad.stderr
-    missing = movielens("recommend", "--solution-version", version, "--user", "1", "--filter",
+    missing = movielens("recommend", "--solution-version", version, "--user", "1", "--filter-expression",
                         "INCLUDE ItemID WHERE Items.GENRES IN ($G)")
     assert missing.exit_code == 1 and "$G" in missing.stderr
     lonely = movielens("recommend", "--solution-version", version, "--user", "1", "--filter-value", "G=x")

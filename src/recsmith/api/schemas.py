@@ -28,6 +28,7 @@ from recsmith.data.filters import (
     FILTER_MAX_VALUES,
 )
 from recsmith.data.values import number_problem, text_problem
+from recsmith.serving import MAX_RESULTS
 
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
@@ -169,7 +170,7 @@ class RecommendationRequest(Strict):
     session_id: Id | None = Field(default=None, description="Alone: recommendations for an anonymous session from "
                                   "its events; with user_id: the session's anonymous events count as the user's.")
     item_id: Id | None = None
-    num_results: int = Field(default=25, ge=1, le=500)
+    num_results: int = Field(default=25, ge=1, le=MAX_RESULTS)
     filter: Name | None = Field(default=None, description="A stored filter's name.")
     filter_values: FilterValues = Field(default_factory=dict)
     exclude: list[Id] = Field(default_factory=list, max_length=1000, description="Item ids never to return.")
@@ -199,7 +200,7 @@ class RankingRequest(Strict):
     """Order a list of items for a user."""
 
     user_id: Id
-    input_list: list[Id] = Field(min_length=1, max_length=500)
+    input_list: list[Id] = Field(min_length=1, max_length=MAX_RESULTS)
     filter: Name | None = None
     filter_values: FilterValues = Field(default_factory=dict)
     context: Context = Field(default_factory=dict, max_length=50)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from recsmith.data.interactions import Interactions
-from recsmith.errors import ConfigError, DataError
+from recsmith.errors import ConfigError, DataError, SplitTooSmallError
 from recsmith.recipes.registry import canonical_name
 
 logger = logging.getLogger(__name__)
@@ -409,5 +409,6 @@ def _count_skipped(n_positive: np.ndarray, eligible: np.ndarray) -> int:
 def _finish(interactions: Interactions, test_mask: np.ndarray, skipped: int, what: str
             ) -> tuple[Interactions, Interactions, int]:
     if not test_mask.any():
-        raise DataError(f"the split ({what}) left no test interactions; the dataset is too small for this protocol")
+        raise SplitTooSmallError(f"the split ({what}) left no test interactions; the dataset is too small for this "
+                                 "protocol")
     return interactions.with_entries(~test_mask), interactions.with_entries(test_mask), skipped

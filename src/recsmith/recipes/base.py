@@ -289,6 +289,9 @@ class Recipe(ABC):
                 elif error["type"] == "extra_forbidden":
                     allowed = ", ".join(cls.Params.model_fields)
                     problems.append(f"unknown param {name!r} (params of {cls.name}: {allowed})")
+                elif error["type"] == "value_error":  # a validator's own message says what is wrong with it
+                    where = f"param {name}" if error["loc"] else "params"
+                    problems.append(f"{where}: {error.get('ctx', {}).get('error', error['msg'])}")
                 else:
                     problems.append(f"param {name}={error.get('input')!r}: {error['msg']}")
             raise ConfigError(f"recipe {cls.name}: " + "; ".join(problems)) from None

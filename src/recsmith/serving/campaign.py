@@ -32,6 +32,7 @@ import numpy as np
 from recsmith.data.filters import FILTER_CACHE_BYTES, Filter, FilterCache, ItemCatalog, parse_filter
 from recsmith.errors import ConfigError, NotFoundError
 from recsmith.recipes.bundle import TrainedModel
+from recsmith.serving import MAX_RESULTS
 from recsmith.serving.ledger import DatabaseLedger, Ledger
 from recsmith.serving.live import DatabaseLive, RedisLive
 from recsmith.serving.recommender import (
@@ -48,7 +49,6 @@ from recsmith.store.store import EventBatch, Store
 
 logger = logging.getLogger(__name__)
 
-MAX_RESULTS = 500
 FILTER_REFRESH_SECONDS = 2.0
 MAX_SUPPRESS_MINUTES = 24 * 60
 GROUP_ID_SECONDS = 10.0

@@ -164,6 +164,28 @@ class Served:
     served_at: float
 
 
+@dataclass(frozen=True)
+class LinkedEvent:
+    """A stored event that names the recommendation response it acted on.
+
+    Attributes
+    ----------
+    item_id : str
+        The item acted on.
+    timestamp : int
+        When it was sent (epoch seconds).
+    recommendation_id : str
+        The response (a served-items ledger entry).
+    impression : tuple of str
+        The items it reports shown.
+    """
+
+    item_id: str
+    timestamp: int
+    recommendation_id: str
+    impression: tuple[str, ...] = ()
+
+
 class LiveRecords:
     """Deletions, catalogue versions and the served-items ledger (mixed into :class:`~recsmith.store.store.Store`)."""
 
@@ -427,6 +449,31 @@ class LiveRecords:
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(i.c.item_id).where(
                 i.c.dataset_group_id == group_id, i.c.user_id == user_id, i.c.timestamp >= since)).scalars())
+
+    def served_between(self, group_id: int, campaign: str, start: float, end: float) -> list[Served]:
+        """The ledger entries of a campaign served at or after ``start`` and before ``end`` (epoch seconds),
+        oldest first (``recsmith campaign stats``)."""
+        s = t.served_items
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(s).where(s.c.dataset_group_id == group_id, s.c.campaign == campaign,
+                                                   s.c.served_at >= start, s.c.served_at < end)
+                                .order_by(s.c.served_at)).all()
+        return [_served(row) for row in rows]
+
+    def linked_events(self, group_id: int, start: float, end: float) -> list[LinkedEvent]:
+        """The group's stored events that carry a ``recommendation_id``, sent at or after ``start`` and before
+        ``end`` (epoch seconds), with the items they report shown (``impression``)."""
+        i = t.interactions
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(i.c.item_id, i.c.timestamp, i.c.recommendation_id, i.c.context).where(
+                i.c.dataset_group_id == group_id, i.c.recommendation_id.is_not(None),
+                i.c.timestamp >= int(start), i.c.timestamp < end)).all()
+        out = []
+        for item_id, timestamp, recommendation_id, context in rows:
+            shown = (json.loads(context) if context else {}).get("impression")
+            out.append(LinkedEvent(item_id, int(timestamp), recommendation_id,
+                                   tuple(str(shown).split("|")) if shown else ()))
+        return out
 
 
 def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
