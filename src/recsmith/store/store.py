@@ -431,7 +431,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
                 raise NotFoundError(f"dataset group {name!r} was deleted meanwhile")
         self._events_ready.pop(group.id, None)
         self.checkpoint()
-        return GroupDeletion(name, group.id, campaigns, artifacts, {k: int(n) for k, n in rows.items()})
+        return GroupDeletion(name, group.id, campaigns, artifacts, {str(k): int(n) for k, n in rows.items()})
 
     # ----------------------------------------------------------------------------------------- datasets
     def ensure_dataset(
