@@ -184,9 +184,8 @@ def test_a_served_version_is_409_naming_the_campaign_then_deleted_once_switched(
     assert [v["id"] for v in api.client.get(f"{GROUP}/solution-versions", headers=admin).json()] == [second]
     assert api.client.delete(f"{GROUP}/solution-versions/{first}", headers=admin).status_code == 404
     entries = api.store.audit_entries(action="solution_version.delete")
-    assert [(e["resource"], e["status"]) for e in entries] == [
-        (f"dataset-groups/shop/solution-versions/{first}", 404), (f"dataset-groups/shop/solution-versions/{first}", 200),
-        (f"dataset-groups/shop/solution-versions/{first}", 409)]
+    resource = f"dataset-groups/shop/solution-versions/{first}"
+    assert [(e["resource"], e["status"]) for e in entries] == [(resource, 404), (resource, 200), (resource, 409)]
 
 
 def test_the_python_client_deletes_and_says_what_is_in_the_way(api: Api) -> None:
