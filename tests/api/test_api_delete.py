@@ -204,3 +204,15 @@ def test_the_python_client_deletes_and_says_what_is_in_the_way(api: Api) -> None
         assert [g["name"] for g in client.list_dataset_groups()] == ["other"]
         with pytest.raises(NotFound):
             client.delete_dataset_group("shop")
+
+
+def test_a_group_with_a_job_running_is_409_even_with_force(api: Api) -> None:
+    from recsmith.jobs.runs import owner_columns
+
+    job = api.store.create_import_job(api.store.get_dataset_group("shop").id, "items", "items.csv", "full",
+                                      owner=owner_columns())  # this process: alive
+    response = api.client.delete(GROUP, params={"force": "true"}, headers=api.as_("admin"))
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (f"dataset group 'shop' is in use: import job {job} is still "
+                                                   "running; delete the group once it has finished")
+    assert _recommend(api, "shop", "top") == 200 and Path(api.versions[0]["artifact_uri"]).is_dir()

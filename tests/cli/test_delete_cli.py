@@ -191,3 +191,26 @@ def test_a_version_named_with_another_group_is_not_found(cli) -> None:
 def test_the_help_shows_plain_flags(cli, command) -> None:
     result = cli(*command)
     assert result.exit_code == 0 and "--yes" in result.stdout
+
+
+def test_a_group_or_version_still_being_worked_on_is_refused(cli, db_url: str) -> None:
+    from recsmith.jobs.runs import owner_columns
+
+    made = _group(cli, "g", campaign=None)
+    store = Store(db_url)
+    try:
+        group_id = store.get_dataset_group("g").id
+        job = store.create_import_job(group_id, "items", "items.csv", "full", owner=owner_columns())  # this process
+        training = store.create_solution_version(made["versions"][0]["solution_id"], {}, {}, owner=owner_columns())
+        store.update_solution_version(training, status="CREATE_IN_PROGRESS")
+    finally:
+        store.close()
+    busy = cli("dataset-groups", "delete", "g", "--yes")
+    assert busy.exit_code == 1
+    assert (f"dataset group 'g' is in use: import job {job} and the training of solution version {training} are "
+            "still running; delete the group once they have finished") in busy.stderr
+    version = cli("solution-versions", "delete", training, "--yes")
+    assert version.exit_code == 1 and f"solution version {training} is CREATE_IN_PROGRESS" in version.stderr
+    assert _rows(db_url, "g")["interactions"] == 400 and Path(made["versions"][0]["artifact_uri"]).is_dir()
+    entry = json.loads(cli("audit", "list", "--action", "dataset_group.delete", "--json").stdout)[0]
+    assert (entry["outcome"], entry["detail"]["error"]) == ("failed", "ConflictError")

@@ -16,6 +16,7 @@ from recsmith.serving.live import DatabaseLive, RedisLive, connect_redis, delete
 from recsmith.store.live_records import Served
 from recsmith.store.store import Store
 
+
 @pytest.fixture
 def sqlite_store(tmp_path) -> Store:
     store = Store(f"sqlite:///{tmp_path / 'live.db'}")

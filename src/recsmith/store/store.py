@@ -418,8 +418,9 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
             running += [f"the training of solution version {i}" for i in conn.execute(sa.select(v.c.id).where(
                 v.c.solution_id.in_(solution_ids), v.c.status.in_(UNFINISHED))).scalars()]
             if running:
-                raise ConflictError(f"dataset group {name!r} is in use: {', '.join(running)} is still running; "
-                                    "delete it once that has finished")
+                raise ConflictError(f"dataset group {name!r} is in use: {' and '.join(running)} "
+                                    f"{'is' if len(running) == 1 else 'are'} still running; delete the group once "
+                                    f"{'it has' if len(running) == 1 else 'they have'} finished")
             artifacts = tuple(conn.execute(sa.select(v.c.artifact_uri).where(
                 v.c.solution_id.in_(solution_ids), v.c.artifact_uri.is_not(None)).order_by(v.c.id)).scalars())
             for table in (t.campaigns, t.filters, t.api_keys, t.served_items, t.deletions, t.retrain_decisions):
