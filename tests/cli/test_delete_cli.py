@@ -188,7 +188,7 @@ def test_a_version_named_with_another_group_is_not_found(cli) -> None:
 
 
 @pytest.mark.parametrize("command", [("dataset-groups", "delete", "--help"), ("solution-versions", "delete", "--help")])
-def test_the_help_shows_plain_flags(cli, command) -> None:
+def test_the_help_offers_to_skip_the_confirmation(cli, command) -> None:
     result = cli(*command)
     assert result.exit_code == 0 and "--yes" in result.stdout
 
