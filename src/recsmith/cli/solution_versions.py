@@ -46,9 +46,9 @@ def versions_describe(version_id: Annotated[int, typer.Argument(help="Solution v
 def _served(version_id: int, group: str, campaigns: tuple[str, ...] | list[str]) -> ConflictError:
     first = campaigns[0]
     return ConflictError(f"solution version {version_id} is served by campaign(s) {', '.join(campaigns)} of dataset "
-                         f"group {group!r}; switch each to another version first (`recsmith campaign update {first} "
-                         f"-g {group} --solution-version OTHER`) or delete it (`recsmith campaign delete {first} -g "
-                         f"{group}`)", campaigns=campaigns)
+                         f"group {group!r}; switch each campaign to another version first (`recsmith campaign update "
+                         f"{first} -g {group} --solution-version OTHER`) or delete the campaign (`recsmith campaign "
+                         f"delete {first} -g {group}`)", campaigns=campaigns)
 
 
 @versions_app.command("delete")

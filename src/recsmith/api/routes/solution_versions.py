@@ -46,5 +46,6 @@ def delete_version(group: GroupPath, version_id: VersionPath, store: StoreDep, _
         if not exc.campaigns:
             raise
         first = exc.campaigns[0]
-        return error(409, f"{exc}; switch it to another version first (PUT /v1/dataset-groups/{group}/campaigns/"
-                          f"{first} with another solution_version_id) or delete it", campaigns=list(exc.campaigns))
+        return error(409, f"{exc}; switch each campaign to another version first (PUT /v1/dataset-groups/{group}/"
+                          f"campaigns/{first} with another solution_version_id) or delete the campaign",
+                     campaigns=list(exc.campaigns))
