@@ -396,7 +396,6 @@ class SolutionVersionOut(BaseModel):
     num_items: int | None
     num_interactions: int | None
     fit_seconds: float | None
-    error: str | None
     created_at: datetime
     finished_at: datetime | None
     campaigns: list[str] = Field(description="The group's campaigns that serve it.")

@@ -16,8 +16,9 @@ from recsmith.serving.campaign import delete_solution_version
 router = APIRouter(prefix="/v1/dataset-groups/{group}/solution-versions", tags=["solution versions"])
 
 FIELDS = ("id", "dataset_group", "recipe", "status", "params", "metrics", "num_users", "num_items",
-          "num_interactions", "fit_seconds", "error", "created_at", "finished_at")
-"""What a listing shows of a version (not where its artifact lies: paths are for the server's operators)."""
+          "num_interactions", "fit_seconds", "created_at", "finished_at")
+"""What a listing shows of a version: not where its artifact lies, nor a failed training's error (which may hold
+paths): those are for the server's operators (``recsmith solution-versions describe``)."""
 
 
 def version_view(record: dict[str, Any], serving: dict[int, list[str]]) -> dict[str, Any]:
