@@ -6,6 +6,8 @@ either. Messages say what was wrong, the value, where (file, line, field) and ho
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class RecsmithError(Exception):
     """Base class of every error recsmith raises on purpose."""
@@ -37,6 +39,22 @@ class UnknownIdError(RecsmithError, KeyError):
 
 class NotFoundError(RecsmithError, LookupError):
     """A named object (dataset group, solution version, ...) does not exist."""
+
+
+class ConflictError(RecsmithError, RuntimeError):
+    """The change cannot be made in the resource's present state (a dataset group with campaigns, a solution
+    version a campaign serves, a job still running); the message says what stands in the way and how to clear
+    it. HTTP answers 409.
+
+    Attributes
+    ----------
+    campaigns : tuple of str
+        The campaigns in the way, when campaigns are (each interface says in its own terms how to clear them).
+    """
+
+    def __init__(self, message: str, *, campaigns: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.campaigns = tuple(campaigns)
 
 
 class NotFittedError(RecsmithError, RuntimeError):

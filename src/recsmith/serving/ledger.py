@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from recsmith.errors import ConfigError
+from recsmith.serving.live import delete_prefixed, prefix_pattern
 from recsmith.store.live_records import Served
 from recsmith.store.store import Store
 
@@ -55,6 +56,10 @@ class Ledger(Protocol):
     def forget(self, group_id: int, user_ids: Sequence[str], recommendation_ids: Iterable[str] = ()) -> int:
         """Drop erased users' entries, and those of the responses named, that the store does not hold; returns
         how many keys of another system (Redis) were deleted."""
+
+    def forget_group(self, group_id: int) -> int:
+        """Drop a deleted group's entries that the store does not hold; returns how many keys of another system
+        (Redis) were deleted."""
 
     def start(self) -> None:
         """Start background work."""
@@ -148,6 +153,13 @@ class DatabaseLedger:
         with self._lock:
             self._pending = [e for e in self._pending if not ((e.group_id == group_id and e.user_id in users)
                                                               or e.recommendation_id in responses)]
+        return 0
+
+    def forget_group(self, group_id: int) -> int:
+        """Drop this process's pending entries of a deleted group (the stored ones went with the group, and
+        :meth:`~recsmith.store.store.Store.write_served` drops other processes' when they flush them); returns 0."""
+        with self._lock:
+            self._pending = [e for e in self._pending if e.group_id != group_id]
         return 0
 
     def start(self) -> None:
@@ -256,6 +268,20 @@ class RedisLedger:
             responses.update(_decode(value).recommendation_id for value in self.redis.zrange(key, 0, -1))
         keys += [self._id_key(recommendation_id) for recommendation_id in sorted(responses)]
         deleted = 0
+        for start in range(0, len(keys), 500):
+            deleted += int(self.redis.delete(*keys[start:start + 500]))
+        return deleted
+
+    def forget_group(self, group_id: int) -> int:
+        """Delete a deleted group's entry sets and the per-response keys of the responses in them (a new group
+        may get its id); returns how many keys were deleted. Responses to no user (related items) have no set:
+        their keys expire with the retention."""
+        prefix = self._user_key(group_id, "")
+        responses: set[str] = set()
+        for key in self.redis.scan_iter(match=prefix_pattern(prefix), count=1000):
+            responses.update(_decode(value).recommendation_id for value in self.redis.zrange(key, 0, -1))
+        keys = [self._id_key(recommendation_id) for recommendation_id in sorted(responses)]
+        deleted = delete_prefixed(self.redis, prefix)
         for start in range(0, len(keys), 500):
             deleted += int(self.redis.delete(*keys[start:start + 500]))
         return deleted

@@ -130,10 +130,13 @@ class LiveState:
         At least the row id of the group's newest real-time event (0 before any).
     catalog_version : int
         Bumped by every put or delete of users or items through the event tracker.
+    exists : bool
+        False when the group is gone (deleted): what a process remembers of it is to be forgotten.
     """
 
     last_event_id: int
     catalog_version: int
+    exists: bool = True
 
 
 @dataclass(frozen=True)
@@ -213,7 +216,7 @@ class LiveRecords:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(g.c.last_event_id, g.c.catalog_version).where(g.c.id == group_id)).first()
         if row is None:
-            return LiveState(0, 0)
+            return LiveState(0, 0, exists=False)
         return LiveState(int(row[0] or 0), int(row[1] or 0))
 
     @staticmethod
@@ -377,8 +380,8 @@ class LiveRecords:
     def write_served(self, entries: Sequence[Served]) -> None:
         """Append ledger entries in one transaction (an id already recorded is kept as it is); through the driver,
         since every recommendation response makes one (25 µs an entry through SQLAlchemy Core, 12 through the
-        driver)."""
-        entries = self._not_erased(entries)
+        driver). Entries of a dataset group deleted since they were served are dropped."""
+        entries = self._not_erased(self._of_existing_groups(entries))
         if not entries:
             return
         rows = [(e.recommendation_id, e.group_id, e.campaign, e.user_id, json.dumps(list(e.items)), e.served_at)
@@ -396,6 +399,18 @@ class LiveRecords:
                            "ON CONFLICT (recommendation_id) DO NOTHING",
                            [list(column) for column in zip(*rows, strict=True)])
             cursor.close()
+
+    def _of_existing_groups(self, entries: Sequence[Served]) -> Sequence[Served]:
+        """``entries`` less those of dataset groups that no longer exist (one primary-key read per batch)."""
+        groups = {e.group_id for e in entries}
+        if not groups:
+            return entries
+        g = t.dataset_groups
+        with self.engine.connect() as conn:
+            existing = set(conn.execute(sa.select(g.c.id).where(g.c.id.in_(sorted(groups)))).scalars())
+        if existing == groups:
+            return entries
+        return [e for e in entries if e.group_id in existing]
 
     def _not_erased(self, entries: Sequence[Served]) -> Sequence[Served]:
         """``entries`` less those served to a user before the user's deletion (another process may write what it
