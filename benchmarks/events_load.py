@@ -181,7 +181,7 @@ def setup_backend(name: str, root: Path, args: argparse.Namespace, log: Any) -> 
         log(f"{name}: datasets load ml-latest-small -> {GROUP}; train item-knn; campaign {GROUP}/{CAMPAIGN}; admin key")
         cli(env, "datasets", "load", "ml-latest-small", "--dataset-group", GROUP)
         version = cli(env, "train", "--dataset-group", GROUP, "--recipe", "item-knn", "--no-metrics")
-        cli(env, "campaign", "create", "--dataset-group", GROUP, "--name", CAMPAIGN,
+        cli(env, "campaign", "create", CAMPAIGN, "--dataset-group", GROUP,
             "--solution-version", str(version["id"]))
         key = cli(env, "keys", "create", "--role", "admin", "--name", "events-load")
         state = {"url": url, "key": key["key"], "artifact": version["artifact_uri"],

@@ -220,9 +220,9 @@ def setup_small(home: Path, state: dict[str, Any], log: Any) -> None:
     started = time.perf_counter()
     log("setup: campaign movies/knn, filter movies/genre, admin and read keys")
     version = str(state["movies"]["versions"][0])
-    cli(home, "campaign", "create", "--dataset-group", "movies", "--name", "knn", "--solution-version", version,
+    cli(home, "campaign", "create", "knn", "--dataset-group", "movies", "--solution-version", version,
         "--json")
-    cli(home, "filter", "create", "--dataset-group", "movies", "--name", "genre", "--expression", FILTER_EXPRESSION,
+    cli(home, "filter", "create", "genre", "--dataset-group", "movies", "--expression", FILTER_EXPRESSION,
         "--json")
     state["small"] = {"key": cli(home, "keys", "create", "--role", "admin", "--json")["key"],
                       "read_key": cli(home, "keys", "create", "--role", "read", "--dataset-group", "movies",
@@ -263,9 +263,9 @@ def setup_serving(home: Path, state: dict[str, Any], log: Any) -> None:
     created: dict[str, Any] = {}
     for group, name in CAMPAIGNS:
         version = str(state[group]["versions"][0])
-        created[f"campaign {group}/{name}"] = cli(home, "campaign", "create", "--dataset-group", group, "--name", name,
+        created[f"campaign {group}/{name}"] = cli(home, "campaign", "create", name, "--dataset-group", group,
                                                   "--solution-version", version, "--json")
-        created[f"filter {group}/genre"] = cli(home, "filter", "create", "--dataset-group", group, "--name", "genre",
+        created[f"filter {group}/genre"] = cli(home, "filter", "create", "genre", "--dataset-group", group,
                                                "--expression", FILTER_EXPRESSION, "--json")
     key = cli(home, "keys", "create", "--role", "admin", "--json")
     created["key"] = {k: ("rsk_…" if k == "key" else v) for k, v in key.items()}

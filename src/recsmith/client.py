@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import httpx
 
-from recsmith.errors import ConfigError, NotFoundError, RecsmithError
+from recsmith.errors import ConfigError, ConflictError, NotFoundError, RecsmithError
 
-__all__ = ["APIError", "Client", "Recommendation", "Recommendations"]
+__all__ = ["APIError", "Client", "Conflict", "Recommendation", "Recommendations"]
 
 
 class APIError(RecsmithError):
@@ -49,6 +49,10 @@ class NotFound(APIError, NotFoundError):
 
 class BadRequest(APIError, ConfigError):
     """400 or 422: the request was invalid."""
+
+
+class Conflict(APIError, ConflictError):
+    """409: the resource is in use; ``campaigns`` names the campaigns in the way, when they are."""
 
 
 @dataclass(frozen=True)
@@ -119,9 +123,11 @@ class Client:
             except ValueError:
                 detail = {"message": response.text}
             message, field = str(detail.get("message", response.reason_phrase)), detail.get("field")
-            kind = NotFound if response.status_code == 404 else (
-                BadRequest if response.status_code in (400, 422) else APIError)
-            raise kind(response.status_code, message, field)
+            kind = {404: NotFound, 400: BadRequest, 422: BadRequest, 409: Conflict}.get(response.status_code, APIError)
+            problem = kind(response.status_code, message, field)
+            if isinstance(problem, Conflict):
+                problem.campaigns = tuple(detail.get("campaigns") or ())
+            raise problem
         if response.status_code == 204 or not response.content:
             return None
         if response.headers.get("content-type", "").startswith("application/json"):
@@ -248,3 +254,23 @@ class Client:
     def delete_filter(self, group: str, name: str) -> None:
         """Delete a filter (admin)."""
         self._call("DELETE", f"/v1/dataset-groups/{group}/filters/{name}")
+
+    # ------------------------------------------------------------------------ dataset groups, solution versions
+    def list_dataset_groups(self) -> list[dict[str, Any]]:
+        """Every dataset group with its counts (a key for every group)."""
+        return self._call("GET", "/v1/dataset-groups")
+
+    def delete_dataset_group(self, group: str, *, force: bool = False) -> dict[str, Any]:
+        """Delete a dataset group and everything in it (admin); ``force`` deletes its campaigns too, else a
+        :class:`Conflict` naming them while it has any. Returns what was deleted."""
+        return self._call("DELETE", f"/v1/dataset-groups/{quote(group, safe='')}",
+                          params={"force": "true"} if force else None)
+
+    def list_solution_versions(self, group: str) -> list[dict[str, Any]]:
+        """The group's solution versions, oldest first, with the campaigns serving each."""
+        return self._call("GET", f"/v1/dataset-groups/{quote(group, safe='')}/solution-versions")
+
+    def delete_solution_version(self, group: str, version_id: int) -> dict[str, Any]:
+        """Delete a solution version and its artifact (admin); a :class:`Conflict` naming the campaigns while any
+        serves it. Returns what was deleted."""
+        return self._call("DELETE", f"/v1/dataset-groups/{quote(group, safe='')}/solution-versions/{int(version_id)}")

@@ -8,7 +8,7 @@ depends on the interface (a CLI flag, an HTTP body field, a keyword argument) tr
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -19,6 +19,11 @@ class RecsmithError(Exception):
 
 class DataError(RecsmithError, ValueError):
     """Input data is malformed: a bad value, a missing column, an unreadable file."""
+
+
+class SplitTooSmallError(DataError):
+    """The data is too small for an evaluation split: it would leave no test interactions (interfaces say how to go
+    on without the split, e.g. ``recsmith train --no-metrics``)."""
 
 
 class SchemaError(DataError):
@@ -38,6 +43,22 @@ class UnknownIdError(RecsmithError, KeyError):
 
 class NotFoundError(RecsmithError, LookupError):
     """A named object (dataset group, solution version, ...) does not exist."""
+
+
+class ConflictError(RecsmithError, RuntimeError):
+    """The change cannot be made in the resource's present state (a dataset group with campaigns, a solution
+    version a campaign serves, a job still running); the message says what stands in the way and how to clear
+    it. HTTP answers 409.
+
+    Attributes
+    ----------
+    campaigns : tuple of str
+        The campaigns in the way, when campaigns are (each interface says in its own terms how to clear them).
+    """
+
+    def __init__(self, message: str, *, campaigns: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.campaigns = tuple(campaigns)
 
 
 class NotFittedError(RecsmithError, RuntimeError):
@@ -73,7 +94,8 @@ class Advice:
         ``unknown_field``: a record has a field its dataset's schema lacks; ``missing_field``: records lack a
         field the schema requires; ``filter_value``: an ``INCLUDE`` filter's ``$PARAM`` has no value;
         ``current_item``: a ``CurrentItem`` filter on a request that names no item; ``campaign_exists``: a
-        campaign's name is taken; ``no_solution_version``, ``no_dataset_group``: what was named does not exist.
+        campaign's name is taken; ``campaign_config``: a stored campaign's config is invalid;
+        ``no_solution_version``, ``no_dataset_group``: what was named does not exist.
     name : str
         The field, parameter, campaign, solution version or group (for ``current_item``, the item field the
         filter reads).

@@ -54,11 +54,12 @@ def synthetic_interactions(n_users: int = 60, n_items: int = 40, density: float 
 
 
 def ml100k_split(seed: int = 42, protocol: str = "random") -> tuple[Interactions, Interactions]:
-    """MovieLens 100K, split by ``protocol``: ``random`` 80/20 (seeded), or ``leave_last`` (each user's last
-    interaction); skips the test when the dataset is absent."""
+    """MovieLens 100K, split by ``protocol``: ``random`` 80/20 (seeded), ``leave_last`` (each user's last
+    interaction) or ``temporal`` (the latest 10 % of the pairs, after one global time cut); skips the test when
+    the dataset is absent."""
     import pandas as pd
 
-    from recsmith.evaluation.split import split_leave_last, split_random
+    from recsmith.evaluation.split import split_leave_last, split_random, split_temporal
 
     path = datasets_dir() / "ml-100k" / "u.data"
     if not path.is_file():
@@ -67,6 +68,8 @@ def ml100k_split(seed: int = 42, protocol: str = "random") -> tuple[Interactions
     data = Interactions.from_frame(frame, user="user", item="item", timestamp="timestamp", value="rating")
     if protocol == "leave_last":
         return split_leave_last(data, n=1)
+    if protocol == "temporal":
+        return split_temporal(data, fraction=0.1)
     return split_random(data, test_fraction=0.2, seed=seed)
 
 

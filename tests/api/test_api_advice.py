@@ -5,6 +5,7 @@ in its own terms (HTTP names body fields, the CLI its flags)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,8 +213,29 @@ def test_campaign_and_group_errors_name_routes_not_commands(api, cli):
     missing = api.client.post(f"/v1/dataset-groups/{GROUP}/campaigns", headers=api.admin,
                               json={"name": "other", "solution_version_id": 99_999})
     error = error_of(missing, 404, "solution_version_id")
-    assert error["message"] == "no solution version 99999", error
+    assert error["message"] == (f"no solution version 99999; list them with GET /v1/dataset-groups/{GROUP}/"
+                                "solution-versions"), error
+    gone = error_of(api.client.delete(f"/v1/dataset-groups/{GROUP}/solution-versions/99999", headers=api.admin), 404)
+    assert "recsmith" not in gone["message"] and "has no solution version 99999" in gone["message"], gone
     nowhere = error_of(api.client.get("/v1/dataset-groups/nowhere/filters", headers=api.admin), 404)
     assert "recsmith" not in nowhere["message"] and "no dataset group 'nowhere'" in nowhere["message"], nowhere
     again = cli("campaign", "create", "-g", GROUP, "--name", "home", "--solution-version", api.version)
     assert again.exit_code == 1 and "recsmith campaign update home" in again.output, again.output
+
+
+def test_a_bad_stored_campaign_config_names_the_route_that_fixes_it(api):
+    put = api.client.put(f"/v1/dataset-groups/{GROUP}/items", headers=api.write,  # the config is read for new items
+                         json={"items": [{"item_id": "new-1", "properties": {"GENRES": "Drama"}}]})
+    assert put.status_code == 200, put.text
+    created = api.client.post(f"/v1/dataset-groups/{GROUP}/campaigns", headers=api.admin,
+                              json={"name": "odd", "solution_version_id": api.version,
+                                    "config": {"new_items_share": 5}})
+    assert created.status_code == 201, created.text
+    path = f"/v1/dataset-groups/{GROUP}/campaigns/odd/recommendations"
+    deadline = time.monotonic() + 20
+    while (response := api.client.post(path, headers=api.write, json={"user_id": "u1"})).status_code == 404:
+        assert time.monotonic() < deadline, response.text  # not loaded yet
+        time.sleep(0.2)
+    error = error_of(response, 400)
+    assert "recsmith" not in error["message"], error
+    assert f"fix it with PUT /v1/dataset-groups/{GROUP}/campaigns/odd" in error["message"], error

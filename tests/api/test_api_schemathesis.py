@@ -45,8 +45,10 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 def _strategy(operation: Any) -> Any:
     """Positive and negative requests for the operation, on the real dataset group and campaign (so they reach
-    the model; a DELETE of the campaign names a scratch one, to keep 'knn' serving)."""
-    pinned = {"group": GROUP, "campaign": "scratch" if operation.method.upper() == "DELETE" else "knn"}
+    the model; a DELETE of the campaign, or of the group itself, names a scratch one, to keep 'knn' serving)."""
+    delete = operation.method.upper() == "DELETE"
+    pinned = {"group": "scratch" if delete and operation.path == "/v1/dataset-groups/{group}" else GROUP,
+              "campaign": "scratch" if delete else "knn"}
     pinned = {name: value for name, value in pinned.items() if "{" + name + "}" in operation.path}
     modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
     return st.one_of([operation.as_strategy(mode, path_parameters=pinned or None) for mode in modes])

@@ -28,7 +28,8 @@ def test_leaderboard_has_intervals_and_a_paired_test(movielens) -> None:
 
 
 @pytest.mark.parametrize(("args", "protocol"), [
-    (["--protocol", "leave_last", "--n", "2"], "leave_last"),
+    (["--protocol", "leave-last", "--n", "2"], "leave-last"),
+    (["--protocol", "leave_last", "--n", "2"], "leave-last"),  # either spelling, one canonical name
     (["--protocol", "temporal", "--fraction", "0.2"], "temporal"),
     (["--protocol", "users", "--test-users", "100", "--input-fraction", "0.8"], "users"),
 ])

@@ -42,8 +42,10 @@ def items_with_counts(counts: list[int]) -> sp.csr_matrix:
 def test_metric_curve_hand_computed() -> None:
     assert metric_curve(REC, TRUTH, "hit_rate", ks=(1, 2, 3)) == {1: 0.5, 2: 1.0, 3: 1.0}
     assert metric_curve(REC, TRUTH, "precision", ks=(1, 2, 3)) == pytest.approx({1: 0.5, 2: 0.5, 3: 0.5})
-    # recall divides by min(k, |truth|): user 0 has 2 relevant items, user 1 one
-    assert metric_curve(REC, TRUTH, "recall", ks=(1, 2, 3)) == pytest.approx({1: 0.5, 2: 0.75, 3: 1.0})
+    # user 0 has 2 relevant items (a hit at rank 1 and 3), user 1 one (a hit at rank 2)
+    assert metric_curve(REC, TRUTH, "recall", ks=(1, 2, 3)) == pytest.approx({1: 0.25, 2: 0.75, 3: 1.0})
+    # capped: divided by min(k, |truth|), so user 0's one hit in the top 1 counts in full
+    assert metric_curve(REC, TRUTH, "recall-capped", ks=(1, 2, 3)) == pytest.approx({1: 0.5, 2: 0.75, 3: 1.0})
     assert metric_curve(REC, TRUTH, "ndcg", ks=(1,)) == {1: 0.5}
 
 
@@ -155,12 +157,30 @@ def test_item_popularity_deciles_with_distinct_counts() -> None:
     assert item_popularity_deciles(train).tolist() == [c + 1 for c in COUNTS]
 
 
-def test_item_popularity_deciles_keep_ties_together() -> None:
-    # counts 0, 0, 1, 1: average ranks 1.5 and 3.5 -> positions 0.25 and 0.75 -> deciles 3 and 8
+def test_item_popularity_deciles_break_ties_by_item_index() -> None:
+    # counts 0, 0, 1, 1: ranks 1..4 (ties by index) -> positions 1/8, 3/8, 5/8, 7/8 -> deciles 2, 4, 7, 9
     dense = np.array([[0, 0, 1, 1]], dtype=np.float32)
-    assert item_popularity_deciles(sp.csr_matrix(dense)).tolist() == [3, 3, 8, 8]
+    assert item_popularity_deciles(sp.csr_matrix(dense)).tolist() == [2, 4, 7, 9]
     with pytest.raises(DataError, match="no items"):
         item_popularity_deciles(sp.csr_matrix((2, 0)))
+
+
+def test_popularity_deciles_are_all_populated_when_most_counts_tie() -> None:
+    """A long tail: 500 cold items, 400 seen once, 100 popular ones. Kept together, the ties filled deciles 3 and 8
+    and left seven empty; by rank every decile holds a tenth of the catalogue."""
+    counts = np.array([0] * 500 + [1] * 400 + list(range(2, 102)))
+    shuffled = counts[np.random.default_rng(0).permutation(len(counts))]  # ties spread over the item indices
+    train = items_with_counts(shuffled.tolist())
+    deciles = item_popularity_deciles(train)
+    assert np.bincount(deciles, minlength=11)[1:].tolist() == [100] * 10
+    assert set(deciles[shuffled == 0].tolist()) == {1, 2, 3, 4, 5}
+    assert set(deciles[shuffled == 1].tolist()) == {6, 7, 8, 9}
+    assert set(deciles[shuffled >= 2].tolist()) == {10}
+    np.testing.assert_array_equal(item_popularity_deciles(train.copy()), deciles)  # deterministic
+    every = np.arange(len(counts), dtype=np.int32).reshape(100, 10)  # each item recommended once
+    np.testing.assert_allclose(popularity_deciles(every, train, k=10), [0.1] * 10)
+    shares = interaction_deciles(train)
+    np.testing.assert_allclose(shares[:9], [0] * 5 + [100 / 5550] * 4)  # 400 + (2 + ... + 101) interactions
 
 
 def test_popularity_deciles_hand_computed() -> None:

@@ -12,13 +12,15 @@ from recsmith.evaluation.metrics import compute_metrics, per_user_metrics
 # user 1: relevant {0};    recommended [2, 0, -1] -> hit at rank 2
 REC = np.array([[1, 2, 3], [2, 0, -1]])
 TRUTH = sp.csr_matrix(np.array([[0, 1, 0, 1, 0], [1, 0, 0, 0, 0]], dtype=np.float32))
-ALL = ["precision@3", "recall@3", "ndcg@3", "map@3", "mrr@3", "hit_rate@3", "coverage@3", "ndcg@1"]
+ALL = ["precision@3", "recall@3", "recall_capped@3", "ndcg@3", "map@3", "mrr@3", "hit_rate@3", "coverage@3",
+       "ndcg@1"]
 
 
 def test_hand_computed_values() -> None:
     per_user = per_user_metrics(REC, TRUTH, ALL)
     np.testing.assert_allclose(per_user["precision@3"], [2 / 3, 1 / 3])
-    np.testing.assert_allclose(per_user["recall@3"], [1.0, 1.0])  # divided by min(k, |truth|)
+    np.testing.assert_allclose(per_user["recall@3"], [1.0, 1.0])  # every held-out item found
+    np.testing.assert_allclose(per_user["recall_capped@3"], [1.0, 1.0])
     dcg0 = 1 + 1 / math.log2(4)
     idcg0 = 1 + 1 / math.log2(3)
     np.testing.assert_allclose(per_user["ndcg@3"], [dcg0 / idcg0, (1 / math.log2(3)) / 1.0])
@@ -46,7 +48,7 @@ def test_bare_names_take_k_and_keys_are_full_names() -> None:
     means = compute_metrics(REC, TRUTH, ["ndcg", "recall@2", "coverage"], k=3, n_items=10)
     assert set(means) == {"ndcg@3", "recall@2", "coverage@3"}
     assert means["coverage@3"] == pytest.approx(4 / 10)  # n_items overrides the truth's width
-    assert means["recall@2"] == pytest.approx((1 / 2 + 1 / 1) / 2)  # user 0: 1 hit of min(2, 2)
+    assert means["recall@2"] == pytest.approx((1 / 2 + 1 / 1) / 2)  # user 0: 1 hit of 2
     assert means["ndcg@3"] == pytest.approx(compute_metrics(REC, TRUTH, ["ndcg@3"])["ndcg@3"])
 
 
@@ -161,3 +163,27 @@ def test_rating_metrics_hand_computed() -> None:
 def test_rating_metrics_reject_bad_input(predicted: list, actual: list, message: str) -> None:
     with pytest.raises(DataError, match=message):
         metrics.rating_metrics(predicted, actual)
+
+
+def test_recall_and_recall_capped_are_two_metrics() -> None:
+    """recall@k divides the hits by all the held-out items, recall_capped@k by min(k, |truth|)."""
+    truth = sp.csr_matrix(np.array([[1, 1, 1, 1, 0, 0], [1, 0, 0, 0, 0, 0]], dtype=np.float32))
+    rec = np.array([[0, 1], [5, 0]])  # user 0: 2 hits of 4 held out; user 1: 1 hit of 1
+    per_user = per_user_metrics(rec, truth, ["recall@2", "recall_capped@2", "recall@1", "recall_capped@1"])
+    np.testing.assert_allclose(per_user["recall@2"], [2 / 4, 1.0])
+    np.testing.assert_allclose(per_user["recall_capped@2"], [2 / 2, 1.0])
+    np.testing.assert_allclose(per_user["recall@1"], [1 / 4, 0.0])
+    np.testing.assert_allclose(per_user["recall_capped@1"], [1 / 1, 0.0])
+    assert {"recall", "recall_capped"} <= set(metrics.METRICS)
+    assert "min(k" in metrics.DEFINITIONS["recall_capped"] and "min(k" not in metrics.DEFINITIONS["recall"]
+    assert "recall_capped@k" in metrics.per_user_metrics.__doc__
+
+
+def test_metric_names_take_either_spelling() -> None:
+    spelt = compute_metrics(REC, TRUTH, ["hit-rate@3", "recall-capped", " ndcg@3"], k=2)
+    assert list(spelt) == ["hit_rate@3", "recall_capped@2", "ndcg@3"]
+    assert spelt == compute_metrics(REC, TRUTH, ["hit_rate@3", "recall_capped@2", "ndcg@3"])
+    assert metrics.parse_metric("hit-rate@10") == ("hit_rate", 10)
+    assert metrics.full_names(["hit-rate", "map@5"], 10) == ["hit_rate@10", "map@5"]
+    with pytest.raises(ConfigError, match="unknown metric 'hit-ratio@3'"):
+        compute_metrics(REC, TRUTH, ["hit-ratio@3"])

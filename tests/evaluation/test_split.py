@@ -146,7 +146,7 @@ def test_validation_never_touches_the_test_pairs(protocol: str) -> None:
 
 def test_protocol_errors_name_the_value() -> None:
     data = synthetic_interactions()
-    with pytest.raises(ConfigError, match="'by_time'.*random, leave_last, temporal, users"):
+    with pytest.raises(ConfigError, match="'by_time'.*random, leave-last, temporal, users"):
         make_split(data, "by_time")
     with pytest.raises(ConfigError, match="no option 'test_fraction'.*n, min_interactions"):
         make_split(data, "leave_last", test_fraction=0.2)
@@ -162,3 +162,19 @@ def test_protocol_errors_name_the_value() -> None:
         make_split(data, "temporal", at=2_000_000_000)
     with pytest.raises(DataError, match="eligible"):
         make_split(data, "users", test_users=1000)
+
+
+def test_protocol_names_take_either_spelling() -> None:
+    """``leave-last`` is the canonical name (hyphens, like recipe names); ``leave_last`` is the same protocol."""
+    from recsmith.evaluation.split import protocol_name
+
+    data = synthetic_interactions(n_users=40, n_items=30)
+    hyphen, underscore = make_split(data, "leave-last", n=2), make_split(data, " leave_last", n=2)
+    assert hyphen.protocol == underscore.protocol == "leave-last" == underscore.describe()["protocol"]
+    assert (hyphen.test.matrix != underscore.test.matrix).nnz == 0
+    assert underscore.validation().protocol == "leave-last"
+    assert PROTOCOLS == ("random", "leave-last", "temporal", "users")
+    assert [protocol_name(name) for name in ("random", "leave_last", "leave-last", "users")] == \
+        ["random", "leave-last", "leave-last", "users"]
+    with pytest.raises(ConfigError, match="unknown protocol 'leave_first'; available: random, leave-last"):
+        protocol_name("leave_first")

@@ -137,3 +137,25 @@ def test_fit_options_are_not_params() -> None:
         FitOptions(num_threads=-1)
     with pytest.raises(ConfigError, match="options must be a FitOptions"):
         create("popularity").fit(synthetic_interactions(), {"device": "cpu"})  # type: ignore[arg-type]
+
+
+def test_recipe_names_take_either_spelling() -> None:
+    """One spelling rule for every lookup: ``item_knn`` is ``item-knn`` (the registered, canonical name)."""
+    from recsmith.recipes.registry import canonical_name, recipe_name
+
+    assert recipe_class("item_knn") is recipe_class("item-knn") is recipe_class(" item-knn ")
+    assert create("user_knn", neighbors=5).name == "user-knn"
+    assert recipe_name("item_knn") == "item-knn" and recipe_name("svdpp") == "svdpp"
+    assert canonical_name("hit-rate@10", "_") == "hit_rate@10"
+    assert not any("_" in name for name in BUILTIN)  # the built-in names are canonical
+    with pytest.raises(ConfigError, match="unknown recipe 'item_kmm'; available recipes: als"):
+        recipe_name("item_kmm")
+    register_path("test_underscored", "recsmith.recipes.ease:EASE")  # registered under test-underscored
+    from recsmith.recipes import registry
+
+    try:
+        assert "test-underscored" in available() and "test_underscored" not in available()
+        with pytest.raises(ConfigError, match="not a Recipe class named 'test-underscored'"):
+            recipe_class("test_underscored")
+    finally:
+        registry._PATHS.pop("test-underscored", None)

@@ -145,7 +145,7 @@ def test_bad_inputs_fail_before_any_training(data: Interactions, monkeypatch: py
         (dict(recipe="nope"), r"unknown recipe 'nope'; tunable recipes: als, bpr, ease"),
         (dict(recipe="popularity"), r"'popularity' declares no search space.*tunable recipes: als"),
         (dict(metric="ndcg"), r"unknown metric 'ndcg'.*ndcg@K"),
-        (dict(metric="coverage@10"), r"unknown metric 'coverage@10'.*precision@K, recall@K, ndcg@K"),
+        (dict(metric="coverage@10"), r"unknown metric 'coverage@10'.*precision@K, recall@K, recall_capped@K, ndcg@K"),
         (dict(metric="ndcg@0"), "cut-off after '@' must be a positive integer"),
         (dict(metric="rmse"), r"rmse needs a recipe that predicts ratings \(svd, svdpp\)"),
         (dict(trials=0), "trials must be a positive integer, got 0"),

@@ -1,11 +1,10 @@
 """``create_app(settings)``: the FastAPI application, its lifespan (store + campaign runtime) and error mapping.
 
 Errors are mapped to HTTP once, here and in :mod:`recsmith.api.middleware`: recsmith's
-``NotFoundError``/``UnknownIdError`` → 404, other ``RecsmithError`` (bad filter, bad value, bad name) → 400 (with
-any :class:`~recsmith.errors.Advice` worded in request fields: :func:`~recsmith.api.responses.http_advice`), a body
-that is not JSON → 400 naming the line and column, request validation → 422 naming the field, no valid key →
-401, a body over the limit → 413, no route → 404, a method the route lacks → 405, a full disk → 503, anything else
-→ 500 (logged with its traceback). Every error body is ``{"error": {"status", "message", "field"?}}``.
+``NotFoundError``/``UnknownIdError`` → 404, ``ConflictError`` (a resource in use) → 409, other ``RecsmithError``
+(bad filter, bad value, bad name) → 400, request validation → 422 naming the field, no valid key → 401, a body
+over the limit → 413, no route → 404, a method the route lacks → 405, a full disk → 503, anything else → 500
+(logged with its traceback). Every error body is ``{"error": {"status", "message", "field"?}}``.
 """
 
 from __future__ import annotations
@@ -25,10 +24,28 @@ from recsmith.api.auth import KeyChecker, RequireKey
 from recsmith.api.metrics import Metrics
 from recsmith.api.middleware import BodyLimit, RequestMetrics, ServerErrors
 from recsmith.api.responses import error, http_advice
-from recsmith.api.routes import audit, campaigns, catalog, events, filters, health, recommendations
+from recsmith.api.routes import (
+    audit,
+    campaigns,
+    catalog,
+    dataset_groups,
+    events,
+    filters,
+    health,
+    recommendations,
+    solution_versions,
+)
 from recsmith.api.routing import remember_routes
 from recsmith.api.schemas import V1_ERRORS
-from recsmith.errors import Advice, FilterError, NotFoundError, RecsmithError, UnknownIdError, reworded
+from recsmith.errors import (
+    Advice,
+    ConflictError,
+    FilterError,
+    NotFoundError,
+    RecsmithError,
+    UnknownIdError,
+    reworded,
+)
 from recsmith.jobs.runs import fail_abandoned_jobs
 from recsmith.serving.campaign import CampaignRuntime
 from recsmith.settings import Settings
@@ -96,9 +113,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RecsmithError)
     async def recsmith_error(request: Request, exc: RecsmithError) -> Any:
         status = 404 if isinstance(exc, NotFoundError | UnknownIdError) else 400
+        if isinstance(exc, ConflictError):
+            status = 409
         field = "filter" if isinstance(exc, FilterError) else getattr(exc, "field", None)  # a record's bad field
         advice = getattr(exc, "advice", None)
-        worded = http_advice(advice, request.method) if isinstance(advice, Advice) else None
+        group = request.path_params.get("group")
+        worded = http_advice(advice, request.method, group) if isinstance(advice, Advice) else None
         if worded is None:
             return error(status, str(exc), field=field)
         return error(status, reworded(exc, lambda _: worded[0]), field=worded[1])
@@ -181,7 +201,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     _install_error_handlers(app)
     app.include_router(health.router)
     v1 = (health.admin_router, recommendations.router, campaigns.router, filters.router, events.router,
-          catalog.router, audit.router)
+          catalog.router, audit.router, dataset_groups.router, solution_versions.router)
     for router in v1:
         app.include_router(router, responses=V1_ERRORS)
     remember_routes(app, [route for router in (health.router, *v1) for route in router.routes])

@@ -12,6 +12,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from recsmith.serving.ledger import click_through_rate
+
 AUTHORISED = "recsmith.authorised"
 """The request-state flag the routes' role check sets: only such requests are labelled with their dataset group
 and campaign names (made-up names in refused requests would add series without bound)."""
@@ -95,8 +97,8 @@ def _click_through(registry: CollectorRegistry) -> bytes:
     lines = ["# HELP recsmith_click_through_rate Clicks per impression (per served item where no impressions are "
              "reported) of each campaign.", "# TYPE recsmith_click_through_rate gauge"]
     for key in sorted(set(totals["served_items"]) | set(totals["impressions"])):
-        shown = totals["impressions"].get(key) or totals["served_items"].get(key) or 0.0
-        if shown:
-            rate = totals["clicks"].get(key, 0.0) / shown
+        rate = click_through_rate(totals["clicks"].get(key, 0.0), totals["impressions"].get(key, 0.0),
+                                  totals["served_items"].get(key, 0.0))
+        if rate is not None:
             lines.append(f'recsmith_click_through_rate{{dataset_group="{key[0]}",campaign="{key[1]}"}} {rate:.6g}')
     return ("\n".join(lines) + "\n").encode() if len(lines) > 2 else b""

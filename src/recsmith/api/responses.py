@@ -45,7 +45,7 @@ def error(status: int, message: str, *, field: str | None = None, headers: dict[
 _ID_FIELDS = {"USER_ID": "user_id", "ITEM_ID": "item_id"}
 
 
-def http_advice(advice: Advice, method: str = "POST") -> tuple[str, str | None] | None:
+def http_advice(advice: Advice, method: str = "POST", group: str | None = None) -> tuple[str, str | None] | None:
     """An error's :class:`~recsmith.errors.Advice` in the HTTP API's terms: the advice naming request fields
     (``properties.COLOR``, ``filter_values.GENRE``) or routes (``""`` where HTTP has no way to do what the error's
     own advice says, such as importing data), and the field to report; None keeps the error's own.
@@ -56,6 +56,8 @@ def http_advice(advice: Advice, method: str = "POST") -> tuple[str, str | None] 
         What the check that failed attached to its error.
     method : str
         The request's method: a ``GET`` binds filter values with ``filter_value=NAME=VALUE`` query parameters.
+    group : str, optional
+        The dataset group the request's path names (for advice naming a route of it).
     """
     name, dataset = advice.name, advice.dataset or "records"
     if advice.kind == "unknown_field":
@@ -76,8 +78,13 @@ def http_advice(advice: Advice, method: str = "POST") -> tuple[str, str | None] 
     if advice.kind == "campaign_exists":
         return (f'switch it to another version with PUT /v1/dataset-groups/{advice.group}/campaigns/{name} '
                 '{"solution_version_id": V}', "name")
+    if advice.kind == "campaign_config":
+        return (f'fix it with PUT /v1/dataset-groups/{advice.group or group}/campaigns/{name} and a "config" that '
+                'has a valid one', None)
     if advice.kind == "no_solution_version":
-        return "", "solution_version_id"
+        group = advice.group or group
+        listing = f"list them with GET /v1/dataset-groups/{group}/solution-versions" if group else ""
+        return listing, "solution_version_id" if method in ("POST", "PUT") else None
     if advice.kind == "no_dataset_group":
         return "", None  # groups are made by importing data, on the server's command line
     return None

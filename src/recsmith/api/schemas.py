@@ -28,6 +28,7 @@ from recsmith.data.filters import (
     FILTER_MAX_VALUES,
 )
 from recsmith.data.values import number_problem, text_problem
+from recsmith.serving import MAX_RESULTS
 
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
@@ -144,6 +145,7 @@ GroupPath = Annotated[Text, Path(min_length=1, max_length=128, description="The 
 CampaignPath = Annotated[Text, Path(min_length=1, max_length=128, description="The campaign's name.")]
 FilterPath = Annotated[Text, Path(min_length=1, max_length=128, description="The filter's name.")]
 EntityPath = Annotated[Text, Path(min_length=1, max_length=256, description="The user's or item's id.")]
+VersionPath = Annotated[RowId, Path(description="The solution version's id.")]
 
 
 class Strict(BaseModel):
@@ -169,7 +171,7 @@ class RecommendationRequest(Strict):
     session_id: Id | None = Field(default=None, description="Alone: recommendations for an anonymous session from "
                                   "its events; with user_id: the session's anonymous events count as the user's.")
     item_id: Id | None = None
-    num_results: int = Field(default=25, ge=1, le=500)
+    num_results: int = Field(default=25, ge=1, le=MAX_RESULTS)
     filter: Name | None = Field(default=None, description="A stored filter's name.")
     filter_values: FilterValues = Field(default_factory=dict)
     exclude: list[Id] = Field(default_factory=list, max_length=1000, description="Item ids never to return.")
@@ -199,7 +201,7 @@ class RankingRequest(Strict):
     """Order a list of items for a user."""
 
     user_id: Id
-    input_list: list[Id] = Field(min_length=1, max_length=500)
+    input_list: list[Id] = Field(min_length=1, max_length=MAX_RESULTS)
     filter: Name | None = None
     filter_values: FilterValues = Field(default_factory=dict)
     context: Context = Field(default_factory=dict, max_length=50)
@@ -355,6 +357,63 @@ class DeletedOut(BaseModel):
     keys: int = 0
 
 
+class DatasetGroupOut(BaseModel):
+    """A dataset group and how much it holds."""
+
+    name: str
+    created_at: datetime
+    interactions: int
+    users: int = Field(description="User records (metadata), not distinct users of the interactions.")
+    items: int = Field(description="Item records (metadata).")
+    solution_versions: int
+    campaigns: int
+    filters: int
+    import_jobs: int
+
+
+class DatasetGroupDeletedOut(BaseModel):
+    """What deleting a dataset group removed."""
+
+    deleted: str
+    campaigns: list[str] = Field(description="The campaigns deleted with it (force=true).")
+    rows: dict[str, int] = Field(description="Rows deleted, by table.")
+    artifacts: int = Field(description="Artifact folders of its solution versions deleted from disk.")
+    studies: list[str] = Field(description="Its tuning studies deleted (named GROUP:RECIPE:METRIC).")
+    keys: int = Field(description="Redis keys deleted (with RECSMITH_REDIS_URL).")
+    left: list[str] = Field(description="What could not be removed after the deletion committed, and why.")
+
+
+class SolutionVersionOut(BaseModel):
+    """A trained (or training, or failed) solution version."""
+
+    id: int
+    dataset_group: str
+    solution: str
+    recipe: str
+    status: str = Field(description="CREATE_PENDING, CREATE_IN_PROGRESS, ACTIVE, CREATE_FAILED or DELETED.")
+    params: dict[str, Any]
+    metrics: dict[str, Any] | None
+    num_users: int | None
+    num_items: int | None
+    num_interactions: int | None
+    fit_seconds: float | None
+    created_at: datetime
+    finished_at: datetime | None
+    campaigns: list[str] = Field(description="The group's campaigns that serve it.")
+
+
+class SolutionVersionDeletedOut(BaseModel):
+    """What deleting a solution version removed."""
+
+    deleted: int
+    dataset_group: str
+    solution: str
+    recipe: str
+    status: str
+    artifact: bool = Field(description="Whether its artifact folder was deleted from disk.")
+    left: list[str] = Field(description="What could not be removed after the deletion committed, and why.")
+
+
 class ProblemOut(BaseModel):
     """One invalid value of a request."""
 
@@ -370,6 +429,7 @@ class ErrorBody(BaseModel):
     message: str = Field(description="What was wrong, the value and where, and how to fix it.")
     field: str | None = Field(default=None, description="The request field at fault, dotted (``events.0.sent_at``).")
     problems: list[ProblemOut] | None = Field(default=None, description="Every invalid value (422 only).")
+    campaigns: list[str] | None = Field(default=None, description="The campaigns in the way (409 only).")
 
 
 class ErrorOut(BaseModel):
@@ -383,6 +443,7 @@ _ERRORS = {
     401: "No valid API key: send `Authorization: Bearer <key>`.",
     403: "The key's role or dataset group does not allow this.",
     404: "The dataset group, campaign, filter, user or item does not exist.",
+    409: "The resource is in use (campaigns serve it, a job of it runs): the message says what to change first.",
     413: "The request body is over the limit (RECSMITH_MAX_BODY_BYTES).",
     422: "A field is missing or invalid: `field` names it.",
     500: "An unexpected error (logged by the server).",

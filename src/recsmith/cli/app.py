@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -24,6 +25,24 @@ from recsmith.settings import Settings
 if TYPE_CHECKING:  # imported lazily at run time, so `recsmith --help` stays fast
     from recsmith.jobs.config import SolutionConfig
     from recsmith.store.store import Store
+
+def _flag_type_hidden(display: Callable[..., str | None]) -> Callable[..., str | None]:
+    """``TyperOption.display_type_rich`` with no type for flags: typer 0.29's rich help (``rich_utils.
+    _print_options_panel``) shows every option's type, flags too (``--json <bool>``, ``--help <bool>``), while its
+    plain help leaves flags without one; a flag takes no value, so it shows none (every command, ``--help`` too)."""
+
+    @functools.wraps(display)
+    def wrapper(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) or getattr(self, "count", False):
+            return None
+        return display(self, ctx)
+
+    return wrapper
+
+
+if hasattr(typer.core.TyperOption, "display_type_rich"):  # the typer versions that render types in rich help
+    typer.core.TyperOption.display_type_rich = _flag_type_hidden(  # type: ignore[method-assign]
+        typer.core.TyperOption.display_type_rich)
 
 app = typer.Typer(
     name="recsmith",
@@ -55,6 +74,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 GroupOption = Annotated[str, typer.Option("--dataset-group", "-g", help="Dataset group name.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+LegacyNameOption = Annotated[str | None, typer.Option("--name", hidden=True,
+                                                      help="Deprecated: give the name as the first argument.")]
+"""The ``--name NAME`` that ``campaign create`` and ``filter create`` took before the name became their first
+argument (as in ``update``, ``describe`` and ``delete``): still accepted, with a note on stderr."""
+
+
+def resource_name(kind: str, positional: str | None, legacy: str | None, usage: str) -> str:
+    """The name a ``create`` command was given: its first argument, or the deprecated ``--name`` (a note on stderr
+    shows the new form); ``usage`` is the command line with ``NAME`` where the name goes.
+
+    Raises
+    ------
+    ConfigError
+        If neither is given, or both with different names.
+    """
+    if legacy is not None:
+        if positional is not None and positional != legacy:
+            raise ConfigError(f"the {kind} is named twice ({positional!r} and --name {legacy!r}): give the name once, "
+                              f"as the first argument: {usage}")
+        err.print(f"note: --name is deprecated; give the {kind}'s name as the first argument: "
+                  f"{usage.replace('NAME', legacy)}", highlight=False, soft_wrap=True)
+        return legacy
+    if positional is None:
+        raise ConfigError(f"give the {kind}'s name as the first argument: {usage}")
+    return positional
 
 
 def cli_advice(advice: Advice) -> str | None:
@@ -117,7 +161,11 @@ def stage_progress(title: str, stages: dict[str, str], *, enabled: bool = True) 
             if stage == "done":
                 progress.update(task, completed=len(order), stage="done")
 
-        yield advance
+        try:
+            yield advance
+        except BaseException:  # the job says "done" when it ends, failed or not: the bar shows which
+            progress.update(task, stage="[red]failed[/]")
+            raise
 
 
 def parse_pairs(text: str | None, option: str) -> dict[str, str]:
@@ -149,8 +197,14 @@ def parse_params(values: list[str] | None) -> dict[str, Any]:
     for item in values or []:
         key, sep, value = item.partition("=")
         is_json = bool(sep) and value.lstrip().startswith(("{", "["))  # a JSON object or list may hold commas
-        pairs = {key.strip(): value} if is_json else parse_pairs(item, "--param")
-        for name, text in pairs.items():
+        if is_json:  # meant as JSON: a typo is an error here, not a string the recipe then refuses
+            try:
+                params[key.strip()] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"--param {key.strip()}: invalid JSON at column {exc.colno} of {value!r}: "
+                                  f"{exc.msg}") from None
+            continue
+        for name, text in parse_pairs(item, "--param").items():
             params[name] = parse_value(text)
     return params
 

@@ -53,6 +53,19 @@ def datasets_load(
                   f"in {report.duration_seconds:.2f} s (import job {report.job_id})")
 
 
+@datasets_app.command("export")
+@handle_errors
+def datasets_export(
+    name: Annotated[str, typer.Argument(help="A bundled dataset: ml-latest-small.")],
+    target: Annotated[Path, typer.Argument(help="Folder to copy its files (and licence) into.")] = Path("."),
+) -> None:
+    """Copy a bundled dataset's files (ratings.csv, movies.csv, ..., README.txt) into a folder, to try imports."""
+    from recsmith.datasets import export_bundled
+
+    for path in export_bundled(name, target):
+        out.print(str(path))
+
+
 @datasets_app.command("synthetic")
 @handle_errors
 def datasets_synthetic(

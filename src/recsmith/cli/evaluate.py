@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from recsmith.cli.app import (
@@ -56,13 +57,15 @@ def build_experiment(experiment_file: Path | None, recipes: str | None, param: l
         data = read_toml(experiment_file)
         source = str(experiment_file)
     else:
-        names = [name.strip() for name in (recipes or "popularity,item-knn").split(",") if name.strip()]
+        from recsmith.recipes.registry import canonical_name
+
+        names = [canonical_name(name) for name in (recipes or "popularity,item-knn").split(",") if name.strip()]
         params: dict[str, dict[str, Any]] = {}
         for key, value in parse_params(param).items():
             recipe_name, dot, param_name = key.rpartition(".")
             if not dot:
                 raise ConfigError(f"--param {key}=...: write RECIPE.NAME=VALUE, e.g. item-knn.neighbors=50")
-            params.setdefault(recipe_name, {})[param_name] = value
+            params.setdefault(canonical_name(recipe_name), {})[param_name] = value
         unknown = set(params) - set(names)
         if unknown:
             raise ConfigError(f"--param names recipe(s) {sorted(unknown)} that are not in --recipes {names}")
@@ -82,9 +85,10 @@ def evaluate(
         "--param", "-p", help="RECIPE.NAME=VALUE, e.g. item-knn.neighbors=50.")] = None,
     experiment_file: Annotated[Path | None, typer.Option(
         "--experiment", help="TOML experiment file: recipes with params, protocol, metrics.")] = None,
-    protocol: Annotated[str | None, typer.Option(help="random | leave_last | temporal | users.")] = None,
+    protocol: Annotated[str | None, typer.Option(
+        help="random | leave-last | temporal | users (leave_last is accepted too).")] = None,
     test_fraction: Annotated[float | None, typer.Option(help="random: share of each user's pairs held out.")] = None,
-    n: Annotated[int | None, typer.Option("--n", help="leave_last: pairs held out per user.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="leave-last: pairs held out per user.")] = None,
     at: Annotated[str | None, typer.Option(help="temporal: the cut, an ISO date or epoch seconds.")] = None,
     fraction: Annotated[float | None, typer.Option(help="temporal: share of the latest pairs held out.")] = None,
     test_users: Annotated[str | None, typer.Option(help="users: share (0.2) or number (500) held out.")] = None,
@@ -92,7 +96,9 @@ def evaluate(
                               ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split (random, users).")] = None,
     k: Annotated[int | None, typer.Option("--k", help="Cut-off of the metrics (default 10).")] = None,
-    metrics: Annotated[str | None, typer.Option(help="Comma-separated, e.g. ndcg@10,recall@20,map.")] = None,
+    metrics: Annotated[str | None, typer.Option(
+        help="Comma-separated, e.g. ndcg@10,recall@20,map: precision, recall (hits / held-out items), "
+             "recall_capped (hits / min(k, held-out items)), ndcg, map, mrr, hit_rate, coverage, novelty.")] = None,
     confidence: Annotated[float | None, typer.Option(help="Level of the bootstrap intervals (0.95).")] = None,
     sampled_negatives: Annotated[int | None, typer.Option(
         help="Also rank each held-out item among N sampled negatives (to reproduce papers; labelled).")] = None,
@@ -142,6 +148,7 @@ def evaluate(
 def cross_validate_command(group: str, recipes: str | None, param: list[str] | None, experiment_file: Path | None,
                            folds: int, seed: int | None, as_json: bool, protocol_options: list[Any]) -> None:
     """``recsmith evaluate --folds N``: k-fold cross-validation of rating recipes, RMSE and MAE per recipe."""
+    from recsmith.evaluation.crossval import check_cross_validation
     from recsmith.jobs.evaluation import run_cross_validation
 
     if any(option is not None for option in protocol_options):
@@ -149,6 +156,10 @@ def cross_validate_command(group: str, recipes: str | None, param: list[str] | N
                           "(--protocol, --test-fraction, --n, --at, --fraction, --test-users, --input-fraction, "
                           "--k, --metrics, --confidence, --sampled-negatives, --sampling, --report)")
     experiment = build_experiment(experiment_file, recipes or "svd", param, {}, {})
+    try:  # every recipe and option, before any data is read or any fold fitted
+        check_cross_validation(experiment.build(), folds)
+    except ConfigError as exc:
+        raise ConfigError(f"--folds {folds}: {exc}") from None
     store = open_store()
     labels = [entry.label for entry in experiment.recipes]
     stages = {"read": "reading ratings"} | {f"{label}:{fold}": f"{label} fold {fold}" for label in labels
@@ -171,30 +182,67 @@ def cross_validate_command(group: str, recipes: str | None, param: list[str] | N
 
 
 def print_leaderboard(run: ExperimentRun) -> None:
-    """The evaluation table: each metric's mean and confidence interval, fit time, the test against the leader."""
+    """The evaluation table: each metric's mean over its confidence interval, fit time, the test against the leader.
+
+    Laid out for the terminal's width (80 columns and up): metric headers break before ``@``, each interval sits
+    under its mean (``.228–.265``), the difference to the best recipe (negative: worse) over its p-value; when
+    the columns still do not fit, the rest go to a second table (recipes repeated), so nothing is cut.
+    """
+    from recsmith.evaluation.metrics import DEFINITIONS, parse_metric
+
     names = run.experiment.metric_names()
     split = run.split.describe()
     level = f"{run.experiment.confidence:.0%}"
-    table = Table("recipe", *names, "fit s", f"vs best ({run.primary})",
-                  title=f"offline evaluation, {split['protocol']} split, full-catalog ranking "
-                        f"({split['evaluated_users']:,} users; {level} bootstrap intervals)")
     sampled = [key for key in run.rows[0] if key.startswith("sampled_") and key not in ("sampled_protocol",
                                                                                          "sampled_cases")]
-    for key in sampled:
-        table.add_column(key)
-    for row in run.rows:
+    columns: list[tuple[str, list[str]]] = []
+    for name in names:
         cells = []
-        for name in names:
+        for row in run.rows:
             interval = row["ci"].get(name)
             cells.append(f"{row[name]:.4f}" if interval is None else
-                         f"{row[name]:.4f} [{interval['ci_low']:.4f}, {interval['ci_high']:.4f}]")
-        test = row.get("vs_best")
-        versus = "best" if test is None else f"{test['mean_difference']:+.4f} (p={test['p_value']:.2g})"
-        table.add_row(row["recipe"], *cells, f"{row['fit_seconds']:.2f}", versus,
-                      *(f"{row[key]:.4f}" for key in sampled))
-    out.print(table)
+                         f"{row[name]:.4f}\n[dim]{_short(interval['ci_low'])}–{_short(interval['ci_high'])}[/]")
+        columns.append((name.replace("@", "\n@"), cells))
+    columns.append(("fit s", [f"{row['fit_seconds']:.2f}" for row in run.rows]))
+    columns.append((f"vs best\n{run.primary}", [
+        "—" if row.get("vs_best") is None else
+        f"{row['vs_best']['mean_difference']:+.4f}\n[dim]p={row['vs_best']['p_value']:.2g}[/]" for row in run.rows]))
+    columns += [(key.replace("@", "\n@"), [f"{row[key]:.4f}" for row in run.rows]) for key in sampled]
+    title = (f"offline evaluation, {split['protocol']} split, full-catalogue ranking, "
+             f"{split['evaluated_users']:,} users")
+    recipes = [str(row["recipe"]) for row in run.rows]
+    unbounded = out.options.update_width(10_000)  # measure a table's natural width, not clamped to the terminal
+    while columns:  # as many columns as fit the width in each table, at least one
+        count = 1
+        while count < len(columns) and out.measure(_table(title, recipes, columns[:count + 1]),
+                                                   options=unbounded).maximum <= out.width:
+            count += 1
+        out.print(_table(title, recipes, columns[:count]))
+        columns, title = columns[count:], ""
+    out.print(f"under each mean: its {level} bootstrap interval; vs best: the difference to the best recipe's "
+              f"{run.primary} (negative: worse), paired t-test p-value")
+    if {parse_metric(name)[0] for name in names} & {"recall", "recall_capped"}:  # which recall is which
+        for base in ("recall", "recall_capped"):
+            out.print(f"{base}@k: {DEFINITIONS[base]}")
     if sampled:
         out.print(f"sampled_ columns: {run.rows[0]['sampled_protocol']} per held-out item, not full-catalogue "
                   "ranking (only to compare with papers that report it)")
     if split["skipped_users"]:
         out.print(f"{split['skipped_users']:,} users with too little history for the protocol were not evaluated")
+
+
+def _table(title: str, recipes: list[str], columns: list[tuple[str, list[str]]]) -> Table:
+    """One leaderboard table: the recipes, then the given (header, cells) columns, right-aligned, never cut."""
+    table = Table(title=title or None, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("recipe", no_wrap=True)
+    for header, _ in columns:
+        table.add_column(header, justify="right", overflow="fold")
+    for number, recipe in enumerate(recipes):
+        table.add_row(recipe, *(cells[number] for _, cells in columns))
+    return table
+
+
+def _short(value: float) -> str:
+    """An interval bound in three decimals, without the leading zero of a share: ``0.2285`` -> ``.228``."""
+    text = f"{value:.3f}"
+    return text[1:] if text.startswith("0.") else text.replace("-0.", "-.", 1)

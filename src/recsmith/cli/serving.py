@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -11,13 +12,27 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from recsmith.cli.app import GroupOption, JsonOption, err, handle_errors, open_store, out, print_json
+from recsmith.cli.app import (
+    GroupOption,
+    JsonOption,
+    LegacyNameOption,
+    err,
+    handle_errors,
+    open_store,
+    out,
+    print_json,
+    resource_name,
+)
 from recsmith.errors import ConfigError, DataError
 from recsmith.settings import Settings
 
 campaign_app = typer.Typer(help="Campaigns: deployed solution versions served over HTTP.", no_args_is_help=True)
 filter_app = typer.Typer(help="Stored filters (Amazon Personalize's filter grammar).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys of the HTTP API (roles read, write, admin).", no_args_is_help=True)
+
+
+DescribeJsonOption = Annotated[bool, typer.Option("--json", help="Accepted as by every command; describe always "
+                                                          "prints JSON.")]
 
 
 def _campaign_table(records: list[dict[str, Any]]) -> Table:
@@ -29,20 +44,44 @@ def _campaign_table(records: list[dict[str, Any]]) -> Table:
 
 
 # ------------------------------------------------------------------------------------------ campaigns
+ConfigOption = Annotated[str | None, typer.Option(
+    "--config", help='Campaign config as a JSON object, as HTTP\'s "config": \'{"new_items_share": 0.2}\'.')]
+
+
+def _campaign_config(config: str | None, exclude_seen: bool | None, base: dict[str, Any]) -> dict[str, Any]:
+    """A campaign's config: ``base``, updated by ``--config`` (a JSON object) and ``--exclude-seen`` (when given)."""
+    merged = dict(base)
+    if config is not None:
+        try:
+            value = json.loads(config)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config: invalid JSON at column {exc.colno} of {config!r}: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"--config must be a JSON object such as '{{\"exclude_seen\": false}}', got {config!r}")
+        merged.update(value)
+    if exclude_seen is not None:
+        merged["exclude_seen"] = exclude_seen
+    return merged
+
+
 @campaign_app.command("create")
 @handle_errors
 def campaign_create(
     group: GroupOption,
-    name: Annotated[str, typer.Option(help="Campaign name.")],
     solution_version: Annotated[int, typer.Option(help="The solution version to serve.")],
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Campaign name.", show_default=False)] = None,
     exclude_seen: Annotated[bool, typer.Option(help="Default for requests that do not say.")] = True,
+    config: ConfigOption = None,
+    legacy_name: LegacyNameOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Deploy a solution version as a campaign; running servers start serving it within a second."""
+    name = resource_name("campaign", name, legacy_name,
+                         f"recsmith campaign create NAME -g {group} --solution-version {solution_version}")
     store = open_store()
     with store.audited("campaign.create", f"dataset-groups/{group}/campaigns/{name}",
                        {"solution_version_id": solution_version}):
-        record = store.create_campaign(group, name, solution_version, {"exclude_seen": exclude_seen})
+        record = store.create_campaign(group, name, solution_version, _campaign_config(config, exclude_seen, {}))
     if as_json:
         print_json(record)
         return
@@ -54,18 +93,32 @@ def campaign_create(
 def campaign_update(
     name: Annotated[str, typer.Argument(help="Campaign name.")],
     group: GroupOption,
-    solution_version: Annotated[int, typer.Option(help="The solution version to switch to.")],
+    solution_version: Annotated[int | None, typer.Option(help="The solution version to switch to.")] = None,
+    exclude_seen: Annotated[bool | None, typer.Option(
+        "--exclude-seen/--no-exclude-seen", help="Default for requests that do not say.", show_default=False)] = None,
+    config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Switch a campaign to another version; servers load it in the background and swap atomically."""
+    """Switch a campaign to another version and/or change its config; servers load a new version in the
+    background and swap atomically."""
+    if solution_version is None and config is None and exclude_seen is None:
+        raise ConfigError("nothing to change: give --solution-version V, --config JSON or --exclude-seen/"
+                          "--no-exclude-seen")
     store = open_store()
+    new_config = None
+    if config is not None or exclude_seen is not None:
+        new_config = _campaign_config(config, exclude_seen, store.get_campaign(group, name)["config"])
     with store.audited("campaign.update", f"dataset-groups/{group}/campaigns/{name}",
-                       {"solution_version_id": solution_version}):
-        record = store.update_campaign(group, name, solution_version_id=solution_version)
+                       {"solution_version_id": solution_version, "config": new_config}):
+        record = store.update_campaign(group, name, solution_version_id=solution_version, config=new_config)
     if as_json:
         print_json(record)
         return
-    out.print(f"campaign [bold]{name}[/] of {group!r} switches to solution version {solution_version}")
+    if solution_version is not None:
+        out.print(f"campaign [bold]{name}[/] of {group!r} switches to solution version {solution_version}")
+    if new_config is not None:
+        out.print(f"campaign [bold]{name}[/] of {group!r} has config {json.dumps(record['config'])}",
+                  highlight=False, soft_wrap=True)
 
 
 @campaign_app.command("list")
@@ -84,7 +137,8 @@ def campaign_list(
 
 @campaign_app.command("describe")
 @handle_errors
-def campaign_describe(name: Annotated[str, typer.Argument(help="Campaign name.")], group: GroupOption) -> None:
+def campaign_describe(name: Annotated[str, typer.Argument(help="Campaign name.")], group: GroupOption,
+                      as_json: DescribeJsonOption = True) -> None:
     """A campaign as JSON."""
     print_json(open_store().get_campaign(group, name))
 
@@ -99,16 +153,95 @@ def campaign_delete(name: Annotated[str, typer.Argument(help="Campaign name.")],
     out.print(f"campaign {name!r} of {group!r} deleted")
 
 
+@campaign_app.command("stats")
+@handle_errors
+def campaign_stats(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    group: GroupOption,
+    since: Annotated[str, typer.Option(help="From this long ago (90s, 30m, 24h, 2d) or this ISO 8601 time (UTC "
+                                            "unless it says).")] = "24h",
+    every: Annotated[str, typer.Option(help="One row per this long: 30m, 1h, 1d.")] = "1h",
+    as_json: JsonOption = False,
+) -> None:
+    """Click-through over time: responses, served items, impressions, clicks and click-through rate (clicks per
+    impression, or per served item where events report no impressions, as /metrics) per interval, from the
+    served-items ledger and the events that carry a recommendation_id."""
+    from datetime import UTC, datetime
+
+    from recsmith.jobs.schedule import parse_period, parse_since
+    from recsmith.serving.ledger import RETENTION_SECONDS, Engagement, campaign_engagement
+
+    settings = Settings()
+    store = open_store(settings)
+    store.get_campaign(group, name)  # NotFoundError naming the group's campaigns
+    now = datetime.now(UTC)
+    end, period = now.timestamp(), parse_period(every)
+    start = parse_since(since, now=now).timestamp()
+    if start >= end:
+        raise ConfigError(f"--since {since}: that is not in the past")
+    beyond_ledger = end - start > RETENTION_SECONDS
+    start = math.floor(start / period) * period  # intervals on whole multiples of --every: 13:00, 14:00, ...
+    ledger: Any = None
+    if settings.redis_url:
+        from recsmith.serving.ledger import RedisLedger
+        from recsmith.serving.live import connect_redis
+
+        ledger = RedisLedger(connect_redis(settings.redis_url), prefix=settings.redis_prefix)
+    else:
+        from recsmith.serving.ledger import DatabaseLedger
+
+        ledger = DatabaseLedger(store)
+    rows = campaign_engagement(store, ledger, store.get_dataset_group(group).id, name, start=start, end=end,
+                               every=period)
+    total = Engagement(start, end)
+    for row in rows:
+        total.responses += row.responses
+        total.served_items += row.served_items
+        total.impressions += row.impressions
+        total.clicks += row.clicks
+    if beyond_ledger:
+        err.print(f"note: the served-items ledger keeps {RETENTION_SECONDS / 3600:g} h; earlier intervals count "
+                  "nothing", highlight=False)
+    if as_json:
+        print_json({"dataset_group": group, "campaign": name, "every_seconds": period,
+                    "intervals": [_stamped(row.to_dict()) for row in rows], "total": _stamped(total.to_dict())})
+        return
+    table = Table("from (UTC)", "responses", "items served", "impressions", "clicks", "CTR",
+                  title=f"campaign {name} of {group!r} since {since}, every {every}")
+    for row in [*rows, total]:
+        rate = row.click_through_rate
+        table.add_row("total" if row is total else _clock(row.start), f"{row.responses:,}", f"{row.served_items:,}",
+                      f"{row.impressions:,}", f"{row.clicks:,}", "-" if rate is None else f"{rate:.2%}",
+                      end_section=bool(rows) and row is rows[-1])
+    out.print(table)
+
+
+def _stamped(row: dict[str, Any]) -> dict[str, Any]:
+    """An interval's counts with its bounds as ISO 8601 UTC times."""
+    from datetime import UTC, datetime
+
+    return row | {key: datetime.fromtimestamp(row[key], UTC).isoformat(timespec="seconds") for key in ("start", "end")}
+
+
+def _clock(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
+
+
 # -------------------------------------------------------------------------------------------- filters
 @filter_app.command("create")
 @handle_errors
 def filter_create(
     group: GroupOption,
-    name: Annotated[str, typer.Option(help="Filter name.")],
     expression: Annotated[str, typer.Option(help="e.g. 'EXCLUDE ItemID WHERE Items.GENRES IN ($GENRE)'.")],
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Filter name.", show_default=False)] = None,
+    legacy_name: LegacyNameOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Store a filter; requests name it with "filter" and bind its $PARAMs with "filter_values"."""
+    """Store a filter; `recsmith recommend --filter NAME` and HTTP requests ("filter") name it, and bind its
+    $PARAMs with --filter-value / "filter_values"."""
+    name = resource_name("filter", name, legacy_name, f"recsmith filter create NAME -g {group} --expression '...'")
     store = open_store()
     with store.audited("filter.create", f"dataset-groups/{group}/filters/{name}"):
         record = store.create_filter(group, name, expression)
@@ -134,7 +267,8 @@ def filter_list(group: GroupOption, as_json: JsonOption = False) -> None:
 
 @filter_app.command("describe")
 @handle_errors
-def filter_describe(name: Annotated[str, typer.Argument(help="Filter name.")], group: GroupOption) -> None:
+def filter_describe(name: Annotated[str, typer.Argument(help="Filter name.")], group: GroupOption,
+                    as_json: DescribeJsonOption = True) -> None:
     """A filter as JSON."""
     print_json(open_store().get_filter(group, name))
 

@@ -17,6 +17,7 @@ from recsmith.cli.app import (
     solution_config,
     stage_progress,
 )
+from recsmith.errors import ConfigError, SplitTooSmallError
 from recsmith.settings import Settings
 
 
@@ -38,11 +39,17 @@ def train(
     store = open_store(settings)
     config = solution_config(event_weights, half_life_days)
     stages = {"read": "reading interactions", "metrics": "offline metrics", "fit": "fitting", "save": "saving"}
-    with stage_progress(f"train {recipe}", stages) as progress:
-        version = train_solution_version(
-            store, settings, group, recipe, parse_params(param), config=config, solution_name=solution,
-            with_metrics=not no_metrics, progress=progress,
-        )
+    params = parse_params(param)
+    try:
+        with stage_progress(f"train {recipe}", stages) as progress:
+            version = train_solution_version(
+                store, settings, group, recipe, params, config=config, solution_name=solution,
+                with_metrics=not no_metrics, progress=progress,
+            )
+    except SplitTooSmallError as exc:
+        raise ConfigError(f"{group!r} is too small for the offline metrics, which hold out 20 % of each user's "
+                          f"interactions ({exc}); train without them: recsmith train -g {group} --recipe {recipe} "
+                          "--no-metrics") from None
     if as_json:
         print_json(version)
         return

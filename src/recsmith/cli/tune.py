@@ -25,8 +25,8 @@ def tune(
         help="Recipe to tune: als, bpr, ease, item-knn, user-knn, rp3beta, svd or svdpp.")],
     trials: Annotated[int, typer.Option(help="Trials to run now (added to the study's earlier ones).")] = 50,
     metric: Annotated[str, typer.Option(
-        help="Validation metric: ndcg@10, recall@20, map@10, ... (maximised); rmse or mae for svd/svdpp "
-             "(minimised).")] = "ndcg@10",
+        help="Validation metric: ndcg@10, recall@20 (hits / held-out items), map@10, hit_rate@10, ... "
+             "(maximised); rmse or mae for svd/svdpp (minimised).")] = "ndcg@10",
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the validation split and of the sampler.")] = 0,
     study: Annotated[str | None, typer.Option(
@@ -54,11 +54,14 @@ def tune(
     import optuna
 
     from recsmith.cli.app import err, open_store, parse_params, solution_config, stage_progress
+    from recsmith.evaluation.metrics import canonical_metric
     from recsmith.evaluation.split import split_random
     from recsmith.jobs.training import load_training_data, train_solution_version
+    from recsmith.recipes.registry import canonical_name
     from recsmith.settings import Settings
     from recsmith.tuning import check_settings, tune_recipe
 
+    recipe, metric = canonical_name(recipe), canonical_metric(metric)  # item_knn, hit-rate@10 work too
     fixed = parse_params(param)
     check_settings(recipe, metric=metric, trials=trials, timeout=timeout, validation_fraction=validation_fraction,
                    fixed_params=fixed)  # bad settings: said before any data is read

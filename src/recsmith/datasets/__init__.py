@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import shutil
 import tempfile
 import urllib.request
 import zipfile
@@ -121,6 +122,36 @@ def get_dataset(name: str) -> BuiltinDataset:
 def bundled_path(name: str) -> Path:
     """Folder of a dataset shipped inside the package."""
     return Path(str(resources.files("recsmith.datasets").joinpath(name)))
+
+
+def export_bundled(name: str, target: Path) -> list[Path]:
+    """Copy a bundled dataset's files, with its licence, into ``target`` (created if missing).
+
+    Parameters
+    ----------
+    name
+        A dataset shipped inside the package (``ml-latest-small``).
+    target
+        Folder to copy into; a file already there with the same name is replaced.
+
+    Returns
+    -------
+    list of Path
+        The files written, in name order.
+    """
+    dataset = get_dataset(name)
+    if not dataset.bundled:
+        raise ConfigError(f"dataset {name!r} is not shipped with recsmith (GroupLens does not allow it); "
+                          f"the bundled one is {', '.join(d.name for d in DATASETS.values() if d.bundled)}")
+    source = bundled_path(name)
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(source.iterdir()):
+        if path.is_file():
+            destination = target / path.name
+            shutil.copyfile(path, destination)
+            written.append(destination)
+    return written
 
 
 def download(dataset: BuiltinDataset, target: Path) -> Path:

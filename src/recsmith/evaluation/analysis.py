@@ -9,9 +9,10 @@ Every function works on whole arrays (numpy/scipy, no per-user Python loops over
 An *interaction* below is a stored training entry with a non-zero weight: a user's *history length* is how many items
 they interacted with, an item's *popularity* how many users interacted with it.
 
-Ties are never broken by id. Users (for segments) and items (for deciles) are ranked by their count, equal counts
-share their average rank ``r`` (1-based), and each is placed by its mid-rank position ``(r - 1/2) / n``. With distinct
-counts this gives equal-sized groups; equal counts always land in the same group.
+Users (for segments) are ranked by their history length, equal lengths share their average rank ``r`` (1-based), and
+each is placed by its mid-rank position ``(r - 1/2) / n``: equal lengths always land in the same segment. Items (for
+popularity deciles) are ranked by their count with ties broken by item index, so that every decile holds a tenth of
+the catalogue even when most items share a count (the long tail seen once, the cold items never seen).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import scipy.sparse as sp
 import scipy.stats
 
 from recsmith.errors import ConfigError, DataError
-from recsmith.evaluation.metrics import METRICS, RATING_METRICS, compute_metrics
+from recsmith.evaluation.metrics import METRICS, RATING_METRICS, canonical_metric, compute_metrics
 
 SEGMENTS = ("light", "medium", "heavy")
 """User segment labels, from the shortest training histories to the longest."""
@@ -129,6 +130,7 @@ def metric_curve(rec_ids: np.ndarray, truth: sp.csr_matrix, base: str = "ndcg", 
     {1: 0.5, 2: 1.0}
     """
     ids = _rec_ids(rec_ids)
+    base = canonical_metric(base)
     if not isinstance(base, str) or "@" in base or base not in METRICS:
         raise ConfigError(f"base must be a metric name without cut-off, one of {', '.join(METRICS)}; got {base!r}")
     cuts = sorted({_positive_int(k, "each cut-off in ks") for k in ks})
@@ -236,11 +238,11 @@ def per_segment(per_user_values: np.ndarray, segments: np.ndarray) -> dict[str, 
 def item_popularity_deciles(train_matrix: Any) -> np.ndarray:
     """``int64[n_items]`` each item's popularity decile, 1 (least popular tenth) to 10 (most popular tenth).
 
-    Items are ranked by training interaction count (:func:`item_counts`); equal counts share their average rank
-    ``r`` among the ``n_items``, and an item's decile is ``floor(10 * (r - 1/2) / n_items) + 1``. With distinct
-    counts and ``n_items`` divisible by 10, each decile holds exactly a tenth of the catalogue; items with equal
-    counts (the long tail of items seen once, the cold items never seen) share a decile, so some deciles can hold
-    more items and others none.
+    Items are ranked by training interaction count (:func:`item_counts`), equal counts by item index (the lower
+    index ranks lower), so every item has its own rank ``r`` (1-based) among the ``n_items``; its decile is
+    ``floor(10 * (r - 1/2) / n_items) + 1``. Deciles are thus tenths of the catalogue by popularity rank: each
+    holds ``n_items / 10`` items (rounded), and with 10 items or more none is empty, however many items share a
+    count (equal counts can straddle deciles).
 
     Raises
     ------
@@ -252,11 +254,16 @@ def item_popularity_deciles(train_matrix: Any) -> np.ndarray:
     >>> train = sp.csr_matrix(np.array([[1, 1, 1, 1, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 0], [0, 0, 0, 1, 0]]))
     >>> item_popularity_deciles(train).tolist()  # 5 items: each spans two tenths and takes the upper one
     [4, 6, 8, 10, 2]
+    >>> item_popularity_deciles(sp.csr_matrix(np.ones((1, 20)))).tolist()  # all tied: two items per decile
+    [1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10]
     """
     counts = item_counts(train_matrix)
-    if len(counts) == 0:
+    n = len(counts)
+    if n == 0:
         raise DataError("train_matrix has no items (0 columns); popularity deciles need a catalogue")
-    return _midrank_group(counts, N_DECILES) + 1
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.lexsort((np.arange(n), counts))] = np.arange(n)  # 0-based; ties by item index
+    return (N_DECILES * (2 * rank + 1)) // (2 * n) + 1
 
 
 def popularity_deciles(rec_ids: np.ndarray, train_matrix: Any, k: int = 10) -> np.ndarray:

@@ -10,7 +10,7 @@ does exactly that, so that our recipes and Surprise's algorithms can be measured
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,32 @@ def kfold_indices(n_rows: int, n_splits: int = 5, *, shuffle: bool = True, seed:
     return folds
 
 
+def check_cross_validation(recipes: Mapping[str, Recipe], n_splits: int) -> None:
+    """Check what a cross-validation can check without data, before any fold is fitted.
+
+    Parameters
+    ----------
+    recipes : mapping of label to Recipe
+        The contenders; every one must predict ratings (``tags.predicts_ratings``: ``svd``, ``svdpp``).
+    n_splits : int
+        Number of folds, an integer of at least 2 (its upper bound, the number of ratings, is checked by
+        :func:`kfold_indices`).
+
+    Raises
+    ------
+    ConfigError
+        Naming every recipe that does not predict ratings, or the bad number of folds.
+    """
+    if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer) or n_splits < 2:
+        raise ConfigError(f"folds must be an integer of at least 2, got {n_splits!r}")
+    ranking = [label if label == recipe.name else f"{label} ({recipe.name})" for label, recipe in recipes.items()
+               if not recipe.tags.predicts_ratings]
+    if ranking:
+        raise ConfigError(f"cross-validating ratings needs recipes that predict them (tags.predicts_ratings); "
+                          f"{', '.join(ranking)} {'does' if len(ranking) == 1 else 'do'} not: use svd or svdpp, "
+                          "or a ranking protocol for the others")
+
+
 def cross_validate_ratings(
     recipe: Recipe,
     users: np.ndarray,
@@ -88,9 +114,7 @@ def cross_validate_ratings(
         ``rmse``, ``mae`` (means over folds), ``rmse_std``, ``mae_std``, ``fit_seconds`` (mean) and
         ``folds`` (one dict per fold).
     """
-    if not recipe.tags.predicts_ratings:
-        raise ConfigError(f"cross-validating ratings needs a recipe that predicts them (tags.predicts_ratings); "
-                          f"{recipe.name} does not: use svd or svdpp, or a ranking protocol for the others")
+    check_cross_validation({recipe.name: recipe}, n_splits)
     users = np.asarray(users, dtype=object)
     items = np.asarray(items, dtype=object)
     ratings = np.asarray(ratings, dtype=np.float64)

@@ -2,7 +2,7 @@
 
 Built from CLI options or read from a TOML file::
 
-    protocol = "users"           # random | leave_last | temporal | users
+    protocol = "users"           # random | leave-last | temporal | users
     k = 10
     metrics = ["ndcg@10", "recall@20", "coverage@10"]
     confidence = 0.95
@@ -21,7 +21,10 @@ Built from CLI options or read from a TOML file::
     params = { neighbors = 50 }
 
 :meth:`Experiment.check` validates everything (recipe names, params, metric names, protocol and options)
-before any data is read or any model trained.
+before any data is read or any model trained. Either spelling of a name is accepted: recipes and the protocol
+are kept canonically spelt (``item_knn`` -> ``item-knn``, ``leave_last`` -> ``leave-last``), and
+:meth:`Experiment.metric_names` spells the metrics so (``hit-rate@10`` -> ``hit_rate@10``); see
+:func:`recsmith.recipes.registry.canonical_name`.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from recsmith.errors import ConfigError
 from recsmith.evaluation.metrics import full_names
 from recsmith.evaluation.split import OPTIONS, PROTOCOLS
-from recsmith.recipes import Recipe, create
+from recsmith.recipes import Recipe, available, create
+from recsmith.recipes.registry import canonical_name
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -64,6 +68,11 @@ class RecipeEntry(pydantic.BaseModel):
     name: str | None = None
     """Label in the results (default: the recipe name)."""
 
+    @field_validator("recipe", mode="before")
+    @classmethod
+    def _spell_recipe(cls, value: Any) -> Any:
+        return canonical_name(value) if canonical_name(value) in available() else value  # unknown: as given
+
     @property
     def label(self) -> str:
         """The name results are reported under."""
@@ -79,7 +88,7 @@ class Experiment(pydantic.BaseModel):
     """The contenders."""
 
     protocol: str = "random"
-    """Split protocol: random, leave_last, temporal or users."""
+    """Split protocol: random, leave-last (or leave_last), temporal or users."""
 
     split: dict[str, Any] = Field(default_factory=dict)
     """The protocol's options, e.g. ``{"test_fraction": 0.2, "seed": 42}``."""
@@ -88,7 +97,8 @@ class Experiment(pydantic.BaseModel):
     """Cut-off of the default metrics and of metric names given without one."""
 
     metrics: list[str] | None = None
-    """Metric names (``ndcg@10``, or ``ndcg`` cut at ``k``); default: precision, recall, ndcg, coverage."""
+    """Metric names (``ndcg@10``, or ``ndcg`` cut at ``k``; ``hit-rate`` is ``hit_rate``); default: precision,
+    recall, ndcg, coverage. :meth:`metric_names` gives them canonically spelt, with their cut-offs."""
 
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
     """Level of the bootstrap confidence intervals."""
@@ -102,6 +112,11 @@ class Experiment(pydantic.BaseModel):
 
     sampling: str = "uniform"
     """How the sampled negatives are drawn: uniform or popularity."""
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _spell_protocol(cls, value: Any) -> Any:
+        return canonical_name(value) if canonical_name(value) in OPTIONS else value  # unknown: as given, for check
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Experiment:
@@ -158,7 +173,7 @@ class Experiment(pydantic.BaseModel):
                 raise ConfigError(f"{source}: unknown sampling {self.sampling!r}; use one of: {', '.join(SAMPLINGS)}")
             if self.protocol == "users":
                 raise ConfigError(f"{source}: sampled negatives rank training users' items; use them with the "
-                                  "random, leave_last or temporal protocol, not users")
+                                  "random, leave-last or temporal protocol, not users")
         labels = [entry.label for entry in self.recipes]
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:

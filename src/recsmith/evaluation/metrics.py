@@ -1,10 +1,17 @@
 """Ranking metrics over a whole catalogue, batched (no per-user loops over items).
 
-Names follow DESIGN.md: ``precision@k``, ``recall@k`` (divided by ``min(k, |truth|)``), ``ndcg@k``
-(binary gains, log2 discount), ``map@k``, ``mrr@k``, ``hit_rate@k``, ``coverage@k`` (share of the catalogue
-recommended to anyone), ``novelty@k`` (mean self-information of the recommended items, which needs each item's
-share of training users; see :func:`popularity_shares`); and the rating metrics ``rmse`` and ``mae``
-(:func:`rating_metrics`). The sampled-negative ``auc`` lives in :mod:`recsmith.evaluation.sampled`.
+Names follow DESIGN.md: ``precision@k``, ``recall@k`` (hits in the top k divided by the number of held-out
+items ``|truth|``), ``recall_capped@k`` (hits divided by ``min(k, |truth|)``, so that 1.0 is reachable when a
+user has more than k held-out items: Liang et al. 2018's Recall@R), ``ndcg@k`` (binary gains, log2 discount,
+ideal DCG over ``min(k, |truth|)`` hits), ``map@k`` (average precision divided by ``min(k, |truth|)``),
+``mrr@k``, ``hit_rate@k``, ``coverage@k`` (share of the catalogue recommended to anyone), ``novelty@k`` (mean
+self-information of the recommended items, which needs each item's share of training users; see
+:func:`popularity_shares`); and the rating metrics ``rmse`` and ``mae`` (:func:`rating_metrics`). The
+sampled-negative ``auc`` lives in :mod:`recsmith.evaluation.sampled`. :data:`DEFINITIONS` says each in a line,
+for the CLI's and the report's notes.
+
+Metric names are spelt with underscores (they are the keys of every result); ``hit-rate@10`` is accepted for
+``hit_rate@10`` (:func:`canonical_metric`).
 """
 
 from __future__ import annotations
@@ -13,9 +20,24 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsmith.errors import ConfigError, DataError
+from recsmith.recipes.registry import canonical_name
 
-METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate", "coverage", "novelty")
+METRICS = ("precision", "recall", "recall_capped", "ndcg", "map", "mrr", "hit_rate", "coverage", "novelty")
 RATING_METRICS = ("rmse", "mae")
+
+DEFINITIONS: dict[str, str] = {
+    "precision": "hits in the top k / k",
+    "recall": "hits in the top k / all the user's held-out items",
+    "recall_capped": "hits in the top k / min(k, the user's held-out items)",
+    "ndcg": "DCG of the hits in the top k / the best DCG min(k, held-out items) hits could reach",
+    "map": "sum of precision at each hit's rank / min(k, held-out items)",
+    "mrr": "1 / rank of the first hit in the top k (0 without one)",
+    "hit_rate": "1 if the top k holds a held-out item, else 0",
+    "coverage": "share of the catalogue in anyone's top k",
+    "novelty": "mean -log2(share of training users who interacted) of the top k items",
+}
+"""One line per metric (by base name), as the CLI's and the report's notes say it; each is averaged over the
+evaluated users (``coverage`` is one number for the catalogue)."""
 
 
 HIT_CHUNK_USERS = 65_536
@@ -26,8 +48,20 @@ def _check_k(k: int | None) -> None:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
 
 
+def canonical_metric(name: str) -> str:
+    """A metric name as recsmith spells it (``hit-rate@10`` -> ``hit_rate@10``, ``rmse`` stays); not validated.
+
+    Examples
+    --------
+    >>> canonical_metric(" hit-rate@10"), canonical_metric("recall-capped"), canonical_metric("rmse")
+    ('hit_rate@10', 'recall_capped', 'rmse')
+    """
+    return canonical_name(name, "_")
+
+
 def full_names(names: list[str] | tuple[str, ...], k: int | None = None) -> list[str]:
-    """Metric names with their cut-off: ``"ndcg"`` becomes ``"ndcg@{k}"`` when ``k`` is given.
+    """Metric names with their cut-off, canonically spelt: ``"ndcg"`` becomes ``"ndcg@{k}"`` when ``k`` is
+    given, ``"hit-rate@5"`` becomes ``"hit_rate@5"``.
 
     Raises
     ------
@@ -35,14 +69,12 @@ def full_names(names: list[str] | tuple[str, ...], k: int | None = None) -> list
         If ``k`` is not a positive integer, or a name is unknown (see :func:`parse_metric`).
     """
     _check_k(k)
-    out = [name if "@" in name or k is None else f"{name}@{int(k)}" for name in names]
-    for name in out:
-        parse_metric(name)
-    return out
+    out = [name if not isinstance(name, str) or "@" in name or k is None else f"{name}@{int(k)}" for name in names]
+    return ["{}@{}".format(*parse_metric(name)) for name in out]  # errors name the metric as given
 
 
 def parse_metric(name: str) -> tuple[str, int]:
-    """``"ndcg@10"`` -> ``("ndcg", 10)``.
+    """``"ndcg@10"`` -> ``("ndcg", 10)``; ``"hit-rate@5"`` -> ``("hit_rate", 5)``.
 
     Raises
     ------
@@ -50,7 +82,7 @@ def parse_metric(name: str) -> tuple[str, int]:
         If the name is not ``NAME@K`` with a known ``NAME`` and a positive integer ``K``; the message
         lists the allowed names.
     """
-    base, sep, cut = str(name).partition("@")
+    base, sep, cut = canonical_metric(str(name)).partition("@")
     if base not in METRICS or not sep:
         raise ConfigError(f"unknown metric {name!r}; use NAME@K with NAME one of {', '.join(METRICS)}")
     try:
@@ -175,6 +207,20 @@ def per_user_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str]
         mismatched rows, or ``novelty`` without ``item_popularity``.
     DataError
         If ``item_popularity`` is not 1-D shares in ``[0, 1]`` covering every recommended item.
+
+    Notes
+    -----
+    Two recalls: ``recall@k`` is the plain one, hits in the top ``k`` / ``|truth|`` (at most ``k / |truth|``
+    for a user with more than ``k`` held-out items); ``recall_capped@k`` divides by ``min(k, |truth|)`` instead,
+    so a perfect top ``k`` scores 1 (Liang et al. 2018's Recall@R; recsmith's ``recall@k`` before issue 14).
+    They agree for users with at most ``k`` held-out items.
+
+    Examples
+    --------
+    >>> truth = sp.csr_matrix(np.array([[1, 1, 1, 0]]))  # three held-out items, a perfect top 2
+    >>> values = per_user_metrics(np.array([[0, 1]]), truth, ["recall@2", "recall_capped@2"])
+    >>> float(values["recall@2"][0]), float(values["recall_capped@2"][0])
+    (0.6666666666666666, 1.0)
     """
     names = full_names(names, k)
     rec_ids, truth = _check_inputs(rec_ids, truth)
@@ -203,6 +249,8 @@ def per_user_metrics(rec_ids: np.ndarray, truth: sp.csr_matrix, names: list[str]
         if base == "precision":
             value = hits.sum(axis=1) / cut
         elif base == "recall":
+            value = hits.sum(axis=1) / np.where(n_truth > 0, n_truth, 1.0)
+        elif base == "recall_capped":
             value = hits.sum(axis=1) / safe
         elif base == "ndcg":
             discount = 1.0 / np.log2(ranks + 1.0)

@@ -47,7 +47,7 @@ from typing import Any
 from recsmith import __version__
 from recsmith.atomic import atomic_file
 from recsmith.errors import ConfigError
-from recsmith.evaluation.metrics import RATING_METRICS
+from recsmith.evaluation.metrics import DEFINITIONS, RATING_METRICS
 
 SEGMENT_ORDER = ("light", "medium", "heavy")
 SEGMENT_COLOURS = ("#9ecae1", "#4292c6", "#08306b")
@@ -208,7 +208,22 @@ def _leaderboard(ordered: list[Mapping[str, Any]], primary: str, confidence: flo
             + (f" {_e(ci_label)}: confidence interval of the mean over the evaluated users, as given." if with_ci
                else ""))
     return (f'<div class="table-wrap"><table><thead><tr>{"".join(head)}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div><p class="note">{note}</p>')
+            f'<tbody>{"".join(body)}</tbody></table></div><p class="note">{note}</p>{_definitions_html(names)}')
+
+
+def _definitions_html(names: Sequence[str]) -> str:
+    """What each shown metric is (:data:`~recsmith.evaluation.metrics.DEFINITIONS`), both recalls when one is."""
+    shown = list(dict.fromkeys(name.split("@")[0] for name in names))
+    bases = list(shown)
+    if "recall" in bases or "recall_capped" in bases:  # say which recall is which, beside each other
+        at = min(i for i, base in enumerate(bases) if base in ("recall", "recall_capped"))
+        bases = [base for base in bases if base not in ("recall", "recall_capped")]
+        bases[at:at] = ["recall", "recall_capped"]
+    items = [f"<b>{_e(base)}@k</b>: {_e(DEFINITIONS[base])}" + ("" if base in shown else " (not in this table)")
+             for base in bases if base in DEFINITIONS]
+    if not items:
+        return ""
+    return f'<p class="note definitions">Metrics (means over the evaluated users): {"; ".join(items)}.</p>'
 
 
 def _figure_html(svg: str, caption: str, *, wide: bool = False) -> str:
@@ -408,7 +423,8 @@ def _plot_popularity(ordered: list[Mapping[str, Any]], colours: list[Any], index
     cuts = {result.get("decile_k") for _, result in picked}
     top = f"top {int(next(iter(cuts)))} " if len(cuts) == 1 and None not in cuts else ""
     caption = (f"<b>Popularity bias.</b> Share of all {top}recommendations falling in each item-popularity decile "
-               "(items ranked by training interactions, ties kept together). Mass on the right means the recipe "
+               "(items ranked by training interactions, equal counts by item index, so that each decile is a tenth of "
+               "the catalogue). Mass on the right means the recipe "
                "favours popular items"
                + ("; the dashed line is the spread of the training interactions" if reference is not None else "")
                + (f". The axis is logarithmic above {100 * threshold:g} % and linear below it, so that small shares "

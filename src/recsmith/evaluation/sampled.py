@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from recsmith.data.interactions import Interactions
 from recsmith.errors import ConfigError, DataError
-from recsmith.evaluation.metrics import popularity_shares
+from recsmith.evaluation.metrics import canonical_metric, popularity_shares
 from recsmith.recipes.base import Recipe, batch_size
 
 SAMPLINGS = ("uniform", "popularity")
@@ -38,7 +38,7 @@ def _check_names(names: list[str] | tuple[str, ...], k: int | None) -> list[tupl
     allowed = "hit_rate@K, ndcg@K, mrr@K, auc"
     parsed = []
     for name in names:
-        base, sep, cut = str(name).partition("@")
+        base, sep, cut = canonical_metric(str(name)).partition("@")
         if base == "auc" and not sep:
             parsed.append(("sampled_auc", "auc", 0))
             continue

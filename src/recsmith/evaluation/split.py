@@ -3,7 +3,7 @@
 Four protocols, named as in DESIGN.md:
 
 - ``random``: each user's pairs, a random fraction held out (:func:`split_random`);
-- ``leave_last``: each user's last ``n`` pairs by time held out (:func:`split_leave_last`);
+- ``leave-last``: each user's last ``n`` pairs by time held out (:func:`split_leave_last`);
 - ``temporal``: one global time cut, everything after it held out (:func:`split_temporal`);
 - ``users``: held-out users, absent from training, each with an input part of their history (folded in at
   ranking time) and a target part (:func:`split_users`; Liang et al. 2018, the protocol of the EASE,
@@ -13,6 +13,9 @@ Four protocols, named as in DESIGN.md:
 how many users were left out of the evaluation and why; :meth:`Split.validation` carves a validation split
 for tuning out of the training part only, so the test part is never touched. Only positive pairs are ever
 held out; negative feedback stays in training.
+
+Protocol names are spelt with a hyphen, like recipe names (``leave-last``, ``item-knn``) and the command line's
+options; ``leave_last`` is accepted everywhere a protocol is taken (:func:`protocol_name`).
 """
 
 from __future__ import annotations
@@ -25,18 +28,33 @@ from typing import Any
 import numpy as np
 
 from recsmith.data.interactions import Interactions
-from recsmith.errors import ConfigError, DataError
+from recsmith.errors import ConfigError, DataError, SplitTooSmallError
+from recsmith.recipes.registry import canonical_name
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("random", "leave_last", "temporal", "users")
+PROTOCOLS = ("random", "leave-last", "temporal", "users")
 OPTIONS: dict[str, dict[str, Any]] = {
     "random": {"test_fraction": 0.2, "seed": 42, "min_interactions": 2},
-    "leave_last": {"n": 1, "min_interactions": 2},
+    "leave-last": {"n": 1, "min_interactions": 2},
     "temporal": {"at": None, "fraction": None},
     "users": {"test_users": 0.2, "input_fraction": 0.8, "seed": 42, "min_interactions": 2},
 }
 """Each protocol's options and their defaults."""
+
+
+def protocol_name(protocol: str) -> str:
+    """The canonical name of a protocol given in either spelling: ``leave_last`` -> ``leave-last``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown protocol (the message lists the available ones).
+    """
+    name = canonical_name(protocol)
+    if name not in OPTIONS:
+        raise ConfigError(f"unknown protocol {protocol!r}; available: {', '.join(PROTOCOLS)}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -106,7 +124,7 @@ def make_split(interactions: Interactions, protocol: str = "random", **options: 
     interactions : Interactions
         All the data.
     protocol : str
-        One of ``random``, ``leave_last``, ``temporal``, ``users``.
+        One of ``random``, ``leave-last`` (or ``leave_last``), ``temporal``, ``users``.
     **options
         The protocol's options (see :data:`OPTIONS` and each ``split_*`` function); unknown ones are an error.
 
@@ -121,8 +139,7 @@ def make_split(interactions: Interactions, protocol: str = "random", **options: 
     DataError
         When the data is too small for the protocol (no test pairs would be left).
     """
-    if protocol not in OPTIONS:
-        raise ConfigError(f"unknown protocol {protocol!r}; available: {', '.join(PROTOCOLS)}")
+    protocol = protocol_name(protocol)
     unknown = sorted(set(options) - set(OPTIONS[protocol]))
     if unknown:
         raise ConfigError(f"protocol {protocol} has no option {unknown[0]!r}; its options: "
@@ -131,7 +148,7 @@ def make_split(interactions: Interactions, protocol: str = "random", **options: 
     if protocol == "random":
         train, test, skipped = _random(interactions, **filled)
         return Split(protocol, filled, train, test, None, skipped)
-    if protocol == "leave_last":
+    if protocol == "leave-last":
         train, test, skipped = _leave_last(interactions, **filled)
         return Split(protocol, filled, train, test, None, skipped)
     if protocol == "temporal":
@@ -190,7 +207,7 @@ def _random(interactions: Interactions, test_fraction: float, seed: int, min_int
 
 def split_leave_last(interactions: Interactions, n: int = 1, min_interactions: int = 2
                      ) -> tuple[Interactions, Interactions]:
-    """Hold out each user's last ``n`` positive pairs by time (the ``leave_last`` protocol).
+    """Hold out each user's last ``n`` positive pairs by time (the ``leave-last`` protocol).
 
     Parameters
     ----------
@@ -213,9 +230,9 @@ def split_leave_last(interactions: Interactions, n: int = 1, min_interactions: i
 
 def _leave_last(interactions: Interactions, n: int, min_interactions: int) -> tuple[Interactions, Interactions, int]:
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ConfigError(f"leave_last needs n >= 1 (pairs held out per user), got {n!r}")
+        raise ConfigError(f"leave-last needs n >= 1 (pairs held out per user), got {n!r}")
     _check_min_interactions(min_interactions)
-    stamps = _require_timestamps(interactions, "leave_last")
+    stamps = _require_timestamps(interactions, "leave-last")
     matrix = interactions.matrix
     rows = _rows(interactions)
     positive = matrix.data > 0
@@ -227,7 +244,7 @@ def _leave_last(interactions: Interactions, n: int, min_interactions: int) -> tu
     eligible = n_positive >= max(min_interactions, n + 1)
     test_mask = positive & (rank < n) & eligible[rows]
     skipped = _count_skipped(n_positive, eligible)
-    return _finish(interactions, test_mask, skipped, f"leave_last n={n}")
+    return _finish(interactions, test_mask, skipped, f"leave-last n={n}")
 
 
 def split_temporal(interactions: Interactions, *, at: datetime | int | float | str | None = None,
@@ -392,5 +409,6 @@ def _count_skipped(n_positive: np.ndarray, eligible: np.ndarray) -> int:
 def _finish(interactions: Interactions, test_mask: np.ndarray, skipped: int, what: str
             ) -> tuple[Interactions, Interactions, int]:
     if not test_mask.any():
-        raise DataError(f"the split ({what}) left no test interactions; the dataset is too small for this protocol")
+        raise SplitTooSmallError(f"the split ({what}) left no test interactions; the dataset is too small for this "
+                                 "protocol")
     return interactions.with_entries(~test_mask), interactions.with_entries(test_mask), skipped

@@ -99,8 +99,8 @@ def run_experiment(interactions: Interactions, experiment: Experiment, *,
     rows.sort(key=lambda row: row[primary], reverse=True)
     best = rows[0]
     for row in rows[1:]:
-        row["vs_best"] = {"recipe": best["recipe"], "metric": primary,
-                          **paired_test(best["per_user"][primary], row["per_user"][primary])}
+        row["vs_best"] = {"recipe": best["recipe"], "metric": primary,  # mean_difference: this row - best, <= 0
+                          **paired_test(row["per_user"][primary], best["per_user"][primary])}
     return run
 
 

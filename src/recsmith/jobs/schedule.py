@@ -307,7 +307,7 @@ def retrain_once(
     if not targets:
         shown = f"{metric} {candidate:.4f}" if isinstance(candidate, int | float) else f"no {metric}"
         reason = (f"no campaign of {group!r} serves solution {solution!r}; version {candidate_id} ({shown}) is "
-                  f"trained but not deployed (recsmith campaign create -g {group} --name NAME "
+                  f"trained but not deployed (recsmith campaign create NAME -g {group} "
                   f"--solution-version {candidate_id})")
         record = _decide(store, group, solution, "no-campaign", reason, candidate_id, None, [])
         return record | {"decisions": [record]}

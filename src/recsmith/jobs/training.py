@@ -23,6 +23,7 @@ from recsmith.jobs.config import SolutionConfig
 from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, fail_abandoned_jobs, owner_columns, run_job
 from recsmith.recipes import create, recipe_class
 from recsmith.recipes.bundle import TrainedModel, artifact_key
+from recsmith.recipes.registry import recipe_name
 from recsmith.settings import Settings
 from recsmith.store.store import Store
 
@@ -147,7 +148,8 @@ def train_solution_version(
         ``CREATE_FAILED`` with :func:`recsmith.jobs.runs.failure_message` as its ``error``.
     """
     config = config or SolutionConfig()
-    klass = recipe_class(recipe)  # validates the name before any work
+    recipe = recipe_name(recipe)  # validates the name (either spelling) before any work
+    klass = recipe_class(recipe)
     artifacts = Path(settings.resolved_artifact_dir())
     key = artifact_key(settings.encryption_key)  # a bad key fails here, before any work
     fail_abandoned_jobs(store, artifacts)  # what killed trainings and imports left

@@ -289,6 +289,9 @@ class Recipe(ABC):
                 elif error["type"] == "extra_forbidden":
                     allowed = ", ".join(cls.Params.model_fields)
                     problems.append(f"unknown param {name!r} (params of {cls.name}: {allowed})")
+                elif error["type"] == "value_error":  # a validator's own message says what is wrong with it
+                    where = f"param {name}" if error["loc"] else "params"
+                    problems.append(f"{where}: {error.get('ctx', {}).get('error', error['msg'])}")
                 else:
                     problems.append(f"param {name}={error.get('input')!r}: {error['msg']}")
             raise ConfigError(f"recipe {cls.name}: " + "; ".join(problems)) from None
@@ -621,6 +624,24 @@ class Recipe(ABC):
             ``int64[len(items)]``: for each item, the history item with the largest positive contribution,
             or -1 when none contributes; None when the recipe's scores are not sums over the history
             (factor models, popularity).
+        """
+        return None
+
+    def reason_kinds(self, items: np.ndarray) -> list[str] | None:
+        """Why each recommended item is in the list, for recipes that know better than serving's default
+        reasons (``"personalized"``, ``"history"``, ``"because you interacted with ..."``): e.g. trending's
+        ``"trending"`` for a riser and ``"popular"`` for its popularity fallback. Serving
+        (:func:`recsmith.serving.recommender.score_history`) shows them in every answer, HTTP and CLI alike.
+
+        Parameters
+        ----------
+        items : array of int
+            Recommended items (dense indices).
+
+        Returns
+        -------
+        list of str or None
+            One reason per item; None (the default) keeps serving's reasons.
         """
         return None
 

@@ -30,6 +30,7 @@ import io
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -333,3 +334,20 @@ class TrainedModel:
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"the model artifact at {folder} is damaged or incomplete: {exc}") from exc
         return cls(recipe, users, items, popularity, meta)
+
+
+def remove_artifact(path: str | Path) -> bool:
+    """Delete an artifact folder written by :meth:`TrainedModel.save`; returns whether one was deleted.
+
+    Only a folder holding an artifact's ``meta.json`` is deleted (a path from the store that names anything
+    else is left, with a warning); one already gone is not an error. Processes that memory-mapped its arrays
+    keep their pages until they let go of them.
+    """
+    folder = Path(path)
+    if not folder.exists():
+        return False
+    if not folder.is_dir() or not (folder / "meta.json").is_file():
+        logger.warning("%s is not an artifact folder (no meta.json); not deleted", folder)
+        return False
+    shutil.rmtree(folder)
+    return True

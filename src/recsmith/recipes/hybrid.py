@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from recsmith.data.training import TrainingData
+from recsmith.errors import ConfigError
 from recsmith.recipes.base import Recipe, RecipeParams
 from recsmith.recipes.options import FitOptions
 from recsmith.recipes.registry import recipe_class
@@ -27,18 +28,33 @@ class HybridParams(RecipeParams):
     normalize: Literal["minmax", "zscore"] = "minmax"
     """How each user's scores from one component are scaled before blending."""
 
-    @model_validator(mode="after")
-    def _known_components(self) -> HybridParams:
-        if not self.components:
-            raise ValueError("components must name at least one recipe")
-        for name in self.components:
+    @field_validator("components")
+    @classmethod
+    def _known_components(cls, components: dict[str, float]) -> dict[str, float]:
+        if not components:
+            raise ValueError('it must name at least one recipe, e.g. {"ease": 0.7, "rp3beta": 0.3}')
+        for name in components:
             if name == "hybrid":
                 raise ValueError("a hybrid cannot contain another hybrid")
             recipe_class(name)  # raises ConfigError (a ValueError) naming the known recipes
-        unknown = set(self.component_params) - set(self.components)
+        return components
+
+    @field_validator("component_params")
+    @classmethod
+    def _component_params(cls, params: dict[str, dict[str, Any]], info: ValidationInfo) -> dict[str, dict[str, Any]]:
+        components = info.data.get("components")
+        if components is None:  # components were refused: their error says why
+            return params
+        unknown = sorted(set(params) - set(components))
         if unknown:
-            raise ValueError(f"params given for {sorted(unknown)}, which are not among the components")
-        return self
+            raise ValueError(f"params given for {', '.join(map(repr, unknown))}, which are not among the components "
+                             f"({', '.join(map(repr, components))})")
+        for name, values in params.items():
+            try:
+                recipe_class(name)(values)  # validated here, not when the hybrid fits
+            except ConfigError as exc:
+                raise ValueError(f"{name}: {str(exc).removeprefix(f'recipe {name}: ')}") from None
+        return params
 
 
 def _normalise(scores: np.ndarray, how: str) -> np.ndarray:

@@ -45,6 +45,10 @@ class Popularity(Recipe):
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         return np.broadcast_to(self.popularity_, (histories.shape[0], len(self.popularity_)))
 
+    def reason_kinds(self, items: np.ndarray) -> list[str] | None:
+        """``"popular"`` for every item: the list is not personalized, whoever asks."""
+        return ["popular"] * len(items)
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"popularity": self.popularity_}
 

@@ -1,5 +1,8 @@
 """Recipes by name, imported on first use: ``create("item-knn", neighbors=50)``.
 
+Names are looked up through :func:`canonical_name`: ``item_knn`` finds ``item-knn`` (recipe names are spelled
+with hyphens, as on the command line; underscores are accepted everywhere a recipe name is taken).
+
 The registry names each built-in recipe as ``"module:Class"`` and imports its module only when the recipe is
 asked for, so ``import recsmith.recipes`` (and ``recsmith --help``) never pays for a recipe's dependencies
 (``implicit``, later torch). Recipes of other packages join with :func:`register` (a class) or
@@ -31,15 +34,48 @@ BUILTIN: dict[str, str] = {
 }
 """The built-in recipes: registry name -> ``"module:Class"``."""
 
+
+
+def canonical_name(name: str, separator: str = "-") -> str:
+    """A name as recsmith spells it: surrounding blanks dropped, ``_`` and ``-`` both written ``separator``.
+
+    The one spelling rule of the names a user types: recipe and protocol names are written with ``-``
+    (``item-knn``, ``leave-last``, like the command line's options), metric names with ``_`` (``hit_rate@10``,
+    like the keys of every result, and Personalize's metric names); either spelling is accepted on input.
+
+    Parameters
+    ----------
+    name : str
+        The name as given.
+    separator : str
+        ``"-"`` (recipes, protocols) or ``"_"`` (metrics).
+
+    Returns
+    -------
+    str
+        The canonical spelling; a value that is not a string is returned unchanged (for the caller's error).
+
+    Examples
+    --------
+    >>> canonical_name("item_knn"), canonical_name(" leave-last "), canonical_name("hit-rate@10", "_")
+    ('item-knn', 'leave-last', 'hit_rate@10')
+    """
+    if not isinstance(name, str):
+        return name
+    return name.strip().replace("_" if separator == "-" else "-", separator)
+
+
 _PATHS: dict[str, str] = dict(BUILTIN)
 _CLASSES: dict[str, type[Recipe]] = {}
 R = TypeVar("R", bound=type[Recipe])
 
 
 def register(cls: R) -> R:
-    """Class decorator adding a recipe class to the registry under ``cls.name`` (replacing one of that name)."""
-    _CLASSES[cls.name] = cls
-    _PATHS.pop(cls.name, None)
+    """Class decorator adding a recipe class to the registry under ``cls.name`` (replacing one of that name;
+    ``my_recipe`` and ``my-recipe`` are the same name, see :func:`canonical_name`)."""
+    key = canonical_name(cls.name)
+    _CLASSES[key] = cls
+    _PATHS.pop(key, None)
     return cls
 
 
@@ -54,35 +90,50 @@ def register_path(name: str, path: str) -> None:
     module, _, attribute = path.partition(":")
     if not module or not attribute:
         raise ConfigError(f"a recipe path is 'module:Class', got {path!r}")
-    _PATHS[name] = path
-    _CLASSES.pop(name, None)
+    key = canonical_name(name)
+    _PATHS[key] = path
+    _CLASSES.pop(key, None)
 
 
 def available() -> list[str]:
-    """Names of the registered recipes (imports none of them)."""
+    """Names of the registered recipes, canonically spelt (imports none of them)."""
     return sorted(set(_PATHS) | set(_CLASSES))
 
 
 def recipe_class(name: str) -> type[Recipe]:
-    """The recipe class registered as ``name``, its module imported on first use.
+    """The recipe class registered as ``name`` (either spelling, see :func:`canonical_name`), its module
+    imported on first use.
 
     Raises
     ------
     ConfigError
         For an unknown name, or a path that does not lead to a recipe class of that name.
     """
-    cls = _CLASSES.get(name)
+    key = canonical_name(name)
+    cls = _CLASSES.get(key) if isinstance(key, str) else None
     if cls is not None:
         return cls
-    path = _PATHS.get(name) if isinstance(name, str) else None
+    path = _PATHS.get(key) if isinstance(key, str) else None
     if path is None:
         raise ConfigError(f"unknown recipe {name!r}; available recipes: {', '.join(available())}")
     module, _, attribute = path.partition(":")
     cls = getattr(importlib.import_module(module), attribute, None)
-    if not (isinstance(cls, type) and issubclass(cls, Recipe)) or getattr(cls, "name", None) != name:
-        raise ConfigError(f"recipe {name!r} is registered as {path!r}, which is not a Recipe class named {name!r}")
-    _CLASSES[name] = cls
+    if not (isinstance(cls, type) and issubclass(cls, Recipe)) or canonical_name(getattr(cls, "name", None)) != key:
+        raise ConfigError(f"recipe {key!r} is registered as {path!r}, which is not a Recipe class named {key!r}")
+    _CLASSES[key] = cls
     return cls
+
+
+def recipe_name(name: str) -> str:
+    """The registered, canonical name of a recipe given in either spelling: ``item_knn`` -> ``item-knn``.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown name (the message lists the available ones).
+    """
+    recipe_class(name)
+    return canonical_name(name)
 
 
 def create(name: str, **params: Any) -> Recipe:

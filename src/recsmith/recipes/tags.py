@@ -51,6 +51,9 @@ class RecipeTags:
     devices : tuple of str
         Where ``fit`` can run, e.g. ``("cpu",)`` or ``("cpu", "cuda")``. The artifact of a model trained on
         any of them loads and serves on a CPU.
+    same_for_everyone : bool
+        The ranking does not depend on the user (``trending``): serving ranks with the recipe even for a user
+        with no history (a stranger, an anonymous session) instead of answering with the popular fallback.
     """
 
     predicts_ratings: bool = False
@@ -63,6 +66,7 @@ class RecipeTags:
     similar_items: bool = False
     iterative: bool = False
     devices: tuple[str, ...] = ("cpu",)
+    same_for_everyone: bool = False
 
     def __post_init__(self) -> None:
         unknown = [device for device in self.devices if device not in DEVICES]

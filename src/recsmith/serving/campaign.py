@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from recsmith.data.filters import FILTER_CACHE_BYTES, Filter, FilterCache, ItemCatalog, parse_filter
-from recsmith.errors import ConfigError, NotFoundError
-from recsmith.recipes.bundle import TrainedModel
+from recsmith.errors import Advice, ConfigError, NotFoundError, advise
+from recsmith.recipes.bundle import TrainedModel, remove_artifact
+from recsmith.serving import MAX_RESULTS
 from recsmith.serving.ledger import DatabaseLedger, Ledger
 from recsmith.serving.live import DatabaseLive, RedisLive
 from recsmith.serving.recommender import (
@@ -48,7 +49,6 @@ from recsmith.store.store import EventBatch, Store
 
 logger = logging.getLogger(__name__)
 
-MAX_RESULTS = 500
 FILTER_REFRESH_SECONDS = 2.0
 MAX_SUPPRESS_MINUTES = 24 * 60
 GROUP_ID_SECONDS = 10.0
@@ -186,6 +186,29 @@ def load_version(store: Store, version_id: int, *, encryption_key: Any = None) -
                          "recipe": version["recipe"], "config": {}}, encryption_key)
 
 
+def delete_solution_version(store: Store, group: str, version_id: int) -> dict[str, Any]:
+    """Delete a solution version of the group that no campaign serves, for HTTP and the CLI alike: its row
+    (:meth:`~recsmith.store.store.Store.delete_solution_version`, which refuses while a campaign serves it,
+    naming the campaigns, or while it trains), then its artifact folder.
+
+    Returns
+    -------
+    dict
+        ``{"deleted", "dataset_group", "solution", "recipe", "status", "artifact", "left"}``: the version id, what
+        it was, whether its artifact folder was deleted, and what could not be removed (with why; logged too).
+    """
+    version = store.delete_solution_version(group, version_id)
+    removed, left = False, []
+    if version.get("artifact_uri"):
+        try:
+            removed = remove_artifact(version["artifact_uri"])
+        except OSError as exc:
+            logger.exception("solution version %s: removing artifact %s failed", version_id, version["artifact_uri"])
+            left.append(f"{version['artifact_uri']}: {exc.strerror or exc}")
+    return {"deleted": version_id, "dataset_group": group, "solution": version["solution_name"],
+            "recipe": version["recipe"], "status": version["status"], "artifact": removed, "left": left}
+
+
 def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event: int | None,
                     item_hashes: dict[str, int] | None = None) -> dict[str, Any]:
     """The catalogue part of a :class:`LoadedCampaign`: item metadata (items put since training appended),
@@ -317,6 +340,61 @@ class CampaignRuntime:
         keys += self.ledger.forget(group_id, deletion.ids, deletion.recommendation_ids)
         self.catalog_changed(group, group_id)
         return deletion.counts() | {"keys": keys}
+
+    def delete_dataset_group(self, group: str, *, force: bool = False) -> dict[str, Any]:
+        """Delete a dataset group everywhere it is kept, for HTTP and the CLI alike: the store's records in one
+        transaction (:meth:`~recsmith.store.store.Store.delete_dataset_group`); then, once that has committed,
+        this process stops serving its campaigns at once and the others at their next sync (at once with
+        Redis, which is told), its live state and ledger entries go from Redis, its solution versions'
+        artifact folders from disk, and its tuning studies (``GROUP:RECIPE:METRIC``) from the store's database.
+
+        Parameters
+        ----------
+        group : str
+            The dataset group.
+        force : bool
+            Delete its campaigns too; False: refuse while it has any (ConflictError naming them).
+
+        Returns
+        -------
+        dict
+            ``{"deleted", "campaigns", "rows", "artifacts", "studies", "keys", "left"}``: the group, the campaigns
+            deleted, rows deleted by table, artifact folders deleted, studies deleted, Redis keys deleted, and
+            what could not be removed after the commit (each with why; logged too).
+        """
+        from recsmith.tuning.storage import delete_group_studies
+
+        deletion = self.store.delete_dataset_group(group, force=force)
+        with self._sync_lock:  # after a sync in progress, which may have read the campaigns before the commit
+            for table in (self._campaigns, self._errors):
+                for key in [key for key in table if key[0] == group]:
+                    del table[key]
+            self._wanted = {key for key in self._wanted if key[0] != group}
+        self._filters.pop(group, None)
+        self.forget_group(group)
+        left: list[str] = []
+        keys = 0
+        try:
+            keys = self.live.forget_group(deletion.group_id) + self.ledger.forget_group(deletion.group_id)
+            self.live.campaigns_changed()
+        except Exception as exc:  # Redis away: its keys expire (events after a week, the ledger after a day)
+            logger.exception("dataset group %s: forgetting its live state failed", group)
+            left.append(f"Redis keys of group id {deletion.group_id}: {exc}")
+        removed = 0
+        for uri in deletion.artifacts:
+            try:
+                removed += remove_artifact(uri)
+            except OSError as exc:
+                logger.exception("dataset group %s: removing artifact %s failed", group, uri)
+                left.append(f"{uri}: {exc.strerror or exc}")
+        studies: list[str] = []
+        try:
+            studies = delete_group_studies(self.store.url, group)
+        except Exception as exc:  # the store's database holds Optuna tables of another version, or is away
+            logger.exception("dataset group %s: deleting its tuning studies failed", group)
+            left.append(f"tuning studies {group}:*: {exc}")
+        return {"deleted": group, "campaigns": list(deletion.campaigns), "rows": deletion.rows,
+                "artifacts": removed, "studies": studies, "keys": keys, "left": left}
 
     def start(self, interval: float = 1.0) -> None:
         """Sync now, then every ``interval`` seconds (or at once when woken: a catalogue change, a campaign
@@ -752,8 +830,9 @@ def _new_items_share(campaign: LoadedCampaign) -> float:
     since training, latest first (like Personalize's exploration weight for cold items; default 0)."""
     value = campaign.config.get("new_items_share", 0) or 0
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ConfigError(f"campaign {campaign.name!r}: config new_items_share must be a number from 0 to 1, got "
-                          f"{value!r}; fix it with recsmith campaign update")
+        raise advise(ConfigError(f"campaign {campaign.name!r}: config new_items_share must be a number from 0 to 1, "
+                                 f"got {value!r}"), Advice("campaign_config", campaign.name, group=campaign.group),
+                     "fix it with recsmith campaign update")
     return float(value)
 
 

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
+from recsmith.errors import ConfigError
+from recsmith.serving.live import delete_prefixed, prefix_pattern
 from recsmith.store.live_records import Served
 from recsmith.store.store import Store
 
@@ -46,9 +50,16 @@ class Ledger(Protocol):
     def lookup(self, recommendation_ids: Iterable[str]) -> dict[str, Served]:
         """Entries by recommendation id (unknown ids left out)."""
 
+    def served_in(self, group_id: int, campaign: str, start: float, end: float) -> list[Served]:
+        """A campaign's entries served at or after ``start`` and before ``end`` (epoch seconds)."""
+
     def forget(self, group_id: int, user_ids: Sequence[str], recommendation_ids: Iterable[str] = ()) -> int:
         """Drop erased users' entries, and those of the responses named, that the store does not hold; returns
         how many keys of another system (Redis) were deleted."""
+
+    def forget_group(self, group_id: int) -> int:
+        """Drop a deleted group's entries that the store does not hold; returns how many keys of another system
+        (Redis) were deleted."""
 
     def start(self) -> None:
         """Start background work."""
@@ -125,6 +136,15 @@ class DatabaseLedger:
             found.update(self.store.served_by_id(missing))
         return found
 
+    def served_in(self, group_id: int, campaign: str, start: float, end: float) -> list[Served]:
+        """Stored entries of the campaign in the interval, and this process's pending ones, oldest first."""
+        with self._lock:
+            pending = [e for e in self._pending if e.group_id == group_id and e.campaign == campaign
+                       and start <= e.served_at < end]
+        stored = self.store.served_between(group_id, campaign, start, end)
+        known = {e.recommendation_id for e in stored}
+        return sorted(stored + [e for e in pending if e.recommendation_id not in known], key=lambda e: e.served_at)
+
     def forget(self, group_id: int, user_ids: Sequence[str], recommendation_ids: Iterable[str] = ()) -> int:
         """Drop this process's pending entries of erased users (the stored ones went with
         :meth:`~recsmith.store.store.Store.delete_user`, which also refuses entries written later that were
@@ -133,6 +153,13 @@ class DatabaseLedger:
         with self._lock:
             self._pending = [e for e in self._pending if not ((e.group_id == group_id and e.user_id in users)
                                                               or e.recommendation_id in responses)]
+        return 0
+
+    def forget_group(self, group_id: int) -> int:
+        """Drop this process's pending entries of a deleted group (the stored ones went with the group, and
+        :meth:`~recsmith.store.store.Store.write_served` drops other processes' when they flush them); returns 0."""
+        with self._lock:
+            self._pending = [e for e in self._pending if e.group_id != group_id]
         return 0
 
     def start(self) -> None:
@@ -215,6 +242,23 @@ class RedisLedger:
         values = self.redis.mget([self._id_key(i) for i in ids])
         return {i: _decode(v) for i, v in zip(ids, values, strict=True) if v is not None}
 
+    def served_in(self, group_id: int, campaign: str, start: float, end: float) -> list[Served]:
+        """The campaign's entries in the interval, oldest first: every entry's key is read (a scan of the last
+        :data:`RETENTION_SECONDS`; for statistics, not requests)."""
+        found = []
+        keys = self.redis.scan_iter(match=self._id_key("*"), count=1000)
+        while True:
+            batch = [key for _, key in zip(range(500), keys, strict=False)]
+            if not batch:
+                break
+            for value in self.redis.mget(batch):
+                if value is None:
+                    continue
+                entry = _decode(value)
+                if entry.group_id == group_id and entry.campaign == campaign and start <= entry.served_at < end:
+                    found.append(entry)
+        return sorted(found, key=lambda e: e.served_at)
+
     def forget(self, group_id: int, user_ids: Sequence[str], recommendation_ids: Iterable[str] = ()) -> int:
         """Delete erased users' entry sets and the per-response keys of every response in them (and of
         ``recommendation_ids``); returns how many keys were deleted."""
@@ -228,11 +272,135 @@ class RedisLedger:
             deleted += int(self.redis.delete(*keys[start:start + 500]))
         return deleted
 
+    def forget_group(self, group_id: int) -> int:
+        """Delete a deleted group's entry sets and the per-response keys of the responses in them (a new group
+        may get its id); returns how many keys were deleted. Responses to no user (related items) have no set:
+        their keys expire with the retention."""
+        prefix = self._user_key(group_id, "")
+        responses: set[str] = set()
+        for key in self.redis.scan_iter(match=prefix_pattern(prefix), count=1000):
+            responses.update(_decode(value).recommendation_id for value in self.redis.zrange(key, 0, -1))
+        keys = [self._id_key(recommendation_id) for recommendation_id in sorted(responses)]
+        deleted = delete_prefixed(self.redis, prefix)
+        for start in range(0, len(keys), 500):
+            deleted += int(self.redis.delete(*keys[start:start + 500]))
+        return deleted
+
     def start(self) -> None:
         """Nothing runs in the background."""
 
     def stop(self) -> None:
         """Nothing is pending."""
+
+
+# ------------------------------------------------------------------------------------------ engagement
+def click_through_rate(clicks: float, impressions: float, served_items: float) -> float | None:
+    """Clicks per impression, or per served item where events report no impressions; None when nothing was
+    shown. The one definition: ``/metrics``' ``recsmith_click_through_rate`` and ``recsmith campaign stats``."""
+    shown = impressions or served_items
+    return clicks / shown if shown else None
+
+
+def attribution(item_id: str, impression: Sequence[str], entry: Served) -> tuple[int, int]:
+    """What an event carrying ``entry``'s ``recommendation_id`` counts for ``entry``'s campaign: ``(impressions,
+    clicks)``, the items it reports shown, and a click when its item is one the response returned."""
+    return len(impression), int(item_id in entry.items)
+
+
+@dataclass
+class Engagement:
+    """A campaign's responses, served items, impressions and clicks over an interval.
+
+    Attributes
+    ----------
+    start, end : float
+        The interval, epoch seconds (``end`` excluded).
+    responses, served_items, impressions, clicks : int
+        Counted from the served-items ledger (responses served in the interval and their items) and the events
+        sent in the interval that carry a ``recommendation_id`` of the campaign (:func:`attribution`).
+    """
+
+    start: float
+    end: float
+    responses: int = 0
+    served_items: int = 0
+    impressions: int = 0
+    clicks: int = 0
+
+    @property
+    def click_through_rate(self) -> float | None:
+        """:func:`click_through_rate` of the interval."""
+        return click_through_rate(self.clicks, self.impressions, self.served_items)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The counts and the rate, with the interval as epoch seconds."""
+        return {"start": self.start, "end": self.end, "responses": self.responses,
+                "served_items": self.served_items, "impressions": self.impressions, "clicks": self.clicks,
+                "click_through_rate": self.click_through_rate}
+
+
+def campaign_engagement(store: Store, ledger: Ledger, group_id: int, campaign: str, *, start: float, end: float,
+                        every: float) -> list[Engagement]:
+    """A campaign's engagement per ``every`` seconds from ``start`` to ``end``, counted as ``/metrics`` counts it:
+    responses and their items in the interval they were served in, impressions and clicks in the interval the
+    event was sent in, attributed through the ledger to the response it names (an event naming a response the
+    ledger no longer holds, older than :data:`RETENTION_SECONDS`, counts for none).
+
+    Parameters
+    ----------
+    store : Store
+        Where the events are.
+    ledger : Ledger
+        Where the served items are (the store's table, or Redis).
+    group_id : int
+        The campaign's dataset group.
+    campaign : str
+        The campaign's name.
+    start, end : float
+        Epoch seconds.
+    every : float
+        Seconds per interval; the last one ends at ``end`` and may be shorter.
+
+    Returns
+    -------
+    list of Engagement
+        One per interval, oldest first.
+
+    Raises
+    ------
+    ConfigError
+        If ``end`` is not after ``start``, ``every`` is not positive, or there would be over 10,000 intervals.
+    """
+    if not end > start:
+        raise ConfigError("the interval is empty: its start must be before its end")
+    if not every > 0:
+        raise ConfigError(f"the interval length must be positive, got {every}")
+    count = math.ceil((end - start) / every)
+    if count > 10_000:
+        raise ConfigError(f"{count:,} intervals of {every:g} s is too many (at most 10,000): choose a longer one")
+    buckets = [Engagement(start + n * every, min(start + (n + 1) * every, end)) for n in range(count)]
+
+    def bucket(at: float) -> Engagement:
+        return buckets[min(int((at - start) // every), count - 1)]
+
+    entries = {e.recommendation_id: e for e in ledger.served_in(group_id, campaign, start, end)}
+    for entry in entries.values():
+        counts = bucket(entry.served_at)
+        counts.responses += 1
+        counts.served_items += len(entry.items)
+    events = store.linked_events(group_id, start, end)
+    missing = {event.recommendation_id for event in events} - set(entries)
+    if missing:  # responses served before the interval, acted on within it
+        entries.update(ledger.lookup(missing))
+    for event in events:
+        entry = entries.get(event.recommendation_id)
+        if entry is None or entry.group_id != group_id or entry.campaign != campaign:
+            continue
+        impressions, clicks = attribution(event.item_id, event.impression, entry)
+        counts = bucket(event.timestamp)
+        counts.impressions += impressions
+        counts.clicks += clicks
+    return buckets
 
 
 def _decode(value: bytes | str) -> Served:

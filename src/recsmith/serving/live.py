@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -88,9 +89,14 @@ class DatabaseLive:
         while not self._stop.wait(self.poll_seconds):
             for group_id in list(self._state):
                 try:
-                    self._merge(group_id, self.store.live_state(group_id))
+                    state = self.store.live_state(group_id)
                 except Exception:  # the database may be briefly away; the next poll tries again
                     logger.exception("reading the live state of group %s failed", group_id)
+                    continue
+                if state.exists:
+                    self._merge(group_id, state)
+                else:  # deleted (by another process): a new group may get its id, and starts from nothing
+                    self.forget_group(group_id)
 
     def events_written(self, group_id: int, rows: Sequence[Mapping[str, Any]], batch: EventBatch) -> None:
         """This process stored events: its next request answers from them."""
@@ -110,6 +116,13 @@ class DatabaseLive:
 
     def forget(self, group_id: int, user_ids: Sequence[str]) -> int:
         """Erased users: nothing of theirs is kept outside the store (0 keys deleted)."""
+        return 0
+
+    def forget_group(self, group_id: int) -> int:
+        """A deleted group: drop its remembered state (other processes drop theirs at their next poll); returns 0,
+        the keys deleted outside the store (none)."""
+        with self._lock:
+            self._state.pop(group_id, None)
         return 0
 
     def start(self) -> None:
@@ -233,6 +246,19 @@ class RedisLive:
             return 0
         return int(self.redis.delete(*(self._history_key(group_id, user_id) for user_id in user_ids)))
 
+    def forget_group(self, group_id: int) -> int:
+        """A deleted group: delete every user's event list of it (a new group may get its id) and tell every
+        process to drop its state; returns how many keys were deleted."""
+        deleted = delete_prefixed(self.redis, self._history_key(group_id, ""))
+        self._drop(group_id)
+        self.redis.publish(self.channel, f"forget {group_id}")
+        return deleted
+
+    def _drop(self, group_id: int) -> None:
+        with self._lock:
+            self._state.pop(group_id, None)
+            self._read_at.pop(group_id, None)
+
     def _listen(self) -> None:
         while not self._stop.is_set():
             try:
@@ -255,6 +281,9 @@ class RedisLive:
                 self._advance(int(args[0]), catalog=int(args[1]))
                 self.on_change()
             elif kind == "campaigns":
+                self.on_change()
+            elif kind == "forget" and len(args) == 1:
+                self._drop(int(args[0]))
                 self.on_change()
 
     def _subscribe(self) -> None:
@@ -285,6 +314,26 @@ def _entry(tag: int, row: Mapping[str, Any]) -> str:
 
 def _newest(a: LiveState, b: LiveState) -> LiveState:
     return LiveState(max(a.last_event_id, b.last_event_id), max(a.catalog_version, b.catalog_version))
+
+
+def prefix_pattern(prefix: str) -> str:
+    """The Redis ``SCAN``/``KEYS`` pattern of the keys that start with ``prefix`` (its glob characters escaped)."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"
+
+
+def delete_prefixed(client: Any, prefix: str) -> int:
+    """Delete every Redis key that starts with ``prefix`` (``SCAN``, then deletes of 500 keys at a time, so the
+    server is never blocked by one long command); returns how many were deleted."""
+    deleted = 0
+    batch: list[Any] = []
+    for key in client.scan_iter(match=prefix_pattern(prefix), count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            deleted += int(client.delete(*batch))
+            batch = []
+    if batch:
+        deleted += int(client.delete(*batch))
+    return deleted
 
 
 def connect_redis(url: str) -> Any:

@@ -26,7 +26,8 @@ class RecommendedItem:
         The recipe's score (for ``reason="popular"``: the item's popularity).
     reason : str
         ``"personalized"`` (the model knows the user), ``"history"`` (scored from the user's stored
-        history, a user who arrived after training) or ``"popular"`` (the fallback).
+        history, a user who arrived after training), ``"popular"`` (the fallback) or the recipe's own
+        (:meth:`~recsmith.recipes.base.Recipe.reason_kinds`: trending's ``"trending"`` and ``"popular"``).
     """
 
     item_id: str
@@ -137,22 +138,26 @@ def build_history(model: TrainedModel, row: int | None, new_events: Sequence[Use
 def score_history(model: TrainedModel, history: History, k: int, *, exclude_seen: bool = True,
                   exclude: np.ndarray | None = None, candidates: np.ndarray | None = None) -> list[RecommendedItem]:
     """The recipe's top ``k`` for one :class:`History` (no padding): a known user without new events from the
-    model's own row, anyone else from the history's weights (fold-in); ``[]`` when there is nothing to score.
-    Reasons: ``"personalized"`` for a known user, ``"history"`` for another."""
+    model's own row, anyone else from the history's weights (fold-in); ``[]`` when there is nothing to score (no
+    history, and a recipe whose list depends on the user). Reasons: the recipe's own
+    (:meth:`~recsmith.recipes.base.Recipe.reason_kinds`, e.g. ``"trending"`` / ``"popular"``) where it gives them,
+    else ``"personalized"`` for a known user and ``"history"`` for another."""
     if history.row is not None and not history.live:
         rec = model.recipe.recommend(np.array([history.row], dtype=np.int32), k, exclude_seen=exclude_seen,
                                      exclude=exclude, candidates=candidates)
-    elif len(history.items):
+    elif len(history.items) or model.recipe.tags.same_for_everyone:
         rec = model.recipe.recommend_from_history(history.as_row(len(model.items)), k, exclude_seen=exclude_seen,
                                                   exclude=exclude, candidates=candidates)
     else:
         return []
-    reason = "personalized" if history.known else "history"
     ids, scores = rec.ids[0], rec.scores[0]
     keep = (ids >= 0) & np.isfinite(scores)
+    chosen = ids[keep]
+    kinds = model.recipe.reason_kinds(chosen)
+    reasons = kinds if kinds is not None else ["personalized" if history.known else "history"] * len(chosen)
     raw = model.items.ids
     return [RecommendedItem(str(raw[index]), score, reason)
-            for index, score in zip(ids[keep].tolist(), scores[keep].tolist(), strict=True)]
+            for index, score, reason in zip(chosen.tolist(), scores[keep].tolist(), reasons, strict=True)]
 
 
 def items_by_event_type(model: TrainedModel, events: Sequence[UserEvent]) -> dict[str, set[int]]:

@@ -130,10 +130,13 @@ class LiveState:
         At least the row id of the group's newest real-time event (0 before any).
     catalog_version : int
         Bumped by every put or delete of users or items through the event tracker.
+    exists : bool
+        False when the group is gone (deleted): what a process remembers of it is to be forgotten.
     """
 
     last_event_id: int
     catalog_version: int
+    exists: bool = True
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,28 @@ class Served:
     served_at: float
 
 
+@dataclass(frozen=True)
+class LinkedEvent:
+    """A stored event that names the recommendation response it acted on.
+
+    Attributes
+    ----------
+    item_id : str
+        The item acted on.
+    timestamp : int
+        When it was sent (epoch seconds).
+    recommendation_id : str
+        The response (a served-items ledger entry).
+    impression : tuple of str
+        The items it reports shown.
+    """
+
+    item_id: str
+    timestamp: int
+    recommendation_id: str
+    impression: tuple[str, ...] = ()
+
+
 class LiveRecords:
     """Deletions, catalogue versions and the served-items ledger (mixed into :class:`~recsmith.store.store.Store`)."""
 
@@ -191,7 +216,7 @@ class LiveRecords:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(g.c.last_event_id, g.c.catalog_version).where(g.c.id == group_id)).first()
         if row is None:
-            return LiveState(0, 0)
+            return LiveState(0, 0, exists=False)
         return LiveState(int(row[0] or 0), int(row[1] or 0))
 
     @staticmethod
@@ -355,8 +380,8 @@ class LiveRecords:
     def write_served(self, entries: Sequence[Served]) -> None:
         """Append ledger entries in one transaction (an id already recorded is kept as it is); through the driver,
         since every recommendation response makes one (25 µs an entry through SQLAlchemy Core, 12 through the
-        driver)."""
-        entries = self._not_erased(entries)
+        driver). Entries of a dataset group deleted since they were served are dropped."""
+        entries = self._not_erased(self._of_existing_groups(entries))
         if not entries:
             return
         rows = [(e.recommendation_id, e.group_id, e.campaign, e.user_id, json.dumps(list(e.items)), e.served_at)
@@ -374,6 +399,18 @@ class LiveRecords:
                            "ON CONFLICT (recommendation_id) DO NOTHING",
                            [list(column) for column in zip(*rows, strict=True)])
             cursor.close()
+
+    def _of_existing_groups(self, entries: Sequence[Served]) -> Sequence[Served]:
+        """``entries`` less those of dataset groups that no longer exist (one primary-key read per batch)."""
+        groups = {e.group_id for e in entries}
+        if not groups:
+            return entries
+        g = t.dataset_groups
+        with self.engine.connect() as conn:
+            existing = set(conn.execute(sa.select(g.c.id).where(g.c.id.in_(sorted(groups)))).scalars())
+        if existing == groups:
+            return entries
+        return [e for e in entries if e.group_id in existing]
 
     def _not_erased(self, entries: Sequence[Served]) -> Sequence[Served]:
         """``entries`` less those served to a user before the user's deletion (another process may write what it
@@ -427,6 +464,31 @@ class LiveRecords:
         with self.engine.connect() as conn:
             return set(conn.execute(sa.select(i.c.item_id).where(
                 i.c.dataset_group_id == group_id, i.c.user_id == user_id, i.c.timestamp >= since)).scalars())
+
+    def served_between(self, group_id: int, campaign: str, start: float, end: float) -> list[Served]:
+        """The ledger entries of a campaign served at or after ``start`` and before ``end`` (epoch seconds),
+        oldest first (``recsmith campaign stats``)."""
+        s = t.served_items
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(s).where(s.c.dataset_group_id == group_id, s.c.campaign == campaign,
+                                                   s.c.served_at >= start, s.c.served_at < end)
+                                .order_by(s.c.served_at)).all()
+        return [_served(row) for row in rows]
+
+    def linked_events(self, group_id: int, start: float, end: float) -> list[LinkedEvent]:
+        """The group's stored events that carry a ``recommendation_id``, sent at or after ``start`` and before
+        ``end`` (epoch seconds), with the items they report shown (``impression``)."""
+        i = t.interactions
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(i.c.item_id, i.c.timestamp, i.c.recommendation_id, i.c.context).where(
+                i.c.dataset_group_id == group_id, i.c.recommendation_id.is_not(None),
+                i.c.timestamp >= int(start), i.c.timestamp < end)).all()
+        out = []
+        for item_id, timestamp, recommendation_id, context in rows:
+            shown = (json.loads(context) if context else {}).get("impression")
+            out.append(LinkedEvent(item_id, int(timestamp), recommendation_id,
+                                   tuple(str(shown).split("|")) if shown else ()))
+        return out
 
 
 def _chunks(values: Sequence[str]) -> Iterator[list[str]]:

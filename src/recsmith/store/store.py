@@ -38,7 +38,7 @@ try:
 except ImportError:  # Windows: SQLite's busy timeout alone
     fcntl = None  # type: ignore[assignment]
 
-from recsmith.errors import Advice, ConfigError, DataError, NotFoundError, advise
+from recsmith.errors import Advice, ConfigError, ConflictError, DataError, NotFoundError, advise
 from recsmith.settings import Settings
 from recsmith.store import tables as t
 from recsmith.store.audit_records import AuditRecords
@@ -130,6 +130,35 @@ class DatasetGroup:
     id: int
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class GroupDeletion:
+    """What :meth:`Store.delete_dataset_group` deleted.
+
+    Attributes
+    ----------
+    group : str
+        The group's name.
+    group_id : int
+        The id it had (SQLite may give it to the next group made).
+    campaigns : tuple of str
+        The campaigns deleted with it.
+    artifacts : tuple of str
+        The artifact folders of its solution versions: the caller removes them once the deletion has committed.
+    rows : dict
+        Rows deleted, by table (``interactions``, ``users``, ``items``, ``solution_versions``, ``api_keys``...).
+    """
+
+    group: str
+    group_id: int
+    campaigns: tuple[str, ...]
+    artifacts: tuple[str, ...]
+    rows: dict[str, int]
+
+
+GROUP_COUNTS = ("interactions", "users", "items", "solution_versions", "campaigns", "filters", "import_jobs")
+"""What :meth:`Store.dataset_group_counts` counts per dataset group."""
 
 
 @dataclass(frozen=True)
@@ -322,18 +351,88 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
             rows = conn.execute(sa.select(t.dataset_groups).order_by(t.dataset_groups.c.name)).all()
         return [DatasetGroup(r.id, r.name, _utc(r.created_at)) for r in rows]
 
-    def delete_dataset_group(self, name: str) -> None:
-        """Delete a dataset group and everything in it."""
+    def dataset_group_counts(self, group_id: int | None = None) -> dict[int, dict[str, int]]:
+        """Rows of each dataset group (or of ``group_id`` only), by group id: every name of :data:`GROUP_COUNTS`
+        (0 where it has none); one grouped count per table."""
+        where = (lambda table: table.c.dataset_group_id == group_id) if group_id is not None else None
+        g, v, s = t.dataset_groups, t.solution_versions, t.solutions
+        with self.engine.connect() as conn:
+            ids = conn.execute(sa.select(g.c.id) if group_id is None else sa.select(g.c.id).where(g.c.id == group_id))
+            out = {int(i): dict.fromkeys(GROUP_COUNTS, 0) for i in ids.scalars()}
+            for name in GROUP_COUNTS:
+                if name == "solution_versions":
+                    query = (sa.select(s.c.dataset_group_id, sa.func.count()).select_from(v)
+                             .join(s, s.c.id == v.c.solution_id).group_by(s.c.dataset_group_id))
+                    table = s
+                else:
+                    table = t.metadata.tables[name]
+                    query = sa.select(table.c.dataset_group_id, sa.func.count()).group_by(table.c.dataset_group_id)
+                if where is not None:
+                    query = query.where(where(table))
+                for found, count in conn.execute(query):
+                    if int(found) in out:
+                        out[int(found)][name] = int(count)
+        return out
+
+    def delete_dataset_group(self, name: str, *, force: bool = True) -> GroupDeletion:
+        """Delete a dataset group and everything of it in one transaction: its datasets and schemas, interactions,
+        users, items, import jobs, solutions and solution versions, campaigns, filters, API keys scoped to it,
+        served-items ledger rows, deletion tombstones and retraining decisions. On SQLite the deleted rows are
+        overwritten and the write-ahead log checkpointed, as for a user's erasure. Its audit-log entries stay.
+
+        Parameters
+        ----------
+        name : str
+            The dataset group.
+        force : bool
+            Delete its campaigns too; False: refuse while it has any.
+
+        Returns
+        -------
+        GroupDeletion
+            What was deleted, and the artifact folders of its solution versions, which the caller removes once this
+            has returned (:meth:`recsmith.serving.campaign.CampaignRuntime.delete_dataset_group` does, with what is
+            kept outside the database).
+
+        Raises
+        ------
+        NotFoundError
+            If there is no such group.
+        ConflictError
+            If it has campaigns and not ``force`` (``campaigns`` names them), or one of its import jobs or
+            trainings is still running; nothing is deleted then.
+        """
         group = self.get_dataset_group(name)
+        c, v, s, j = t.campaigns, t.solution_versions, t.solutions, t.import_jobs
+        rows: dict[str, int] = {}
         with self.begin() as conn:
+            self._secure_delete(conn)
+            campaigns = tuple(conn.execute(sa.select(c.c.name).where(c.c.dataset_group_id == group.id)
+                                           .order_by(c.c.name)).scalars())
+            if campaigns and not force:
+                raise ConflictError(f"dataset group {name!r} has {len(campaigns)} campaign(s): {', '.join(campaigns)}",
+                                    campaigns=campaigns)
+            solution_ids = sa.select(s.c.id).where(s.c.dataset_group_id == group.id)
+            running = [f"import job {i}" for i in conn.execute(sa.select(j.c.id).where(
+                j.c.dataset_group_id == group.id, j.c.status.in_(UNFINISHED))).scalars()]
+            running += [f"the training of solution version {i}" for i in conn.execute(sa.select(v.c.id).where(
+                v.c.solution_id.in_(solution_ids), v.c.status.in_(UNFINISHED))).scalars()]
+            if running:
+                raise ConflictError(f"dataset group {name!r} is in use: {' and '.join(running)} "
+                                    f"{'is' if len(running) == 1 else 'are'} still running; delete the group once "
+                                    f"{'it has' if len(running) == 1 else 'they have'} finished")
+            artifacts = tuple(conn.execute(sa.select(v.c.artifact_uri).where(
+                v.c.solution_id.in_(solution_ids), v.c.artifact_uri.is_not(None)).order_by(v.c.id)).scalars())
             for table in (t.campaigns, t.filters, t.api_keys, t.served_items, t.deletions, t.retrain_decisions):
-                conn.execute(table.delete().where(table.c.dataset_group_id == group.id))
-            solution_ids = sa.select(t.solutions.c.id).where(t.solutions.c.dataset_group_id == group.id)
-            conn.execute(t.solution_versions.delete().where(t.solution_versions.c.solution_id.in_(solution_ids)))
+                rows[table.name] = conn.execute(table.delete().where(table.c.dataset_group_id == group.id)).rowcount
+            rows["solution_versions"] = conn.execute(v.delete().where(v.c.solution_id.in_(solution_ids))).rowcount
             for table in (t.solutions, t.import_jobs, t.interactions, t.users, t.items, t.datasets, t.schemas):
-                conn.execute(table.delete().where(table.c.dataset_group_id == group.id))
-            conn.execute(t.dataset_groups.delete().where(t.dataset_groups.c.id == group.id))
+                rows[table.name] = conn.execute(table.delete().where(table.c.dataset_group_id == group.id)).rowcount
+            if not conn.execute(t.dataset_groups.delete().where(t.dataset_groups.c.id == group.id)).rowcount:
+                raise NotFoundError(f"dataset group {name!r} was deleted meanwhile")
         self._events_ready.pop(group.id, None)
+        self.checkpoint()
+        return GroupDeletion(name, group.id, campaigns, artifacts, {str(k): int(n) for k, n in rows.items()})
 
     # ----------------------------------------------------------------------------------------- datasets
     def ensure_dataset(
@@ -924,7 +1023,9 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
         with self.engine.connect() as conn:
             row = conn.execute(self._versions_query().where(t.solution_versions.c.id == version_id)).first()
         if row is None:
-            raise NotFoundError(f"no solution version {version_id}; list them with `recsmith solution-versions list`")
+            raise advise(NotFoundError(f"no solution version {version_id}"),
+                         Advice("no_solution_version", str(version_id)),
+                         "list them with `recsmith solution-versions list`")
         return _decode(row)
 
     def list_solution_versions(self, group_id: int | None = None) -> list[dict[str, Any]]:
@@ -934,6 +1035,46 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
             query = query.where(t.solutions.c.dataset_group_id == group_id)
         with self.engine.connect() as conn:
             return [_decode(r) for r in conn.execute(query).all()]
+
+    def delete_solution_version(self, group: str, version_id: int) -> dict[str, Any]:
+        """Delete a solution version of the group (its row: status, params, metrics, timings) in one transaction;
+        its solution stays (a new training reuses its params). Retraining decisions and audit entries naming it
+        stay.
+
+        Returns
+        -------
+        dict
+            The version as it was (:meth:`get_solution_version`): its ``artifact_uri`` is for the caller to remove
+            once this has returned.
+
+        Raises
+        ------
+        NotFoundError
+            If the group has no such version (the message lists the ones it has).
+        ConflictError
+            If a campaign serves it (``campaigns`` names them) or it is still training; nothing is deleted then.
+        """
+        group_id = self.get_dataset_group(group).id
+        v, c = t.solution_versions, t.campaigns
+        try:
+            with self.begin() as conn:
+                row = conn.execute(self._versions_query().where(v.c.id == version_id)).first()
+                if row is None or row.dataset_group != group:
+                    ids = [str(r["id"]) for r in self.list_solution_versions(group_id)][-20:]
+                    raise NotFoundError(f"dataset group {group!r} has no solution version {version_id}; its versions: "
+                                        f"{', '.join(ids) or '(none)'}")
+                serving = tuple(conn.execute(sa.select(c.c.name).where(c.c.solution_version_id == version_id)
+                                             .order_by(c.c.name)).scalars())
+                if serving:
+                    raise ConflictError(f"solution version {version_id} is served by campaign(s) "
+                                        f"{', '.join(serving)} of dataset group {group!r}", campaigns=serving)
+                if row.status in UNFINISHED:
+                    raise ConflictError(f"solution version {version_id} is {row.status}: its training is still "
+                                        "running; delete it once that has finished")
+                conn.execute(v.delete().where(v.c.id == version_id))
+        except sa.exc.IntegrityError as exc:  # a campaign switched to it meanwhile (its foreign key)
+            raise ConflictError(f"solution version {version_id} was deployed meanwhile; it is kept") from exc
+        return _decode(row)
 
 
 def _decode(row: Any) -> dict[str, Any]:

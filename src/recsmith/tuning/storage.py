@@ -44,3 +44,35 @@ def study_storage(url: str) -> optuna.storages.RDBStorage:
 
 
 
+
+
+def delete_group_studies(url: str, group: str) -> list[str]:
+    """Delete the dataset group's studies from the database at ``url`` (the store's): those named as ``recsmith
+    tune`` names them by default, ``GROUP:RECIPE:METRIC`` (a group's name holds no ``:``, so no other group's
+    study starts with ``GROUP:``). Studies given another name with ``--study``, or kept elsewhere with
+    ``--storage``, are not known to belong to the group and stay.
+
+    Returns
+    -------
+    list of str
+        The names of the studies deleted (none when the database holds no Optuna tables).
+    """
+    engine = sa.create_engine(url)
+    try:  # opening Optuna's storage would make its tables: look first
+        with engine.connect() as conn:
+            kept = "studies" in sa.inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+    if not kept:
+        return []
+    import optuna
+
+    storage = study_storage(url)
+    try:
+        names = sorted(name for name in optuna.get_all_study_names(storage) if name.startswith(f"{group}:"))
+        for name in names:
+            optuna.delete_study(study_name=name, storage=storage)
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
+    return names

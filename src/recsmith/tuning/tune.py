@@ -27,11 +27,12 @@ import numpy as np
 from recsmith import __version__
 from recsmith.data.interactions import Interactions
 from recsmith.errors import ConfigError, DataError
-from recsmith.evaluation.metrics import compute_metrics
+from recsmith.evaluation.metrics import METRICS, compute_metrics
 from recsmith.evaluation.split import split_random
 from recsmith.recipes import available, recipe_class
 from recsmith.recipes.base import Recipe, SearchDimension
 from recsmith.recipes.options import FitOptions
+from recsmith.recipes.registry import canonical_name
 from recsmith.tuning.space import check_space, contains, search_space, space_json, suggest, tunable_recipes
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RANKING_METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
+RANKING_METRICS = tuple(name for name in METRICS if name not in ("coverage", "novelty"))
 """Metrics ``tune`` maximises, written ``NAME@K``."""
 RATING_METRICS = ("rmse", "mae")
 """Rating errors ``tune`` minimises (recipes that predict ratings with ``score``)."""
@@ -236,6 +237,8 @@ def check_settings(recipe: str, *, metric: str = "ndcg@10", trials: int = 50, ti
         Naming the bad value and the allowed ones.
     """
     fixed = dict(fixed_params or {})
+    if isinstance(recipe, str):
+        recipe = canonical_name(recipe)
     if not isinstance(recipe, str) or recipe not in available():
         raise ConfigError(f"unknown recipe {recipe!r}; tunable recipes: {', '.join(tunable_recipes())}")
     direction = direction_of(metric, recipe)

@@ -10,6 +10,7 @@ from recsmith.api.routes.deps import MetricsDep, RuntimeDep, StoreDep
 from recsmith.api.schemas import EventsIn, EventsOut, GroupPath
 from recsmith.errors import NotFoundError
 from recsmith.jobs.events import event_rows
+from recsmith.serving.ledger import attribution
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["events"])
 
@@ -44,7 +45,8 @@ def _attribute(body: EventsIn, runtime: RuntimeDep, metrics: MetricsDep, group: 
         entry = served.get(event.recommendation_id)
         if entry is None:
             continue
-        if event.impression:
-            metrics.impressions.labels(group, entry.campaign).inc(len(event.impression))
-        if event.item_id in entry.items:
-            metrics.clicks.labels(group, entry.campaign).inc()
+        impressions, clicks = attribution(event.item_id, event.impression, entry)
+        if impressions:
+            metrics.impressions.labels(group, entry.campaign).inc(impressions)
+        if clicks:
+            metrics.clicks.labels(group, entry.campaign).inc(clicks)

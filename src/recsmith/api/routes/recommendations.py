@@ -24,6 +24,7 @@ from recsmith.api.schemas import (
     RecommendationResponse,
     Text,
 )
+from recsmith.serving import MAX_RESULTS
 from recsmith.serving.campaign import Promotion
 from recsmith.store.store import BlockingReadError, no_blocking_reads
 
@@ -71,7 +72,7 @@ async def recommend_get(
     user_id: Annotated[Text | None, Query(min_length=1, max_length=256)] = None,
     session_id: Annotated[Text | None, Query(min_length=1, max_length=256)] = None,
     item_id: Annotated[Text | None, Query(min_length=1, max_length=256)] = None,
-    num_results: Annotated[int, Query(ge=1, le=500)] = 25,
+    num_results: Annotated[int, Query(ge=1, le=MAX_RESULTS)] = 25,
     filter: Annotated[Text | None, Query(min_length=1, max_length=128)] = None,
     filter_value: Annotated[list[Text] | None, Query(
         max_length=FILTER_MAX_PARAMETERS * FILTER_MAX_VALUES,
