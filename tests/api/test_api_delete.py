@@ -57,7 +57,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
     other = train_solution_version(store, config, "other", "popularity", with_metrics=False)
     store.create_campaign("shop", "top", versions[0]["id"])
     store.create_campaign("other", "keep", other["id"])
-    store.create_filter("shop", "f", 'EXCLUDE ItemID WHERE Items.GENRES IN ("x")')
+    store.create_filter("shop", "f", 'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("x")')  # no items schema
     keys = {role: store.create_api_key(role, "shop") for role in ("read", "write")}
     keys["group-admin"] = store.create_api_key("admin", "shop")
     keys["admin"] = store.create_api_key("admin", None, "ops")

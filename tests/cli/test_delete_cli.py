@@ -32,8 +32,8 @@ def _group(cli, name: str, *, interactions: int = 400, campaign: str | None = "t
     if campaign:
         assert cli("campaign", "create", "-g", name, "--name", campaign, "--solution-version",
                    versions[0]["id"]).exit_code == 0
-    assert cli("filter", "create", "-g", name, "--name", "f", "--expression",
-               'EXCLUDE ItemID WHERE Items.GENRES IN ("x")').exit_code == 0
+    assert cli("filter", "create", "-g", name, "--name", "f", "--expression",  # the group has no items schema
+               'EXCLUDE ItemID WHERE Interactions.EVENT_TYPE IN ("x")').exit_code == 0
     key = json.loads(cli("keys", "create", "--role", "read", "-g", name, "--json").stdout)
     return {"versions": versions, "key": key}
 
