@@ -224,7 +224,8 @@ def test_missing_required_column(tmp_path: Path) -> None:
 def test_unknown_field(tmp_path: Path) -> None:
     source = _write(tmp_path / "ratings.csv", "USER_ID,ITEM_ID,TIMESTAMP,foo\n1,2,3,4\n")
     error = _fails(source, on_error="skip")
-    assert str(error).startswith(f"unknown field 'foo' in {source} line 1; add it to the schema")
+    assert str(error).startswith(f"unknown field 'foo' in {source} line 1: the interactions schema has USER_ID, ")
+    assert "a schema that also has FOO with --schema FILE" in str(error)
     assert "--map foo=-" in str(error) and error.field == "foo"  # type: ignore[attr-defined]
 
 
