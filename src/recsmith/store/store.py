@@ -58,6 +58,10 @@ EVENTS_READY_SECONDS = 10.0
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "event_value", "context", "event_id", "session_id",
                  "recommendation_id")
 BULK_INDEX_REBUILD_ROWS = 50_000
+DEDUPE_COLUMNS = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE")
+"""What makes two interactions the same record to an incremental import (Personalize's upsert by identical record)."""
+STAGING_TABLE = "recsmith_import_staging"
+"""The temporary table an incremental import of interactions is staged in, to leave out what is stored."""
 UNFINISHED = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
 """Job statuses (:mod:`recsmith.jobs.runs`) of a job that has not ended."""
 
@@ -384,10 +388,17 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
     def write_interactions(
         self, group_id: int, frame: pd.DataFrame, *, mode: str = "full", schema: dict[str, Any] | None = None
     ) -> int:
-        """Load interactions in one transaction; ``full`` replaces the group's, ``incremental`` appends.
+        """Load interactions in one transaction; ``full`` replaces the group's, ``incremental`` adds the new ones.
 
         ``frame`` has USER_ID, ITEM_ID, TIMESTAMP, EVENT_TYPE, EVENT_VALUE; other columns are context,
-        stored as one JSON object per row.
+        stored as one JSON object per row. ``incremental`` leaves out, as Personalize's incremental import does,
+        the rows identical in (USER_ID, ITEM_ID, TIMESTAMP, EVENT_TYPE) to one stored or to an earlier row of
+        ``frame`` (the stored or earlier one is kept), so importing a file again adds nothing.
+
+        Returns
+        -------
+        int
+            Rows written (``len(frame)`` less the duplicates left out).
         """
         self._check_mode(mode)
         missing = [c for c in INTERACTION_COLUMNS[:3] if c not in frame.columns]
@@ -397,6 +408,11 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
             if frame[column].isna().any():
                 row = int(np.flatnonzero(frame[column].isna().to_numpy())[0])
                 raise DataError(f"interactions row {row}: {column} is empty")
+        if mode == "incremental":
+            keys = [c for c in DEDUPE_COLUMNS if c in frame.columns]
+            repeated = frame.duplicated(subset=keys, keep="first").to_numpy()
+            if repeated.any():
+                frame = frame[~repeated]
         n = len(frame)
         users = frame["USER_ID"].astype(str).tolist()
         items = frame["ITEM_ID"].astype(str).tolist()
@@ -416,16 +432,48 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
                 conn.execute(t.interactions.delete().where(t.interactions.c.dataset_group_id == group_id))
             columns = ("dataset_group_id", "user_id", "item_id", "timestamp", "event_type", "event_value", "context")
             rows = zip(groups, users, items, stamps, types, values, context, strict=True)
+            if mode == "incremental":
+                rows = zip(range(n), users, items, stamps, types, values, context, strict=True)
+                n -= self._stage_new_interactions(conn, group_id, rows)
             # SQLite: building the index once after a big load is twice as fast as updating it row by row
             # (1M rows: 1.9 s against 3.9 s); DDL is transactional there, so a failure restores the index too.
             rebuild_index = self.is_sqlite and n >= BULK_INDEX_REBUILD_ROWS
             if rebuild_index:
                 conn.exec_driver_sql(f"DROP INDEX IF EXISTS {INTERACTIONS_INDEX}")
-            self._bulk_insert(conn, "interactions", columns, rows)
+            if mode == "incremental":
+                conn.execute(sa.text(
+                    f"INSERT INTO interactions ({', '.join(columns)}) SELECT :group_id, {', '.join(columns[1:])} "
+                    f"FROM {STAGING_TABLE} ORDER BY seq"), {"group_id": group_id})
+                conn.exec_driver_sql(f"DROP TABLE {STAGING_TABLE}")
+            else:
+                self._bulk_insert(conn, "interactions", columns, rows)
             if rebuild_index:
                 conn.exec_driver_sql(
                     f"CREATE INDEX {INTERACTIONS_INDEX} ON interactions (dataset_group_id, user_id)")
         return n
+
+    def _stage_new_interactions(self, conn: Connection, group_id: int, rows: Any) -> int:
+        """Load ``rows`` (seq, user, item, timestamp, type, value, context) into the staging table, less those
+        identical in (user, item, timestamp, type) to a stored interaction of the group; returns how many those
+        were. One set-based statement: the stored rows of the staged users only, through the (group, user) index.
+        """
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {STAGING_TABLE} (seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, item_id TEXT NOT NULL, "
+            f"timestamp BIGINT NOT NULL, event_type TEXT, event_value DOUBLE PRECISION, context TEXT)"
+            + ("" if self.is_sqlite else " ON COMMIT DROP"))
+        self._bulk_insert(conn, STAGING_TABLE, ("seq", "user_id", "item_id", "timestamp", "event_type", "event_value",
+                                                "context"), rows)
+        if self.is_sqlite:  # SQLite has no hash join: the stored keys of the staged users, as one ephemeral index
+            dedupe = (f"DELETE FROM {STAGING_TABLE} WHERE (user_id, item_id, timestamp, coalesce(event_type, '')) IN "
+                      f"(SELECT i.user_id, i.item_id, i.timestamp, coalesce(i.event_type, '') FROM interactions i "
+                      f"WHERE i.dataset_group_id = :group_id AND i.user_id IN (SELECT user_id FROM {STAGING_TABLE}))")
+        else:
+            conn.exec_driver_sql(f"ANALYZE {STAGING_TABLE}")  # a temporary table has no statistics until analysed
+            dedupe = (f"DELETE FROM {STAGING_TABLE} s USING interactions i WHERE i.dataset_group_id = :group_id "
+                      f"AND i.user_id = s.user_id AND i.item_id = s.item_id AND i.timestamp = s.timestamp "
+                      f"AND coalesce(i.event_type, '') = coalesce(s.event_type, '')")
+        return int(conn.execute(sa.text(dedupe), {"group_id": group_id}).rowcount or 0)
 
     def write_users(self, group_id: int, frame: pd.DataFrame, *, mode: str = "full",
                     schema: dict[str, Any] | None = None) -> int:
