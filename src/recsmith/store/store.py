@@ -459,8 +459,9 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
         """
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
         conn.exec_driver_sql(
-            f"CREATE TEMP TABLE {STAGING_TABLE} (seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, item_id TEXT NOT NULL, "
-            f"timestamp BIGINT NOT NULL, event_type TEXT, event_value DOUBLE PRECISION, context TEXT)"
+            f"CREATE TEMP TABLE {STAGING_TABLE} (seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, "
+            f"item_id TEXT NOT NULL, timestamp BIGINT NOT NULL, event_type TEXT, event_value DOUBLE PRECISION, "
+            f"context TEXT)"
             + ("" if self.is_sqlite else " ON COMMIT DROP"))
         self._bulk_insert(conn, STAGING_TABLE, ("seq", "user_id", "item_id", "timestamp", "event_type", "event_value",
                                                 "context"), rows)
