@@ -260,3 +260,31 @@ def test_progress_shows_failed_not_done_when_an_import_fails(cli, tmp_path: Path
     result = cli("import", "interactions", good, "-g", "prog")
     progress = [line for line in result.stderr.splitlines() if "import interactions" in line]
     assert result.exit_code == 0 and "done" in progress[-1] and "failed" not in progress[-1]
+
+
+def test_big_incremental_import_skips_what_is_stored_and_repeats(cli, tmp_path: Path) -> None:
+    """Past the bulk-load size (the other SQL path): 60,000 rows stored, then 60,000 more of which half are stored
+    already and 1,000 repeat within the file."""
+    header = "USER_ID,ITEM_ID,TIMESTAMP,EVENT_TYPE\n"
+    first = tmp_path / "first.csv"
+    first.write_text(header + "".join(f"u{i % 5000},i{i},{i},{'view' if i % 2 else ''}\n" for i in range(60_000)))
+    assert cli("import", "interactions", first, "-g", "big").exit_code == 0
+    second = tmp_path / "second.csv"
+    rows = [f"u{i % 5000},i{i},{i},{'view' if i % 2 else ''}\n" for i in range(30_000, 89_000)]
+    rows += rows[-1000:]  # the file's own repeats
+    second.write_text(header + "".join(rows))
+    result = cli("import", "interactions", second, "-g", "big", "--mode", "incremental", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["rows_read"], report["rows_loaded"], report["duplicates_skipped"]) == (60_000, 29_000, 31_000)
+    store = open_store()
+    try:
+        stored = store.read_interactions(store.get_dataset_group("big").id, context=False)
+    finally:
+        store.close()
+    assert len(stored["item_id"]) == 89_000 and len(set(stored["item_id"].tolist())) == 89_000
+    assert stored["item_id"][-1] == "i88999"  # the new rows are added in file order
+    small = tmp_path / "small.csv"
+    small.write_text(header + "u1,i1,1,view\nu1,i1,1,click\n")
+    report = json.loads(cli("import", "interactions", small, "-g", "big", "--mode", "incremental", "--json").stdout)
+    assert (report["rows_loaded"], report["duplicates_skipped"]) == (1, 1)
