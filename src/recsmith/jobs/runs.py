@@ -44,7 +44,7 @@ FAILED = "CREATE_FAILED"
 """Failed (or interrupted): the job's ``error`` says why, and nothing it would have made is used."""
 STATUSES = (PENDING, IN_PROGRESS, ACTIVE, FAILED)
 
-#: Called with a stage name ("read", ..., "done" or "failed") so a caller can show progress.
+#: Called with a stage name ("read", ..., "done") so a caller can show progress.
 ProgressCallback = Callable[[str], None]
 
 
@@ -97,15 +97,14 @@ def run_job(record: Callable[[JobRun], None], *, progress: ProgressCallback | No
 
     The body's run is :data:`IN_PROGRESS`. When the body returns, it is :data:`ACTIVE`; when it raises
     (``KeyboardInterrupt`` too), it is :data:`FAILED` with :func:`failure_message` as its ``error``, and the
-    exception goes on to the caller. Either way ``record(run)`` is called once, then ``progress("done")``, or
-    ``progress("failed")`` when it failed.
+    exception goes on to the caller. Either way ``record(run)`` is called once, then ``progress("done")``.
 
     Parameters
     ----------
     record : callable
         Called with the finished :class:`JobRun`: it writes the outcome (the job's row, its report).
     progress : callable, optional
-        Called with ``"done"`` (or ``"failed"``) after the run is recorded.
+        Called with ``"done"`` after the run is recorded.
     started : float, optional
         ``time.perf_counter()`` when the job started, if it started before the run (default: now).
     """
@@ -119,7 +118,7 @@ def run_job(record: Callable[[JobRun], None], *, progress: ProgressCallback | No
     finally:
         record(run)
         if progress:
-            progress("failed" if run.failed else "done")
+            progress("done")
 
 
 def owner_columns(owner: ProcessOwner | None = None) -> dict[str, Any]:
