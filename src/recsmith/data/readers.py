@@ -978,25 +978,26 @@ def _match_fields(raw: _Raw, table: pa.Table, origins: list[str], schema: Schema
 
 def _unknown_fields_error(raw: _Raw, table: pa.Table, schema: Schema, dataset_type: str, unknown: list[str],
                           column_map: dict[str, str] | None, schema_origin: str | None) -> DataError:
-    """What is wrong and the likely fix when columns match no field of the schema."""
+    """What is wrong when columns match no field of the schema, then the likely fix in the CLI's terms (the
+    ``--map`` and ``--schema`` that ``import_dataset``'s ``column_map`` and ``schema`` mirror)."""
     where = "" if raw.header_line is None else f" line {raw.header_line}"
     origin = f" ({schema_origin})" if schema_origin else ""
-    plural = len(unknown) > 1
-    text = (f"unknown field{'s' if plural else ''} {', '.join(map(repr, unknown))} in {raw.source}{where}: the "
-            f"{dataset_type} schema{origin} has {', '.join(schema.names)} (column names match fields without "
+    what = (f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in {raw.source}{where}: "
+            f"the {dataset_type} schema{origin} has {', '.join(schema.names)} (column names match fields without "
             f"regard to case)")
     suggested = {c: f for c, f in suggest_column_map(table.column_names, schema.names, dataset_type).items()
                  if c in unknown}
     rest = [c for c in unknown if c not in suggested]
+    advice = []
     if suggested:
-        pairs = {c: t for c, t in (column_map or {}).items()} | suggested
-        text += f"; did you mean --map {','.join(f'{c}={t}' for c, t in pairs.items())}?"
+        pairs = dict(column_map or {}) | suggested
+        advice.append(f"did you mean --map {','.join(f'{c}={t}' for c, t in pairs.items())}?")
     if rest:
-        lead = f" For {', '.join(map(repr, rest))}:" if suggested else ";"
+        lead = f"For {', '.join(map(repr, rest))}: p" if suggested else "p"
         them = "them" if len(rest) > 1 else "it"
-        text += (f"{lead} pass a schema that also has {', '.join(_inferred_name(c) for c in rest)} with --schema "
-                 f"FILE, or drop {them} with --map {','.join(f'{c}=-' for c in rest)}")
-    return _error(text, raw.source, raw.header_line, unknown[0], None)
+        advice.append(f"{lead}ass a schema that also has {', '.join(_inferred_name(c) for c in rest)} with "
+                      f"--schema FILE, or drop {them} with --map {','.join(f'{c}=-' for c in rest)}")
+    return _error(f"{what}; {' '.join(advice)}", raw.source, raw.header_line, unknown[0], None)
 
 
 # ------------------------------------------------------------------------------------------ schema inference
