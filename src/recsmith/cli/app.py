@@ -128,6 +128,18 @@ def open_store(settings: Settings | None = None) -> Store:
     return store
 
 
+def confirm_or_exit(question: str) -> None:
+    """Ask ``question`` on stderr before a deletion; anything but yes (or no terminal to ask on) ends the command
+    with status 1, nothing changed."""
+    try:
+        confirmed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        confirmed = False
+    if not confirmed:
+        err.print("nothing deleted")
+        raise typer.Exit(1)
+
+
 @contextmanager
 def stage_progress(title: str, stages: dict[str, str], *, enabled: bool = True) -> Iterator[Callable[[str], None]]:
     """A rich progress bar advanced by a stage callback; ``stages`` maps stage names to labels.
