@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -43,14 +44,36 @@ def test_import_csv_with_map_prints_json_report(cli, tmp_path: Path) -> None:
     assert interaction_count("g1") == 3
 
 
-def test_full_replaces_and_incremental_appends(cli, tmp_path: Path) -> None:
+def test_full_replaces_and_incremental_adds_only_new_records(cli, tmp_path: Path) -> None:
     path = write(tmp_path, "ratings.csv", GOOD)
     assert cli("import", "interactions", path, "-g", "g2", "--map", MAP).exit_code == 0
     assert cli("import", "interactions", path, "-g", "g2", "--map", MAP).exit_code == 0
     assert interaction_count("g2") == 3
-    result = cli("import", "interactions", path, "-g", "g2", "--map", MAP, "--mode", "incremental")
+    result = cli("import", "interactions", path, "-g", "g2", "--map", MAP, "--mode", "incremental", "--json")
     assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["rows_read"], report["rows_loaded"], report["duplicates_skipped"]) == (3, 0, 3)
+    assert interaction_count("g2") == 3  # Personalize upserts identical records: the same file again adds nothing
+    # one stored row again (its rating changed: still the same record), a new row twice, a new event type, a new time
+    more = write(tmp_path, "more.csv", "userId,movieId,rating,timestamp,type\n1,10,1.0,1000,\n3,12,4.0,1003,\n"
+                 "3,12,4.0,1003,\n1,10,4.0,1000,click\n1,10,4.0,999,\n")
+    result = cli("import", "interactions", more, "-g", "g2", "--map", MAP + ",type=EVENT_TYPE", "--mode",
+                 "incremental")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"rows loaded\W+3\W", result.stdout) and re.search(r"duplicates skipped\W+2\W", result.stdout)
     assert interaction_count("g2") == 6
+    store = Store.from_settings(Settings())
+    try:
+        stored = store.read_interactions(store.get_dataset_group("g2").id)
+    finally:
+        store.close()
+    rows = sorted(zip(stored["user_id"].tolist(), stored["item_id"].tolist(), stored["timestamp"].tolist(),
+                      [None if v is None else str(v) for v in stored["event_type"].tolist()], strict=True),
+                  key=str)
+    assert rows == sorted([("1", "10", 1000, None), ("1", "11", 1001, None), ("2", "10", 1002, None),
+                           ("3", "12", 1003, None), ("1", "10", 1000, "click"), ("1", "10", 999, None)], key=str)
+    assert cli("import", "interactions", path, "-g", "g2", "--map", MAP).exit_code == 0  # full still replaces
+    assert interaction_count("g2") == 3
 
 
 def test_import_tsv_double_colon_parquet_jsonl(cli, tmp_path: Path) -> None:

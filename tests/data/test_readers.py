@@ -224,7 +224,8 @@ def test_missing_required_column(tmp_path: Path) -> None:
 def test_unknown_field(tmp_path: Path) -> None:
     source = _write(tmp_path / "ratings.csv", "USER_ID,ITEM_ID,TIMESTAMP,foo\n1,2,3,4\n")
     error = _fails(source, on_error="skip")
-    assert str(error).startswith(f"unknown field 'foo' in {source} line 1; add it to the schema")
+    assert str(error).startswith(f"unknown field 'foo' in {source} line 1: the interactions schema has USER_ID, ")
+    assert "a schema that also has FOO with --schema FILE" in str(error)
     assert "--map foo=-" in str(error) and error.field == "foo"  # type: ignore[attr-defined]
 
 
@@ -425,3 +426,27 @@ def test_read_sql_postgres() -> None:
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
         engine.dispose()
+
+
+# ------------------------------------------------------------------------------------------ several bad rows
+def test_fail_mode_lists_bad_encodings_and_json_lines_with_the_other_bad_rows(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(HEADER.encode() + b"1,2,3,4\n1,Caf\xe9,3,4\n1,2,3,soon\n5,\xe96,7,8\n")
+    error = _fails(str(path), column_map=MAP)
+    lines = str(error).splitlines()
+    assert lines[0].startswith(f"{path} line 3, field movieId: encoding error: byte 0xe9")
+    assert lines[1].startswith("... and 2 more bad lines; nothing was imported")
+    assert lines[2].startswith("  line 4, field TIMESTAMP: value 'soon' is not a number")
+    assert lines[3].startswith("  line 5, field movieId: encoding error") and len(lines) == 4
+    assert [r.line for r in error.rejects] == [3, 4, 5]  # type: ignore[attr-defined]
+    many = tmp_path / "many.csv"
+    many.write_bytes(HEADER.encode() + b"1,\xe9,3,4\n" * 30)
+    error = _fails(str(many), column_map=MAP)  # the reading stops at 20 bad encodings
+    assert "at least 19 more bad lines" in str(error) and "... maybe more" in str(error)
+    jsonl = tmp_path / "e.jsonl"
+    jsonl.write_text('{"USER_ID": "u", "ITEM_ID": "i", "TIMESTAMP": 1}\n{"USER_ID": \n'
+                     '{"USER_ID": "u", "ITEM_ID": "i", "TIMESTAMP": "later"}\n[1]\n')
+    error = _fails(str(jsonl))
+    assert str(error).startswith(f"{jsonl} line 2: not a valid JSON object")
+    assert [r.line for r in error.rejects] == [2, 3, 4]  # type: ignore[attr-defined]
+    assert "line 3, field TIMESTAMP: value 'later'" in str(error)

@@ -142,9 +142,24 @@ def open_store(settings: Settings | None = None) -> Store:
     return store
 
 
+def confirm_or_exit(question: str) -> None:
+    """Ask ``question`` on stderr before a deletion; anything but yes (or no terminal to ask on) ends the command
+    with status 1, nothing changed."""
+    try:
+        confirmed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        confirmed = False
+    if not confirmed:
+        err.print("nothing deleted")
+        raise typer.Exit(1)
+
+
 @contextmanager
 def stage_progress(title: str, stages: dict[str, str], *, enabled: bool = True) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar advanced by a stage callback; ``stages`` maps stage names to labels."""
+    """A rich progress bar advanced by a stage callback; ``stages`` maps stage names to labels.
+
+    The bar ends at "done" when the block ends, or "failed" (in red) when it raises, whatever stage was last.
+    """
     if not enabled:
         yield lambda stage: None
         return
@@ -160,11 +175,13 @@ def stage_progress(title: str, stages: dict[str, str], *, enabled: bool = True) 
                 progress.update(task, completed=order.index(stage), stage=stages[stage])
             if stage == "done":
                 progress.update(task, completed=len(order), stage="done")
+            if stage == "failed":
+                progress.update(task, stage="[red]failed[/]")
 
         try:
             yield advance
         except BaseException:  # the job says "done" when it ends, failed or not: the bar shows which
-            progress.update(task, stage="[red]failed[/]")
+            advance("failed")
             raise
 
 

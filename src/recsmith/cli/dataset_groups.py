@@ -11,7 +11,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from recsmith.cli.app import JsonOption, err, handle_errors, open_store, out, print_json
+from recsmith.cli.app import JsonOption, confirm_or_exit, err, handle_errors, open_store, out, print_json
 from recsmith.errors import ConflictError
 from recsmith.settings import Settings
 
@@ -78,7 +78,7 @@ def groups_delete(
     if not yes:
         counts = store.dataset_group_counts(group.id).get(group.id, {})
         held = ", ".join(f"{counts[key]:,} {label}" for key, label in COUNT_LABELS.items() if counts.get(key))
-        _confirm(f"Delete dataset group {name!r} and everything in it ({held or 'nothing stored yet'})"
+        confirm_or_exit(f"Delete dataset group {name!r} and everything in it ({held or 'nothing stored yet'})"
                  f"{'; campaigns ' + ', '.join(campaigns) + ' stop serving' if campaigns else ''}? It cannot be undone")
     runtime = CampaignRuntime(store, **live_backends(settings, store))
     with store.audited("dataset_group.delete", f"dataset-groups/{name}", {"force": force}) as detail:
@@ -94,17 +94,6 @@ def groups_delete(
         print_json(result)
         return
     _report(result)
-
-
-def _confirm(question: str) -> None:
-    """Ask; anything but yes (or no terminal to ask on) ends the command with status 1, nothing changed."""
-    try:
-        confirmed = typer.confirm(question, default=False, err=True)
-    except typer.Abort:
-        confirmed = False
-    if not confirmed:
-        err.print("nothing deleted")
-        raise typer.Exit(1)
 
 
 def _report(result: dict[str, Any]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -28,7 +29,7 @@ import_app = typer.Typer(help="Import interactions, users or items into a datase
 def _run_import(
     dataset_type: str, path: str | None, group: str, schema: Path | None, mode: str, column_map: str | None,
     sep: str | None, fmt: str | None, no_header: bool, names: str | None, sql: str | None, db_url: str | None,
-    on_error: str, reject_file: Path | None, as_json: bool,
+    on_error: str, reject_file: Path | None, as_json: bool, infer_schema: bool = False,
 ) -> None:
     from recsmith.jobs.importing import import_dataset
 
@@ -42,18 +43,29 @@ def _run_import(
             store, group, dataset_type, path, sql=sql, db_url=db_url, schema=schema,
             column_map=parse_pairs(column_map, "--map") or None, sep=sep, fmt=fmt, header=not no_header,
             names=[n.strip() for n in names.split(",")] if names else None, mode=mode,  # type: ignore[arg-type]
-            on_error=on_error, reject_path=reject_file, progress=progress,  # type: ignore[arg-type]
+            on_error=on_error, reject_path=reject_file, progress=progress, infer_schema=infer_schema,  # type: ignore[arg-type]
         )
     if as_json:
         print_json(report.to_dict())
         return
+    if report.schema_inferred is not None:
+        out.print(f"inferred {dataset_type} schema, stored with dataset group {group} (save it to a file and pass "
+                  f"--schema FILE to import with another one):", highlight=False, soft_wrap=True)
+        out.print(_schema_text(report.schema_inferred), highlight=False, markup=False, soft_wrap=True)
     table = Table(title=f"import job {report.job_id}: {report.status}", show_header=False)
     for key in ("dataset_group", "dataset_type", "source", "mode", "rows_read", "rows_loaded", "rows_rejected",
-                "duration_seconds", "rows_per_second", "reject_file"):
+                "duplicates_skipped", "duration_seconds", "rows_per_second", "reject_file"):
         value = getattr(report, key)
         if value is not None:
             table.add_row(key.replace("_", " "), str(value))
     out.print(table)
+
+
+def _schema_text(schema: dict[str, Any]) -> str:
+    """A schema as JSON with one field a line (valid JSON: it can be saved and passed to --schema)."""
+    head = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in schema.items() if k != "fields")
+    fields = ",\n    ".join(json.dumps(f) for f in schema["fields"])
+    return f"{{{head},\n  \"fields\": [\n    {fields}\n  ]}}"
 
 
 def _import_command(dataset_type: str) -> Callable[..., None]:
@@ -62,8 +74,14 @@ def _import_command(dataset_type: str) -> Callable[..., None]:
         path: Annotated[str | None, typer.Argument(help="File path or fsspec URL (CSV, TSV, ::, Parquet, JSONL).")]
         = None,
         group: GroupOption = ...,  # type: ignore[assignment]
-        schema: Annotated[Path | None, typer.Option(help="Personalize Avro schema JSON file.")] = None,
-        mode: Annotated[str, typer.Option(help="full (replace) or incremental (append/upsert).")] = "full",
+        schema: Annotated[Path | None, typer.Option(
+            help="Personalize Avro schema JSON file (default: the dataset's stored schema; for users and items "
+                 "without one, a schema inferred from the file).")] = None,
+        infer_schema: Annotated[bool, typer.Option(
+            "--infer-schema", help="Users and items: infer the schema from the file even when one is stored "
+                                   "(replaces it; --mode full).")] = False,
+        mode: Annotated[str, typer.Option(
+            help="full (replace) or incremental (add; interactions identical to stored ones are skipped).")] = "full",
         column_map: Annotated[str | None, typer.Option(
             "--map", help="Rename columns: userId=USER_ID,movieId=ITEM_ID; col=- drops a column.")] = None,
         sep: Annotated[str | None, typer.Option(help="Field separator, e.g. ',' '\\t' '::'.")] = None,
@@ -77,7 +95,7 @@ def _import_command(dataset_type: str) -> Callable[..., None]:
         as_json: JsonOption = False,
     ) -> None:
         _run_import(dataset_type, path, group, schema, mode, column_map, sep, fmt, no_header, names, sql, db_url,
-                    on_error, reject_file, as_json)
+                    on_error, reject_file, as_json, infer_schema)
 
     command.__doc__ = f"Import {dataset_type} from a file, URL or SQL query (all-or-nothing)."
     return command

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from recsmith.cli.app import JsonOption, err, handle_errors, open_store, out, print_json
+from recsmith.cli.app import JsonOption, confirm_or_exit, err, handle_errors, open_store, out, print_json
 from recsmith.errors import ConflictError
 from recsmith.settings import Settings
 
@@ -77,13 +77,7 @@ def versions_delete(
         question = (f"Delete solution version {version_id} ({version['recipe']}, solution "
                     f"{version['solution_name']!r}, {version['status']}) of dataset group {group!r} and its artifact? "
                     "It cannot be undone")
-        try:
-            confirmed = typer.confirm(question, default=False, err=True)
-        except typer.Abort:
-            confirmed = False
-        if not confirmed:
-            err.print("nothing deleted")
-            raise typer.Exit(1)
+        confirm_or_exit(question)
     with store.audited("solution_version.delete", f"dataset-groups/{group}/solution-versions/{version_id}",
                        {"recipe": version["recipe"], "solution": version["solution_name"]}) as detail:
         try:

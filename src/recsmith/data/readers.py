@@ -3,10 +3,12 @@
 Everything is read and checked before anything is written. Parsing is done by pyarrow and the checks are
 vectorised (pyarrow compute and numpy masks, no Python loop per row on the happy path); line numbers are
 worked out only when there is a problem to report. Each problem names the source, the line (``row`` for
-Parquet and SQL), the field and the value. With ``on_error="fail"`` the first problem in the file raises
-:class:`~recsmith.errors.DataError`; with ``on_error="skip"`` bad rows are left out and listed as
-:class:`Reject` records. Problems with the file as a whole (a missing or unknown column, a damaged
-Parquet file, an empty file) always raise.
+Parquet and SQL), the field and the value. With ``on_error="fail"`` bad rows raise
+:class:`~recsmith.errors.DataError` listing the first :data:`MAX_REPORTED` of them in file order; with
+``on_error="skip"`` bad rows are left out and listed as :class:`Reject` records. Problems with the file as a
+whole (a missing or unknown column, a damaged Parquet file, an empty file) always raise. Column names match
+schema fields without regard to case; an unknown column's message suggests the likely ``--map``
+(:func:`suggest_column_map`). Users and items schemas can be inferred from the file (``infer_schema=True``).
 
 Examples
 --------
@@ -39,12 +41,12 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from recsmith.data.schema import REQUIRED, Schema, SchemaField
+from recsmith.data.schema import REQUIRED, RESERVED, Schema, SchemaField
 from recsmith.data.values import text_problem
 from recsmith.errors import Advice, ConfigError, DataError, advise
 
 __all__ = ["FORMATS", "ReadResult", "Reject", "detect_format", "mask_secrets", "mask_url", "read_dataset", "read_sql",
-           "validate_frame"]
+           "suggest_column_map", "validate_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
 UNIT_SEPARATOR = "\x1f"
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 MAX_VALUE_CHARS = 200
+MAX_REPORTED = 20
+"""How many bad rows a failed import (``on_error="fail"``) lists in its error: the first ones in file order."""
 NUL_REASON = "holds a NUL character (\\x00), which PostgreSQL cannot store in text; remove it from the source"
 NON_FINITE = "is not a finite number (inf, -inf and NaN are refused: they cannot be trained on; {expect})"
 INT64_LIMIT = 2.0**63
@@ -101,12 +105,18 @@ class ReadResult:
         Rows left out (only with ``on_error="skip"``), in file order.
     source : str
         Where the data came from.
+    schema : Schema or None
+        The schema the data was validated against (the one given, the default, or the inferred one).
+    schema_inferred : bool
+        Whether :attr:`schema` was inferred from the source (``infer_schema=True``).
     """
 
     frame: pd.DataFrame
     rows_read: int
     rejects: list[Reject] = field(default_factory=list)
     source: str = ""
+    schema: Schema | None = None
+    schema_inferred: bool = False
 
     @property
     def rows_loaded(self) -> int:
@@ -213,8 +223,13 @@ def read_dataset(
     header: bool = True,
     names: Sequence[str] | None = None,
     on_error: OnError = "fail",
+    infer_schema: bool = False,
+    schema_origin: str | None = None,
 ) -> ReadResult:
     """Read and validate a dataset file (local path or fsspec URL).
+
+    Column names match schema fields without regard to case (``title`` is the field TITLE), after
+    ``column_map``; two columns matching one field are an error.
 
     Parameters
     ----------
@@ -224,7 +239,7 @@ def read_dataset(
     dataset_type : {"interactions", "users", "items"}
         What the file holds.
     schema : Schema, optional
-        The dataset's schema (default: :meth:`Schema.default`).
+        The dataset's schema (default: :meth:`Schema.default`, unless ``infer_schema``).
     column_map : dict, optional
         Source column -> schema field, e.g. ``{"userId": "USER_ID"}``; ``"-"`` drops the column.
     sep : str, optional
@@ -237,7 +252,14 @@ def read_dataset(
     names : sequence of str, optional
         Column names: required for text files without a header; with a header they replace it.
     on_error : {"fail", "skip"}
-        Raise at the first bad row, or leave bad rows out and list them in :attr:`ReadResult.rejects`.
+        Raise, listing the first :data:`MAX_REPORTED` bad rows, or leave bad rows out and list them in
+        :attr:`ReadResult.rejects`.
+    infer_schema : bool
+        Users and items only, without ``schema``: infer the schema from the source's columns (the id column,
+        then one nullable field per column: booleans, numbers, categorical, textual or plain strings; see
+        :data:`INFER_MULTI_VALUE_SHARE` and the thresholds after it). It is :attr:`ReadResult.schema`.
+    schema_origin : str, optional
+        Where the schema comes from, for messages (e.g. ``"stored with dataset group shop"``).
 
     Returns
     -------
@@ -252,7 +274,7 @@ def read_dataset(
     """
     url = str(source)
     source = mask_url(url)  # what messages name: never the credentials in the URL
-    schema = _check_args(dataset_type, schema, on_error)
+    schema = _check_args(dataset_type, schema, on_error, infer_schema)
     kind = detect_format(url, fmt, sep)
     data = _open_bytes(url)
     if kind == "parquet":
@@ -264,7 +286,8 @@ def read_dataset(
             plain = url.split("?")[0].lower()
             sep = "\t" if kind == "tsv" else ("::" if plain.removesuffix(".gz").endswith(".dat") else ",")
         raw = _read_text(source, data, sep, header, list(names) if names is not None else None, on_error)
-    return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error)
+    return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error,
+                     infer=infer_schema, schema_origin=schema_origin)
 
 
 def read_sql(
@@ -275,12 +298,15 @@ def read_sql(
     schema: Schema | None = None,
     column_map: dict[str, str] | None = None,
     on_error: OnError = "fail",
+    infer_schema: bool = False,
+    schema_origin: str | None = None,
 ) -> ReadResult:
     """Read and validate the result of a SQL query run on a database (SQLAlchemy URL).
 
     Row numbers in messages count the result's rows from 1. Column names match schema fields without
     regard to case (PostgreSQL folds unquoted aliases to lower case), and SQL date/time values in the
-    TIMESTAMP column become epoch seconds.
+    TIMESTAMP column become epoch seconds. A SQLite URL must name an existing database file (SQLite would
+    create an empty one).
 
     Parameters
     ----------
@@ -295,7 +321,9 @@ def read_sql(
     column_map : dict, optional
         Result column -> schema field; ``"-"`` drops the column.
     on_error : {"fail", "skip"}
-        Raise at the first bad row, or leave bad rows out and list them.
+        Raise at the first bad rows, or leave bad rows out and list them.
+    infer_schema, schema_origin
+        As for :func:`read_dataset`.
 
     Returns
     -------
@@ -303,13 +331,15 @@ def read_sql(
     """
     import sqlalchemy as sa
 
-    schema = _check_args(dataset_type, schema, on_error)
+    schema = _check_args(dataset_type, schema, on_error, infer_schema)
     source = f"sql query on {mask_url(db_url)}"
     try:
+        url = sa.engine.make_url(db_url)
         engine = sa.create_engine(db_url)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise ConfigError(f"db_url {mask_url(db_url)!r} is not a usable SQLAlchemy URL: "
                           f"{mask_secrets(str(exc), db_url)}") from None
+    _check_sqlite_exists(url, db_url)
     try:
         with engine.connect() as conn:
             result = conn.exec_driver_sql(query)
@@ -324,8 +354,24 @@ def read_sql(
         raise problem(source, None, None, None, f"the query returns duplicate column names {columns}; alias them")
     values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
     table = pa.table({name: _py_to_arrow(list(column)) for name, column in zip(columns, values, strict=True)})
-    raw = _Raw(source=source, table=table, unit="row", header_line=None, fold_case=True)
-    return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error)
+    raw = _Raw(source=source, table=table, unit="row", header_line=None)
+    return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error,
+                     infer=infer_schema, schema_origin=schema_origin)
+
+
+def _check_sqlite_exists(url: Any, db_url: str) -> None:
+    """ConfigError when a SQLite URL names a database file that does not exist (SQLite would create it)."""
+    if url.get_backend_name() != "sqlite":
+        return
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:") or url.query.get("uri"):
+        return
+    path = Path(database)
+    if not path.is_file():
+        where = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"--db-url {mask_url(db_url)}: the SQLite database {path} {where} "
+                          f"(looked for {path.resolve()}); give the path of an existing database file, "
+                          f"e.g. sqlite:///path/to/app.db (four slashes for an absolute path: sqlite:////abs/app.db)")
 
 
 def validate_frame(
@@ -382,18 +428,22 @@ class _Raw:
     problems: list[Reject] = field(default_factory=list)
     #: Maps table row indices to line numbers; None means row ``i`` is number ``i + 1``.
     line_of: Callable[[np.ndarray], np.ndarray] | None = None
-    fold_case: bool = False
 
     def lines(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         return rows + 1 if self.line_of is None else self.line_of(rows)
 
 
-def _check_args(dataset_type: str, schema: Schema | None, on_error: str) -> Schema:
+def _check_args(dataset_type: str, schema: Schema | None, on_error: str, infer: bool = False) -> Schema:
     if dataset_type not in REQUIRED:
         raise ConfigError(f"unknown dataset type {dataset_type!r}; use one of {', '.join(REQUIRED)}")
     if on_error not in ("fail", "skip"):
         raise ConfigError(f"unknown on_error {on_error!r}; use 'fail' or 'skip'")
+    if infer and dataset_type not in ("users", "items"):
+        raise ConfigError(f"a schema is inferred for users and items, not {dataset_type}; interactions have a "
+                          f"default schema (give another one with --schema FILE)")
+    if infer and schema is not None:
+        raise ConfigError("give a schema or infer one from the source, not both")
     schema = schema if schema is not None else Schema.default(dataset_type)
     schema.validate_for(dataset_type)
     return schema
@@ -551,9 +601,12 @@ def _check_encoding(source: str, data: bytes, on_error: OnError, columns: list[s
             text = data[line_start:line_end].decode("utf-8", errors="replace").rstrip("\r")
             if line == 1:
                 raise problem(source, line, None, None, reason) from None
-            if on_error == "fail":
-                raise problem(source, line, field_name, None, reason) from None
-            rejects.append(Reject(line, field_name, _short(text), reason))
+            if on_error == "fail":  # listed with the other bad rows; enough of them: stop looking
+                rejects.append(Reject(line, field_name, None, reason))
+                if len(rejects) >= MAX_REPORTED:
+                    raise _problems_error(source, "line", rejects, None) from None
+            else:
+                rejects.append(Reject(line, field_name, _short(text), reason))
             chunks.append(data[position:line_start])
             position = line_end  # keep the newline: the line becomes blank and line numbers stay right
     return b"".join(chunks), rejects
@@ -765,10 +818,9 @@ def _read_jsonl_slow(source: str, data: bytes, on_error: OnError, rejects: list[
             reason = f"not a valid JSON object ({exc})"
             if number == last and isinstance(exc, json.JSONDecodeError):
                 reason += " (the file looks truncated)"
-            if on_error == "fail":
-                raise _error(f"{source} line {number}: {reason}; the line reads {_short(line.rstrip())!r}",
-                             source, number, None, line) from None
             problems.append(Reject(number, None, _short(line.rstrip("\r")), reason))
+            if on_error == "fail" and len(problems) >= MAX_REPORTED:
+                raise _problems_error(source, "line", problems, None) from None
             continue
         for key, value in record.items():
             column = columns.get(str(key))
@@ -804,46 +856,261 @@ def _check_unicode(record: dict[str, Any]) -> None:
                 raise ValueError(f"field {str(key).encode('utf-8', 'backslashreplace').decode()!r} {problem}")
 
 
-# ------------------------------------------------------------------------------------------ validation
-def _map_columns(raw: _Raw, schema: Schema, column_map: dict[str, str] | None) -> pa.Table:
+# ------------------------------------------------------------------------------------------ column names
+LIKELY_FIELDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("USER_ID", re.compile(r"^(user|customer|client|member|visitor|account|buyer|viewer|person|profile|u)"
+                           r"(id|key|no|num|number)?$|^user[a-z0-9]*id$")),
+    ("ITEM_ID", re.compile(r"^(item|movie|product|sku|article|video|song|track|book|asin|film|show|offer|listing|i)"
+                           r"(id|key|no|num|number|code)?$|^(item|movie|product)[a-z0-9]*id$")),
+    ("EVENT_VALUE", re.compile(r"^(rating|ratings|value|score|stars|eventvalue|weight|amount|quantity|qty)$")),
+    ("TIMESTAMP", re.compile(r"^(ts|epoch|when|at|created|createdat)$|(timestamp|time|date)$")),
+    ("EVENT_TYPE", re.compile(r"^(event|eventtype|type|action|kind|interaction|interactiontype|eventname|activity)$")),
+)
+"""Which schema field a source column is likely meant for, by its name (lower case, letters and digits only):
+``userId`` -> USER_ID, ``movie_id``/``sku`` -> ITEM_ID, ``rating`` -> EVENT_VALUE, ``date`` -> TIMESTAMP,
+``type`` -> EVENT_TYPE. Only ever suggested in messages (:func:`suggest_column_map`), never applied."""
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def suggest_column_map(columns: Sequence[str], fields: Sequence[str], dataset_type: str) -> dict[str, str]:
+    """The fields that source columns matching none are likely meant for, judged by their names.
+
+    Only for messages ("did you mean --map userId=USER_ID,movieId=ITEM_ID?"): an import never maps a column
+    the user did not map.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The source's columns.
+    fields : sequence of str
+        The schema's field names.
+    dataset_type : {"interactions", "users", "items"}
+        What the source holds (a column called ``id`` is its id field).
+
+    Returns
+    -------
+    dict
+        Column -> field, in column order, for the columns with a likely field the other columns do not
+        already match (see :data:`LIKELY_FIELDS`); each field at most once.
+
+    Examples
+    --------
+    >>> suggest_column_map(["userId", "movieId", "rating", "timestamp"],
+    ...                    ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"], "interactions")
+    {'userId': 'USER_ID', 'movieId': 'ITEM_ID', 'rating': 'EVENT_VALUE'}
+    """
+    upper = {f.upper(): f for f in fields}
+    taken = {upper[c.upper()] for c in columns if c.upper() in upper}
+    free = [c for c in columns if c.upper() not in upper]
+    found: dict[str, str] = {}
+    for target, pattern in LIKELY_FIELDS:
+        if target not in fields or target in taken:
+            continue
+        column = next((c for c in free if c not in found and pattern.search(_normalized(c))), None)
+        if column is not None:
+            found[column] = target
+    id_field = ID_FIELDS[dataset_type]
+    if id_field in fields and id_field not in taken and id_field not in found.values():
+        column = next((c for c in free if c not in found and _normalized(c) == "id"), None)
+        if column is not None:
+            found[column] = id_field
+    return {c: found[c] for c in columns if c in found}
+
+
+def _match_name(wanted: str, names: Sequence[str]) -> str | None:
+    """``wanted`` if it is one of ``names``, else the one name equal to it without regard to case, else None."""
+    if wanted in names:
+        return wanted
+    matches = [n for n in names if n.upper() == wanted.upper()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _apply_map(raw: _Raw, schema: Schema | None, column_map: dict[str, str] | None) -> tuple[pa.Table, list[str]]:
+    """The source's table with ``--map`` applied (renamed, dropped columns), and each column's source name.
+
+    Source columns and target fields are matched without regard to case; ``schema`` None (inference) leaves
+    the targets as given.
+    """
     table = raw.table
     names = list(table.column_names)
-    if column_map:
-        absent = [c for c in column_map if c not in names]
-        if absent:
-            target = column_map[absent[0]]
-            raise problem(raw.source, raw.header_line, absent[0], None,
-                          f"the column map names source column {absent[0]!r} (--map {absent[0]}={target}), which "
+    if not column_map:
+        return table, names
+    renamed: dict[str, str] = {}
+    for wanted, target in column_map.items():
+        column = _match_name(wanted, names)
+        if column is None:
+            raise problem(raw.source, raw.header_line, wanted, None,
+                          f"the column map names source column {wanted!r} (--map {wanted}={target}), which "
                           f"the source does not have; its columns are {names}", unit=raw.unit)
-        for target in column_map.values():
-            if target != "-" and schema.field(target) is None:
+        if target != "-" and schema is not None:
+            field_name = _match_name(target, schema.names)
+            if field_name is None:
                 raise ConfigError(f"the column map targets {target!r}, which is not a field of the schema "
                                   f"({', '.join(schema.names)}); use '-' to drop a column")
-        keep = [c for c in names if column_map.get(c) != "-"]
-        table = table.select(keep)
-        names = [column_map.get(c, c) for c in keep]
-    if raw.fold_case:
-        by_upper = {f.name.upper(): f.name for f in schema.fields}
-        names = [n if schema.field(n) is not None else by_upper.get(n.upper(), n) for n in names]
-    if len(set(names)) != len(names):
-        duplicate = next(n for n in names if names.count(n) > 1)
-        raise problem(raw.source, raw.header_line, duplicate, None,
-                      f"two source columns map to the same field; the columns are {table.column_names}",
-                      unit=raw.unit)
+            target = field_name
+        renamed[column] = target
+    keep = [c for c in names if renamed.get(c) != "-"]
+    return table.select(keep).rename_columns([renamed.get(c, c) for c in keep]), keep
+
+
+def _check_distinct(raw: _Raw, names: list[str], origins: list[str]) -> None:
+    """Refuse two source columns that end up as one field (mapped to it, or equal to it but for case)."""
+    first: dict[str, str] = {}
+    for name, origin in zip(names, origins, strict=True):
+        if name in first:
+            other = first[name]
+            raise problem(raw.source, raw.header_line, name, None,
+                          f"columns {other!r} and {origin!r} both match field {name} (column names match fields "
+                          f"without regard to case, after --map); keep one, e.g. drop the other with "
+                          f"--map {origin}=-", unit=raw.unit)
+        first[name] = origin
+
+
+def _match_fields(raw: _Raw, table: pa.Table, origins: list[str], schema: Schema) -> pa.Table:
+    """The columns renamed to the schema fields they match without regard to case (``title`` -> TITLE)."""
+    names = [_match_name(c, schema.names) or c for c in table.column_names]
+    _check_distinct(raw, names, origins)
     return table.rename_columns(names)
 
 
+def _unknown_fields_error(raw: _Raw, table: pa.Table, schema: Schema, dataset_type: str, unknown: list[str],
+                          column_map: dict[str, str] | None, schema_origin: str | None) -> DataError:
+    """What is wrong when columns match no field of the schema, then the likely fix in the CLI's terms (the
+    ``--map`` and ``--schema`` that ``import_dataset``'s ``column_map`` and ``schema`` mirror)."""
+    where = "" if raw.header_line is None else f" line {raw.header_line}"
+    origin = f" ({schema_origin})" if schema_origin else ""
+    what = (f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in {raw.source}{where}: "
+            f"the {dataset_type} schema{origin} has {', '.join(schema.names)} (column names match fields without "
+            f"regard to case)")
+    suggested = {c: f for c, f in suggest_column_map(table.column_names, schema.names, dataset_type).items()
+                 if c in unknown}
+    rest = [c for c in unknown if c not in suggested]
+    advice = []
+    if suggested:
+        pairs = dict(column_map or {}) | suggested
+        advice.append(f"did you mean --map {','.join(f'{c}={t}' for c, t in pairs.items())}?")
+    if rest:
+        lead = f"For {', '.join(map(repr, rest))}: p" if suggested else "p"
+        them = "them" if len(rest) > 1 else "it"
+        advice.append(f"{lead}ass a schema that also has {', '.join(_inferred_name(c) for c in rest)} with "
+                      f"--schema FILE, or drop {them} with --map {','.join(f'{c}=-' for c in rest)}")
+    return advise(_error(what, raw.source, raw.header_line, unknown[0], None),
+                  Advice("unknown_field", unknown[0], dataset_type, tuple(schema.names)), " ".join(advice))
+
+
+# ------------------------------------------------------------------------------------------ schema inference
+INFER_MULTI_VALUE_SHARE = 0.1
+"""A string column where at least this share of the values holds ``|`` is categorical with several values."""
+INFER_CATEGORICAL_MAX_DISTINCT = 1000
+INFER_CATEGORICAL_MAX_SHARE = 0.2
+"""A string column with at most 1000 distinct values, and at most this share of distinct values among its values
+(each value repeated five times on average), is categorical."""
+INFER_TEXTUAL_MIN_CHARS = 20
+INFER_TEXTUAL_MIN_SPACE_SHARE = 0.5
+"""A string column, not categorical, whose values are 20 characters long on average and at least half of which
+hold a space (words), is free text: textual. Other strings are plain strings."""
+INTEGER_TEXT = r"^[+-]?\d{1,18}$"
+
+
+def _inferred_name(column: str) -> str:
+    """The field name a column gets in an inferred schema: upper case, other characters as ``_``."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", column.strip()).strip("_").upper() or "FIELD"
+    return ("_" + name if name[0].isdigit() else name)[:150]
+
+
+def _infer_field(name: str, column: pa.ChunkedArray) -> SchemaField:
+    """One field of an inferred schema, from the column's values (blank values make no difference)."""
+    kind = column.type
+    if pa.types.is_boolean(kind):
+        return SchemaField(name, "boolean", nullable=True)
+    if pa.types.is_integer(kind) or pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        return SchemaField(name, "long", nullable=True)
+    if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+        return SchemaField(name, "double", nullable=True)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return SchemaField(name, "string", nullable=True, categorical=True)
+    text, blank = _blank(_as_text(column))
+    values = text.filter(pa.array(~blank)) if blank.any() else text
+    n = len(values)
+    if n == 0:
+        return SchemaField(name, "string", nullable=True)
+    if _mask(pc.is_in(pc.utf8_lower(values), pa.array(["true", "false"]))).all():
+        return SchemaField(name, "boolean", nullable=True)
+    if _mask(pc.match_substring_regex(values, NUMBER)).all() and not _mask(
+            pc.match_substring_regex(values, r"^[+-]?0\d")).any():  # 0123 is a code, not a number
+        integer = _mask(pc.match_substring_regex(values, INTEGER_TEXT)).all()
+        return SchemaField(name, "long" if integer else "double", nullable=True)
+    if _mask(pc.match_substring(values, "|")).mean() >= INFER_MULTI_VALUE_SHARE:
+        return SchemaField(name, "string", nullable=True, categorical=True)
+    distinct = pc.count_distinct(values).as_py()
+    if distinct <= INFER_CATEGORICAL_MAX_DISTINCT and distinct <= INFER_CATEGORICAL_MAX_SHARE * n:
+        return SchemaField(name, "string", nullable=True, categorical=True)
+    mean_chars = pc.mean(pc.utf8_length(values)).as_py() or 0.0
+    if (mean_chars >= INFER_TEXTUAL_MIN_CHARS
+            and _mask(pc.match_substring_regex(values, r"\s")).mean() >= INFER_TEXTUAL_MIN_SPACE_SHARE):
+        return SchemaField(name, "string", nullable=True, textual=True)
+    return SchemaField(name, "string", nullable=True)
+
+
+def _infer_schema(raw: _Raw, table: pa.Table, origins: list[str], dataset_type: str,
+                  column_map: dict[str, str] | None) -> tuple[Schema, pa.Table]:
+    """A users or items schema inferred from the source's columns, and the columns renamed to its fields.
+
+    The id column is the one called USER_ID / ITEM_ID without regard to case (after ``--map``); each other
+    column becomes a nullable field named after it in upper case: a boolean (true/false), a number (``long``
+    when every value is a whole number, else ``double``; a value with a leading zero makes it a string), or a
+    string that is categorical (multi-valued with ``|``, or of few distinct values), textual (long text of
+    words) or plain, by the thresholds above.
+    """
+    id_field = ID_FIELDS[dataset_type]
+    id_column = _match_name(id_field, table.column_names)
+    if id_column is None:
+        suggested = suggest_column_map(table.column_names, [id_field], dataset_type)
+        pairs = dict(column_map or {}) | suggested
+        hint = (f"did you mean --map {','.join(f'{c}={t}' for c, t in pairs.items())}?" if suggested else
+                f"map the id column to it with --map COLUMN={id_field}")
+        raise problem(raw.source, raw.header_line, id_field, None,
+                      f"required column {id_field} is missing; the columns are {table.column_names}; {hint}",
+                      unit=raw.unit)
+    names = [id_field if c == id_column else _inferred_name(c) for c in table.column_names]
+    _check_distinct(raw, names, origins)
+    fields = [SchemaField(id_field, "string")]
+    for name, column in zip(names, table.columns, strict=True):
+        if name == id_field:
+            continue
+        spec = _infer_field(name, column)
+        allowed = RESERVED.get(name)
+        if allowed is not None and spec.kind not in allowed:
+            origin = origins[names.index(name)]
+            raise problem(raw.source, raw.header_line, name, None,
+                          f"column {origin!r} would be the reserved field {name}, which must be "
+                          f"{' or '.join(allowed)}, but its values are {spec.kind}s; rename it with "
+                          f"--map {origin}=OTHER_NAME or give a schema with --schema FILE", unit=raw.unit)
+        fields.append(spec)
+    schema = Schema(fields, name=dataset_type.capitalize())
+    schema = Schema.from_json(schema.to_dict())  # what is stored must parse back
+    logger.info("%s: inferred the %s schema %s", raw.source, dataset_type, json.dumps(schema.to_dict()))
+    return schema, table.rename_columns(names)
+
+
+# ------------------------------------------------------------------------------------------ validation
 def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[str, str] | None,
-              on_error: OnError) -> ReadResult:
+              on_error: OnError, infer: bool = False, schema_origin: str | None = None) -> ReadResult:
     source = raw.source
-    table = _map_columns(raw, schema, column_map)
-    in_file = "" if raw.header_line is None else f" line {raw.header_line}"
+    if raw.problems and (raw.table.num_columns == 0 or (on_error == "fail" and raw.table.num_rows == 0)):
+        # not one row parsed: the bad lines say what is wrong, not the columns
+        raise _problems_error(source, raw.unit, sorted(raw.problems, key=lambda r: r.line), len(raw.problems))
+    table, origins = _apply_map(raw, None if infer else schema, column_map)
+    if infer:
+        schema, table = _infer_schema(raw, table, origins, dataset_type, column_map)
+    else:
+        table = _match_fields(raw, table, origins, schema)
     unknown = [c for c in table.column_names if schema.field(c) is None]
     if unknown:
-        raise advise(_error(f"unknown field {unknown[0]!r} in {source}{in_file}", source, raw.header_line,
-                            unknown[0], None), Advice("unknown_field", unknown[0], dataset_type, tuple(schema.names)),
-                     f"add it to the schema ({', '.join(schema.names)}) or map it with --map {unknown[0]}=- to drop "
-                     "it")
+        raise _unknown_fields_error(raw, table, schema, dataset_type, unknown, column_map, schema_origin)
     required = [f.name for f in schema.fields if not f.nullable or f.name in REQUIRED[dataset_type]]
     missing = [name for name in required if name not in table.column_names]
     if missing:
@@ -871,7 +1138,7 @@ def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[
                 row_problems.append((np.flatnonzero(new), spec.name, reason, show))
                 bad_rows |= new
     if on_error == "fail":
-        _raise_first(raw, table, row_problems)
+        _raise_problems(raw, table, row_problems)
     rejects = list(raw.problems)
     for rows, name, reason, show in row_problems:
         lines = raw.lines(rows)
@@ -886,26 +1153,60 @@ def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[
     if dataset_type == "interactions" and len(frame) and frame["TIMESTAMP"].max() > 10**11:
         logger.warning("%s: TIMESTAMP values reach %d, which looks like milliseconds; Personalize and recsmith "
                        "expect epoch seconds", source, frame["TIMESTAMP"].max())
-    return ReadResult(frame, rows_read=n + sum(1 for r in raw.problems), rejects=rejects, source=source)
+    return ReadResult(frame, rows_read=n + sum(1 for r in raw.problems), rejects=rejects, source=source,
+                      schema=schema, schema_inferred=infer)
 
 
-def _raise_first(raw: _Raw, table: pa.Table, row_problems: list[tuple[np.ndarray, str, str, bool]]) -> None:
-    """Raise the problem that comes first in the file, if any."""
-    best: tuple[int, str | None, Any, str] | None = None
-    for reject in raw.problems:
-        if best is None or reject.line < best[0]:
-            best = (reject.line, reject.field, reject.value, reject.reason)
+def _raise_problems(raw: _Raw, table: pa.Table, row_problems: list[tuple[np.ndarray, str, str, bool]]) -> None:
+    """Raise, listing the first :data:`MAX_REPORTED` bad rows in file order, if there are any."""
+    found = list(raw.problems)
+    total = len(raw.problems)
     for rows, name, reason, show in row_problems:
-        line = int(raw.lines(rows[:1])[0])
-        if best is None or line < best[0]:
-            value = table.column(name)[int(rows[0])].as_py() if show else None
-            best = (line, name, None if value is None else _shown(value), reason)
-    if best is not None:
-        line, name, value, reason = best
-        if name is None and value is not None:  # a problem with the whole line: show the line after the reason
-            raise _error(f"{raw.source} {raw.unit} {line}: {reason}; the {raw.unit} reads {_short(str(value))!r}",
-                         raw.source, line, None, value)
-        raise problem(raw.source, line, name, value, reason, unit=raw.unit)
+        total += len(rows)
+        first = rows[:MAX_REPORTED]  # the earliest rows of each problem hold the earliest ones of all
+        lines = raw.lines(first)
+        shown = table.column(name).take(pa.array(first)).to_pylist() if show else [None] * len(first)
+        found.extend(Reject(int(line), name, None if v is None else _shown(v), reason)
+                     for line, v in zip(lines, shown, strict=True))
+    if found:
+        found.sort(key=lambda r: r.line)
+        raise _problems_error(raw.source, raw.unit, found, total)
+
+
+def _problem_text(reject: Reject, unit: str) -> str:
+    """``line 5, field TIMESTAMP: value 'x' is not a number (...)``: one bad row, as messages show it."""
+    where = f"{unit} {reject.line}"
+    if reject.field is None and reject.value is not None:  # a problem with the whole line: show it after the reason
+        return f"{where}: {reject.reason}; the {unit} reads {_short(reject.value)!r}"
+    if reject.field:
+        where += f", field {reject.field}"
+    if reject.value is None:
+        return f"{where}: {reject.reason}"
+    return f"{where}: value {_short(reject.value)!r} {reject.reason}"
+
+
+def _problems_error(source: str, unit: str, found: list[Reject], total: int | None) -> DataError:
+    """The error of a failed read: its first bad row, then the next ones, :data:`MAX_REPORTED` in all.
+
+    ``found`` is in file order; ``total`` counts all the bad rows (None: at least those found, the read stopped
+    looking). The message starts as the first bad row's own would. The error's ``source``, ``line``, ``field``
+    and ``value`` are the first's; ``rejects`` lists the reported ones.
+    """
+    first = found[0]
+    text = f"{source} {_problem_text(first, unit)}"
+    listed = found[:MAX_REPORTED]
+    others = (total if total is not None else len(found)) - 1
+    if others > 0:
+        count = f"{others} more bad {unit}{'s' if others > 1 else ''}" if total is not None else (
+            f"at least {others} more bad {unit}s")
+        text += (f"\n... and {count}; nothing was imported (--on-error skip loads the good {unit}s and writes "
+                 f"the bad ones to a reject file):\n  " + "\n  ".join(_problem_text(r, unit) for r in listed[1:]))
+        hidden = (total - len(listed)) if total is not None else None
+        if hidden is None or hidden > 0:
+            text += f"\n  ... {hidden if hidden is not None else 'maybe more'}{' not listed' if hidden else ''}"
+    error = _error(text, source, first.line, first.field, first.value)
+    error.rejects = listed  # type: ignore[attr-defined]
+    return error
 
 
 def _arrow_type(spec: SchemaField) -> pa.DataType:

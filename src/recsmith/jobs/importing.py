@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from recsmith.data.readers import ReadResult, mask_secrets, mask_url, read_dataset, read_sql
 from recsmith.data.schema import Schema
-from recsmith.errors import ConfigError
+from recsmith.errors import ConfigError, NotFoundError
 from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, fail_abandoned_jobs, owner_columns, run_job
 from recsmith.store.store import Store
 
@@ -37,6 +37,12 @@ class ImportReport:
         when nothing was (``error`` says why); ``"CREATE_IN_PROGRESS"`` while the job runs.
     rows_read, rows_loaded, rows_rejected : int
         Data rows read from the source, written to the store, and left out (``--on-error skip``).
+    duplicates_skipped : int
+        Valid rows not written because they repeat a record: an interaction identical in (user, item, timestamp,
+        event type) to a stored one or to an earlier one in the source (``--mode incremental``), or a user or
+        item whose id comes again later in the source (the last one wins).
+    schema_inferred : dict or None
+        The schema inferred from the source and stored with the dataset (Avro JSON), when one was inferred.
     duration_seconds : float
         Wall time of the whole job.
     reject_file : str or None
@@ -54,11 +60,13 @@ class ImportReport:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
+    duplicates_skipped: int = 0
     duration_seconds: float = 0.0
     rows_per_second: float = 0.0
     reject_file: str | None = None
     error: str | None = None
     rejects_sample: list[dict[str, Any]] = field(default_factory=list)
+    schema_inferred: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a JSON-ready dict."""
@@ -94,8 +102,10 @@ def import_dataset(
     on_error: Literal["fail", "skip"] = "fail",
     reject_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
+    infer_schema: bool = False,
 ) -> ImportReport:
-    """Run one import job into a dataset group (created if it does not exist).
+    """Run one import job into a dataset group (created if it does not exist; a failed import of a new group
+    leaves no group behind).
 
     Parameters
     ----------
@@ -110,20 +120,26 @@ def import_dataset(
     sql, db_url : str, optional
         Instead of ``source``: a ``SELECT`` run against the SQLAlchemy URL ``db_url``.
     schema : Schema or path or JSON text, optional
-        Personalize-style Avro schema; default: the dataset's current schema, else the default one.
+        Personalize-style Avro schema; default: the dataset's current schema, else for users and items one
+        inferred from the source (:func:`recsmith.data.readers.read_dataset`'s ``infer_schema``), else the
+        default interactions schema.
     column_map : dict, optional
         Source column -> schema field, e.g. ``{"userId": "USER_ID"}``; map to ``"-"`` to drop a column.
     sep, fmt, header, names
         Reader options (separator, format, whether the first line is a header, column names).
     mode : {"full", "incremental"}
-        ``full`` replaces the dataset; ``incremental`` appends interactions and upserts users/items.
+        ``full`` replaces the dataset; ``incremental`` adds interactions (less those identical in user, item,
+        timestamp and event type to a stored one: re-importing a file adds nothing) and upserts users/items.
     on_error : {"fail", "skip"}
-        ``fail`` stops at the first bad row and loads nothing; ``skip`` loads the good rows and writes
+        ``fail`` loads nothing and reports the first 20 bad rows; ``skip`` loads the good rows and writes
         the rejected ones with their reasons to ``reject_path``.
     reject_path : path, optional
         Where rejected rows go (default: ``<home>/rejects/import-<job>.csv`` chosen by the caller).
     progress : callable, optional
         Called with the stage name.
+    infer_schema : bool
+        Users and items: infer the schema from the source even when the dataset has one (it replaces it;
+        ``full`` mode only). Without ``schema``, a dataset without a schema infers one anyway.
 
     Returns
     -------
@@ -148,12 +164,45 @@ def import_dataset(
     if sql is not None and not db_url:
         raise ConfigError("--sql needs --db-url, the SQLAlchemy URL of the database to query")
 
+    if infer_schema and schema is not None:
+        raise ConfigError("give --schema FILE or --infer-schema, not both")
+    if infer_schema and dataset_type == "interactions":
+        raise ConfigError("--infer-schema is for users and items; interactions have a default schema "
+                          "(give another one with --schema FILE)")
     fail_abandoned_jobs(store)  # what killed imports and trainings left (their artifacts: the next training)
-    group = store.get_or_create_dataset_group(dataset_group)
+    try:
+        group, new_group = store.get_dataset_group(dataset_group), False
+    except NotFoundError:
+        group, new_group = store.create_dataset_group(dataset_group), True
+    try:
+        return _import(store, group.id, dataset_group, dataset_type, source, sql, db_url, schema, column_map, sep, fmt,
+                       header, names, mode, on_error, reject_path, progress, infer_schema)
+    except BaseException:
+        if new_group:  # a failed import of a new group creates nothing
+            try:
+                store.delete_dataset_group(dataset_group)
+            except Exception:  # the import's own error is the one to report
+                logger.exception("could not remove dataset group %s after its first import failed", dataset_group)
+        raise
+
+
+def _import(store: Store, group_id: int, dataset_group: str, dataset_type: str, source: str | None, sql: str | None,
+            db_url: str | None, schema: Schema | str | Path | None, column_map: dict[str, str] | None,
+            sep: str | None, fmt: str | None, header: bool, names: list[str] | None, mode: str, on_error: str,
+            reject_path: str | Path | None, progress: ProgressCallback | None, infer_schema: bool) -> ImportReport:
+    """:func:`import_dataset` into an existing group."""
     described_source = mask_url(source) if source is not None else f"sql: {sql}"  # stored: never credentials
     started = time.perf_counter()
-    resolved_schema = resolve_schema(store, group.id, dataset_type, schema)
-    job_id = store.create_import_job(group.id, dataset_type, described_source, mode, owner=owner_columns())
+    stored = store.get_dataset(group_id, dataset_type) if schema is None else None
+    infer = schema is None and dataset_type in ("users", "items") and (infer_schema or stored is None)
+    if infer and stored is not None and mode == "incremental":
+        raise ConfigError(f"--infer-schema with --mode incremental would change the schema of the stored "
+                          f"{dataset_type}; infer it with --mode full, or give the new schema with --schema FILE")
+    resolved_schema = None if infer else resolve_schema(store, group_id, dataset_type, schema)
+    schema_origin = (None if infer else f"from {schema}" if isinstance(schema, Path) else
+                     f"stored with dataset group {dataset_group}" if stored is not None else
+                     "the default" if schema is None else None)
+    job_id = store.create_import_job(group_id, dataset_type, described_source, mode, owner=owner_columns())
     report = ImportReport(
         job_id=job_id, dataset_group=dataset_group, dataset_type=dataset_type, source=described_source,
         mode=mode, status=IN_PROGRESS,
@@ -185,13 +234,18 @@ def import_dataset(
         if sql is not None:
             result = read_sql(
                 sql, str(db_url), dataset_type=dataset_type, schema=resolved_schema, column_map=column_map,
-                on_error=on_error,
+                on_error=on_error, infer_schema=infer, schema_origin=schema_origin,  # type: ignore[arg-type]
             )
         else:
             result = read_dataset(
                 str(source), dataset_type=dataset_type, schema=resolved_schema, column_map=column_map,
-                sep=sep, fmt=fmt, header=header, names=names, on_error=on_error,
+                sep=sep, fmt=fmt, header=header, names=names, on_error=on_error,  # type: ignore[arg-type]
+                infer_schema=infer, schema_origin=schema_origin,
             )
+        assert result.schema is not None
+        resolved_schema = result.schema
+        if result.schema_inferred:
+            report.schema_inferred = resolved_schema.to_dict()
         report.rows_read = result.rows_read
         report.rows_rejected = len(result.rejects)
         if result.rejects:
@@ -209,8 +263,10 @@ def import_dataset(
             "users": store.write_users,
             "items": store.write_items,
         }[dataset_type]
-        report.rows_loaded = writer(group.id, result.frame, mode=mode, schema=resolved_schema.to_dict())
-    logger.info("import job %s: %s rows loaded in %.2f s", job_id, report.rows_loaded, report.duration_seconds)
+        report.rows_loaded = writer(group_id, result.frame, mode=mode, schema=resolved_schema.to_dict())
+        report.duplicates_skipped = len(result.frame) - report.rows_loaded
+    logger.info("import job %s: %s rows loaded (%s duplicates skipped) in %.2f s", job_id, report.rows_loaded,
+                report.duplicates_skipped, report.duration_seconds)
     return report
 
 

@@ -58,6 +58,10 @@ EVENTS_READY_SECONDS = 10.0
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "event_value", "context", "event_id", "session_id",
                  "recommendation_id")
 BULK_INDEX_REBUILD_ROWS = 50_000
+DEDUPE_COLUMNS = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE")
+"""What makes two interactions the same record to an incremental import (Personalize's upsert by identical record)."""
+STAGING_TABLE = "recsmith_import_staging"
+"""The temporary table an incremental import of interactions is staged in, to leave out what is stored."""
 UNFINISHED = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
 """Job statuses (:mod:`recsmith.jobs.runs`) of a job that has not ended."""
 
@@ -483,10 +487,17 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
     def write_interactions(
         self, group_id: int, frame: pd.DataFrame, *, mode: str = "full", schema: dict[str, Any] | None = None
     ) -> int:
-        """Load interactions in one transaction; ``full`` replaces the group's, ``incremental`` appends.
+        """Load interactions in one transaction; ``full`` replaces the group's, ``incremental`` adds the new ones.
 
         ``frame`` has USER_ID, ITEM_ID, TIMESTAMP, EVENT_TYPE, EVENT_VALUE; other columns are context,
-        stored as one JSON object per row.
+        stored as one JSON object per row. ``incremental`` leaves out, as Personalize's incremental import does,
+        the rows identical in (USER_ID, ITEM_ID, TIMESTAMP, EVENT_TYPE) to one stored or to an earlier row of
+        ``frame`` (the stored or earlier one is kept), so importing a file again adds nothing.
+
+        Returns
+        -------
+        int
+            Rows written (``len(frame)`` less the duplicates left out).
         """
         self._check_mode(mode)
         missing = [c for c in INTERACTION_COLUMNS[:3] if c not in frame.columns]
@@ -496,6 +507,11 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
             if frame[column].isna().any():
                 row = int(np.flatnonzero(frame[column].isna().to_numpy())[0])
                 raise DataError(f"interactions row {row}: {column} is empty")
+        if mode == "incremental":
+            keys = [c for c in DEDUPE_COLUMNS if c in frame.columns]
+            repeated = frame.duplicated(subset=keys, keep="first").to_numpy()
+            if repeated.any():
+                frame = frame[~repeated]
         n = len(frame)
         users = frame["USER_ID"].astype(str).tolist()
         items = frame["ITEM_ID"].astype(str).tolist()
@@ -515,6 +531,9 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
                 conn.execute(t.interactions.delete().where(t.interactions.c.dataset_group_id == group_id))
             columns = ("dataset_group_id", "user_id", "item_id", "timestamp", "event_type", "event_value", "context")
             rows = zip(groups, users, items, stamps, types, values, context, strict=True)
+            if mode == "incremental":
+                rows = zip(range(n), users, items, stamps, types, values, context, strict=True)
+                return self._insert_new_interactions(conn, group_id, columns, rows, n)
             # SQLite: building the index once after a big load is twice as fast as updating it row by row
             # (1M rows: 1.9 s against 3.9 s); DDL is transactional there, so a failure restores the index too.
             rebuild_index = self.is_sqlite and n >= BULK_INDEX_REBUILD_ROWS
@@ -525,6 +544,56 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
                 conn.exec_driver_sql(
                     f"CREATE INDEX {INTERACTIONS_INDEX} ON interactions (dataset_group_id, user_id)")
         return n
+
+    def _insert_new_interactions(self, conn: Connection, group_id: int, columns: tuple[str, ...], rows: Any,
+                                 n: int) -> int:
+        """Insert the ``n`` ``rows`` (seq, user, item, timestamp, type, value, context) that no stored interaction
+        of the group matches in (user, item, timestamp, type); returns how many were inserted.
+
+        The rows go to a temporary staging table, then one set-based ``INSERT ... SELECT`` leaves out the stored
+        records. PostgreSQL: a hash anti-join for a big import, an index probe per staged row for a small one
+        (the table's statistics may be stale after a bulk load). SQLite (no hash join): for a small import,
+        ``NOT IN`` the stored keys of the staged users (through the (group, user) index); for a big one, a scan
+        of the table that probes an index of the staged keys (the (group, user) index is rebuilt after it, as a
+        full import does).
+        """
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {STAGING_TABLE}")
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE {STAGING_TABLE} (seq INTEGER PRIMARY KEY, user_id TEXT NOT NULL, "
+            f"item_id TEXT NOT NULL, timestamp BIGINT NOT NULL, event_type TEXT, event_value DOUBLE PRECISION, "
+            f"context TEXT)" + ("" if self.is_sqlite else " ON COMMIT DROP"))
+        self._bulk_insert(conn, STAGING_TABLE, ("seq",) + columns[1:], rows)
+        into = f"INSERT INTO interactions ({', '.join(columns)}) SELECT :group_id, {', '.join(columns[1:])}"
+        big = n >= BULK_INDEX_REBUILD_ROWS
+        bulk = self.is_sqlite and big
+        match = ("i.user_id = s.user_id AND i.item_id = s.item_id AND i.timestamp = s.timestamp "
+                 "AND coalesce(i.event_type, '') = coalesce(s.event_type, '')")
+        if self.is_sqlite and bulk:  # one scan of the table, probing the staged keys' index (built by sorting)
+            conn.exec_driver_sql(f"CREATE INDEX {STAGING_TABLE}_key ON {STAGING_TABLE} (user_id, item_id, timestamp)")
+            insert = (f"{into} FROM {STAGING_TABLE} WHERE seq NOT IN (SELECT s.seq FROM interactions AS i NOT INDEXED "
+                      f"CROSS JOIN {STAGING_TABLE} s ON s.user_id = i.user_id AND s.item_id = i.item_id "
+                      f"AND s.timestamp = i.timestamp AND s.event_type IS i.event_type "
+                      f"WHERE i.dataset_group_id = :group_id) ORDER BY seq")
+        elif self.is_sqlite:  # the stored keys of the staged users, through the (group, user) index
+            insert = (f"{into} FROM {STAGING_TABLE} s WHERE (s.user_id, s.item_id, s.timestamp, "
+                      f"coalesce(s.event_type, '')) NOT IN (SELECT i.user_id, i.item_id, i.timestamp, "
+                      f"coalesce(i.event_type, '') FROM interactions i WHERE i.dataset_group_id = :group_id "
+                      f"AND i.user_id IN (SELECT user_id FROM {STAGING_TABLE})) ORDER BY s.seq")
+        elif big:  # a hash anti-join
+            conn.exec_driver_sql(f"ANALYZE {STAGING_TABLE}")  # a temporary table has no statistics until analysed
+            insert = (f"{into} FROM {STAGING_TABLE} s WHERE NOT EXISTS (SELECT 1 FROM interactions i "
+                      f"WHERE i.dataset_group_id = :group_id AND {match}) ORDER BY s.seq")
+        else:  # a probe of the (group, user) index per staged row, whatever the (maybe stale) statistics say
+            insert = (f"{into} FROM {STAGING_TABLE} s LEFT JOIN LATERAL (SELECT 1 AS hit FROM interactions i "
+                      f"WHERE i.dataset_group_id = :group_id AND {match} LIMIT 1) stored ON true "
+                      f"WHERE stored.hit IS NULL ORDER BY s.seq")
+        if bulk:
+            conn.exec_driver_sql(f"DROP INDEX IF EXISTS {INTERACTIONS_INDEX}")
+        inserted = int(conn.execute(sa.text(insert), {"group_id": group_id}).rowcount or 0)
+        if bulk:
+            conn.exec_driver_sql(f"CREATE INDEX {INTERACTIONS_INDEX} ON interactions (dataset_group_id, user_id)")
+        conn.exec_driver_sql(f"DROP TABLE {STAGING_TABLE}")
+        return inserted
 
     def write_users(self, group_id: int, frame: pd.DataFrame, *, mode: str = "full",
                     schema: dict[str, Any] | None = None) -> int:
