@@ -92,7 +92,8 @@ class Advice:
     ----------
     kind : str
         ``unknown_field``: a record has a field its dataset's schema lacks; ``missing_field``: records lack a
-        field the schema requires; ``filter_value``: an ``INCLUDE`` filter's ``$PARAM`` has no value;
+        field the schema requires; ``duplicate_field``: two columns match one field (``names``: both);
+        ``filter_value``: an ``INCLUDE`` filter's ``$PARAM`` has no value;
         ``current_item``: a ``CurrentItem`` filter on a request that names no item; ``campaign_exists``: a
         campaign's name is taken; ``campaign_config``: a stored campaign's config is invalid;
         ``no_solution_version``, ``no_dataset_group``: what was named does not exist.

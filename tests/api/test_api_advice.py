@@ -172,7 +172,12 @@ def test_put_items_with_an_unknown_field_names_the_body_field_not_a_flag(api):
     message = error["message"]
     assert "--" not in message and "column_map" not in message, message
     assert "unknown field 'GENRE'" in message and "did you mean properties.GENRES?" in message, message
-    assert "properties may hold GENRES, PRICE" in message, message
+    assert "leave properties.GENRE out" in message, message
+    twice = api.client.put(f"/v1/dataset-groups/{GROUP}/items", headers=api.write,  # fields match without case
+                           json={"items": [{"item_id": "x1", "properties": {"genres": "Drama", "GENRES": "x"}}]})
+    error = error_of(twice, 400, "properties.GENRES")
+    assert "--map" not in error["message"] and "keep one of properties.genres and properties.GENRES" in \
+        error["message"], error
 
 
 def test_put_users_without_a_required_field_names_the_body_field(api):

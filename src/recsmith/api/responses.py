@@ -60,12 +60,14 @@ def http_advice(advice: Advice, method: str = "POST", group: str | None = None) 
         The dataset group the request's path names (for advice naming a route of it).
     """
     name, dataset = advice.name, advice.dataset or "records"
-    if advice.kind == "unknown_field":
+    if advice.kind == "unknown_field":  # the message lists the schema's fields already
         near = advice.nearest(exclude=tuple(_ID_FIELDS))
-        allowed = ", ".join(n for n in advice.names if n not in _ID_FIELDS) or "nothing"
-        guess = f"did you mean properties.{near}? " if near else ""
-        return (f"{guess}properties may hold {allowed} (the {dataset} schema's fields): leave properties.{name} "
-                f"out, or have {name} added to the group's {dataset} schema", f"properties.{name}")
+        guess = f"did you mean properties.{near}? Otherwise l" if near else "l"
+        return (f"{guess}eave properties.{name} out, or have {name} added to the group's {dataset} schema",
+                f"properties.{name}")
+    if advice.kind == "duplicate_field":
+        first, second = advice.names
+        return f"keep one of properties.{first} and properties.{second}", f"properties.{second}"
     if advice.kind == "missing_field":
         field = _ID_FIELDS.get(name, f"properties.{name}")
         return f"give every record {field} (the {dataset} schema requires it)", field

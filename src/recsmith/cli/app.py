@@ -105,7 +105,7 @@ def cli_advice(advice: Advice) -> str | None:
     """An error's :class:`~recsmith.errors.Advice` in the command line's terms (its flags), for
     :func:`handle_errors`; None keeps the error's own wording."""
     name = advice.name
-    if advice.kind in ("unknown_field", "missing_field"):  # the import's own wording names --map already
+    if advice.kind in ("unknown_field", "missing_field", "duplicate_field"):  # the import's wording names --map
         return None
     if advice.kind == "filter_value":
         return f"pass --filter-value {name}=VALUE (repeat it for several values)"

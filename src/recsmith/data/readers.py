@@ -962,10 +962,11 @@ def _check_distinct(raw: _Raw, names: list[str], origins: list[str]) -> None:
     for name, origin in zip(names, origins, strict=True):
         if name in first:
             other = first[name]
-            raise problem(raw.source, raw.header_line, name, None,
-                          f"columns {other!r} and {origin!r} both match field {name} (column names match fields "
-                          f"without regard to case, after --map); keep one, e.g. drop the other with "
-                          f"--map {origin}=-", unit=raw.unit)
+            raise advise(problem(raw.source, raw.header_line, name, None,
+                                 f"columns {other!r} and {origin!r} both match field {name} (column names match "
+                                 "fields without regard to case)", unit=raw.unit),
+                         Advice("duplicate_field", name, names=(other, origin)),
+                         f"keep one (after --map), e.g. drop the other with --map {origin}=-")
         first[name] = origin
 
 
