@@ -66,8 +66,8 @@ def test_changes_are_audited_with_key_source_and_outcome(api: Api) -> None:
     calls = [
         ("post", "/v1/dataset-groups/shop/campaigns", {"name": "home", "solution_version_id": api.version}, 201),
         ("put", "/v1/dataset-groups/shop/campaigns/home", {"solution_version_id": api.version}, 200),
-        ("post", "/v1/dataset-groups/shop/filters", {"name": "f", "expression": 'EXCLUDE ItemID WHERE '
-                                                     'Items.GENRES IN ("x")'}, 201),
+        ("post", "/v1/dataset-groups/shop/filters", {"name": "f", "expression": 'EXCLUDE ItemID WHERE '  # no items
+                                                     'Interactions.EVENT_TYPE IN ("x")'}, 201),
         ("delete", "/v1/dataset-groups/shop/filters/f", None, 204),
         ("delete", "/v1/dataset-groups/shop/campaigns/home", None, 204),
         ("delete", "/v1/dataset-groups/shop/campaigns/home", None, 404),
