@@ -583,10 +583,17 @@ def remove_stale_metrics_folders(parent: Path | None = None) -> list[Path]:
 @contextlib.contextmanager
 def metrics_folder() -> Iterator[Path]:
     """A fresh ``recsmith-metrics-<pid>-*`` folder in the temporary folder for the workers' shared metrics
-    (``PROMETHEUS_MULTIPROC_DIR``), removed on exit; stale ones of dead servers are removed first."""
+    (``PROMETHEUS_MULTIPROC_DIR``, set for the block and restored after it, so a process that goes on, such as a
+    test, is not left pointing at a removed folder), removed on exit; stale ones of dead servers are removed first."""
     remove_stale_metrics_folders()
     path = Path(tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-"))
+    previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)  # the workers share their metrics through it
     try:
         yield path
     finally:
+        if previous is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = previous
         shutil.rmtree(path, ignore_errors=True)

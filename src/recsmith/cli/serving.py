@@ -399,8 +399,7 @@ def serve(
     store.close()
     limits = server.connection_limits(settings.header_timeout_seconds, settings.body_timeout_seconds,
                                       settings.max_connections)
-    with server.metrics_folder() as metrics_dir:  # removes dead servers' folders first, and its own at the end
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # the workers share their metrics through it
+    with server.metrics_folder():  # PROMETHEUS_MULTIPROC_DIR; removes dead servers' folders first, its own at the end
         docs = "/docs" if settings.docs else "/openapi.json (RECSMITH_DOCS=1 serves /docs)"
         err.print(f"serving on http://{host}:{port} with {workers} worker(s); API at http://{host}:{port}{docs}; "
                   f"up to {limits.max_connections} connections per worker (file-descriptor limit "
