@@ -87,20 +87,14 @@ def request_filter(name: str | None, expression: str | None, values: list[str] |
 
 
 def recommendations_for(store: Store, version_id: int, user: str, num: int, *, filter: str | Filter | None = None,
-                        filter_expression: str | None = None,
                         filter_values: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
     """Recommendations for one raw user id from a solution version, through the serving pipeline that HTTP
     answers with (live events, deletions, filters, padding, reasons, the 1-500 limit), with item titles when
-    known. ``filter`` names a stored filter of the version's group (or is a parsed one); ``filter_expression`` is
-    parsed and applied as given."""
-    from recsmith.data.filters import parse_filter
+    known. ``filter`` names a stored filter of the version's group, or is a parsed one (:func:`request_filter`)."""
     from recsmith.serving.campaign import load_version
 
-    if filter is not None and filter_expression is not None:
-        raise ConfigError("give a stored filter's name or a filter expression, not both")
     deployed = load_version(store, version_id, encryption_key=Settings().encryption_key)
-    chosen = parse_filter(filter_expression) if filter_expression is not None else filter
-    return answer_rows(store, deployed, num, filter=chosen, filter_values=filter_values, user_id=user)
+    return answer_rows(store, deployed, num, filter=filter, filter_values=filter_values, user_id=user)
 
 
 def answer_rows(store: Store, deployed: LoadedCampaign, num: int, *, filter: str | Filter | None = None,

@@ -977,6 +977,12 @@ def _match_fields(raw: _Raw, table: pa.Table, origins: list[str], schema: Schema
     return table.rename_columns(names)
 
 
+def _map_hint(column_map: dict[str, str] | None, suggested: dict[str, str]) -> str:
+    """"did you mean --map ...?": the ``--map`` already given with the suggested pairs added."""
+    pairs = dict(column_map or {}) | suggested
+    return f"did you mean --map {','.join(f'{c}={t}' for c, t in pairs.items())}?"
+
+
 def _unknown_fields_error(raw: _Raw, table: pa.Table, schema: Schema, dataset_type: str, unknown: list[str],
                           column_map: dict[str, str] | None, schema_origin: str | None) -> DataError:
     """What is wrong when columns match no field of the schema, then the likely fix in the CLI's terms (the
@@ -989,10 +995,7 @@ def _unknown_fields_error(raw: _Raw, table: pa.Table, schema: Schema, dataset_ty
     suggested = {c: f for c, f in suggest_column_map(table.column_names, schema.names, dataset_type).items()
                  if c in unknown}
     rest = [c for c in unknown if c not in suggested]
-    advice = []
-    if suggested:
-        pairs = dict(column_map or {}) | suggested
-        advice.append(f"did you mean --map {','.join(f'{c}={t}' for c, t in pairs.items())}?")
+    advice = [_map_hint(column_map, suggested)] if suggested else []
     if rest:
         lead = f"For {', '.join(map(repr, rest))}: p" if suggested else "p"
         them = "them" if len(rest) > 1 else "it"
@@ -1070,8 +1073,7 @@ def _infer_schema(raw: _Raw, table: pa.Table, origins: list[str], dataset_type: 
     id_column = _match_name(id_field, table.column_names)
     if id_column is None:
         suggested = suggest_column_map(table.column_names, [id_field], dataset_type)
-        pairs = dict(column_map or {}) | suggested
-        hint = (f"did you mean --map {','.join(f'{c}={t}' for c, t in pairs.items())}?" if suggested else
+        hint = (_map_hint(column_map, suggested) if suggested else
                 f"map the id column to it with --map COLUMN={id_field}")
         raise problem(raw.source, raw.header_line, id_field, None,
                       f"required column {id_field} is missing; the columns are {table.column_names}; {hint}",
