@@ -47,7 +47,7 @@ from recsmith.errors import (
     reworded,
 )
 from recsmith.jobs.runs import fail_abandoned_jobs
-from recsmith.serving.campaign import CampaignRuntime
+from recsmith.serving.campaign import CampaignRuntime, live_backends
 from recsmith.settings import Settings
 from recsmith.store.store import Store
 
@@ -146,19 +146,6 @@ def _openapi(app: FastAPI) -> Any:
     return build
 
 
-def live_backends(settings: Settings, store: Store) -> dict[str, Any]:
-    """The campaign runtime's live-state and ledger backends: Redis when ``settings.redis_url`` is set, else
-    the store alone."""
-    if not settings.redis_url:
-        return {}
-    from recsmith.serving.ledger import RedisLedger
-    from recsmith.serving.live import RedisLive, connect_redis
-
-    client = connect_redis(settings.redis_url)
-    prefix = settings.redis_prefix
-    return {"live": RedisLive(store, client, prefix=prefix), "ledger": RedisLedger(client, prefix=prefix)}
-
-
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     """The HTTP API.
 
@@ -181,7 +168,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.keys = KeyChecker(app.state.store)
         app.state.runtime = CampaignRuntime(app.state.store, encryption_key=settings.encryption_key,
                                             filter_cache_bytes=settings.filter_cache_bytes,
-                                            **live_backends(settings, app.state.store))
+                                            **live_backends(app.state.store, settings.redis_url, settings.redis_prefix))
         app.state.metrics = metrics
         app.state.runtime.start(settings.campaign_sync_seconds)
         try:

@@ -64,9 +64,8 @@ def groups_delete(
     (their artifacts too), campaigns (with --force), filters, API keys scoped to it, served-items ledger,
     retraining decisions and tuning studies. Running servers stop serving its campaigns within a second. The
     audit log keeps its entries."""
-    from recsmith.api.app import live_backends
     from recsmith.jobs.runs import fail_abandoned_jobs
-    from recsmith.serving.campaign import CampaignRuntime
+    from recsmith.serving.campaign import CampaignRuntime, live_backends
 
     settings = Settings()
     store = open_store(settings)
@@ -80,7 +79,7 @@ def groups_delete(
         held = ", ".join(f"{counts[key]:,} {label}" for key, label in COUNT_LABELS.items() if counts.get(key))
         confirm_or_exit(f"Delete dataset group {name!r} and everything in it ({held or 'nothing stored yet'})"
                  f"{'; campaigns ' + ', '.join(campaigns) + ' stop serving' if campaigns else ''}? It cannot be undone")
-    runtime = CampaignRuntime(store, **live_backends(settings, store))
+    runtime = CampaignRuntime(store, **live_backends(store, settings.redis_url, settings.redis_prefix))
     with store.audited("dataset_group.delete", f"dataset-groups/{name}", {"force": force}) as detail:
         try:
             result = runtime.delete_dataset_group(name, force=force)

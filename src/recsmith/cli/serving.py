@@ -169,6 +169,7 @@ def campaign_stats(
     from datetime import UTC, datetime
 
     from recsmith.jobs.schedule import parse_period, parse_since
+    from recsmith.serving.campaign import CampaignRuntime, live_backends
     from recsmith.serving.ledger import RETENTION_SECONDS, Engagement, campaign_engagement
 
     settings = Settings()
@@ -181,16 +182,7 @@ def campaign_stats(
         raise ConfigError(f"--since {since}: that is not in the past")
     beyond_ledger = end - start > RETENTION_SECONDS
     start = math.floor(start / period) * period  # intervals on whole multiples of --every: 13:00, 14:00, ...
-    ledger: Any = None
-    if settings.redis_url:
-        from recsmith.serving.ledger import RedisLedger
-        from recsmith.serving.live import connect_redis
-
-        ledger = RedisLedger(connect_redis(settings.redis_url), prefix=settings.redis_prefix)
-    else:
-        from recsmith.serving.ledger import DatabaseLedger
-
-        ledger = DatabaseLedger(store)
+    ledger = CampaignRuntime(store, **live_backends(store, settings.redis_url, settings.redis_prefix)).ledger
     rows = campaign_engagement(store, ledger, store.get_dataset_group(group).id, name, start=start, end=end,
                                every=period)
     total = Engagement(start, end)
@@ -467,20 +459,12 @@ def _delete(group: str, ids: list[str], kind: str) -> dict[str, dict[str, int]]:
     RECSMITH_REDIS_URL set the Redis event lists and ledger entries) or items (``kind``) of a group; running
     servers are told at once through Redis (else they notice at their next poll). Each deletion is audited
     (a user's id is not: the audit log outlives erasure)."""
-    from recsmith.serving.campaign import CampaignRuntime
+    from recsmith.serving.campaign import CampaignRuntime, live_backends
 
     settings = Settings()
     store = open_store(settings)
     group_id = store.get_dataset_group(group).id
-    backends: dict[str, Any] = {}
-    if settings.redis_url:
-        from recsmith.serving.ledger import RedisLedger
-        from recsmith.serving.live import RedisLive, connect_redis
-
-        client = connect_redis(settings.redis_url)
-        backends = {"live": RedisLive(store, client, prefix=settings.redis_prefix),
-                    "ledger": RedisLedger(client, prefix=settings.redis_prefix)}
-    runtime = CampaignRuntime(store, **backends)
+    runtime = CampaignRuntime(store, **live_backends(store, settings.redis_url, settings.redis_prefix))
     if kind == "user":
         removed = {entity_id: runtime.delete_user(group, group_id, entity_id) for entity_id in ids}
     else:

@@ -186,6 +186,19 @@ def load_version(store: Store, version_id: int, *, encryption_key: Any = None) -
                          "recipe": version["recipe"], "config": {}}, encryption_key)
 
 
+def live_backends(store: Store, redis_url: str | None, prefix: str = "recsmith") -> dict[str, Any]:
+    """The live-state and served-items ledger backends of a :class:`CampaignRuntime`, as its keyword arguments:
+    Redis when ``redis_url`` is set (``RECSMITH_REDIS_URL``, ``RECSMITH_REDIS_PREFIX``), else ``{}``, the store
+    alone. The one choice for the server and every command that changes or reads live state."""
+    if not redis_url:
+        return {}
+    from recsmith.serving.ledger import RedisLedger
+    from recsmith.serving.live import connect_redis
+
+    client = connect_redis(redis_url)
+    return {"live": RedisLive(store, client, prefix=prefix), "ledger": RedisLedger(client, prefix=prefix)}
+
+
 def delete_solution_version(store: Store, group: str, version_id: int) -> dict[str, Any]:
     """Delete a solution version of the group that no campaign serves, for HTTP and the CLI alike: its row
     (:meth:`~recsmith.store.store.Store.delete_solution_version`, which refuses while a campaign serves it,
