@@ -430,6 +430,20 @@ class TrainingData:
         """How many input rows were left out (the sum of :attr:`skipped`)."""
         return sum(self.skipped.values())
 
+    def with_interactions(self, interactions: Interactions) -> TrainingData:
+        """The same feature tables over another matrix of the same vocabularies (a split's train part): what
+        evaluation fits feature-aware recipes on. The event log is derived from the new matrix's pairs.
+
+        Raises
+        ------
+        DataError
+            When ``interactions`` has another shape than this data's matrix.
+        """
+        if interactions.matrix.shape != self.interactions.matrix.shape:
+            raise DataError(f"interactions of shape {interactions.matrix.shape} do not share this data's "
+                            f"vocabularies {self.interactions.matrix.shape}; split this data's own interactions")
+        return TrainingData(interactions, None, self.item_features, self.user_features)
+
     # ---------------------------------------------------------------------------------- constructors
     @classmethod
     def wrap(cls, data: TrainingData | Interactions) -> TrainingData:

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from recsmith import __version__
 from recsmith.atomic import atomic_folder
 from recsmith.data.interactions import Interactions
-from recsmith.data.training import TrainingData
+from recsmith.data.training import FeatureTable, TrainingData
 from recsmith.errors import ConfigError, DataError, NotFittedError
 from recsmith.recipes.options import EpochCallback, FitOptions
 from recsmith.recipes.query import HistoryQuery, query_rows
@@ -593,6 +593,41 @@ class Recipe(ABC):
         if len(items) and (items.min() < 0 or items.max() >= self.n_items):
             raise DataError(f"item indices must be in 0..{self.n_items - 1}")
         return items
+
+    @property
+    def score_is_probability(self) -> bool:
+        """Whether :meth:`score` returns the probability of a positive label (a recipe trained on a binary
+        label, such as ``fm`` with ``objective="binary"``); classification metrics then use the scores as they
+        are, and calibrate other scores first."""
+        return False
+
+    def score_new_items(self, histories: sp.csr_matrix, users: np.ndarray | None,
+                        features: FeatureTable) -> np.ndarray:
+        """Scores of items the model never saw, from their features alone (``tags.cold_start_items``).
+
+        Parameters
+        ----------
+        histories : scipy.sparse.csr_matrix
+            ``n × n_items`` weighted histories of the users to score for (as :meth:`_scores` takes them).
+        users : array of int or None
+            Their training indices, or None for users the model never saw (folded in from ``histories``).
+        features : FeatureTable
+            One row per new item, typed by the items schema the model was trained with (categories it never
+            saw count for nothing).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``float32[n, len(features rows)]``, on the scale of :meth:`recommend`'s scores, so new items can
+            be merged into a ranking of the known ones.
+
+        Raises
+        ------
+        ConfigError
+            For recipes whose tags lack ``cold_start_items``.
+        """
+        raise ConfigError(f"recipe {self.name} cannot score items it never saw (its tags.cold_start_items is "
+                          "false); train two-tower or fm with item features for cold-start items")
 
     def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
         """The ``k`` items most similar to each given item (never the item itself).

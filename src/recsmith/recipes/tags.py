@@ -51,6 +51,10 @@ class RecipeTags:
     devices : tuple of str
         Where ``fit`` can run, e.g. ``("cpu",)`` or ``("cpu", "cuda")``. The artifact of a model trained on
         any of them loads and serves on a CPU.
+    cold_start_items : bool
+        The recipe scores items it never saw in training from their features alone
+        (:meth:`~recsmith.recipes.base.Recipe.score_new_items`): serving ranks items put after training, and
+        the ``cold-items`` protocol measures it (Personalize's ``-coldstart``).
     same_for_everyone : bool
         The ranking does not depend on the user (``trending``): serving ranks with the recipe even for a user
         with no history (a stranger, an anonymous session) instead of answering with the popular fallback.
@@ -67,6 +71,7 @@ class RecipeTags:
     iterative: bool = False
     devices: tuple[str, ...] = ("cpu",)
     same_for_everyone: bool = False
+    cold_start_items: bool = False
 
     def __post_init__(self) -> None:
         unknown = [device for device in self.devices if device not in DEVICES]
