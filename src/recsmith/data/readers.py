@@ -1186,7 +1186,7 @@ def _fold_flags(raw: _Raw, flags: Mapping[str, Sequence[str]]) -> tuple[pa.Table
             if column in taken:
                 raise ConfigError(f"--flags: column {column!r} is a flag of both {taken[column]} and {field_name}")
             taken[column] = field_name
-        parts = []
+        joined = np.full(table.num_rows, "", dtype=object)
         for column in columns:
             text, blank = _blank(_as_text(table.column(column)))
             lowered = pc.utf8_lower(text)
@@ -1195,9 +1195,10 @@ def _fold_flags(raw: _Raw, flags: Mapping[str, Sequence[str]]) -> tuple[pa.Table
             bad = ~(on | off)
             if bad.any():
                 issues.append((np.flatnonzero(bad), column, f"is not a flag of {field_name} (1 or 0 expected)"))
-            parts.append(pc.if_else(pa.array(on), pa.scalar(column), pa.scalar(None, pa.string())))
-        joined = pc.binary_join_element_wise(*parts, "|", null_handling="skip")
-        folded[field_name] = pc.if_else(pc.equal(joined, ""), pa.scalar(None, pa.string()), joined)
+            joined[on] = joined[on] + f"|{column}"
+        values = pc.utf8_ltrim(pa.array(joined, type=pa.string()), characters="|")
+        folded[field_name] = pa.array(np.where(joined == "", None, values.to_numpy(zero_copy_only=False)),
+                                      type=pa.string())
     keep = [c for c in table.column_names if c not in taken]
     table = table.select(keep)
     for field_name, values in folded.items():
