@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recsmith.datasets import DATASETS, ML_100K_GENRES
-from recsmith.jobs.importing import import_dataset
+from recsmith.datasets import ML_100K_GENRES
 from recsmith.jobs.training import load_training_data
 from recsmith.settings import Settings
 from recsmith.store.store import Store
@@ -111,19 +110,26 @@ def test_datasets_load_ml100k_imports_users_and_genres(cli, ml100k: Path) -> Non
     assert len(data.item_features.features["GENRES"].categories) == 19
 
 
-def test_ml1m_users_spec_reads_users_dat(datasets_dir: Path, tmp_path: Path) -> None:
-    path = datasets_dir / "ml-1m" / "users.dat"
-    if not path.is_file():
-        pytest.skip("ml-1m users.dat not available")
-    spec = next(f for f in DATASETS["ml-1m"].files if f.dataset_type == "users")
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    store.migrate()
-    report = import_dataset(store, "m1", "users", str(path), schema=spec.schema, sep=spec.sep, header=spec.header,
-                            names=spec.names, encoding=spec.encoding)
+def test_datasets_load_ml1m_imports_users_dat(cli, datasets_dir: Path, tmp_path: Path) -> None:
+    """ml-1m's users.dat (its ratings.dat is not in shared/: a small one is written)."""
+    source = datasets_dir / "ml-1m"
+    if not (source / "users.dat").is_file() or not (source / "movies.dat").is_file():
+        pytest.skip("ml-1m users.dat / movies.dat not available")
+    folder = tmp_path / "ml-1m"
+    folder.mkdir()
+    for name in ("users.dat", "movies.dat"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    (folder / "ratings.dat").write_text("1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
+    result = cli("datasets", "load", "ml-1m", "--dataset-group", "m1", "--path", folder, "--json")
+    assert result.exit_code == 0, result.output
+    assert [(r["dataset_type"], r["rows_loaded"]) for r in json.loads(result.stdout)] == [
+        ("interactions", 3), ("items", 3883), ("users", 6040)]
+    store = Store.from_settings(Settings())
     users = store.read_users(store.get_dataset_group("m1").id)
     store.close()
-    assert report.rows_loaded == 6040
     assert users["1"] == {"GENDER": "F", "AGE": 1, "OCCUPATION": "10", "ZIP": "48067"}
+    assert {f.name: f.kind for f in training_data("m1").user_features} == {
+        "GENDER": "categorical", "AGE": "numerical", "OCCUPATION": "categorical", "ZIP": "categorical"}
 
 
 # ------------------------------------------------------------------------ --flags and --encoding on small files
@@ -160,7 +166,7 @@ def test_bad_flag_value_names_line_column_and_value(cli, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(("flags", "expected"), [
-    ("GENRES=Action,Horror", "the flag columns of GENRES name column 'Horror' (--flags), which the source does not have"),
+    ("GENRES=Action,Horror", "the flag columns of GENRES name column 'Horror' (--flags), which the source does not"),
     ("GENRES=Drama..Action", "comes before 'Drama' in the source"),
     ("GENRES", "give FIELD=COLUMN,COLUMN,... or FIELD=FIRST..LAST"),
     ("TITLE=Action", "the source already has a column 'TITLE'"),

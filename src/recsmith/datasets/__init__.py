@@ -70,7 +70,7 @@ code from 0 to 20 (categorical, see ml-1m's README)."""
 @dataclass(frozen=True)
 class FileImport:
     """One import of a dataset's file: which file, into which dataset, read how (``flags``: 0/1 columns folded
-    into one multi-valued field, as ``recsmith import --flags``)."""
+    into one multi-valued field, as ``recsmith import --flags``; ``optional``: imported when the folder has it)."""
 
     dataset_type: str
     filename: str
@@ -81,6 +81,7 @@ class FileImport:
     names: list[str] | None = None
     encoding: str = "utf-8"
     flags: dict[str, list[str]] | None = None
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ DATASETS: dict[str, BuiltinDataset] = {
                        names=["ITEM_ID", "TITLE", "RELEASED", "VIDEO_RELEASED", "URL", *ML_100K_GENRES],
                        flags={"GENRES": ML_100K_GENRES}),
             FileImport("users", "u.user", {}, ML_100K_USERS_SCHEMA, sep="|", header=False,
-                       names=["USER_ID", "AGE", "GENDER", "OCCUPATION", "ZIP"]),
+                       names=["USER_ID", "AGE", "GENDER", "OCCUPATION", "ZIP"], optional=True),
         ],
     ),
     "ml-1m": BuiltinDataset(
@@ -135,7 +136,7 @@ DATASETS: dict[str, BuiltinDataset] = {
             FileImport("items", "movies.dat", {}, MOVIES_SCHEMA, sep="::", header=False,
                        names=["ITEM_ID", "TITLE", "GENRES"], encoding="latin-1"),
             FileImport("users", "users.dat", {}, ML_1M_USERS_SCHEMA, sep="::", header=False,
-                       names=["USER_ID", "GENDER", "AGE", "OCCUPATION", "ZIP"]),
+                       names=["USER_ID", "GENDER", "AGE", "OCCUPATION", "ZIP"], optional=True),
         ],
     ),
 }
@@ -217,7 +218,7 @@ def load_dataset(
 ) -> list[ImportReport]:
     """Import a built-in dataset's interactions, items and (MovieLens 100K and 1M) users into a dataset group
     (full mode): ml-100k's items get GENRES from ``u.item``'s genre flags, and its users AGE, GENDER,
-    OCCUPATION and ZIP from ``u.user`` (ml-1m's from ``users.dat``).
+    OCCUPATION and ZIP from ``u.user`` (ml-1m's from ``users.dat``; either is imported when the folder has it).
 
     Parameters
     ----------
@@ -251,11 +252,15 @@ def load_dataset(
                 f"dataset {name!r} is not bundled (its licence forbids redistribution): give --path FOLDER "
                 f"holding {', '.join(f.filename for f in dataset.files)}, or --download to fetch {dataset.url}"
             )
-        missing = [spec.filename for spec in dataset.files if not (folder / spec.filename).is_file()]
+        missing = [spec.filename for spec in dataset.files
+                   if not spec.optional and not (folder / spec.filename).is_file()]
         if missing:
             raise DataError(f"{folder} does not hold {', '.join(missing)} for dataset {name!r}")
         reports = []
         for spec in dataset.files:
+            if spec.optional and not (folder / spec.filename).is_file():
+                logger.info("%s: no %s, so no %s imported", folder, spec.filename, spec.dataset_type)
+                continue
             reports.append(import_dataset(
                 store, dataset_group, spec.dataset_type, str(folder / spec.filename),
                 schema=Schema.from_json(spec.schema), column_map=spec.column_map or None, sep=spec.sep,
