@@ -203,3 +203,16 @@ def test_encoding_option_reads_latin1(cli, tmp_path: Path) -> None:
     result = cli("import", "items", path, "-g", "s", "--encoding", "klingon")
     assert result.exit_code == 1
     assert "unknown encoding 'klingon'" in message(result)
+
+
+def test_flags_of_typed_parquet_columns(tmp_path: Path) -> None:
+    """Flags stored as integers or booleans (Parquet) fold as their text would."""
+    import pandas as pd
+
+    from recsmith.data.readers import read_dataset
+
+    path = tmp_path / "items.parquet"
+    pd.DataFrame({"ITEM_ID": ["a", "b", "c"], "Action": [1, 0, 1], "Comedy": [True, False, None]}).to_parquet(path)
+    result = read_dataset(path, dataset_type="items", infer_schema=True, flags={"GENRES": ["Action", "Comedy"]})
+    assert result.frame["GENRES"].tolist() == ["Action|Comedy", None, "Action"]
+    assert result.schema.field("GENRES").categorical
