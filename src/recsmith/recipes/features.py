@@ -148,6 +148,17 @@ def with_ids(design: sp.csr_matrix, ids: bool = True) -> sp.csr_matrix:
     return sp.hstack([sp.identity(n, dtype=np.float32, format="csr"), design], format="csr", dtype=np.float32)
 
 
+def flat_bags(design: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sparse entries of ``rows`` of a design matrix, flat, as ``embedding_bag`` takes them:
+    ``(columns int64[nnz], values float32[nnz], offsets int64[len(rows)])`` (rows of any width; no padding)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = design.indptr[rows].astype(np.int64)
+    lengths = design.indptr[rows + 1].astype(np.int64) - starts
+    offsets = np.cumsum(lengths) - lengths
+    positions = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(offsets - starts, lengths)
+    return design.indices[positions].astype(np.int64), design.data[positions].astype(np.float32), offsets
+
+
 def padded_bags(design: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """Each row's sparse entries as fixed-width arrays ``(columns int64[n, L], values float32[n, L])``, ``L`` the
     most entries of a row; the padding has column ``design.shape[1]`` (an embedding table's padding row) and

@@ -34,7 +34,7 @@ from recsmith.data.training import FeatureTable, TrainingData
 from recsmith.errors import ConfigError, DataError
 from recsmith.recipes.base import Choice, FloatRange, IntRange
 from recsmith.recipes.factorization import FactorModel
-from recsmith.recipes.features import FeatureEncoder, padded_bags, with_ids
+from recsmith.recipes.features import FeatureEncoder, flat_bags, padded_bags, with_ids
 from recsmith.recipes.torch_training import (
     TORCH_TAGS,
     Batch,
@@ -67,6 +67,11 @@ class FMParams(TorchParams):
 
     use_user_features: bool = True
     """Read the users dataset's fields (when the group has one)."""
+
+    history: bool | None = None
+    """Add the user's interacted items as a user-side field, each weighing ``1/√n`` (SVD++ written as an FM,
+    Rendle 2012): users the model never saw are then scored from their history. None (the default): on for the
+    ``binary`` and ``regression`` objectives, off for ``ranking`` (where the positive itself is in the history)."""
 
     search_space = {
         "factors": IntRange(low=8, high=128, log=True),
@@ -104,11 +109,25 @@ def _build_module(torch: Any, n_user_cols: int, n_item_cols: int, factors: int, 
 
         @staticmethod
         def side(v: Any, w: Any, cols: Any, vals: Any) -> tuple[Any, Any, Any]:
-            """Per row: ``Σ v x``, ``Σ w x + ½(‖Σ v x‖² − Σ ‖v x‖²)`` and the L2 of the rows used."""
+            """Per row of padded bags: ``Σ v x``, ``Σ w x + ½(‖Σ v x‖² − Σ ‖v x‖²)`` and the L2 of the rows used."""
             e = v(cols) * vals[..., None]
             vec = e.sum(1)
             squares = (e * e).sum((1, 2))
             lin = (w(cols)[..., 0] * vals).sum(1)
+            return vec, lin + 0.5 * ((vec * vec).sum(1) - squares), squares.sum()
+
+        @staticmethod
+        def flat_side(v: Any, w: Any, cols: Any, vals: Any, offsets: Any) -> tuple[Any, Any, Any]:
+            """:meth:`side` of flat bags (rows of any width, such as histories)."""
+            functional = torch.nn.functional
+            vec = functional.embedding_bag(cols, v.weight, offsets, mode="sum", per_sample_weights=vals,
+                                           sparse=v.sparse)
+            lin = functional.embedding_bag(cols, w.weight, offsets, mode="sum", per_sample_weights=vals,
+                                           sparse=w.sparse)[:, 0]
+            e2 = v(cols).pow(2).sum(1) * vals * vals
+            segment = torch.repeat_interleave(torch.arange(len(offsets), device=cols.device),
+                                              torch.diff(torch.cat([offsets, offsets.new_tensor([len(cols)])])))
+            squares = torch.zeros(len(offsets), device=cols.device).index_add_(0, segment, e2)
             return vec, lin + 0.5 * ((vec * vec).sum(1) - squares), squares.sum()
 
     return FMModule()
@@ -128,10 +147,12 @@ class FM(TorchRecipe, FactorModel):
         p = self.params
         self.user_encoder_ = FeatureEncoder.fit(data.user_features if p.use_user_features else None)
         self.item_encoder_ = FeatureEncoder.fit(data.item_features if p.use_item_features else None)
-        self._user_design = with_ids(self.user_encoder_.encode(data.user_features, data.n_users))
+        self.history_columns_ = data.n_items if self._uses_history() else 0
+        self._user_design = self._user_rows(data.interactions.matrix, self.user_encoder_.encode(
+            data.user_features, data.n_users), ids=True)
         self._item_design = with_ids(self.item_encoder_.encode(data.item_features, data.n_items))
         self._n_items = data.n_items
-        self._user_bags, self._item_bags = padded_bags(self._user_design), padded_bags(self._item_design)
+        self._item_bags = padded_bags(self._item_design)
         matrix = data.interactions.matrix.tocsr()
         if p.objective == "ranking":
             users, items = positive_pairs(data)
@@ -167,7 +188,8 @@ class FM(TorchRecipe, FactorModel):
     def _batch(self, examples: Batch, rng: np.random.Generator) -> Batch:
         users = examples["size"]
         items = examples["items"]
-        batch: Batch = {"size": users, "u_cols": self._user_bags[0][users], "u_vals": self._user_bags[1][users]}
+        cols, vals, offsets = flat_bags(self._user_design, users)
+        batch: Batch = {"size": users, "u_cols": cols, "u_vals": vals, "u_offsets": offsets}
         if self.params.objective == "ranking":
             negatives = self._sampler.sample(users, self.params.n_negatives, rng).ravel()
             items = np.concatenate([items, negatives])
@@ -178,7 +200,8 @@ class FM(TorchRecipe, FactorModel):
 
     def _loss(self, module: Any, b: dict[str, Any], torch: Any) -> tuple[Any, Any]:
         n = len(b["size"])
-        user_vec, user_bias, user_l2 = module.side(module.user_v, module.user_w, b["u_cols"], b["u_vals"])
+        user_vec, user_bias, user_l2 = module.flat_side(module.user_v, module.user_w, b["u_cols"], b["u_vals"],
+                                                        b["u_offsets"])
         item_vec, item_bias, item_l2 = module.side(module.item_v, module.item_w, b["i_cols"], b["i_vals"])
         l2 = (user_l2 + item_l2) / n
         objective = self.params.objective
@@ -195,8 +218,9 @@ class FM(TorchRecipe, FactorModel):
 
     def _torch_pairs(self, module: Any, users: np.ndarray, items: np.ndarray, torch: Any) -> Any:
         tensor = torch.from_numpy
-        user_vec, user_bias, _ = module.side(module.user_v, module.user_w, tensor(self._user_bags[0][users]),
-                                             tensor(self._user_bags[1][users]))
+        cols, vals, offsets = flat_bags(self._user_design, users)
+        user_vec, user_bias, _ = module.flat_side(module.user_v, module.user_w, tensor(cols), tensor(vals),
+                                                  tensor(offsets))
         item_vec, item_bias, _ = module.side(module.item_v, module.item_w, tensor(self._item_bags[0][items]),
                                              tensor(self._item_bags[1][items]))
         return module.bias[0] + user_bias + item_bias + (user_vec * item_vec).sum(1)
@@ -212,6 +236,8 @@ class FM(TorchRecipe, FactorModel):
             "user_vectors": user_vectors, "user_bias": user_bias,
             "item_vectors": item_vectors, "item_bias": item_bias,
             "item_feature_v": tables["item_v"][n_items:], "item_feature_w": tables["item_w"][n_items:, 0],
+            "history_v": tables["user_v"][len(tables["user_v"]) - self.history_columns_:],
+            "history_w": tables["user_w"][len(tables["user_w"]) - self.history_columns_:, 0],
             "objective": np.asarray([self.params.objective]),
             **self.item_encoder_.state("item_encoder_"),
         }
@@ -226,11 +252,36 @@ class FM(TorchRecipe, FactorModel):
         self.item_feature_v_ = np.asarray(arrays["item_feature_v"], dtype=np.float32)
         self.item_feature_w_ = np.asarray(arrays["item_feature_w"], dtype=np.float32)
         self.item_encoder_ = FeatureEncoder.from_state(arrays, "item_encoder_")
+        self.history_v_ = np.asarray(arrays["history_v"], dtype=np.float32)
+        self.history_w_ = np.asarray(arrays["history_w"], dtype=np.float32)
+
+    def _uses_history(self) -> bool:
+        history = self.params.history
+        return self.params.objective != "ranking" if history is None else bool(history)
+
+    @staticmethod
+    def _history_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+        """Each user's interacted items (any weight, as SVD++'s N(u)), weighing ``1/√n``."""
+        pattern = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+        pattern.data[:] = 1.0
+        pattern.eliminate_zeros()
+        counts = np.diff(pattern.indptr)
+        pattern.data /= np.sqrt(np.repeat(np.maximum(counts, 1), counts)).astype(np.float32)
+        return pattern
+
+    def _user_rows(self, matrix: sp.csr_matrix, features: sp.csr_matrix, ids: bool) -> sp.csr_matrix:
+        """The user-side design: ``[id | features | history]`` (the history only when :meth:`_uses_history`)."""
+        design = with_ids(features, ids)
+        if self.history_columns_:
+            design = sp.hstack([design, self._history_rows(matrix)], format="csr", dtype=np.float32)
+        return design
 
     # -------------------------------------------------------------------------------- scoring
     def _user_side(self, histories: sp.csr_matrix, users: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if users is not None:
             return self.user_factors_[users], self.user_bias_[users]
+        if len(self.history_v_):  # the FM's own answer: the user side from the history field alone
+            return side_numpy(self._history_rows(histories), self.history_v_, self.history_w_)
         stacked = np.hstack([self.user_factors_, self.user_bias_[:, None]])
         folded = neighbour_fold_in(histories, self._check_fitted(), stacked)
         return folded[:, :-1], folded[:, -1]
