@@ -31,6 +31,8 @@ BUILTIN: dict[str, str] = {
     "svd": "recsmith.recipes.svd:SVD",
     "svdpp": "recsmith.recipes.svdpp:SVDpp",
     "hybrid": "recsmith.recipes.hybrid:Hybrid",
+    "random": "recsmith.recipes.baselines:RandomScores",
+    "feature-popularity": "recsmith.recipes.baselines:FeaturePopularity",
 }
 """The built-in recipes: registry name -> ``"module:Class"``."""
 
