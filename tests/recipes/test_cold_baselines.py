@@ -54,6 +54,17 @@ def test_feature_popularity_follows_its_formula() -> None:
     np.testing.assert_allclose(scores, expected, rtol=1e-6)
 
 
+def test_mean_aggregate_divides_by_the_number_of_categories() -> None:
+    data = genre_data()
+    summed = create("feature-popularity").fit(data)
+    mean = create("feature-popularity", aggregate="mean").fit(data)
+    m2 = data.item_vocab.indices(["m2"])  # Drama|War
+    np.testing.assert_allclose(mean.score(np.zeros(1), m2), summed.score(np.zeros(1), m2) / 2, rtol=1e-6)
+    table = new_items({"n1": {"GENRES": "Drama|War"}})
+    np.testing.assert_allclose(mean.score_new_items(mean.train_matrix_[:1], np.zeros(1), table),
+                               summed.score_new_items(summed.train_matrix_[:1], np.zeros(1), table) / 2, rtol=1e-6)
+
+
 def test_a_user_without_history_gets_plain_category_popularity() -> None:
     recipe = create("feature-popularity").fit(genre_data())
     empty = sp.csr_matrix((1, 5), dtype=np.float32)

@@ -49,8 +49,8 @@ def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progr
             raise DataError(f"the cold-items protocol ranks held-out items from their features, and dataset group "
                             f"{group!r} has no item metadata; import it first (recsmith import items PATH "
                             f"--dataset-group {group})")
-        run = run_experiment(data if item_features or user_features else data.interactions, experiment, progress=lambda label, stage: progress(f"fit:{label}"),
-                             depth=depth)
+        run = run_experiment(data if item_features or user_features else data.interactions, experiment,
+                             progress=lambda label, stage: progress(f"fit:{label}"), depth=depth)
         progress("done")
     return run
 

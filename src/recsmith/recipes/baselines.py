@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,6 +95,10 @@ class FeaturePopularityParams(RecipeParams):
     """Added to a user's count of every category (and to their number of items), so categories the user never
     touched still count, and a user with no history ranks by plain category popularity."""
 
+    aggregate: Literal["sum", "mean"] = "sum"
+    """How an item's categories combine: ``sum`` (items of many genres score more) or ``mean`` (each of an item's
+    ``n`` categories weighs ``1 / n``)."""
+
 
 class FeaturePopularity(Recipe):
     """Popular within the item's genres: ``score(u, i) = Σ_c∈cat(i) pop(c) · affinity(u, c)``.
@@ -102,7 +107,8 @@ class FeaturePopularity(Recipe):
     ``affinity(u, c) = (n_uc + s) / (n_u + s)``, with ``n_uc`` the user's positive items of category ``c``,
     ``n_u`` all their positive items and ``s`` the ``smoothing``: a user with no history gets
     ``s / s = 1`` for every category, i.e. plain category popularity. Categories are those of the ``field`` param
-    (default: every categorical item feature, each field's categories apart).
+    (default: every categorical item feature, each field's categories apart). With ``aggregate="mean"`` the sum
+    is divided by the item's number of categories.
 
     Items are scored from their categories only, so an item never seen in training (an empty column of a
     ``cold-items`` split, or an item put after training, :meth:`score_new_items`) scores like any other of its
@@ -143,6 +149,15 @@ class FeaturePopularity(Recipe):
         counts = np.asarray(self.item_categories_.T @ per_item, dtype=np.float64).ravel()
         total = counts.sum()
         self.popularity_ = (counts / total if total > 0 else counts).astype(np.float32)
+        self.item_rows_ = self._combined(self.item_categories_)
+
+    def _combined(self, membership: sp.csr_matrix) -> sp.csr_matrix:
+        """Items' category rows as scored: the multi-hot rows, or (``mean``) each divided by its count."""
+        if self.params.aggregate == "sum":
+            return membership
+        counts = np.asarray(membership.sum(axis=1), dtype=np.float64).ravel()
+        scale = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+        return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ membership, dtype=np.float32)
 
     def _weights(self, histories: sp.csr_matrix) -> np.ndarray:
         """``pop(c) · affinity(u, c)`` for every user of ``histories`` and category: ``float32[n, C]``."""
@@ -156,7 +171,7 @@ class FeaturePopularity(Recipe):
         return (affinity * self.popularity_[None, :]).astype(np.float32)
 
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
-        return np.asarray((self.item_categories_ @ self._weights(histories).T).T, dtype=np.float32)
+        return np.asarray((self.item_rows_ @ self._weights(histories).T).T, dtype=np.float32)
 
     def new_item_categories(self, features: FeatureTable) -> sp.csr_matrix:
         """The new items' multi-hot rows over the training's categories (those it never saw are dropped).
@@ -197,7 +212,7 @@ class FeaturePopularity(Recipe):
         """Scores of new items from their categories (as :meth:`_scores` scores the known ones)."""
         self._check_fitted()
         histories = sp.csr_matrix(histories, dtype=np.float32)
-        new = self.new_item_categories(features)
+        new = self._combined(self.new_item_categories(features))
         return np.asarray((new @ self._weights(histories).T).T, dtype=np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
@@ -213,3 +228,4 @@ class FeaturePopularity(Recipe):
         self.popularity_ = np.asarray(arrays["popularity"], dtype=np.float32)
         self.field_names_ = np.asarray(arrays["field_names"], dtype=str)
         self.category_names_ = np.asarray(arrays["category_names"], dtype=str)
+        self.item_rows_ = self._combined(self.item_categories_)
