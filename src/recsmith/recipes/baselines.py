@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,7 +18,7 @@ from pydantic import Field
 
 from recsmith.data.training import FeatureTable, TrainingData
 from recsmith.errors import DataError
-from recsmith.recipes.base import Recipe, RecipeParams
+from recsmith.recipes.base import Choice, FloatRange, Recipe, RecipeParams, SearchDimension
 from recsmith.recipes.options import FitOptions
 
 logger = logging.getLogger(__name__)
@@ -87,6 +87,11 @@ class RandomScores(Recipe):
 
 class FeaturePopularityParams(RecipeParams):
     """Params of :class:`FeaturePopularity`."""
+
+    search_space: ClassVar[dict[str, SearchDimension]] = {
+        "smoothing": FloatRange(low=0.01, high=100.0, log=True),
+        "aggregate": Choice(choices=("sum", "mean")),
+    }
 
     field: str | None = None
     """The categorical item feature to count (e.g. ``GENRES``); default: every categorical item feature."""
