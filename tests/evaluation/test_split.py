@@ -173,7 +173,7 @@ def test_protocol_names_take_either_spelling() -> None:
     assert hyphen.protocol == underscore.protocol == "leave-last" == underscore.describe()["protocol"]
     assert (hyphen.test.matrix != underscore.test.matrix).nnz == 0
     assert underscore.validation().protocol == "leave-last"
-    assert PROTOCOLS == ("random", "leave-last", "temporal", "users")
+    assert PROTOCOLS == ("random", "leave-last", "temporal", "users", "cold-items")
     assert [protocol_name(name) for name in ("random", "leave_last", "leave-last", "users")] == \
         ["random", "leave-last", "leave-last", "users"]
     with pytest.raises(ConfigError, match="unknown protocol 'leave_first'; available: random, leave-last"):

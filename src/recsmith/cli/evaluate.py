@@ -22,7 +22,7 @@ from recsmith.cli.app import (
     print_json,
     stage_progress,
 )
-from recsmith.errors import ConfigError
+from recsmith.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from recsmith.evaluation.experiment import Experiment
@@ -32,20 +32,32 @@ if TYPE_CHECKING:
 def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progress: bool = True,
                    depth: int | None = None, device: str = "cpu") -> ExperimentRun:
     """Fit and measure each of the experiment's recipes on one split of the group's data (on ``device``:
-    checked for every recipe before any data is read)."""
+    checked for every recipe before any data is read).
+
+    The group's item / user feature tables are read only when a recipe's tags say it uses them (and the item
+    features for the ``cold-items`` protocol, which ranks held-out items from them)."""
     from recsmith.jobs.evaluation import run_experiment
     from recsmith.jobs.training import load_training_data
+    from recsmith.recipes import recipe_class
     from recsmith.recipes.options import FitOptions
 
     for entry in experiment.recipes:
         check_device(entry.recipe, device)
+    tags = [recipe_class(entry.recipe).tags for entry in experiment.recipes]
+    item_features = experiment.protocol == "cold-items" or any(tag.uses_item_features for tag in tags)
+    user_features = any(tag.uses_user_features for tag in tags)
     labels = [entry.label for entry in experiment.recipes]
     stages = {"read": "reading interactions"} | {f"fit:{label}": label for label in labels}
     with stage_progress("evaluate", stages, enabled=show_progress) as progress:
         progress("read")
-        interactions = load_training_data(store, group, item_features=False, user_features=False).interactions
-        run = run_experiment(interactions, experiment, progress=lambda label, stage: progress(f"fit:{label}"),
-                             depth=depth, fit_options=FitOptions(device=device))  # type: ignore[arg-type]
+        data = load_training_data(store, group, item_features=item_features, user_features=user_features)
+        if experiment.protocol == "cold-items" and not len(data.item_features):
+            raise DataError(f"the cold-items protocol ranks held-out items from their features, and dataset group "
+                            f"{group!r} has no item metadata; import it first (recsmith import items PATH "
+                            f"--dataset-group {group})")
+        run = run_experiment(data if item_features or user_features else data.interactions, experiment,
+                             progress=lambda label, stage: progress(f"fit:{label}"), depth=depth,
+                             fit_options=FitOptions(device=device))  # type: ignore[arg-type]
         progress("done")
     return run
 
@@ -92,15 +104,16 @@ def evaluate(
     experiment_file: Annotated[Path | None, typer.Option(
         "--experiment", help="TOML experiment file: recipes with params, protocol, metrics.")] = None,
     protocol: Annotated[str | None, typer.Option(
-        help="random | leave-last | temporal | users (leave_last is accepted too).")] = None,
+        help="random | leave-last | temporal | users | cold-items (leave_last is accepted too).")] = None,
     test_fraction: Annotated[float | None, typer.Option(help="random: share of each user's pairs held out.")] = None,
     n: Annotated[int | None, typer.Option("--n", help="leave-last: pairs held out per user.")] = None,
     at: Annotated[str | None, typer.Option(help="temporal: the cut, an ISO date or epoch seconds.")] = None,
-    fraction: Annotated[float | None, typer.Option(help="temporal: share of the latest pairs held out.")] = None,
+    fraction: Annotated[float | None, typer.Option(
+        help="temporal: share of the latest pairs held out; cold-items: share of the items held out.")] = None,
     test_users: Annotated[str | None, typer.Option(help="users: share (0.2) or number (500) held out.")] = None,
     input_fraction: Annotated[float | None, typer.Option(help="users: share of a user's pairs given as input.")
                               ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the split (random, users).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split (random, users, cold-items).")] = None,
     k: Annotated[int | None, typer.Option("--k", help="Cut-off of the metrics (default 10).")] = None,
     metrics: Annotated[str | None, typer.Option(
         help="Comma-separated, e.g. ndcg@10,recall@20,map: precision, recall (hits / held-out items), "
@@ -218,8 +231,9 @@ def print_leaderboard(run: ExperimentRun) -> None:
         "—" if row.get("vs_best") is None else
         f"{row['vs_best']['mean_difference']:+.4f}\n[dim]p={row['vs_best']['p_value']:.2g}[/]" for row in run.rows]))
     columns += [(key.replace("@", "\n@"), [f"{row[key]:.4f}" for row in run.rows]) for key in sampled]
-    title = (f"offline evaluation, {split['protocol']} split, full-catalogue ranking, "
-             f"{split['evaluated_users']:,} users")
+    ranking = ("full-catalogue ranking" if "cold_items" not in split else
+               f"full ranking of the {split['cold_items']:,} held-out items")
+    title = f"offline evaluation, {split['protocol']} split, {ranking}, {split['evaluated_users']:,} users"
     recipes = [str(row["recipe"]) for row in run.rows]
     unbounded = out.options.update_width(10_000)  # measure a table's natural width, not clamped to the terminal
     while columns:  # as many columns as fit the width in each table, at least one

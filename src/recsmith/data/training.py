@@ -297,6 +297,14 @@ class FeatureTable:
     def __len__(self) -> int:
         return len(self.features)
 
+    def take(self, rows: np.ndarray) -> FeatureTable:
+        """The table of the rows at ``rows`` (dense indices, in that order): e.g. the held-out items of a
+        ``cold-items`` split, scored as items the model never saw."""
+        rows = np.asarray(rows, dtype=np.int64).ravel()
+        features = {name: Feature(f.name, f.kind, f.values[rows], f.categories, f.multi_valued)
+                    for name, f in self.features.items()}
+        return FeatureTable(len(rows), features, self.present[rows])
+
     def __repr__(self) -> str:
         kinds = ", ".join(f"{f.name}: {f.kind}" for f in self) or "no features"
         return f"FeatureTable({self.n_rows} rows; {kinds})"

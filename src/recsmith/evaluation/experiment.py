@@ -2,7 +2,7 @@
 
 Built from CLI options or read from a TOML file::
 
-    protocol = "users"           # random | leave-last | temporal | users
+    protocol = "users"           # random | leave-last | temporal | users | cold-items
     k = 10
     metrics = ["ndcg@10", "recall@20", "coverage@10"]
     confidence = 0.95
@@ -88,7 +88,7 @@ class Experiment(pydantic.BaseModel):
     """The contenders."""
 
     protocol: str = "random"
-    """Split protocol: random, leave-last (or leave_last), temporal or users."""
+    """Split protocol: random, leave-last (or leave_last), temporal, users or cold-items."""
 
     split: dict[str, Any] = Field(default_factory=dict)
     """The protocol's options, e.g. ``{"test_fraction": 0.2, "seed": 42}``."""
@@ -98,7 +98,8 @@ class Experiment(pydantic.BaseModel):
 
     metrics: list[str] | None = None
     """Metric names (``ndcg@10``, or ``ndcg`` cut at ``k``; ``hit-rate`` is ``hit_rate``); default: precision,
-    recall, ndcg, coverage. :meth:`metric_names` gives them canonically spelt, with their cut-offs."""
+    recall, ndcg, coverage (for ``cold-items``: ndcg@10 and recall@20). :meth:`metric_names` gives them
+    canonically spelt, with their cut-offs."""
 
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
     """Level of the bootstrap confidence intervals."""
@@ -143,8 +144,10 @@ class Experiment(pydantic.BaseModel):
 
     def metric_names(self) -> list[str]:
         """The metrics to compute, with their cut-offs."""
-        from recsmith.evaluation.evaluate import DEFAULT_METRICS
+        from recsmith.evaluation.evaluate import COLD_ITEMS_METRICS, DEFAULT_METRICS
 
+        if not self.metrics and self.protocol == "cold-items":
+            return full_names(list(COLD_ITEMS_METRICS), self.k)
         names = self.metrics or [name.split("@")[0] for name in DEFAULT_METRICS]
         return full_names(names, self.k)
 
@@ -171,9 +174,9 @@ class Experiment(pydantic.BaseModel):
 
             if self.sampling not in SAMPLINGS:
                 raise ConfigError(f"{source}: unknown sampling {self.sampling!r}; use one of: {', '.join(SAMPLINGS)}")
-            if self.protocol == "users":
+            if self.protocol in ("users", "cold-items"):
                 raise ConfigError(f"{source}: sampled negatives rank training users' items; use them with the "
-                                  "random, leave-last or temporal protocol, not users")
+                                  f"random, leave-last or temporal protocol, not {self.protocol}")
         labels = [entry.label for entry in self.recipes]
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:
@@ -183,6 +186,13 @@ class Experiment(pydantic.BaseModel):
                 create(entry.recipe, **entry.params)
             except ConfigError as exc:
                 raise ConfigError(f"{source}: recipes[{number}]: {exc}") from None
+        if self.protocol == "cold-items":
+            from recsmith.evaluation.evaluate import check_cold_recipes
+
+            try:
+                check_cold_recipes(self.build())
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
 
     def build(self) -> dict[str, Recipe]:
         """New, unfitted recipes by label (a ConfigError names an unknown recipe or param)."""

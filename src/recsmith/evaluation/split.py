@@ -1,13 +1,17 @@
 """Splitting interactions into train and test, seeded: the evaluation protocols.
 
-Four protocols, named as in DESIGN.md:
+Five protocols, named as in DESIGN.md:
 
 - ``random``: each user's pairs, a random fraction held out (:func:`split_random`);
 - ``leave-last``: each user's last ``n`` pairs by time held out (:func:`split_leave_last`);
 - ``temporal``: one global time cut, everything after it held out (:func:`split_temporal`);
 - ``users``: held-out users, absent from training, each with an input part of their history (folded in at
   ranking time) and a target part (:func:`split_users`; Liang et al. 2018, the protocol of the EASE,
-  Mult-VAE and iALS papers).
+  Mult-VAE and iALS papers);
+- ``cold-items``: held-out items, with all of their interactions: training sees their metadata only (their
+  columns stay in the vocabulary, empty), and each test user's interactions with them are ranked among the
+  held-out items alone (:func:`split_cold_items`; Personalize's cold-start evaluation, the protocol of the
+  two-tower and DropoutNet papers).
 
 :func:`make_split` picks one by name, validates its options and returns a :class:`Split` that also says
 how many users were left out of the evaluation and why; :meth:`Split.validation` carves a validation split
@@ -33,12 +37,13 @@ from recsmith.recipes.registry import canonical_name
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("random", "leave-last", "temporal", "users")
+PROTOCOLS = ("random", "leave-last", "temporal", "users", "cold-items")
 OPTIONS: dict[str, dict[str, Any]] = {
     "random": {"test_fraction": 0.2, "seed": 42, "min_interactions": 2},
     "leave-last": {"n": 1, "min_interactions": 2},
     "temporal": {"at": None, "fraction": None},
     "users": {"test_users": 0.2, "input_fraction": 0.8, "seed": 42, "min_interactions": 2},
+    "cold-items": {"fraction": 0.1, "seed": 42},
 }
 """Each protocol's options and their defaults."""
 
@@ -79,6 +84,9 @@ class Split:
         ``temporal``, no history before the cut).
     cut : int or None
         For ``temporal``: the time cut in epoch seconds (pairs after it are held out).
+    cold_items : numpy.ndarray or None
+        For ``cold-items``: the held-out items' dense indices, sorted (the candidates every test user's ranking
+        is made of); None for the other protocols.
     """
 
     protocol: str
@@ -88,6 +96,7 @@ class Split:
     test_input: Interactions | None = None
     skipped_users: int = 0
     cut: int | None = None
+    cold_items: np.ndarray | None = None
 
     @property
     def evaluated_users(self) -> np.ndarray:
@@ -99,7 +108,8 @@ class Split:
         return {"protocol": self.protocol, **{key: _jsonable(value) for key, value in self.options.items()},
                 "evaluated_users": int(len(self.evaluated_users)), "skipped_users": int(self.skipped_users),
                 "train_pairs": int(self.train.nnz), "test_pairs": int(self.test.nnz),
-                **({} if self.cut is None else {"cut": self.cut})}
+                **({} if self.cut is None else {"cut": self.cut}),
+                **({} if self.cold_items is None else {"cold_items": int(len(self.cold_items))})}
 
     def validation(self, seed: int | None = None) -> Split:
         """The same protocol applied to the training part only: a validation split for tuning and early
@@ -124,7 +134,7 @@ def make_split(interactions: Interactions, protocol: str = "random", **options: 
     interactions : Interactions
         All the data.
     protocol : str
-        One of ``random``, ``leave-last`` (or ``leave_last``), ``temporal``, ``users``.
+        One of ``random``, ``leave-last`` (or ``leave_last``), ``temporal``, ``users``, ``cold-items``.
     **options
         The protocol's options (see :data:`OPTIONS` and each ``split_*`` function); unknown ones are an error.
 
@@ -154,6 +164,9 @@ def make_split(interactions: Interactions, protocol: str = "random", **options: 
     if protocol == "temporal":
         train, test, skipped, cut = _temporal(interactions, **filled)
         return Split(protocol, filled, train, test, None, skipped, cut)
+    if protocol == "cold-items":
+        train, test, cold = _cold_items(interactions, **filled)
+        return Split(protocol, filled, train, test, None, 0, None, cold)
     train, test_input, test, skipped = _users(interactions, **filled)
     return Split(protocol, filled, train, test, test_input, skipped)
 
@@ -355,6 +368,57 @@ def _users(interactions: Interactions, test_users: float | int, input_fraction: 
     test_input = interactions.with_entries(held[rows] & ~target)  # the held-out users' other pairs, negatives too
     skipped = int(((n_positive > 0) & (n_positive < max(min_interactions, 2))).sum())
     return interactions.with_entries(~held[rows]), test_input, interactions.with_entries(target), skipped
+
+
+def split_cold_items(interactions: Interactions, *, fraction: float = 0.1, seed: int = 42
+                     ) -> tuple[Interactions, Interactions, np.ndarray]:
+    """Hold out a random share of the items with all of their interactions (the ``cold-items`` protocol).
+
+    The held-out items keep their place in the vocabularies (their training columns are empty), so their rows
+    of the item feature table stay: training sees their metadata only. The test part holds every positive pair
+    of a held-out item; a recipe ranks, for each test user, the held-out items alone, as items it never saw
+    (``Recipe.score_new_items``).
+
+    Parameters
+    ----------
+    interactions : Interactions
+        All data.
+    fraction : float
+        Share of the items that have interactions held out (rounded, at least one, and at least one is kept).
+    seed : int
+        Seed of the choice of items.
+
+    Returns
+    -------
+    (Interactions, Interactions, numpy.ndarray)
+        Train (the held-out items' columns empty, negatives too), test (their positive pairs), and the held-out
+        items' dense indices, sorted.
+    """
+    return _cold_items(interactions, fraction, seed)
+
+
+def _cold_items(interactions: Interactions, fraction: float, seed: int
+                ) -> tuple[Interactions, Interactions, np.ndarray]:
+    _check_fraction("fraction", fraction)
+    matrix = interactions.matrix
+    if matrix.nnz == 0:
+        raise DataError("cannot split: there are no interactions")
+    used = np.flatnonzero(np.bincount(matrix.indices, minlength=interactions.n_items) > 0)
+    count = int(np.floor(len(used) * fraction + 0.5))
+    if len(used) < 2:
+        raise SplitTooSmallError(f"the cold-items protocol needs at least 2 items with interactions to hold some "
+                                 f"out and train on the rest; {len(used)} have any")
+    count = min(max(count, 1), len(used) - 1)
+    rng = np.random.default_rng(seed)
+    cold = np.sort(rng.choice(used, size=count, replace=False)).astype(np.int64)
+    held = np.zeros(interactions.n_items, dtype=bool)
+    held[cold] = True
+    entry_held = held[matrix.indices]
+    test_mask = entry_held & (matrix.data > 0)
+    if not test_mask.any():
+        raise SplitTooSmallError(f"the held-out items (fraction={fraction}) have no positive interactions; the "
+                                 "dataset is too small for the cold-items protocol")
+    return interactions.with_entries(~entry_held), interactions.with_entries(test_mask), cold
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from recsmith.data.interactions import Interactions
+from recsmith.data.training import TrainingData
 from recsmith.errors import DataError
 from recsmith.evaluation.crossval import cross_validate_ratings
 from recsmith.evaluation.evaluate import evaluate_recipes
@@ -57,15 +58,16 @@ class ExperimentRun:
         }
 
 
-def run_experiment(interactions: Interactions, experiment: Experiment, *,
+def run_experiment(interactions: Interactions | TrainingData, experiment: Experiment, *,
                    progress: Callable[[str, str], None] | None = None, seed: int = 0,
                    depth: int | None = None, fit_options: FitOptions | None = None) -> ExperimentRun:
     """Split ``interactions`` by the experiment's protocol, fit and measure every recipe on it.
 
     Parameters
     ----------
-    interactions : Interactions
-        The dataset group's interactions.
+    interactions : Interactions or TrainingData
+        The dataset group's interactions, or its :class:`TrainingData` with the feature tables (feature-aware
+        recipes fit on the split's train part with them; the ``cold-items`` protocol needs item features).
     experiment : Experiment
         Recipes, protocol, metrics.
     progress : callable, optional
@@ -83,10 +85,13 @@ def run_experiment(interactions: Interactions, experiment: Experiment, *,
         Rows sorted best first by the primary metric.
     """
     recipes = experiment.build()
-    split = make_split(interactions, experiment.protocol, **experiment.split)
-    rows = evaluate_recipes(recipes, split.train, split.test, k=experiment.k, metrics=experiment.metric_names(),
+    data = interactions if isinstance(interactions, TrainingData) else None
+    split = make_split(data.interactions if data is not None else interactions, experiment.protocol,
+                       **experiment.split)
+    train = data.with_interactions(split.train) if data is not None else split.train
+    rows = evaluate_recipes(recipes, train, split.test, k=experiment.k, metrics=experiment.metric_names(),
                             progress=progress, test_input=split.test_input, depth=depth, details=True,
-                            fit_options=fit_options)
+                            cold_items=split.cold_items, fit_options=fit_options)
     if experiment.sampled_negatives is not None:
         from recsmith.evaluation.sampled import sampled_metrics
 

@@ -195,8 +195,8 @@ def train_solution_version(
             if progress:
                 progress("metrics")
             train, test = split_random(interactions, test_fraction=test_fraction, seed=seed)
-            rows = evaluate_recipes({recipe: model_recipe.clone()}, train, test, k=k, metrics=metric_names(k),
-                                    fit_options=fit_options)
+            rows = evaluate_recipes({recipe: model_recipe.clone()}, data.with_interactions(train), test, k=k,
+                                    metrics=metric_names(k), fit_options=fit_options)
             metrics = {key: value for key, value in rows[0].items() if "@" in key}
             metrics["protocol"] = f"random test_fraction={test_fraction} seed={seed}"
         if data.rows_skipped:  # stored rows training could not use (TrainingData.skipped says why)

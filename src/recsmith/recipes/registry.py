@@ -34,6 +34,8 @@ BUILTIN: dict[str, str] = {
     "fm": "recsmith.recipes.fm:FM",
     "neumf": "recsmith.recipes.neumf:NeuMF",
     "two-tower": "recsmith.recipes.two_tower:TwoTower",
+    "random": "recsmith.recipes.baselines:RandomScores",
+    "feature-popularity": "recsmith.recipes.baselines:FeaturePopularity",
 }
 """The built-in recipes: registry name -> ``"module:Class"``."""
 

@@ -11,6 +11,12 @@ one.
 Request pipeline (:meth:`CampaignRuntime.recommend`): history lookup → candidates and scores (the recipe) →
 filter, exclusions and promotion (item masks) → top-k, padded with popular items that pass the filter →
 reasons ("because you interacted with <item>" where the recipe can tell).
+
+Cold-start items: a campaign whose recipe has ``tags.cold_start_items`` keeps the items put after training (the
+model's vocabulary lacks them) as a :class:`~recsmith.data.training.FeatureTable`, rebuilt with the catalogue
+whenever items are put; each request scores those that pass its filter and exclusions with
+``recipe.score_new_items`` and merges them into the top-k by score (``reason: "new item"``). Other recipes do
+no such work.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from typing import Any
 import numpy as np
 
 from recsmith.data.filters import FILTER_CACHE_BYTES, Filter, FilterCache, ItemCatalog, parse_filter
-from recsmith.errors import Advice, ConfigError, NotFoundError, advise
+from recsmith.data.training import FeatureTable
+from recsmith.data.vocabulary import Vocabulary
+from recsmith.errors import Advice, ConfigError, DataError, NotFoundError, advise
 from recsmith.recipes.bundle import TrainedModel, remove_artifact
 from recsmith.serving import MAX_RESULTS
 from recsmith.serving.ledger import DatabaseLedger, Ledger
@@ -52,6 +60,8 @@ logger = logging.getLogger(__name__)
 FILTER_REFRESH_SECONDS = 2.0
 MAX_SUPPRESS_MINUTES = 24 * 60
 GROUP_ID_SECONDS = 10.0
+NEW_ITEM = "new item"
+"""The reason of an item put since training (scored from its features, or offered unscored)."""
 EXPLAIN_HISTORY = 64
 """Reasons are looked for among a user's 64 highest-weighted interactions (the cost grows with the history)."""
 
@@ -83,6 +93,10 @@ class LoadedCampaign:
     fresh : tuple of str
         Items put after training (the model does not know them): positions ``len(model.items)`` on of
         ``catalog``, so filters select them, and requests offer them when the model's items run out.
+    fresh_features : FeatureTable or None
+        The ``fresh`` items' features (rows in ``fresh`` order, typed by the items schema), for a recipe with
+        ``tags.cold_start_items``, which scores them from these (:meth:`~recsmith.recipes.base.Recipe.
+        score_new_items`); None for other recipes or when there are none.
     visible_items : numpy.ndarray or None
         ``bool`` per model item, False for deleted items (never returned); None when none is deleted.
     hidden_users : frozenset of str
@@ -109,6 +123,7 @@ class LoadedCampaign:
     config: Mapping[str, Any]
     catalog_version: int = 0
     fresh: tuple[str, ...] = ()
+    fresh_features: FeatureTable | None = None
     visible_items: np.ndarray | None = None
     hidden_users: frozenset[str] = frozenset()
     item_hashes: dict[str, int] | None = None
@@ -246,7 +261,24 @@ def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event
     users = frozenset(hashed for hashed, mark in store.deletions(group_id, "user").marks.items()
                       if last_event is None or mark >= last_event)
     return {"catalog": catalog, "metadata": metadata, "catalog_version": version, "fresh": fresh,
+            "fresh_features": _fresh_features(store, model, group_id, fresh, metadata),
             "visible_items": visible, "hidden_users": users, "item_hashes": item_hashes}
+
+
+def _fresh_features(store: Store, model: TrainedModel, group_id: int, fresh: Sequence[str],
+                    metadata: Mapping[str, Mapping[str, Any]]) -> FeatureTable | None:
+    """The features of the items put since training, typed by the group's items schema, when the model's recipe
+    scores new items from them (``tags.cold_start_items``); None otherwise (no work for other recipes)."""
+    if not fresh or not model.recipe.tags.cold_start_items:
+        return None
+    dataset = store.get_dataset(group_id, "items")
+    try:
+        return FeatureTable.from_records({item: metadata[item] for item in fresh}, Vocabulary(list(fresh)),
+                                         dataset.schema if dataset is not None else None)
+    except DataError:
+        logger.warning("the items put since training cannot be typed by the items schema; they are offered "
+                       "unscored", exc_info=True)
+        return None
 
 
 class CampaignRuntime:
@@ -688,15 +720,19 @@ class CampaignRuntime:
             banned = np.flatnonzero(refused)
         scored = score_history(model, history, k, exclude_seen=exclude_seen, exclude=banned)
         explained = self._explain(campaign, history, scored)
+        seen = history.seen if exclude_seen else frozenset()
+        if scored and fresh and campaign.fresh_features is not None:  # the recipe scores new items: merge them
+            explained = _merge_new_items(campaign, history, k, explained, fresh, seen)
         if len(explained) < k:  # padded with popular items (nothing in the history supports the dropped ones)
-            skip = {model.items.index(item.item_id) for item in explained}
+            skip = {model.items.index(item.item_id) for item in explained if item.reason != NEW_ITEM}
             if exclude_seen:
                 skip.update(history.items.tolist())
             explained.extend(popular_items(model, k - len(explained), skip, allowed))
-        seen = history.seen if exclude_seen else frozenset()
-        reserve = math.ceil(k * _new_items_share(campaign)) if fresh else 0
+        taken = {item.item_id for item in explained}
+        pending = [item for item in fresh if item not in seen and item not in taken]
+        reserve = math.ceil(k * _new_items_share(campaign)) if pending else 0
         if reserve:  # exploration: the last places go to items put since training
-            offered = [item for item in fresh if item not in seen][:reserve]
+            offered = pending[:reserve]
             del explained[k - len(offered):]
         if len(explained) < k and fresh:
             _add_fresh(explained, k, fresh, set(seen))
@@ -849,6 +885,26 @@ def _new_items_share(campaign: LoadedCampaign) -> float:
     return float(value)
 
 
+def _merge_new_items(campaign: LoadedCampaign, history: History, k: int, items: list[RecommendedItem],
+                     fresh: Sequence[str], seen: frozenset[str]) -> list[RecommendedItem]:
+    """The recipe's top ``k`` with the items put since training merged in by score: ``fresh`` (those the
+    request's filter and exclusions let through) less ``seen``, scored with ``recipe.score_new_items`` from
+    their features (ties: the known item first), reason ``"new item"``."""
+    assert campaign.fresh_features is not None
+    position = {item: index for index, item in enumerate(campaign.fresh)}
+    offered = [item for item in fresh if item not in seen and item in position]
+    if not offered:
+        return items
+    model = campaign.model
+    table = campaign.fresh_features.take(np.array([position[item] for item in offered], dtype=np.int64))
+    users = None if history.row is None else np.array([history.row], dtype=np.int64)
+    scores = np.asarray(model.recipe.score_new_items(history.as_row(len(model.items)), users, table),
+                        dtype=np.float32)[0]
+    new = [RecommendedItem(item, float(score), NEW_ITEM)
+           for item, score in zip(offered, scores.tolist(), strict=True) if math.isfinite(score)]
+    return sorted(items + new, key=lambda item: -item.score)[:k]
+
+
 def _split(campaign: LoadedCampaign, mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """A catalogue mask as (the model's items' part, the items put since training that pass)."""
     n = len(campaign.model.items)
@@ -864,7 +920,7 @@ def _add_fresh(out: list[RecommendedItem], k: int, fresh: Sequence[str], skip: s
         if len(out) >= k:
             break
         if item not in taken:
-            out.append(RecommendedItem(item, 0.0, "new item"))
+            out.append(RecommendedItem(item, 0.0, NEW_ITEM))
 
 
 def _columns(campaign: LoadedCampaign, item_id: str, columns: list[str]) -> dict[str, Any]:

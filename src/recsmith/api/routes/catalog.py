@@ -36,7 +36,8 @@ def put_users(group: GroupPath, body: UsersIn, store: StoreDep, runtime: Runtime
 def put_items(group: GroupPath, body: ItemsIn, store: StoreDep, runtime: RuntimeDep, _: Writer) -> JSON:
     """Create or replace up to 100 items, checked against the group's items schema. New items are recommendable
     at once through filters and when the model's items run out (``reason: new item``), and by the models after
-    the next training."""
+    the next training. A campaign whose recipe scores new items from their features (``tags.cold_start_items``:
+    feature-popularity, two-tower, fm with item features) ranks them at once among the model's own items."""
     return _put(store, runtime, group, "items", body.items)
 
 
