@@ -11,7 +11,7 @@ regression of the label on the score, fitted on the *training* pairs' scores and
 (:class:`PlattScaling`). AUC depends only on the order of the scores, so calibration does not change it.
 
 The metrics are written in numpy over optional pair weights, broadcast over rows of weights, so that
-:func:`recsmith.evaluation.stats.bootstrap_grouped_ci` computes a thousand user-resampled values of each at once.
+:func:`recsmith.evaluation.stats.bootstrap_grouped_cis` computes a thousand user-resampled values of each at once.
 They agree with scikit-learn's ``roc_auc_score``, ``log_loss``, ``accuracy_score``, ``precision_score``,
 ``recall_score``, ``f1_score`` (``zero_division=0``) and ``calibration_curve`` to float rounding.
 """
@@ -30,7 +30,7 @@ from recsmith.data.labels import LabelRule
 from recsmith.data.training import TrainingData
 from recsmith.errors import ConfigError, DataError
 from recsmith.evaluation.split import Split
-from recsmith.evaluation.stats import bootstrap_grouped_ci
+from recsmith.evaluation.stats import bootstrap_grouped_cis
 from recsmith.recipes.base import Recipe
 
 logger = logging.getLogger(__name__)
@@ -332,13 +332,10 @@ def classification_summary(labels: Any, probabilities: Any, scores: Any, groups:
         "auc": lambda w: roc_auc(y, s, w), "log_loss": lambda w: log_loss(y, p, w),
         **{name: (lambda w, name=name: threshold_metrics(y, p, threshold, w)[name])
            for name in ("accuracy", "precision", "recall", "f1")}}
-    out: dict[str, dict[str, float]] = {}
-    for name, statistic in statistics.items():
-        point = float(statistic(np.ones((1, len(y))))[0])
-        low, high = bootstrap_grouped_ci(statistic, groups, confidence=confidence, n_resamples=n_resamples,
-                                         seed=seed)
-        out[name] = {"mean": point, "ci_low": low, "ci_high": high}
-    return out
+    intervals = bootstrap_grouped_cis(statistics, groups, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    ones = np.ones((1, len(y)))
+    return {name: {"mean": float(statistic(ones)[0]), "ci_low": intervals[name][0], "ci_high": intervals[name][1]}
+            for name, statistic in statistics.items()}
 
 
 @dataclass(frozen=True)

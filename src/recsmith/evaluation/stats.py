@@ -9,7 +9,7 @@ Everything random takes a ``seed``; the same inputs and seed give the same inter
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -203,22 +203,46 @@ def bootstrap_grouped_ci(statistic: Callable[[np.ndarray], np.ndarray], groups: 
     ConfigError
         If ``confidence`` is not in (0, 1) or ``n_resamples`` is not a positive integer.
     """
+    return bootstrap_grouped_cis({"statistic": statistic}, groups, confidence=confidence, n_resamples=n_resamples,
+                                 seed=seed)["statistic"]
+
+
+def bootstrap_grouped_cis(statistics: Mapping[str, Callable[[np.ndarray], np.ndarray]], groups: np.ndarray, *,
+                          confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0
+                          ) -> dict[str, tuple[float, float]]:
+    """:func:`bootstrap_grouped_ci` of several statistics of the same pairs, on the same resamples (drawn once).
+
+    Returns
+    -------
+    dict of str to (float, float)
+        Each statistic's interval, by the names of ``statistics``.
+
+    Raises
+    ------
+    DataError, ConfigError
+        As :func:`bootstrap_grouped_ci`; an undefined statistic is named.
+    """
     _check_bootstrap_options(confidence, n_resamples)
     groups = np.asarray(groups).ravel()
     if len(groups) == 0:
         raise DataError("there are no pairs to resample")
     _, codes = np.unique(groups, return_inverse=True)
     n_groups = int(codes.max()) + 1
-    values = [np.asarray(statistic(counts[:, codes].astype(np.float64)), dtype=np.float64).ravel()
-              for counts in bootstrap_group_counts(n_groups, n_resamples=n_resamples, seed=seed,
-                                                   row_cells=len(groups))]
-    resampled = np.concatenate(values)
-    resampled = resampled[np.isfinite(resampled)]
-    if len(resampled) == 0:
-        raise DataError("the statistic is undefined (NaN) on every bootstrap resample")
+    values: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
+    for counts in bootstrap_group_counts(n_groups, n_resamples=n_resamples, seed=seed, row_cells=len(groups)):
+        weights = counts[:, codes].astype(np.float64)
+        for name, statistic in statistics.items():
+            values[name].append(np.asarray(statistic(weights), dtype=np.float64).ravel())
     tail = (1.0 - float(confidence)) / 2.0
-    low, high = np.quantile(resampled, [tail, 1.0 - tail])
-    return float(low), float(high)
+    out = {}
+    for name, parts in values.items():
+        resampled = np.concatenate(parts)
+        resampled = resampled[np.isfinite(resampled)]
+        if len(resampled) == 0:
+            raise DataError(f"{name} is undefined (NaN) on every bootstrap resample")
+        low, high = np.quantile(resampled, [tail, 1.0 - tail])
+        out[name] = (float(low), float(high))
+    return out
 
 
 def paired_test(a: np.ndarray, b: np.ndarray, *, method: str = "t") -> dict[str, Any]:
