@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsmith.data.labels import parse_label_rule
-from recsmith.data.training import FeatureTable, TrainingData
+from recsmith.data.training import TrainingData
 from recsmith.errors import ConfigError, DataError
 from recsmith.evaluation.classification import (
     PlattScaling,

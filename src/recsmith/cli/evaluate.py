@@ -49,13 +49,14 @@ def run_binary_evaluation(store: Any, group: str, experiment: Experiment, *,
                           show_progress: bool = True) -> ClassificationRun:
     """Fit each of the experiment's recipes on one split of the group's data (with the feature tables the recipes
     use) and measure its pair scores as a classifier of the held-out ratings."""
-    from recsmith.jobs.evaluation import run_classification, training_data_for
+    from recsmith.jobs.evaluation import run_classification
+    from recsmith.jobs.training import training_data_for
 
     labels = [entry.label for entry in experiment.recipes]
     stages = {"read": "reading interactions"} | {f"fit:{label}": label for label in labels}
     with stage_progress("evaluate", stages, enabled=show_progress) as progress:
         progress("read")
-        data = training_data_for(store, group, experiment.build())
+        data = training_data_for(store, group, experiment.build().values())
         run = run_classification(data, experiment, progress=lambda label, stage: progress(f"fit:{label}"))
         progress("done")
     return run

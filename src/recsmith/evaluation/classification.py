@@ -32,6 +32,7 @@ from recsmith.errors import ConfigError, DataError
 from recsmith.evaluation.split import Split
 from recsmith.evaluation.stats import bootstrap_grouped_cis
 from recsmith.recipes.base import Recipe
+from recsmith.recipes.options import FitOptions
 
 logger = logging.getLogger(__name__)
 
@@ -408,8 +409,8 @@ def _finite_scores(scores: Any, label: str, what: str) -> np.ndarray:
 
 def evaluate_classifiers(recipes: Mapping[str, Recipe], data: TrainingData, split: Split, rule: LabelRule, *,
                          threshold: float = 0.5, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0,
-                         n_bins: int = 10, progress: Callable[[str, str], None] | None = None
-                         ) -> list[dict[str, Any]]:
+                         n_bins: int = 10, progress: Callable[[str, str], None] | None = None,
+                         fit_options: FitOptions | None = None) -> list[dict[str, Any]]:
     """Fit each recipe on the split's train part and measure how its scores classify the held-out pairs.
 
     Parameters
@@ -432,6 +433,8 @@ def evaluate_classifiers(recipes: Mapping[str, Recipe], data: TrainingData, spli
         Bins of the reliability diagram.
     progress : callable, optional
         Called with (recipe label, stage) for stage "fit" and "score".
+    fit_options : FitOptions, optional
+        How the recipes are fitted (device, threads); default ``FitOptions()``.
 
     Returns
     -------
@@ -469,7 +472,7 @@ def evaluate_classifiers(recipes: Mapping[str, Recipe], data: TrainingData, spli
         if progress:
             progress(label, "fit")
         started = time.perf_counter()
-        recipe.fit(fit_data)
+        recipe.fit(fit_data, fit_options)
         fit_seconds = time.perf_counter() - started
         if progress:
             progress(label, "score")

@@ -568,7 +568,6 @@ def _plot_calibration(ordered: list[Mapping[str, Any]], colours: list[Any], inde
         labels.append(_plot_text(result["recipe"]) + (" (platt)" if isinstance(how, str) and "platt" in how else ""))
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1)
-    axis.set_aspect("equal")
     axis.set_xlabel("mean predicted probability (bin)")
     axis.set_ylabel("fraction of positive pairs")
     axis.grid(True, alpha=0.3)

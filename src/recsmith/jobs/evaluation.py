@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,6 @@ from recsmith.evaluation.experiment import Experiment
 from recsmith.evaluation.metrics import parse_metric
 from recsmith.evaluation.split import Split, make_split
 from recsmith.evaluation.stats import paired_test, summarise
-from recsmith.recipes.base import Recipe
 
 ARRAY_KEYS = ("per_user", "rec_ids", "evaluated")
 
@@ -168,16 +167,6 @@ def write_experiment_report(run: ExperimentRun, path: Path, *, title: str, conte
 
 
 # ------------------------------------------------------------------------------------ binary classification
-def training_data_for(store: Any, group: str, recipes: Mapping[str, Recipe] | Any) -> TrainingData:
-    """The group's :class:`TrainingData`, with the item / user feature tables only when some recipe's tags say it
-    uses them (``uses_item_features`` / ``uses_user_features``), as the training job reads them."""
-    from recsmith.jobs.training import load_training_data
-
-    chosen = list(recipes.values()) if isinstance(recipes, Mapping) else list(recipes)
-    return load_training_data(store, group, item_features=any(r.tags.uses_item_features for r in chosen),
-                              user_features=any(r.tags.uses_user_features for r in chosen), context=False)
-
-
 @dataclass
 class ClassificationRun:
     """What a binary-task experiment produced (``recsmith evaluate --task binary``).
@@ -223,7 +212,7 @@ def run_classification(data: TrainingData, experiment: Experiment, *,
     ----------
     data : TrainingData
         The group's data, with the feature tables its feature-aware recipes need
-        (:func:`training_data_for`).
+        (:func:`recsmith.jobs.training.training_data_for`).
     experiment : Experiment
         ``task = "binary"``: recipes, protocol, label rule, threshold, confidence.
     progress : callable, optional
