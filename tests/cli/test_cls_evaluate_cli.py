@@ -78,6 +78,13 @@ def test_label_options_need_the_binary_task_and_ratings(cli, tmp_path: Path) -> 
     run = json.loads(json_run.stdout)
     assert run["split"]["unlabelled_test_pairs"] > 0  # pairs without a rating are held out, then left out
     assert run["results"][0]["pairs"] == run["split"]["test_pairs"] - run["split"]["unlabelled_test_pairs"]
+    experiment = tmp_path / "binary.toml"
+    experiment.write_text('task = "binary"\nlabel = "EVENT_VALUE >= 3"\nthreshold = 0.4\nprotocol = "random"\n'
+                          '[split]\ntest_fraction = 0.3\n[[recipes]]\nrecipe = "popularity"\n')
+    from_file = cli("evaluate", "-g", "small", "--experiment", experiment, "--json")
+    assert from_file.exit_code == 0, from_file.output
+    run = json.loads(from_file.stdout)
+    assert (run["label"], run["threshold"], run["split"]["protocol"]) == ("EVENT_VALUE >= 3", 0.4, "random")
 
 
 def rated_group(cli, tmp_path: Path) -> None:

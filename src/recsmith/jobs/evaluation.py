@@ -214,7 +214,8 @@ def run_classification(data: TrainingData, experiment: Experiment, *,
         The group's data, with the feature tables its feature-aware recipes need
         (:func:`recsmith.jobs.training.training_data_for`).
     experiment : Experiment
-        ``task = "binary"``: recipes, protocol, label rule, threshold, confidence.
+        ``task = "binary"``: recipes, protocol, label rule, threshold, confidence. A recipe with a ``label``
+        param (``fm``) is trained on the experiment's rule unless its params give another.
     progress : callable, optional
         Called with (recipe label, stage).
     seed : int
@@ -230,6 +231,10 @@ def run_classification(data: TrainingData, experiment: Experiment, *,
         raise ConfigError(f"run_classification runs the binary task; this experiment's task is {experiment.task!r}")
     rule = experiment.label_rule()
     recipes = experiment.build()
+    for entry in experiment.recipes:  # a recipe trained on a label rule (fm's binary objective) learns this one
+        recipe = recipes[entry.label]
+        if "label" in type(recipe).Params.model_fields and "label" not in entry.params:
+            recipe.set_params(label=str(rule))
     split = make_split(data.interactions, experiment.protocol, **experiment.split)
     rows = evaluate_classifiers(recipes, data, split, rule, threshold=experiment.decision_threshold(),
                                 confidence=experiment.confidence, n_resamples=experiment.bootstrap, seed=seed,
