@@ -31,6 +31,9 @@ BUILTIN: dict[str, str] = {
     "svd": "recsmith.recipes.svd:SVD",
     "svdpp": "recsmith.recipes.svdpp:SVDpp",
     "hybrid": "recsmith.recipes.hybrid:Hybrid",
+    "fm": "recsmith.recipes.fm:FM",
+    "neumf": "recsmith.recipes.neumf:NeuMF",
+    "two-tower": "recsmith.recipes.two_tower:TwoTower",
 }
 """The built-in recipes: registry name -> ``"module:Class"``."""
 
