@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/classification.py [--device cpu|cuda|auto] [--resamples 1000] [--fm-epochs N]
+    python benchmarks/classification.py [--device cpu|cuda|auto] [--resamples 1000] [--fm-param NAME=VALUE ...]
 
 The SageMaker Factorization Machines design's protocol: label a rating positive when ``EVENT_VALUE >= 4``, hold
 out 10 ratings of every user and score each held-out (user, item) pair. ml-100k's official ``ua.base`` /
@@ -89,9 +89,29 @@ def split_of(data: TrainingData, folder: Path) -> tuple[Split, str]:
     return split, "official ua.base/ua.test"
 
 
-def contenders(fm_epochs: int | None) -> dict[str, Recipe]:
+def fm_params(pairs: list[str]) -> dict[str, Any]:
+    """``--fm-param reg=0.05`` options as fm params (numbers and booleans parsed)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        if not text:
+            raise SystemExit(f"--fm-param {pair}: write NAME=VALUE, e.g. reg=0.05")
+        value: Any = text
+        if text in ("true", "false", "True", "False"):
+            value = text.lower() == "true"
+        else:
+            for kind in (int, float):
+                try:
+                    value = kind(text)
+                    break
+                except ValueError:
+                    continue
+        out[name] = value
+    return out
+
+
+def contenders(extra: dict[str, Any]) -> dict[str, Recipe]:
     """The recsmith recipes that can be created here (a message for each that cannot)."""
-    extra = {} if fm_epochs is None else {"epochs": fm_epochs}
     wanted = {
         "fm (ids)": ("fm", {"factors": 64, "objective": "binary", "label": LABEL, "use_item_features": False,
                             "use_user_features": False, **extra}),
@@ -139,7 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="where fm trains: cpu, cuda or auto (default cpu)")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    parser.add_argument("--fm-epochs", type=int, default=None, help="fm's epochs (default: the recipe's)")
+    parser.add_argument("--fm-param", action="append", default=[],
+                        help="a param of both fm rows, NAME=VALUE (repeatable), e.g. --fm-param reg=0.05")
     args = parser.parse_args()
     folder = datasets_dir() / "ml-100k"
     if not (folder / "u.data").is_file():
@@ -149,7 +170,7 @@ def main() -> None:
     print(f"ml-100k: {data.interactions.nnz:,} ratings, {data.n_users} users, {data.n_items} items; label {LABEL}")
     print(f"split: {which}: {split.train.nnz:,} training pairs, {split.test.nnz:,} held out")
     rows = []
-    recipes = contenders(args.fm_epochs)
+    recipes = contenders(fm_params(args.fm_param))
     if recipes:
         rows += evaluate_classifiers(recipes, data, split, parse_label_rule(LABEL), n_resamples=args.resamples,
                                      seed=0, fit_options=FitOptions(device=args.device),
