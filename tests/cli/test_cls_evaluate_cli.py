@@ -100,3 +100,16 @@ def rated_group(cli, tmp_path: Path) -> None:
     result = cli("import", "interactions", path, "-g", "small", "--map",
                  "user=USER_ID,item=ITEM_ID,rating=EVENT_VALUE,timestamp=TIMESTAMP")
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.torch
+def test_a_probability_recipe_is_not_calibrated(cli, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    rated_group(cli, tmp_path)
+    result = cli("evaluate", "-g", "small", "--task", "binary", "--recipes", "fm,popularity", "--label",
+                 "EVENT_VALUE >= 3", "--param", "fm.objective=binary", "--param", "fm.epochs=2", "--param",
+                 "fm.factors=8", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["recipe"]: row for row in json.loads(result.stdout)["results"]}
+    assert rows["fm"]["calibrated"] == "none (its scores are probabilities)" and rows["fm"]["platt"] is None
+    assert rows["popularity"]["calibrated"] == "platt on training pairs"
