@@ -28,7 +28,7 @@ def test_load_ml_100k_from_local_path(cli, datasets_dir: Path) -> None:
         pytest.skip("ml-100k not available")
     result = cli("datasets", "load", "ml-100k", "--dataset-group", "m100", "--path", folder, "--json")
     assert result.exit_code == 0, result.output
-    assert [r["rows_loaded"] for r in json.loads(result.stdout)] == [100_000, 1_682]
+    assert [r["rows_loaded"] for r in json.loads(result.stdout)] == [100_000, 1_682, 943]  # ratings, items, users
     stats = json.loads(cli("describe", "-g", "m100", "--json").stdout)
     assert (stats["num_users"], stats["num_items"], stats["num_interactions"]) == (943, 1682, 100_000)
 

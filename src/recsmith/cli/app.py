@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -74,6 +75,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 GroupOption = Annotated[str, typer.Option("--dataset-group", "-g", help="Dataset group name.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+DeviceOption = Annotated[str, typer.Option(
+    "--device", help="Where iterative recipes train: cpu, cuda (a GPU; an error where none is usable) or auto "
+                     "(the GPU when the recipe can use one and one is there).")]
 LegacyNameOption = Annotated[str | None, typer.Option("--name", hidden=True,
                                                       help="Deprecated: give the name as the first argument.")]
 """The ``--name NAME`` that ``campaign create`` and ``filter create`` took before the name became their first
@@ -154,30 +158,106 @@ def confirm_or_exit(question: str) -> None:
         raise typer.Exit(1)
 
 
+class StageProgress:
+    """What :func:`stage_progress` yields: called with a stage name, it moves the stage bar; ``fit_options``
+    gives the :class:`~recsmith.recipes.options.FitOptions` callbacks that draw a second bar over an iterative
+    recipe's epochs, with the last entry of the recipe's ``history_`` when it keeps one (loss, val_loss)."""
+
+    def __init__(self, progress: Progress | None = None, task: Any = None,
+                 stages: dict[str, str] | None = None) -> None:
+        self._progress, self._task, self._stages = progress, task, stages or {}
+        self._order = list(self._stages)
+        self._epochs: Any = None
+        self.stage: str | None = None
+
+    def __call__(self, stage: str) -> None:
+        self.stage = stage
+        if self._progress is None:
+            return
+        if stage in self._stages:
+            self._progress.update(self._task, completed=self._order.index(stage), stage=self._stages[stage])
+        if stage == "done":
+            self._progress.update(self._task, completed=len(self._order), stage="done")
+        if stage == "failed":
+            self._progress.update(self._task, stage="[red]failed[/]")
+
+    def fit_options(self, device: str = "cpu", *, epochs: bool = True) -> Any:
+        """``FitOptions(device=device)``, with the epoch bar's ``progress`` and ``epoch_callback`` when ``epochs``
+        (pass the recipe's ``tags.iterative``: the others have no epochs to show)."""
+        from recsmith.recipes.options import FitOptions
+
+        if not epochs or self._progress is None:
+            return FitOptions(device=device)  # type: ignore[arg-type]
+        return FitOptions(device=device, progress=self._epoch_progress,  # type: ignore[arg-type]
+                          epoch_callback=self._epoch_done)
+
+    def _epoch_progress(self, done: int, total: int) -> None:
+        assert self._progress is not None
+        label = f"  epochs ({self._stages.get(self.stage or '', self.stage or 'fit')})"
+        if self._epochs is None:
+            self._epochs = self._progress.add_task(label, total=total, stage="")
+        if done == 0:  # a new fit (the offline metrics' first, then the final one)
+            self._progress.reset(self._epochs, total=total, description=label, stage=f"0/{total}")
+        self._progress.update(self._epochs, completed=done, total=total)
+
+    def _epoch_done(self, epoch: int, recipe: Any) -> None:
+        assert self._progress is not None and self._epochs is not None
+        total = self._progress.tasks[self._epochs].total
+        self._progress.update(self._epochs, stage=escape(epoch_text(epoch, total, recipe)))
+
+
+def check_device(recipe: str, device: str) -> bool:
+    """Check, before any work, that ``recipe`` can train on ``device`` here (``--device``); returns whether the
+    recipe is iterative (whether :meth:`StageProgress.fit_options` should draw its epochs).
+
+    Raises
+    ------
+    ConfigError
+        For an unknown recipe or device, or a device the recipe cannot use here, worded in the CLI's flags.
+    """
+    from recsmith.recipes import recipe_class
+    from recsmith.recipes.options import FitOptions
+
+    klass = recipe_class(recipe)
+    try:
+        FitOptions(device=device).resolve_device(klass)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise ConfigError(re.sub(r"(?:FitOptions\()?device='(\w+)'\)?", r"--device \1", str(exc))) from None
+    return klass.tags.iterative
+
+
+def epoch_text(epoch: int, total: float | None, recipe: Any) -> str:
+    """``epoch 3/20  loss 0.4123  val_loss 0.4410  lr 0.001  1.2 s``: an epoch, with the recipe's last
+    ``history_`` entry when it keeps one (torch recipes do; svd and als have only the epoch count)."""
+    text = f"epoch {epoch}/{int(total) if total else '?'}"
+    history = getattr(recipe, "history_", None)
+    if history:
+        last = history[-1]
+        for key in ("loss", "val_loss", "lr"):
+            value = last.get(key)
+            if isinstance(value, int | float):
+                text += f"  {key} {value:.4g}"
+        seconds = last.get("seconds")
+        if isinstance(seconds, int | float):
+            text += f"  {seconds:.1f} s"
+    return text
+
+
 @contextmanager
-def stage_progress(title: str, stages: dict[str, str], *, enabled: bool = True) -> Iterator[Callable[[str], None]]:
+def stage_progress(title: str, stages: dict[str, str], *, enabled: bool = True) -> Iterator[StageProgress]:
     """A rich progress bar advanced by a stage callback; ``stages`` maps stage names to labels.
 
     The bar ends at "done" when the block ends, or "failed" (in red) when it raises, whatever stage was last.
+    The callback is a :class:`StageProgress`, whose ``fit_options`` adds a bar over a recipe's epochs.
     """
     if not enabled:
-        yield lambda stage: None
+        yield StageProgress()
         return
-    order = list(stages)
     with Progress(
         SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[stage]}"),
         TimeElapsedColumn(), console=err, transient=False,
     ) as progress:
-        task = progress.add_task(title, total=len(order), stage="")
-
-        def advance(stage: str) -> None:
-            if stage in stages:
-                progress.update(task, completed=order.index(stage), stage=stages[stage])
-            if stage == "done":
-                progress.update(task, completed=len(order), stage="done")
-            if stage == "failed":
-                progress.update(task, stage="[red]failed[/]")
-
+        advance = StageProgress(progress, progress.add_task(title, total=len(stages), stage=""), stages)
         try:
             yield advance
         except BaseException:  # the job says "done" when it ends, failed or not: the bar shows which

@@ -39,7 +39,7 @@ def datasets_load(
     download: Annotated[bool, typer.Option("--download", help="Download from GroupLens if needed.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Import a built-in dataset (interactions and items) into a dataset group."""
+    """Import a built-in dataset (interactions, items and, for ml-100k and ml-1m, users) into a dataset group."""
     from recsmith.datasets import load_dataset
 
     store = open_store()

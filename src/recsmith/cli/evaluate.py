@@ -11,8 +11,10 @@ from rich import box
 from rich.table import Table
 
 from recsmith.cli.app import (
+    DeviceOption,
     GroupOption,
     JsonOption,
+    check_device,
     handle_errors,
     open_store,
     out,
@@ -29,18 +31,22 @@ if TYPE_CHECKING:
 
 
 def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progress: bool = True,
-                   depth: int | None = None) -> ExperimentRun:
-    """Fit and measure each of the experiment's recipes on one split of the group's data."""
+                   depth: int | None = None, device: str = "cpu") -> ExperimentRun:
+    """Fit and measure each of the experiment's recipes on one split of the group's data (on ``device``:
+    checked for every recipe before any data is read)."""
     from recsmith.jobs.evaluation import run_experiment
     from recsmith.jobs.training import load_training_data
+    from recsmith.recipes.options import FitOptions
 
+    for entry in experiment.recipes:
+        check_device(entry.recipe, device)
     labels = [entry.label for entry in experiment.recipes]
     stages = {"read": "reading interactions"} | {f"fit:{label}": label for label in labels}
     with stage_progress("evaluate", stages, enabled=show_progress) as progress:
         progress("read")
         interactions = load_training_data(store, group, item_features=False, user_features=False).interactions
         run = run_experiment(interactions, experiment, progress=lambda label, stage: progress(f"fit:{label}"),
-                             depth=depth)
+                             depth=depth, fit_options=FitOptions(device=device))  # type: ignore[arg-type]
         progress("done")
     return run
 
@@ -135,6 +141,7 @@ def evaluate(
         help="Also write a self-contained HTML report (leaderboard and plots) to this file.")] = None,
     folds: Annotated[int | None, typer.Option(
         help="Cross-validate rating recipes (svd, svdpp) on N folds, as Surprise's KFold: RMSE and MAE.")] = None,
+    device: DeviceOption = "cpu",
     as_json: JsonOption = False,
 ) -> None:
     """Compare recipes on one split: metrics with bootstrap confidence intervals, paired tests, fit time.
@@ -148,6 +155,9 @@ def evaluate(
     Platt scaling fitted on the training pairs; --report adds a reliability diagram.
     """
     if folds is not None:
+        if device not in ("cpu", "auto"):
+            raise ConfigError(f"--folds cross-validates rating recipes (svd, svdpp), which train on the CPU only: "
+                              f"drop --device {device}")
         cross_validate_command(group, recipes, param, experiment_file, folds, seed, as_json,
                                protocol_options=[protocol, test_fraction, n, at, fraction, test_users,
                                                  input_fraction, k, metrics, confidence, sampled_negatives, sampling,
@@ -169,7 +179,7 @@ def evaluate(
     from recsmith.jobs.evaluation import REPORT_DEPTH, write_experiment_report
 
     run = run_evaluation(open_store(), group, experiment, show_progress=not as_json,
-                         depth=REPORT_DEPTH if report is not None else None)
+                         depth=REPORT_DEPTH if report is not None else None, device=device)
     if report is not None:
         write_experiment_report(run, report, title=f"recsmith evaluation: {group}",
                                 context={"dataset group": group, "recipes": len(run.rows)})

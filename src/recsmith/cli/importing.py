@@ -21,6 +21,7 @@ from recsmith.cli.app import (
     print_json,
     stage_progress,
 )
+from recsmith.errors import ConfigError
 from recsmith.settings import Settings
 
 import_app = typer.Typer(help="Import interactions, users or items into a dataset group.", no_args_is_help=True)
@@ -29,7 +30,8 @@ import_app = typer.Typer(help="Import interactions, users or items into a datase
 def _run_import(
     dataset_type: str, path: str | None, group: str, schema: Path | None, mode: str, column_map: str | None,
     sep: str | None, fmt: str | None, no_header: bool, names: str | None, sql: str | None, db_url: str | None,
-    on_error: str, reject_file: Path | None, as_json: bool, infer_schema: bool = False,
+    on_error: str, reject_file: Path | None, as_json: bool, infer_schema: bool = False, encoding: str = "utf-8",
+    flags: list[str] | None = None,
 ) -> None:
     from recsmith.jobs.importing import import_dataset
 
@@ -44,6 +46,7 @@ def _run_import(
             column_map=parse_pairs(column_map, "--map") or None, sep=sep, fmt=fmt, header=not no_header,
             names=[n.strip() for n in names.split(",")] if names else None, mode=mode,  # type: ignore[arg-type]
             on_error=on_error, reject_path=reject_file, progress=progress, infer_schema=infer_schema,  # type: ignore[arg-type]
+            encoding=encoding, flags=parse_flags(flags),
         )
     if as_json:
         print_json(report.to_dict())
@@ -59,6 +62,22 @@ def _run_import(
         if value is not None:
             table.add_row(key.replace("_", " "), str(value))
     out.print(table)
+
+
+def parse_flags(values: list[str] | None) -> dict[str, list[str]] | None:
+    """``--flags GENRES=Action,Comedy`` / ``--flags GENRES=unknown..Western`` options as ``{field: [columns]}``."""
+    if not values:
+        return None
+    flags: dict[str, list[str]] = {}
+    for value in values:
+        name, sep, columns = value.partition("=")
+        if not sep or not name.strip() or not columns.strip():
+            raise ConfigError(f"--flags {value!r}: give FIELD=COLUMN,COLUMN,... or FIELD=FIRST..LAST, e.g. "
+                              "--flags GENRES=unknown..Western")
+        if name.strip() in flags:
+            raise ConfigError(f"--flags names field {name.strip()} twice")
+        flags[name.strip()] = [c.strip() for c in columns.split(",") if c.strip()]
+    return flags
 
 
 def _schema_text(schema: dict[str, Any]) -> str:
@@ -92,10 +111,16 @@ def _import_command(dataset_type: str) -> Callable[..., None]:
         db_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the database --sql runs on.")] = None,
         on_error: Annotated[str, typer.Option(help="fail (load nothing) or skip (load good rows).")] = "fail",
         reject_file: Annotated[Path | None, typer.Option(help="Where skipped rows are written.")] = None,
+        encoding: Annotated[str, typer.Option(
+            help="Text encoding of the file, e.g. latin-1 (MovieLens' u.item, movies.dat).")] = "utf-8",
+        flags: Annotated[list[str] | None, typer.Option(
+            "--flags", help="Users and items: fold 0/1 flag columns into one multi-valued categorical field: "
+                            "GENRES=Action,Comedy or GENRES=unknown..Western (a range of columns); repeatable.")]
+        = None,
         as_json: JsonOption = False,
     ) -> None:
         _run_import(dataset_type, path, group, schema, mode, column_map, sep, fmt, no_header, names, sql, db_url,
-                    on_error, reject_file, as_json, infer_schema)
+                    on_error, reject_file, as_json, infer_schema, encoding, flags)
 
     command.__doc__ = f"Import {dataset_type} from a file, URL or SQL query (all-or-nothing)."
     return command

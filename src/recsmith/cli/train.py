@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 
 from recsmith.cli.app import (
+    DeviceOption,
     GroupOption,
     JsonOption,
+    check_device,
     handle_errors,
     open_store,
     out,
@@ -30,9 +32,11 @@ def train(
     event_weights: Annotated[str | None, typer.Option(help="Event-type weights: purchase=5,view=1.")] = None,
     half_life_days: Annotated[float | None, typer.Option(help="Time decay half-life in days.")] = None,
     no_metrics: Annotated[bool, typer.Option("--no-metrics", help="Skip the offline metrics.")] = False,
+    device: DeviceOption = "cpu",
     as_json: JsonOption = False,
 ) -> None:
-    """Train a solution version; prints its id, timings and offline metrics."""
+    """Train a solution version; prints its id, timings and offline metrics (iterative recipes: a bar over the
+    epochs, with the training and validation loss of the recipes that keep them)."""
     from recsmith.jobs.training import train_solution_version
 
     settings = Settings()
@@ -40,11 +44,13 @@ def train(
     config = solution_config(event_weights, half_life_days)
     stages = {"read": "reading interactions", "metrics": "offline metrics", "fit": "fitting", "save": "saving"}
     params = parse_params(param)
+    iterative = check_device(recipe, device)
     try:
         with stage_progress(f"train {recipe}", stages) as progress:
             version = train_solution_version(
                 store, settings, group, recipe, params, config=config, solution_name=solution,
                 with_metrics=not no_metrics, progress=progress,
+                fit_options=progress.fit_options(device, epochs=iterative),
             )
     except SplitTooSmallError as exc:
         raise ConfigError(f"{group!r} is too small for the offline metrics, which hold out 20 % of each user's "

@@ -43,6 +43,8 @@ def tune(
         help="Database URL keeping the studies (default: the store's, RECSMITH_DATABASE_URL).")] = None,
     train: Annotated[bool, typer.Option("--train", help="Then train a solution version with the best params.")]
     = False,
+    device: Annotated[str, typer.Option(
+        "--device", help="Where trials (and --train) fit: cpu, cuda or auto, as for `recsmith train`.")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Tune a recipe's hyperparameters with Optuna (TPE, median pruning) and save the best as a solution.
@@ -53,10 +55,11 @@ def tune(
     """
     import optuna
 
-    from recsmith.cli.app import err, open_store, parse_params, solution_config, stage_progress
+    from recsmith.cli.app import check_device, err, open_store, parse_params, solution_config, stage_progress
     from recsmith.evaluation.metrics import canonical_metric
     from recsmith.evaluation.split import split_random
     from recsmith.jobs.training import load_training_data, train_solution_version
+    from recsmith.recipes.options import FitOptions
     from recsmith.recipes.registry import canonical_name
     from recsmith.settings import Settings
     from recsmith.tuning import check_settings, tune_recipe
@@ -65,6 +68,7 @@ def tune(
     fixed = parse_params(param)
     check_settings(recipe, metric=metric, trials=trials, timeout=timeout, validation_fraction=validation_fraction,
                    fixed_params=fixed)  # bad settings: said before any data is read
+    iterative = check_device(recipe, device)
     config = solution_config(event_weights, half_life_days)
     settings = Settings()
     store = open_store(settings)
@@ -82,7 +86,8 @@ def tune(
         result = tune_recipe(
             recipe, tune_part, metric=metric, trials=trials, timeout=timeout, seed=seed,
             storage_url=storage or settings.resolved_database_url(), study_name=name,
-            validation_fraction=validation_fraction, fixed_params=fixed, callback=on_trial)
+            validation_fraction=validation_fraction, fixed_params=fixed, callback=on_trial,
+            fit_options=FitOptions(device=device))  # type: ignore[arg-type]
     saved = store.get_or_create_solution(dataset_group.id, solution or recipe, recipe, result.best_params,
                                          config.model_dump())
     command = train_command(group, result, solution, event_weights, half_life_days)
@@ -91,7 +96,8 @@ def tune(
         stages = {"read": "reading interactions", "metrics": "offline metrics", "fit": "fitting", "save": "saving"}
         with stage_progress(f"train {recipe}", stages, enabled=not as_json) as progress:
             version = train_solution_version(store, settings, group, recipe, result.best_params, config=config,
-                                             solution_name=solution, progress=progress)
+                                             solution_name=solution, progress=progress,
+                                             fit_options=progress.fit_options(device, epochs=iterative))
     report(result, saved, command, version, as_json)
     if result.interrupted:
         err.print(f"[yellow]interrupted after {result.trials_run} trials; the finished ones are kept in study "

@@ -21,13 +21,15 @@ Examples
 
 from __future__ import annotations
 
+import codecs
 import csv
+import dataclasses
 import io
 import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -225,6 +227,8 @@ def read_dataset(
     on_error: OnError = "fail",
     infer_schema: bool = False,
     schema_origin: str | None = None,
+    encoding: str = "utf-8",
+    flags: Mapping[str, Sequence[str]] | None = None,
 ) -> ReadResult:
     """Read and validate a dataset file (local path or fsspec URL).
 
@@ -260,6 +264,15 @@ def read_dataset(
         :data:`INFER_MULTI_VALUE_SHARE` and the thresholds after it). It is :attr:`ReadResult.schema`.
     schema_origin : str, optional
         Where the schema comes from, for messages (e.g. ``"stored with dataset group shop"``).
+    encoding : str
+        The text encoding of a CSV/TSV or JSON Lines file (any Python codec name, e.g. ``latin-1`` for the
+        MovieLens files); it is decoded to UTF-8 before it is read. Parquet ignores it.
+    flags : mapping of str to sequence of str, optional
+        Fold 0/1 flag columns into one multi-valued categorical field: ``{"GENRES": ["Action", "Comedy"]}``
+        makes a field GENRES holding the names of the columns whose value is 1 (``Action|Comedy``; empty when
+        none is), and removes those columns. An entry ``"FIRST..LAST"`` names every column from FIRST to LAST
+        in the source's order. Column names match without regard to case, before ``column_map``; a flag is
+        ``1``/``0``, ``true``/``false`` or empty (0).
 
     Returns
     -------
@@ -270,13 +283,16 @@ def read_dataset(
     DataError
         A problem in the data, naming the source, line, field and value.
     ConfigError
-        An invalid argument (dataset type, format, ``on_error``, a headerless file without names).
+        An invalid argument (dataset type, format, ``on_error``, a headerless file without names, an unknown
+        encoding, a flag column the source lacks).
     """
     url = str(source)
     source = mask_url(url)  # what messages name: never the credentials in the URL
     schema = _check_args(dataset_type, schema, on_error, infer_schema)
     kind = detect_format(url, fmt, sep)
     data = _open_bytes(url)
+    if kind != "parquet":
+        data = _to_utf8(source, data, encoding)
     if kind == "parquet":
         raw = _read_parquet(source, data)
     elif kind == "jsonl":
@@ -287,7 +303,7 @@ def read_dataset(
             sep = "\t" if kind == "tsv" else ("::" if plain.removesuffix(".gz").endswith(".dat") else ",")
         raw = _read_text(source, data, sep, header, list(names) if names is not None else None, on_error)
     return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error,
-                     infer=infer_schema, schema_origin=schema_origin)
+                     infer=infer_schema, schema_origin=schema_origin, flags=flags)
 
 
 def read_sql(
@@ -300,6 +316,7 @@ def read_sql(
     on_error: OnError = "fail",
     infer_schema: bool = False,
     schema_origin: str | None = None,
+    flags: Mapping[str, Sequence[str]] | None = None,
 ) -> ReadResult:
     """Read and validate the result of a SQL query run on a database (SQLAlchemy URL).
 
@@ -322,7 +339,7 @@ def read_sql(
         Result column -> schema field; ``"-"`` drops the column.
     on_error : {"fail", "skip"}
         Raise at the first bad rows, or leave bad rows out and list them.
-    infer_schema, schema_origin
+    infer_schema, schema_origin, flags
         As for :func:`read_dataset`.
 
     Returns
@@ -356,7 +373,7 @@ def read_sql(
     table = pa.table({name: _py_to_arrow(list(column)) for name, column in zip(columns, values, strict=True)})
     raw = _Raw(source=source, table=table, unit="row", header_line=None)
     return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error,
-                     infer=infer_schema, schema_origin=schema_origin)
+                     infer=infer_schema, schema_origin=schema_origin, flags=flags)
 
 
 def _check_sqlite_exists(url: Any, db_url: str) -> None:
@@ -528,6 +545,23 @@ def _open_bytes(url: str) -> bytes:
         raise DataError(f"{source}: cannot be read: {mask_secrets(str(exc), url)}") from None
 
 
+def _to_utf8(source: str, data: bytes, encoding: str) -> bytes:
+    """Text in ``encoding`` as UTF-8 bytes (UTF-8 itself is returned as it is: its checks come later)."""
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(f"unknown encoding {encoding!r}; give a Python codec name such as utf-8, latin-1 or "
+                          "cp1252") from None
+    if codec == "utf-8":
+        return data
+    try:
+        return data.decode(codec).encode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise problem(source, line, None, None, f"byte 0x{data[exc.start:exc.start + 1].hex()} is not valid "
+                                                f"{encoding}; give the file's encoding") from None
+
+
 def _py_to_arrow(values: Any) -> pa.Array:
     """A column of Python/pandas values as an Arrow array; mixed types become strings."""
     try:
@@ -597,7 +631,8 @@ def _check_encoding(source: str, data: bytes, on_error: OnError, columns: list[s
                 index = data.count(sep, line_start, bad)
                 field_name = columns[index] if index < len(columns) else None
             reason = (f"encoding error: byte 0x{data[bad:bad + 1].hex()} at character {column} is not valid UTF-8; "
-                      f"save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+                      f"save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8), or give its encoding "
+                      f"(--encoding latin-1)")
             text = data[line_start:line_end].decode("utf-8", errors="replace").rstrip("\r")
             if line == 1:
                 raise problem(source, line, None, None, reason) from None
@@ -1060,14 +1095,15 @@ def _infer_field(name: str, column: pa.ChunkedArray) -> SchemaField:
 
 
 def _infer_schema(raw: _Raw, table: pa.Table, origins: list[str], dataset_type: str,
-                  column_map: dict[str, str] | None) -> tuple[Schema, pa.Table]:
+                  column_map: dict[str, str] | None, categorical: set[str] | None = None) -> tuple[Schema, pa.Table]:
     """A users or items schema inferred from the source's columns, and the columns renamed to its fields.
 
     The id column is the one called USER_ID / ITEM_ID without regard to case (after ``--map``); each other
     column becomes a nullable field named after it in upper case: a boolean (true/false), a number (``long``
     when every value is a whole number, else ``double``; a value with a leading zero makes it a string), or a
     string that is categorical (multi-valued with ``|``, or of few distinct values), textual (long text of
-    words) or plain, by the thresholds above.
+    words) or plain, by the thresholds above. The columns named in ``categorical`` (folded flags) are
+    categorical strings whatever their values.
     """
     id_field = ID_FIELDS[dataset_type]
     id_column = _match_name(id_field, table.column_names)
@@ -1084,7 +1120,8 @@ def _infer_schema(raw: _Raw, table: pa.Table, origins: list[str], dataset_type: 
     for name, column in zip(names, table.columns, strict=True):
         if name == id_field:
             continue
-        spec = _infer_field(name, column)
+        folded = categorical is not None and origins[names.index(name)] in categorical
+        spec = SchemaField(name, "string", nullable=True, categorical=True) if folded else _infer_field(name, column)
         allowed = RESERVED.get(name)
         if allowed is not None and spec.kind not in allowed:
             origin = origins[names.index(name)]
@@ -1099,16 +1136,98 @@ def _infer_schema(raw: _Raw, table: pa.Table, origins: list[str], dataset_type: 
     return schema, table.rename_columns(names)
 
 
+# ------------------------------------------------------------------------------------------ flag columns
+FLAG_TRUE = ("1", "true")
+FLAG_FALSE = ("0", "false")
+
+
+def _flag_columns(raw: _Raw, field_name: str, entries: Sequence[str]) -> list[str]:
+    """The source columns one ``flags`` entry names, in the source's order (``FIRST..LAST`` ranges expanded)."""
+    names = list(raw.table.column_names)
+    columns: list[str] = []
+
+    def find(wanted: str) -> str:
+        column = _match_name(wanted.strip(), names)
+        if column is None:
+            raise problem(raw.source, raw.header_line, field_name, None,
+                          f"the flag columns of {field_name} name column {wanted.strip()!r} (--flags), which the "
+                          f"source does not have; its columns are {names}", unit=raw.unit)
+        return column
+
+    for entry in entries:
+        first, dots, last = entry.partition("..")
+        if dots:
+            start, stop = names.index(find(first)), names.index(find(last))
+            if stop < start:
+                raise ConfigError(f"--flags {field_name}={entry}: column {last.strip()!r} comes before "
+                                  f"{first.strip()!r} in the source; give FIRST..LAST in the file's order")
+            columns.extend(names[start:stop + 1])
+        elif entry.strip():
+            columns.append(find(entry))
+    if not columns:
+        raise ConfigError(f"--flags {field_name}= names no columns; give FIELD=COLUMN,COLUMN,... or FIELD=FIRST..LAST")
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ConfigError(f"--flags {field_name}: column {repeated[0]!r} is named twice")
+    return columns
+
+
+def _fold_flags(raw: _Raw, flags: Mapping[str, Sequence[str]]) -> tuple[pa.Table, list[tuple[np.ndarray, str, str]]]:
+    """The source's table with each group of 0/1 flag columns folded into one ``|``-joined field (the names of
+    the columns set, in the source's order; null when none is), and the bad flag values as ``(rows, column,
+    reason)``."""
+    table = raw.table
+    issues: list[tuple[np.ndarray, str, str]] = []
+    taken: dict[str, str] = {}
+    folded: dict[str, pa.Array] = {}
+    for field_name, entries in flags.items():
+        columns = _flag_columns(raw, field_name, entries)
+        for column in columns:
+            if column in taken:
+                raise ConfigError(f"--flags: column {column!r} is a flag of both {taken[column]} and {field_name}")
+            taken[column] = field_name
+        joined = np.full(table.num_rows, "", dtype=object)
+        for column in columns:
+            text, blank = _blank(_as_text(table.column(column)))
+            lowered = pc.utf8_lower(text)
+            on = _mask(pc.is_in(lowered, pa.array(FLAG_TRUE)))
+            off = _mask(pc.is_in(lowered, pa.array(FLAG_FALSE))) | blank
+            bad = ~(on | off)
+            if bad.any():
+                issues.append((np.flatnonzero(bad), column, f"is not a flag of {field_name} (1 or 0 expected)"))
+            joined[on] = joined[on] + f"|{column}"
+        values = pc.utf8_ltrim(pa.array(joined, type=pa.string()), characters="|")
+        folded[field_name] = pa.array(np.where(joined == "", None, values.to_numpy(zero_copy_only=False)),
+                                      type=pa.string())
+    keep = [c for c in table.column_names if c not in taken]
+    table = table.select(keep)
+    for field_name, values in folded.items():
+        if _match_name(field_name, table.column_names) is not None:
+            raise ConfigError(f"--flags {field_name}: the source already has a column {field_name!r}; name the "
+                              "folded field otherwise")
+        table = table.append_column(field_name, values)
+    return table, issues
+
+
 # ------------------------------------------------------------------------------------------ validation
 def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[str, str] | None,
-              on_error: OnError, infer: bool = False, schema_origin: str | None = None) -> ReadResult:
+              on_error: OnError, infer: bool = False, schema_origin: str | None = None,
+              flags: Mapping[str, Sequence[str]] | None = None) -> ReadResult:
     source = raw.source
     if raw.problems and (raw.table.num_columns == 0 or (on_error == "fail" and raw.table.num_rows == 0)):
         # not one row parsed: the bad lines say what is wrong, not the columns
         raise _problems_error(source, raw.unit, sorted(raw.problems, key=lambda r: r.line), len(raw.problems))
+    flag_issues: list[tuple[np.ndarray, str, str]] = []
+    flag_values: dict[str, pa.ChunkedArray] = {}
+    if flags:
+        if dataset_type == "interactions":
+            raise ConfigError("--flags folds flag columns of users or items, not of interactions")
+        flag_values = {c: raw.table.column(c) for c in raw.table.column_names}  # the values bad flags show
+        folded, flag_issues = _fold_flags(raw, flags)
+        raw = dataclasses.replace(raw, table=folded)
     table, origins = _apply_map(raw, None if infer else schema, column_map)
     if infer:
-        schema, table = _infer_schema(raw, table, origins, dataset_type, column_map)
+        schema, table = _infer_schema(raw, table, origins, dataset_type, column_map, categorical=set(flags or ()))
     else:
         table = _match_fields(raw, table, origins, schema)
     unknown = [c for c in table.column_names if schema.field(c) is None]
@@ -1127,6 +1246,16 @@ def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[
     bad_rows = np.zeros(n, dtype=bool)
     row_problems: list[tuple[np.ndarray, str, str, bool]] = []  # (rows, field, reason, show value)
     position = {name: i for i, name in enumerate(table.column_names)}
+    shown = table  # where the bad values are shown from: the flag columns folded away too
+    for rows, column, reason in flag_issues:
+        new = np.zeros(n, dtype=bool)
+        new[rows] = True
+        new &= ~bad_rows
+        if new.any():
+            row_problems.append((np.flatnonzero(new), column, reason, True))
+            bad_rows |= new
+            if column not in shown.column_names:
+                shown = shown.append_column(column, flag_values[column])
     # a row's first problem is the one in its leftmost column, as a reader of the file would find it
     for spec in sorted(schema.fields, key=lambda f: position.get(f.name, len(position))):
         if spec.name not in table.column_names:
@@ -1141,13 +1270,13 @@ def _validate(raw: _Raw, *, dataset_type: str, schema: Schema, column_map: dict[
                 row_problems.append((np.flatnonzero(new), spec.name, reason, show))
                 bad_rows |= new
     if on_error == "fail":
-        _raise_problems(raw, table, row_problems)
+        _raise_problems(raw, shown, row_problems)
     rejects = list(raw.problems)
     for rows, name, reason, show in row_problems:
         lines = raw.lines(rows)
-        shown = table.column(name).take(pa.array(rows)).to_pylist() if show else [None] * len(rows)
+        values = shown.column(name).take(pa.array(rows)).to_pylist() if show else [None] * len(rows)
         rejects.extend(Reject(int(line), name, None if v is None else _short(_shown(v)), reason)
-                       for line, v in zip(lines, shown, strict=True))
+                       for line, v in zip(lines, values, strict=True))
     rejects.sort(key=lambda r: r.line)
     if rejects:
         logger.info("%s: %d of %d rows rejected", source, len(rejects), n + len(raw.problems))

@@ -38,9 +38,39 @@ MOVIES_SCHEMA = {
 }
 
 
+ML_100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+                  "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+                  "War", "Western"]
+"""MovieLens 100K's genres (``u.genre``), in the order of ``u.item``'s last 19 columns, its 0/1 genre flags."""
+
+
+def _users_schema(*fields: dict) -> dict:
+    return {"type": "record", "name": "Users", "namespace": "com.amazonaws.personalize.schema",
+            "fields": [{"name": "USER_ID", "type": "string"}, *fields], "version": "1.0"}
+
+
+ML_100K_USERS_SCHEMA = _users_schema(
+    {"name": "AGE", "type": ["null", "int"]},
+    {"name": "GENDER", "type": ["null", "string"], "categorical": True},
+    {"name": "OCCUPATION", "type": ["null", "string"], "categorical": True},
+    {"name": "ZIP", "type": ["null", "string"]},
+)
+"""``u.user``: age in years (numerical), gender and occupation (categorical), zip code (a plain string)."""
+
+ML_1M_USERS_SCHEMA = _users_schema(
+    {"name": "GENDER", "type": ["null", "string"], "categorical": True},
+    {"name": "AGE", "type": ["null", "int"]},
+    {"name": "OCCUPATION", "type": ["null", "string"], "categorical": True},
+    {"name": "ZIP", "type": ["null", "string"]},
+)
+"""``users.dat``: AGE is the lower bound of the user's age range (1, 18, 25, ..., 56: numerical); OCCUPATION a
+code from 0 to 20 (categorical, see ml-1m's README)."""
+
+
 @dataclass(frozen=True)
 class FileImport:
-    """One import of a dataset's file: which file, into which dataset, read how."""
+    """One import of a dataset's file: which file, into which dataset, read how (``flags``: 0/1 columns folded
+    into one multi-valued field, as ``recsmith import --flags``; ``optional``: imported when the folder has it)."""
 
     dataset_type: str
     filename: str
@@ -50,7 +80,8 @@ class FileImport:
     header: bool = True
     names: list[str] | None = None
     encoding: str = "utf-8"
-    keep_columns: list[str] | None = None
+    flags: dict[str, list[str]] | None = None
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,9 +117,12 @@ DATASETS: dict[str, BuiltinDataset] = {
         files=[
             FileImport("interactions", "u.data", {}, INTERACTIONS_SCHEMA, sep="\t", header=False,
                        names=["USER_ID", "ITEM_ID", "EVENT_VALUE", "TIMESTAMP"]),
-            FileImport("items", "u.item", {}, MOVIES_SCHEMA, sep="|", header=False,
-                       names=["ITEM_ID", "TITLE"] + [f"_c{i}" for i in range(22)], encoding="latin-1",
-                       keep_columns=["ITEM_ID", "TITLE"]),
+            FileImport("items", "u.item", {"RELEASED": "-", "VIDEO_RELEASED": "-", "URL": "-"}, MOVIES_SCHEMA,
+                       sep="|", header=False, encoding="latin-1",
+                       names=["ITEM_ID", "TITLE", "RELEASED", "VIDEO_RELEASED", "URL", *ML_100K_GENRES],
+                       flags={"GENRES": ML_100K_GENRES}),
+            FileImport("users", "u.user", {}, ML_100K_USERS_SCHEMA, sep="|", header=False,
+                       names=["USER_ID", "AGE", "GENDER", "OCCUPATION", "ZIP"], optional=True),
         ],
     ),
     "ml-1m": BuiltinDataset(
@@ -101,6 +135,8 @@ DATASETS: dict[str, BuiltinDataset] = {
                        names=["USER_ID", "ITEM_ID", "EVENT_VALUE", "TIMESTAMP"]),
             FileImport("items", "movies.dat", {}, MOVIES_SCHEMA, sep="::", header=False,
                        names=["ITEM_ID", "TITLE", "GENRES"], encoding="latin-1"),
+            FileImport("users", "users.dat", {}, ML_1M_USERS_SCHEMA, sep="::", header=False,
+                       names=["USER_ID", "GENDER", "AGE", "OCCUPATION", "ZIP"], optional=True),
         ],
     ),
 }
@@ -171,25 +207,6 @@ def download(dataset: BuiltinDataset, target: Path) -> Path:
     return target / dataset.name
 
 
-def _utf8_copy(source: Path, spec: FileImport, workdir: Path) -> Path:
-    """Files in another encoding (MovieLens' latin-1 titles) become a UTF-8 copy for the reader."""
-    if spec.encoding.lower().replace("-", "") == "utf8" and not spec.keep_columns:
-        return source
-    text = source.read_bytes().decode(spec.encoding)
-    if spec.keep_columns and spec.names and spec.sep:
-        positions = [spec.names.index(column) for column in spec.keep_columns]
-        lines = []
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            parts = line.split(spec.sep)
-            lines.append(spec.sep.join(parts[i] if i < len(parts) else "" for i in positions))
-        text = "\n".join(lines) + "\n"
-    copy = workdir / source.name
-    copy.write_text(text, encoding="utf-8")
-    return copy
-
-
 def load_dataset(
     store: Store,
     name: str,
@@ -199,7 +216,9 @@ def load_dataset(
     allow_download: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[ImportReport]:
-    """Import a built-in dataset's interactions and items into a dataset group (full mode).
+    """Import a built-in dataset's interactions, items and (MovieLens 100K and 1M) users into a dataset group
+    (full mode): ml-100k's items get GENRES from ``u.item``'s genre flags, and its users AGE, GENDER,
+    OCCUPATION and ZIP from ``u.user`` (ml-1m's from ``users.dat``; either is imported when the folder has it).
 
     Parameters
     ----------
@@ -233,19 +252,23 @@ def load_dataset(
                 f"dataset {name!r} is not bundled (its licence forbids redistribution): give --path FOLDER "
                 f"holding {', '.join(f.filename for f in dataset.files)}, or --download to fetch {dataset.url}"
             )
-        missing = [spec.filename for spec in dataset.files if not (folder / spec.filename).is_file()]
+        missing = [spec.filename for spec in dataset.files
+                   if not spec.optional and not (folder / spec.filename).is_file()]
         if missing:
             raise DataError(f"{folder} does not hold {', '.join(missing)} for dataset {name!r}")
         reports = []
         for spec in dataset.files:
-            source = _utf8_copy(folder / spec.filename, spec, workdir)
-            names = spec.keep_columns if spec.keep_columns else spec.names
+            if spec.optional and not (folder / spec.filename).is_file():
+                logger.info("%s: no %s, so no %s imported", folder, spec.filename, spec.dataset_type)
+                continue
             reports.append(import_dataset(
-                store, dataset_group, spec.dataset_type, str(source), schema=Schema.from_json(spec.schema),
-                column_map=spec.column_map or None, sep=spec.sep, header=spec.header, names=names,
-                mode="full", progress=progress,
+                store, dataset_group, spec.dataset_type, str(folder / spec.filename),
+                schema=Schema.from_json(spec.schema), column_map=spec.column_map or None, sep=spec.sep,
+                header=spec.header, names=spec.names, mode="full", progress=progress, encoding=spec.encoding,
+                flags=spec.flags,
             ))
     return reports
 
 
-__all__ = ["BuiltinDataset", "DATASETS", "bundled_path", "get_dataset", "list_datasets", "load_dataset"]
+__all__ = ["BuiltinDataset", "DATASETS", "ML_100K_GENRES", "bundled_path", "get_dataset", "list_datasets",
+           "load_dataset"]

@@ -18,6 +18,7 @@ from recsmith.evaluation.metrics import (
     popularity_shares,
 )
 from recsmith.recipes.base import Recipe
+from recsmith.recipes.options import FitOptions
 
 DEFAULT_METRICS = ("precision@10", "recall@10", "ndcg@10", "coverage@10")
 
@@ -33,6 +34,7 @@ def evaluate_recipes(
     test_input: Interactions | None = None,
     depth: int | None = None,
     details: bool = False,
+    fit_options: FitOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Fit each recipe on ``train``, rank the full catalogue for every test user, measure.
 
@@ -58,6 +60,8 @@ def evaluate_recipes(
         Also keep, under ``"per_user"``, each user's value of every metric (``float64[n]``, users in
         ``evaluated`` order), under ``"rec_ids"`` the ranked ids (``int32[n, depth]``), and under
         ``"evaluated"`` the dense user indices; for confidence intervals, paired tests and reports.
+    fit_options : FitOptions, optional
+        How each recipe is fitted (device, threads, progress callbacks); default ``FitOptions()``.
 
     Returns
     -------
@@ -80,7 +84,7 @@ def evaluate_recipes(
         if progress:
             progress(name, "fit")
         started = time.perf_counter()
-        recipe.fit(train)
+        recipe.fit(train, fit_options)
         fit_seconds = time.perf_counter() - started
         if progress:
             progress(name, "rank")

@@ -19,6 +19,7 @@ from recsmith.evaluation.experiment import Experiment
 from recsmith.evaluation.metrics import parse_metric
 from recsmith.evaluation.split import Split, make_split
 from recsmith.evaluation.stats import paired_test, summarise
+from recsmith.recipes.options import FitOptions
 
 ARRAY_KEYS = ("per_user", "rec_ids", "evaluated")
 
@@ -60,7 +61,7 @@ class ExperimentRun:
 
 def run_experiment(interactions: Interactions, experiment: Experiment, *,
                    progress: Callable[[str, str], None] | None = None, seed: int = 0,
-                   depth: int | None = None) -> ExperimentRun:
+                   depth: int | None = None, fit_options: FitOptions | None = None) -> ExperimentRun:
     """Split ``interactions`` by the experiment's protocol, fit and measure every recipe on it.
 
     Parameters
@@ -75,6 +76,8 @@ def run_experiment(interactions: Interactions, experiment: Experiment, *,
         Seed of the bootstrap resampling.
     depth : int, optional
         Rank this many items per user (at least the metrics' cut-offs), e.g. for metric-vs-k curves.
+    fit_options : FitOptions, optional
+        How every recipe is fitted (the device, e.g. ``FitOptions(device="auto")``); default the CPU.
 
     Returns
     -------
@@ -84,7 +87,8 @@ def run_experiment(interactions: Interactions, experiment: Experiment, *,
     recipes = experiment.build()
     split = make_split(interactions, experiment.protocol, **experiment.split)
     rows = evaluate_recipes(recipes, split.train, split.test, k=experiment.k, metrics=experiment.metric_names(),
-                            progress=progress, test_input=split.test_input, depth=depth, details=True)
+                            progress=progress, test_input=split.test_input, depth=depth, details=True,
+                            fit_options=fit_options)
     if experiment.sampled_negatives is not None:
         from recsmith.evaluation.sampled import sampled_metrics
 

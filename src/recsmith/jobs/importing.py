@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -103,6 +104,8 @@ def import_dataset(
     reject_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
     infer_schema: bool = False,
+    encoding: str = "utf-8",
+    flags: Mapping[str, Sequence[str]] | None = None,
 ) -> ImportReport:
     """Run one import job into a dataset group (created if it does not exist; a failed import of a new group
     leaves no group behind).
@@ -140,6 +143,11 @@ def import_dataset(
     infer_schema : bool
         Users and items: infer the schema from the source even when the dataset has one (it replaces it;
         ``full`` mode only). Without ``schema``, a dataset without a schema infers one anyway.
+    encoding : str
+        Text encoding of a CSV/TSV/JSON Lines source (e.g. ``latin-1``); default UTF-8.
+    flags : mapping of str to sequence of str, optional
+        Users and items: fold 0/1 flag columns into one multi-valued categorical field, e.g.
+        ``{"GENRES": ["unknown..Western"]}`` (see :func:`recsmith.data.readers.read_dataset`).
 
     Returns
     -------
@@ -176,7 +184,7 @@ def import_dataset(
         group, new_group = store.create_dataset_group(dataset_group), True
     try:
         return _import(store, group.id, dataset_group, dataset_type, source, sql, db_url, schema, column_map, sep, fmt,
-                       header, names, mode, on_error, reject_path, progress, infer_schema)
+                       header, names, mode, on_error, reject_path, progress, infer_schema, encoding, flags)
     except BaseException:
         if new_group:  # a failed import of a new group creates nothing
             try:
@@ -189,7 +197,8 @@ def import_dataset(
 def _import(store: Store, group_id: int, dataset_group: str, dataset_type: str, source: str | None, sql: str | None,
             db_url: str | None, schema: Schema | str | Path | None, column_map: dict[str, str] | None,
             sep: str | None, fmt: str | None, header: bool, names: list[str] | None, mode: str, on_error: str,
-            reject_path: str | Path | None, progress: ProgressCallback | None, infer_schema: bool) -> ImportReport:
+            reject_path: str | Path | None, progress: ProgressCallback | None, infer_schema: bool, encoding: str,
+            flags: Mapping[str, Sequence[str]] | None) -> ImportReport:
     """:func:`import_dataset` into an existing group."""
     described_source = mask_url(source) if source is not None else f"sql: {sql}"  # stored: never credentials
     started = time.perf_counter()
@@ -235,12 +244,13 @@ def _import(store: Store, group_id: int, dataset_group: str, dataset_type: str, 
             result = read_sql(
                 sql, str(db_url), dataset_type=dataset_type, schema=resolved_schema, column_map=column_map,
                 on_error=on_error, infer_schema=infer, schema_origin=schema_origin,  # type: ignore[arg-type]
+                flags=flags,
             )
         else:
             result = read_dataset(
                 str(source), dataset_type=dataset_type, schema=resolved_schema, column_map=column_map,
                 sep=sep, fmt=fmt, header=header, names=names, on_error=on_error,  # type: ignore[arg-type]
-                infer_schema=infer, schema_origin=schema_origin,
+                infer_schema=infer, schema_origin=schema_origin, encoding=encoding, flags=flags,
             )
         assert result.schema is not None
         resolved_schema = result.schema

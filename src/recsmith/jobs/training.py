@@ -24,6 +24,7 @@ from recsmith.jobs.config import SolutionConfig
 from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, fail_abandoned_jobs, owner_columns, run_job
 from recsmith.recipes import Recipe, create, recipe_class
 from recsmith.recipes.bundle import TrainedModel, artifact_key
+from recsmith.recipes.options import FitOptions
 from recsmith.recipes.registry import recipe_name
 from recsmith.settings import Settings
 from recsmith.store.store import Store
@@ -120,6 +121,7 @@ def train_solution_version(
     k: int = 10,
     seed: int = 42,
     progress: ProgressCallback | None = None,
+    fit_options: FitOptions | None = None,
 ) -> dict[str, Any]:
     """Train a new solution version and store it.
 
@@ -145,6 +147,10 @@ def train_solution_version(
         The offline-metrics protocol.
     progress : callable, optional
         Called with each stage name: "read", "metrics", "fit", "save", "done".
+    fit_options : FitOptions, optional
+        How both fits run, the offline metrics' and the final one: the device (``FitOptions(device="cuda")``;
+        an unusable one fails before any work), threads, and the ``progress`` / ``epoch_callback`` an iterative
+        recipe calls per epoch (called again from epoch 0 for the second fit). Never saved with the model.
 
     Returns
     -------
@@ -169,6 +175,8 @@ def train_solution_version(
     kept = {} if saved is None or saved["recipe"] != recipe else saved["params"]
     params = {key: value for key, value in kept.items() if key in fields} | dict(params or {})
     model_recipe = create(recipe, **params)  # validates the params before any work
+    fit_options = fit_options or FitOptions()
+    fit_options.resolve_device(model_recipe)  # a device it cannot use here fails before any work
     solution = store.get_or_create_solution(
         group.id, solution_name or recipe, recipe, model_recipe.get_params(), config.model_dump()
     )
@@ -197,7 +205,8 @@ def train_solution_version(
             if progress:
                 progress("metrics")
             train, test = split_random(interactions, test_fraction=test_fraction, seed=seed)
-            rows = evaluate_recipes({recipe: model_recipe.clone()}, train, test, k=k, metrics=metric_names(k))
+            rows = evaluate_recipes({recipe: model_recipe.clone()}, train, test, k=k, metrics=metric_names(k),
+                                    fit_options=fit_options)
             metrics = {key: value for key, value in rows[0].items() if "@" in key}
             metrics["protocol"] = f"random test_fraction={test_fraction} seed={seed}"
         if data.rows_skipped:  # stored rows training could not use (TrainingData.skipped says why)
@@ -205,7 +214,7 @@ def train_solution_version(
         if progress:
             progress("fit")
         fit_started = time.perf_counter()
-        model_recipe.fit(data)
+        model_recipe.fit(data, fit_options)
         fit_seconds = time.perf_counter() - fit_started
         if progress:
             progress("save")

@@ -193,6 +193,14 @@ class FM(TorchRecipe, FactorModel):
             return torch.nn.functional.binary_cross_entropy_with_logits(logit, b["y"]), l2
         return torch.nn.functional.mse_loss(logit, b["y"]), l2
 
+    def _torch_pairs(self, module: Any, users: np.ndarray, items: np.ndarray, torch: Any) -> Any:
+        tensor = torch.from_numpy
+        user_vec, user_bias, _ = module.side(module.user_v, module.user_w, tensor(self._user_bags[0][users]),
+                                             tensor(self._user_bags[1][users]))
+        item_vec, item_bias, _ = module.side(module.item_v, module.item_w, tensor(self._item_bags[0][items]),
+                                             tensor(self._item_bags[1][items]))
+        return module.bias[0] + user_bias + item_bias + (user_vec * item_vec).sum(1)
+
     def _export(self, module: Any, torch: Any) -> None:
         tables = {name: getattr(module, name).weight.detach().cpu().numpy()[:-1].astype(np.float32)
                   for name in ("user_v", "user_w", "item_v", "item_w")}  # less the padding row

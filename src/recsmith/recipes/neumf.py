@@ -212,6 +212,12 @@ class NeuMF(TorchRecipe):
         self._loop(torch, device, module, examples, options, rng, p.epochs)
         self._finish(module, torch)
 
+    def _torch_pairs(self, module: Any, users: np.ndarray, items: np.ndarray, torch: Any) -> Any:
+        batch = {"u_cols": self._user_bags[0][users], "u_vals": self._user_bags[1][users],
+                 "i_cols": self._item_bags[0][items], "i_vals": self._item_bags[1][items]}
+        tensors = {key: torch.from_numpy(value) for key, value in batch.items()}
+        return module(tensors, torch.from_numpy(users), torch.from_numpy(items))
+
     def _export(self, module: Any, torch: Any) -> None:
         def array(tensor: Any) -> np.ndarray:
             return tensor.detach().cpu().numpy().astype(np.float32)

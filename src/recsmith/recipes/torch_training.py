@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recsmith.data.training import TrainingData
-from recsmith.errors import ConfigError
+from recsmith.errors import ConfigError, NotFittedError
 from recsmith.recipes.base import Recipe, RecipeParams
 from recsmith.recipes.options import FitOptions
 from recsmith.recipes.tags import RecipeTags
@@ -181,8 +181,10 @@ class TorchRecipe(Recipe):
         self._finish(module, torch)
 
     def _finish(self, module: Any, torch: Any) -> None:
-        """Export the trained module's numpy state (int8 tables when ``quantize``)."""
+        """Export the trained module's numpy state (int8 tables when ``quantize``); the module stays as
+        ``module_`` until the recipe is saved or dropped (never saved: the artifact is the numpy state)."""
         module.eval()
+        self.module_ = module
         self._export(module, torch)
         if self.arrays_ and self.params.quantize:
             self.arrays_ = quantized(self.arrays_, self.quantized_arrays)
@@ -287,6 +289,29 @@ class TorchRecipe(Recipe):
                 total += float(loss) * size
                 count += size
         return total / max(count, 1)
+
+    def torch_logits(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The trained torch module's scores of (training user, item) pairs, on the CPU: what the numpy
+        forward of ``_scores`` must reproduce (to 1e-5; tested). Only right after ``fit``.
+
+        Raises
+        ------
+        NotFittedError
+            When the recipe was loaded from an artifact (it holds no torch module) or never fitted.
+        """
+        module = getattr(self, "module_", None)
+        if module is None:
+            raise NotFittedError(f"recipe {self.name} has no torch module (loaded from an artifact, or not fitted)")
+        torch = require_torch(self.name)
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        module = module.to("cpu").eval()
+        with torch.no_grad():
+            return np.asarray(self._torch_pairs(module, users, items, torch), dtype=np.float32)
+
+    def _torch_pairs(self, module: Any, users: np.ndarray, items: np.ndarray, torch: Any) -> Any:
+        """Torch scores of pairs (see :meth:`torch_logits`)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------------------------ state
     def _state(self) -> dict[str, np.ndarray]:

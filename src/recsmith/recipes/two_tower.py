@@ -178,6 +178,19 @@ class TwoTower(TorchRecipe, FactorModel):
         l2 = (module.user_id(b["user"]).pow(2).sum() + module.item_id(b["item"]).pow(2).sum()) / len(logits)
         return torch.nn.functional.cross_entropy(logits, target), l2
 
+    def _torch_pairs(self, module: Any, users: np.ndarray, items: np.ndarray, torch: Any) -> Any:
+        trained = torch.from_numpy(np.asarray(self._positive.sum(axis=0)).ravel() > 0)
+        history = torch.from_numpy(_mean_rows(self._positive[users], np.eye(self._n_items, dtype=np.float32)))
+        tensor = torch.from_numpy
+        x = (module.user_id(tensor(users)) + (module.user_feature(tensor(self._user_bags[0][users]))
+                                              * tensor(self._user_bags[1][users])[..., None]).sum(1)
+             + history @ module.history.weight[:-1])
+        user = module.user_tower(x)
+        item_id = module.item_id(tensor(items)) * trained[tensor(items)][:, None]
+        item = module.item_tower(item_id + (module.item_feature(tensor(self._item_bags[0][items]))
+                                            * tensor(self._item_bags[1][items])[..., None]).sum(1))
+        return (user * item).sum(1) / self.params.temperature
+
     def _export(self, module: Any, torch: Any) -> None:
         def weights(layer: Any) -> np.ndarray:
             return layer.weight.detach().cpu().numpy().astype(np.float32)

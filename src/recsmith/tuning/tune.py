@@ -15,6 +15,7 @@ the same name adds trials to it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -312,6 +313,7 @@ def tune_recipe(
     space: Mapping[str, SearchDimension] | None = None,
     pruner: optuna.pruners.BasePruner | None = None,
     report_every: int | None = None,
+    fit_options: FitOptions | None = None,
 ) -> TuneResult:
     """Search a recipe's hyperparameters with Optuna's TPE sampler, on a validation slice of ``interactions``.
 
@@ -347,6 +349,8 @@ def tune_recipe(
         Default ``MedianPruner(n_startup_trials=5)``; used by iterative recipes only.
     report_every : int, optional
         Epochs between intermediate reports of iterative recipes (default: about five per trial).
+    fit_options : FitOptions, optional
+        How each trial fits (the device, threads); its ``epoch_callback`` is replaced by the pruning reports.
 
     Returns
     -------
@@ -384,7 +388,7 @@ def tune_recipe(
         return _run(klass, study_name=name, storage=storage, storage_url=storage_url, direction=direction,
                     pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5), attrs=attrs, dims=dims,
                     fixed=fixed, every=every, train=train, validation=validation, trials=int(trials),
-                    timeout=timeout, seed=seed, callback=callback)
+                    timeout=timeout, seed=seed, callback=callback, fit_options=fit_options or FitOptions())
     finally:
         if storage is not None:
             storage.remove_session()
@@ -395,7 +399,7 @@ def _run(klass: type[Recipe], *, study_name: str, storage: optuna.storages.RDBSt
          storage_url: str | None, direction: str, pruner: optuna.pruners.BasePruner, attrs: dict[str, Any],
          dims: dict[str, SearchDimension], fixed: dict[str, Any], every: int | None, train: Interactions,
          validation: _Validation, trials: int, timeout: float | None, seed: int,
-         callback: Callable[[TrialReport], None] | None) -> TuneResult:
+         callback: Callable[[TrialReport], None] | None, fit_options: FitOptions) -> TuneResult:
     import optuna
 
     name, metric = study_name, validation.metric
@@ -411,7 +415,7 @@ def _run(klass: type[Recipe], *, study_name: str, storage: optuna.storages.RDBSt
     def objective(trial: optuna.Trial) -> float:
         params = fixed | {key: suggest(trial, key, dim) for key, dim in dims.items()}
         model = klass(params)
-        options = FitOptions()
+        options = fit_options
         if every is not None:
             def report(epoch: int, fitted: Recipe) -> None:
                 if epoch % every or epoch >= fitted.params.epochs:  # type: ignore[attr-defined]
@@ -420,7 +424,7 @@ def _run(klass: type[Recipe], *, study_name: str, storage: optuna.storages.RDBSt
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"validation {metric} below the median at epoch {epoch}")
 
-            options = FitOptions(epoch_callback=report)
+            options = dataclasses.replace(options, epoch_callback=report)
         started = time.perf_counter()
         try:
             model.fit(train, options)
