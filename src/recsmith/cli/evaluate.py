@@ -51,19 +51,25 @@ def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progr
     return run
 
 
-def run_binary_evaluation(store: Any, group: str, experiment: Experiment, *,
-                          show_progress: bool = True) -> ClassificationRun:
+def run_binary_evaluation(store: Any, group: str, experiment: Experiment, *, show_progress: bool = True,
+                          device: str = "cpu") -> ClassificationRun:
     """Fit each of the experiment's recipes on one split of the group's data (with the feature tables the recipes
-    use) and measure its pair scores as a classifier of the held-out ratings."""
+    use; on ``device``, checked for every recipe before any data is read) and measure its pair scores as a
+    classifier of the held-out ratings."""
     from recsmith.jobs.evaluation import run_classification
     from recsmith.jobs.training import training_data_for
+    from recsmith.recipes.options import FitOptions
+
+    for entry in experiment.recipes:
+        check_device(entry.recipe, device)
 
     labels = [entry.label for entry in experiment.recipes]
     stages = {"read": "reading interactions"} | {f"fit:{label}": label for label in labels}
     with stage_progress("evaluate", stages, enabled=show_progress) as progress:
         progress("read")
         data = training_data_for(store, group, experiment.build().values())
-        run = run_classification(data, experiment, progress=lambda label, stage: progress(f"fit:{label}"))
+        run = run_classification(data, experiment, progress=lambda label, stage: progress(f"fit:{label}"),
+                                 fit_options=FitOptions(device=device))  # type: ignore[arg-type]
         progress("done")
     return run
 
@@ -174,7 +180,7 @@ def evaluate(
     if report is not None and report.parent and not report.parent.is_dir():
         raise ConfigError(f"--report {report}: the folder {report.parent} does not exist")
     if experiment.task == "binary":
-        binary_command(group, experiment, report, as_json)
+        binary_command(group, experiment, report, as_json, device)
         return
     from recsmith.jobs.evaluation import REPORT_DEPTH, write_experiment_report
 
@@ -191,11 +197,12 @@ def evaluate(
         out.print(f"report: {report}")
 
 
-def binary_command(group: str, experiment: Experiment, report: Path | None, as_json: bool) -> None:
+def binary_command(group: str, experiment: Experiment, report: Path | None, as_json: bool,
+                   device: str = "cpu") -> None:
     """``recsmith evaluate --task binary``: the classification table (or JSON), and the report when asked."""
     from recsmith.jobs.evaluation import write_classification_report
 
-    run = run_binary_evaluation(open_store(), group, experiment, show_progress=not as_json)
+    run = run_binary_evaluation(open_store(), group, experiment, show_progress=not as_json, device=device)
     if report is not None:
         write_classification_report(run, report, title=f"recsmith evaluation: {group}",
                                     context={"dataset group": group, "recipes": len(run.rows)})

@@ -208,7 +208,8 @@ class ClassificationRun:
 
 
 def run_classification(data: TrainingData, experiment: Experiment, *,
-                       progress: Callable[[str, str], None] | None = None, seed: int = 0) -> ClassificationRun:
+                       progress: Callable[[str, str], None] | None = None, seed: int = 0,
+                       fit_options: FitOptions | None = None) -> ClassificationRun:
     """Split the group's data by the experiment's protocol and measure each recipe as a classifier of the
     held-out pairs (labels from the experiment's rule on their ``EVENT_VALUE``).
 
@@ -224,6 +225,8 @@ def run_classification(data: TrainingData, experiment: Experiment, *,
         Called with (recipe label, stage).
     seed : int
         Seed of the bootstrap resampling.
+    fit_options : FitOptions, optional
+        How every recipe is fitted (the device); default the CPU.
 
     Returns
     -------
@@ -242,7 +245,7 @@ def run_classification(data: TrainingData, experiment: Experiment, *,
     split = make_split(data.interactions, experiment.protocol, **experiment.split)
     rows = evaluate_classifiers(recipes, data, split, rule, threshold=experiment.decision_threshold(),
                                 confidence=experiment.confidence, n_resamples=experiment.bootstrap, seed=seed,
-                                progress=progress)
+                                progress=progress, fit_options=fit_options)
     return ClassificationRun(experiment, split, rule, LabelledPairs.of(split.test, rule, "test").unlabelled, rows)
 
 
