@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from recsmith.data.interactions import Interactions
 from recsmith.data.labels import LabelRule
 from recsmith.data.training import TrainingData
 from recsmith.errors import ConfigError, DataError
@@ -350,7 +351,7 @@ class LabelledPairs:
     """Pairs left out for having no ``EVENT_VALUE``."""
 
     @classmethod
-    def of(cls, interactions: Any, rule: LabelRule, what: str) -> LabelledPairs:
+    def of(cls, interactions: Interactions, rule: LabelRule, what: str) -> LabelledPairs:
         """The stored pairs of ``interactions`` that have a value, labelled by ``rule``.
 
         Raises
