@@ -133,7 +133,7 @@ def test_users_protocol_holds_out_whole_users() -> None:
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_validation_never_touches_the_test_pairs(protocol: str) -> None:
     data = synthetic_interactions(n_users=60, n_items=30)
-    options = {"temporal": {"fraction": 0.2}}.get(protocol, {})
+    options = {"temporal": {"fraction": 0.2}, "ratings-per-user": {"n": 2}}.get(protocol, {})
     split = make_split(data, protocol, **options)
     validation = split.validation()
     assert not pairs(validation.train) & pairs(split.test)
@@ -173,7 +173,7 @@ def test_protocol_names_take_either_spelling() -> None:
     assert hyphen.protocol == underscore.protocol == "leave-last" == underscore.describe()["protocol"]
     assert (hyphen.test.matrix != underscore.test.matrix).nnz == 0
     assert underscore.validation().protocol == "leave-last"
-    assert PROTOCOLS == ("random", "leave-last", "temporal", "users", "cold-items")
+    assert PROTOCOLS == ("random", "leave-last", "temporal", "users", "cold-items", "ratings-per-user")
     assert [protocol_name(name) for name in ("random", "leave_last", "leave-last", "users")] == \
         ["random", "leave-last", "leave-last", "users"]
     with pytest.raises(ConfigError, match="unknown protocol 'leave_first'; available: random, leave-last"):

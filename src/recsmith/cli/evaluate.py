@@ -1,4 +1,5 @@
-"""``recsmith evaluate``: compare recipes offline on one split, or cross-validate rating recipes."""
+"""``recsmith evaluate``: compare recipes offline on one split (ranking, or with ``--task binary`` as classifiers of
+held-out ratings), or cross-validate rating recipes."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from recsmith.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from recsmith.evaluation.experiment import Experiment
-    from recsmith.jobs.evaluation import ExperimentRun
+    from recsmith.jobs.evaluation import ClassificationRun, ExperimentRun
 
 
 def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progress: bool = True,
@@ -58,6 +59,29 @@ def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progr
         run = run_experiment(data if item_features or user_features else data.interactions, experiment,
                              progress=lambda label, stage: progress(f"fit:{label}"), depth=depth,
                              fit_options=FitOptions(device=device))  # type: ignore[arg-type]
+        progress("done")
+    return run
+
+
+def run_binary_evaluation(store: Any, group: str, experiment: Experiment, *, show_progress: bool = True,
+                          device: str = "cpu") -> ClassificationRun:
+    """Fit each of the experiment's recipes on one split of the group's data (with the feature tables the recipes
+    use; on ``device``, checked for every recipe before any data is read) and measure its pair scores as a
+    classifier of the held-out ratings."""
+    from recsmith.jobs.evaluation import run_classification
+    from recsmith.jobs.training import training_data_for
+    from recsmith.recipes.options import FitOptions
+
+    for entry in experiment.recipes:
+        check_device(entry.recipe, device)
+
+    labels = [entry.label for entry in experiment.recipes]
+    stages = {"read": "reading interactions"} | {f"fit:{label}": label for label in labels}
+    with stage_progress("evaluate", stages, enabled=show_progress) as progress:
+        progress("read")
+        data = training_data_for(store, group, experiment.build().values())
+        run = run_classification(data, experiment, progress=lambda label, stage: progress(f"fit:{label}"),
+                                 fit_options=FitOptions(device=device))  # type: ignore[arg-type]
         progress("done")
     return run
 
@@ -103,17 +127,28 @@ def evaluate(
         "--param", "-p", help="RECIPE.NAME=VALUE, e.g. item-knn.neighbors=50.")] = None,
     experiment_file: Annotated[Path | None, typer.Option(
         "--experiment", help="TOML experiment file: recipes with params, protocol, metrics.")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="ranking (default: full-catalogue ranking metrics) | binary (AUC, log loss, accuracy, precision, "
+             "recall, F1 of the recipes' pair scores on held-out ratings labelled by --label).")] = None,
+    label: Annotated[str | None, typer.Option(
+        help="binary: the positive label, a rule on the rating (default 'EVENT_VALUE >= 4').")] = None,
+    threshold: Annotated[float | None, typer.Option(
+        help="binary: predict positive at or above this probability (default 0.5).")] = None,
     protocol: Annotated[str | None, typer.Option(
-        help="random | leave-last | temporal | users | cold-items (leave_last is accepted too).")] = None,
+        help="random | leave-last | temporal | users | cold-items | ratings-per-user (leave_last is accepted too; "
+             "--task binary defaults to ratings-per-user: 10 held-out ratings per user, ml-100k's ua split).")
+    ] = None,
     test_fraction: Annotated[float | None, typer.Option(help="random: share of each user's pairs held out.")] = None,
-    n: Annotated[int | None, typer.Option("--n", help="leave-last: pairs held out per user.")] = None,
+    n: Annotated[int | None, typer.Option(
+        "--n", help="leave-last, ratings-per-user: pairs held out per user (ratings-per-user: 10).")] = None,
     at: Annotated[str | None, typer.Option(help="temporal: the cut, an ISO date or epoch seconds.")] = None,
     fraction: Annotated[float | None, typer.Option(
         help="temporal: share of the latest pairs held out; cold-items: share of the items held out.")] = None,
     test_users: Annotated[str | None, typer.Option(help="users: share (0.2) or number (500) held out.")] = None,
     input_fraction: Annotated[float | None, typer.Option(help="users: share of a user's pairs given as input.")
                               ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the split (random, users, cold-items).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split (random, users, cold-items, "
+                                                  "ratings-per-user).")] = None,
     k: Annotated[int | None, typer.Option("--k", help="Cut-off of the metrics (default 10).")] = None,
     metrics: Annotated[str | None, typer.Option(
         help="Comma-separated, e.g. ndcg@10,recall@20,map: precision, recall (hits / held-out items), "
@@ -133,6 +168,11 @@ def evaluate(
 
     With --folds N, rating recipes are cross-validated instead (RMSE, MAE), on the folds Surprise's
     KFold(N, random_state=SEED, shuffle=True) draws over the ratings in import order.
+
+    With --task binary, each recipe's score of a held-out (user, item) pair is measured as a classifier of the
+    pair's label (--label, on its EVENT_VALUE): AUC, log loss, and accuracy, precision, recall and F1 at
+    --threshold, with bootstrap intervals (users resampled). Scores that are not probabilities are calibrated by
+    Platt scaling fitted on the training pairs; --report adds a reliability diagram.
     """
     if folds is not None:
         if device not in ("cpu", "auto"):
@@ -141,18 +181,21 @@ def evaluate(
         cross_validate_command(group, recipes, param, experiment_file, folds, seed, as_json,
                                protocol_options=[protocol, test_fraction, n, at, fraction, test_users,
                                                  input_fraction, k, metrics, confidence, sampled_negatives, sampling,
-                                                 report])
+                                                 report, task, label, threshold])
         return
     split_options = {"test_fraction": test_fraction, "n": n, "fraction": fraction, "input_fraction": input_fraction,
                      "seed": seed, "at": int(at) if at is not None and at.isdigit() else at,
                      "test_users": parse_value(test_users) if test_users is not None else None}
     overrides = {"protocol": protocol, "k": k, "confidence": confidence, "sampled_negatives": sampled_negatives,
-                 "sampling": sampling,
+                 "sampling": sampling, "task": task, "label": label, "threshold": threshold,
                  "metrics": [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None}
     experiment = build_experiment(experiment_file, recipes, param, overrides,
                                   {key: value for key, value in split_options.items() if value is not None})
     if report is not None and report.parent and not report.parent.is_dir():
         raise ConfigError(f"--report {report}: the folder {report.parent} does not exist")
+    if experiment.task == "binary":
+        binary_command(group, experiment, report, as_json, device)
+        return
     from recsmith.jobs.evaluation import REPORT_DEPTH, write_experiment_report
 
     run = run_evaluation(open_store(), group, experiment, show_progress=not as_json,
@@ -168,6 +211,52 @@ def evaluate(
         out.print(f"report: {report}")
 
 
+def binary_command(group: str, experiment: Experiment, report: Path | None, as_json: bool,
+                   device: str = "cpu") -> None:
+    """``recsmith evaluate --task binary``: the classification table (or JSON), and the report when asked."""
+    from recsmith.jobs.evaluation import write_classification_report
+
+    run = run_binary_evaluation(open_store(), group, experiment, show_progress=not as_json, device=device)
+    if report is not None:
+        write_classification_report(run, report, title=f"recsmith evaluation: {group}",
+                                    context={"dataset group": group, "recipes": len(run.rows)})
+    if as_json:
+        print_json(run.to_json() | ({"report": str(report)} if report is not None else {}))
+        return
+    print_classification(run)
+    if report is not None:
+        out.print(f"report: {report}")
+
+
+def print_classification(run: ClassificationRun) -> None:
+    """The binary task's table: each metric over its bootstrap interval, fit time, how scores were calibrated."""
+    from recsmith.evaluation.classification import CLASSIFICATION_METRICS
+
+    split = run.split.describe()
+    headers = {"auc": "AUC", "log_loss": "log loss ↓", "accuracy": "accuracy", "precision": "precision",
+               "recall": "recall", "f1": "F1"}
+    columns: list[tuple[str, list[str]]] = [
+        (headers[name], [f"{row[name]:.4f}\n[dim]{_short(row['ci'][name]['ci_low'])}–"
+                         f"{_short(row['ci'][name]['ci_high'])}[/]" for row in run.rows])
+        for name in CLASSIFICATION_METRICS]
+    columns.append(("fit s", [f"{row['fit_seconds']:.2f}" for row in run.rows]))
+    columns.append(("calibrated", ["platt" if row["platt"] else "as is" for row in run.rows]))
+    title = (f"binary classification of held-out pairs, label {run.rule}, {split['protocol']} split, "
+             f"{run.rows[0]['pairs']:,} pairs ({run.rows[0]['positives']:,} positive), "
+             f"{split['evaluated_users']:,} users")
+    _print_tables(title, [str(row["recipe"]) for row in run.rows], columns)
+    out.print(f"under each mean: its {run.experiment.confidence:.0%} bootstrap interval (users resampled); "
+              f"accuracy, precision, recall, F1 at threshold {run.experiment.decision_threshold():g}")
+    platt = [str(row["recipe"]) for row in run.rows if row["platt"]]
+    if platt:
+        out.print(f"calibrated: platt on training pairs ({', '.join(platt)}: scores are not probabilities; "
+                  "AUC is computed on the raw scores)")
+    if run.unlabelled:
+        out.print(f"{run.unlabelled:,} held-out pairs without an EVENT_VALUE were left out")
+    if split["skipped_users"]:
+        out.print(f"{split['skipped_users']:,} users with too little history for the protocol were not evaluated")
+
+
 def cross_validate_command(group: str, recipes: str | None, param: list[str] | None, experiment_file: Path | None,
                            folds: int, seed: int | None, as_json: bool, protocol_options: list[Any]) -> None:
     """``recsmith evaluate --folds N``: k-fold cross-validation of rating recipes, RMSE and MAE per recipe."""
@@ -177,7 +266,8 @@ def cross_validate_command(group: str, recipes: str | None, param: list[str] | N
     if any(option is not None for option in protocol_options):
         raise ConfigError("--folds runs Surprise's k-fold protocol on ratings; drop the ranking options "
                           "(--protocol, --test-fraction, --n, --at, --fraction, --test-users, --input-fraction, "
-                          "--k, --metrics, --confidence, --sampled-negatives, --sampling, --report)")
+                          "--k, --metrics, --confidence, --sampled-negatives, --sampling, --report, --task, --label, "
+                          "--threshold)")
     experiment = build_experiment(experiment_file, recipes or "svd", param, {}, {})
     try:  # every recipe and option, before any data is read or any fold fitted
         check_cross_validation(experiment.build(), folds)
@@ -234,15 +324,7 @@ def print_leaderboard(run: ExperimentRun) -> None:
     ranking = ("full-catalogue ranking" if "cold_items" not in split else
                f"full ranking of the {split['cold_items']:,} held-out items")
     title = f"offline evaluation, {split['protocol']} split, {ranking}, {split['evaluated_users']:,} users"
-    recipes = [str(row["recipe"]) for row in run.rows]
-    unbounded = out.options.update_width(10_000)  # measure a table's natural width, not clamped to the terminal
-    while columns:  # as many columns as fit the width in each table, at least one
-        count = 1
-        while count < len(columns) and out.measure(_table(title, recipes, columns[:count + 1]),
-                                                   options=unbounded).maximum <= out.width:
-            count += 1
-        out.print(_table(title, recipes, columns[:count]))
-        columns, title = columns[count:], ""
+    _print_tables(title, [str(row["recipe"]) for row in run.rows], columns)
     out.print(f"under each mean: its {level} bootstrap interval; vs best: the difference to the best recipe's "
               f"{run.primary} (negative: worse), paired t-test p-value")
     if {parse_metric(name)[0] for name in names} & {"recall", "recall_capped"}:  # which recall is which
@@ -253,6 +335,18 @@ def print_leaderboard(run: ExperimentRun) -> None:
                   "ranking (only to compare with papers that report it)")
     if split["skipped_users"]:
         out.print(f"{split['skipped_users']:,} users with too little history for the protocol were not evaluated")
+
+
+def _print_tables(title: str, recipes: list[str], columns: list[tuple[str, list[str]]]) -> None:
+    """Print the (header, cells) columns beside the recipes in as few tables as fit the width (recipes repeated)."""
+    unbounded = out.options.update_width(10_000)  # measure a table's natural width, not clamped to the terminal
+    while columns:  # as many columns as fit the width in each table, at least one
+        count = 1
+        while count < len(columns) and out.measure(_table(title, recipes, columns[:count + 1]),
+                                                   options=unbounded).maximum <= out.width:
+            count += 1
+        out.print(_table(title, recipes, columns[:count]))
+        columns, title = columns[count:], ""
 
 
 def _table(title: str, recipes: list[str], columns: list[tuple[str, list[str]]]) -> Table:

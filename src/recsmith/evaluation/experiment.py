@@ -2,7 +2,7 @@
 
 Built from CLI options or read from a TOML file::
 
-    protocol = "users"           # random | leave-last | temporal | users | cold-items
+    protocol = "users"           # random | leave-last | temporal | users | cold-items | ratings-per-user
     k = 10
     metrics = ["ndcg@10", "recall@20", "coverage@10"]
     confidence = 0.95
@@ -20,6 +20,13 @@ Built from CLI options or read from a TOML file::
     recipe = "item-knn"
     params = { neighbors = 50 }
 
+or, to measure how recipes' pair scores classify held-out ratings (``evaluate --task binary``)::
+
+    task = "binary"              # ranking (the default) | binary
+    label = "EVENT_VALUE >= 4"   # the positive label (recsmith.data.labels)
+    threshold = 0.5              # accuracy, precision, recall and F1 at this probability
+    # protocol defaults to "ratings-per-user" (10 held-out ratings per user, ml-100k's ua split)
+
 :meth:`Experiment.check` validates everything (recipe names, params, metric names, protocol and options)
 before any data is read or any model trained. Either spelling of a name is accepted: recipes and the protocol
 are kept canonically spelt (``item_knn`` -> ``item-knn``, ``leave_last`` -> ``leave-last``), and
@@ -34,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from recsmith.errors import ConfigError
 from recsmith.evaluation.metrics import full_names
@@ -88,7 +95,8 @@ class Experiment(pydantic.BaseModel):
     """The contenders."""
 
     protocol: str = "random"
-    """Split protocol: random, leave-last (or leave_last), temporal, users or cold-items."""
+    """Split protocol: random, leave-last (or leave_last), temporal, users, cold-items or ratings-per-user (the
+    binary task's default)."""
 
     split: dict[str, Any] = Field(default_factory=dict)
     """The protocol's options, e.g. ``{"test_fraction": 0.2, "seed": 42}``."""
@@ -113,6 +121,24 @@ class Experiment(pydantic.BaseModel):
 
     sampling: str = "uniform"
     """How the sampled negatives are drawn: uniform or popularity."""
+
+    task: str = "ranking"
+    """``ranking`` (full-catalogue ranking metrics) or ``binary`` (classification of held-out pairs by a label
+    rule: AUC, log loss, accuracy, precision, recall, F1; :mod:`recsmith.evaluation.classification`)."""
+
+    label: str | None = None
+    """The binary task's label rule (default ``EVENT_VALUE >= 4``); see :meth:`label_rule`."""
+
+    threshold: float | None = None
+    """The binary task's decision threshold on the probability (default 0.5)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _binary_protocol(cls, data: Any) -> Any:
+        """The binary task's default protocol: 10 held-out ratings per user (ml-100k's ua split)."""
+        if isinstance(data, dict) and data.get("task") == "binary" and data.get("protocol") is None:
+            return {**data, "protocol": "ratings-per-user"}
+        return data
 
     @field_validator("protocol", mode="before")
     @classmethod
@@ -142,6 +168,42 @@ class Experiment(pydantic.BaseModel):
         experiment.check(source)
         return experiment
 
+    def label_rule(self) -> Any:
+        """The binary task's :class:`~recsmith.data.labels.LabelRule` (a ConfigError names a bad rule)."""
+        from recsmith.data.labels import parse_label_rule
+
+        return parse_label_rule(self.label if self.label is not None else "EVENT_VALUE >= 4")
+
+    def decision_threshold(self) -> float:
+        """The binary task's threshold (default 0.5)."""
+        return 0.5 if self.threshold is None else float(self.threshold)
+
+    def _check_task(self, source: str) -> None:
+        from recsmith.evaluation.classification import TASKS, check_threshold
+
+        if self.task not in TASKS:
+            raise ConfigError(f"{source}: unknown task {self.task!r}; use one of: {', '.join(TASKS)}")
+        if self.task == "ranking":
+            given = [name for name in ("label", "threshold") if getattr(self, name) is not None]
+            if given:
+                raise ConfigError(f"{source}: {given[0]} is an option of the binary task; add task = \"binary\" "
+                                  "(--task binary)")
+            return
+        try:
+            self.label_rule()
+            check_threshold(self.decision_threshold())
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        if self.protocol == "users":
+            raise ConfigError(f"{source}: the binary task classifies held-out pairs of training users by their "
+                              "scores, and the users protocol holds out whole users, whom no recipe can score by "
+                              "(user, item); use ratings-per-user (the default), random, leave-last or temporal")
+        ranking = [name for name in ("metrics", "sampled_negatives") if getattr(self, name) is not None]
+        ranking += ["k"] if "k" in self.model_fields_set else []
+        if ranking:
+            raise ConfigError(f"{source}: {ranking[0]} is a ranking option; the binary task always reports "
+                              "auc, log_loss, accuracy, precision, recall and f1 (drop it, or use task ranking)")
+
     def metric_names(self) -> list[str]:
         """The metrics to compute, with their cut-offs."""
         from recsmith.evaluation.evaluate import COLD_ITEMS_METRICS, DEFAULT_METRICS
@@ -162,6 +224,7 @@ class Experiment(pydantic.BaseModel):
         """Validate names, params, metrics and protocol options; raise ConfigError before any work."""
         if isinstance(self.k, bool) or self.k <= 0:
             raise ConfigError(f"{source}: k must be a positive integer, got {self.k!r}")
+        self._check_task(source)
         self.metric_names()
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"{source}: unknown protocol {self.protocol!r}; available: {', '.join(PROTOCOLS)}")

@@ -1,4 +1,4 @@
-"""A self-contained HTML report comparing recipes: a leaderboard and four plots (``recsmith evaluate --report``).
+"""A self-contained HTML report comparing recipes: a leaderboard and its plots (``recsmith evaluate --report``).
 
 The page has no external CSS, JavaScript, fonts or images: styles are inline, and the plots are SVG drawn by
 matplotlib (imported lazily, on the non-interactive Agg canvas, without touching pyplot's global backend) and
@@ -25,6 +25,10 @@ an ``evaluate_recipes(..., details=True)`` row). Only ``recipe`` and ``metrics``
         "segment_metric": "ndcg@10",                        # optional: what the segment means are of
         "popularity_deciles": [0.0, 0.0, ..., 0.52],        # optional: 10 shares, decile 1 (least popular) first
         "decile_k": 10,                                     # optional: recommendations per user counted
+        "calibration": [                                    # optional (evaluate --task binary): reliability bins
+            {"mean_predicted": 0.05, "fraction_positive": 0.08, "count": 912},   # low / high edges optional
+        ],
+        "calibrated": "platt on training pairs",            # optional: how scores became probabilities
     }
 
 Keys of the ``curve`` dicts may be ints or digit strings (as after a JSON round trip). ``context`` is a dict of
@@ -51,7 +55,7 @@ from recsmith.evaluation.metrics import DEFINITIONS, RATING_METRICS
 
 SEGMENT_ORDER = ("light", "medium", "heavy")
 SEGMENT_COLOURS = ("#9ecae1", "#4292c6", "#08306b")
-LOWER_IS_BETTER = frozenset(RATING_METRICS)
+LOWER_IS_BETTER = frozenset(RATING_METRICS) | {"log_loss"}
 MAX_LABEL = 32  # characters of a recipe name shown inside a plot (the table shows it whole)
 
 _CSS = """
@@ -162,7 +166,8 @@ def _context_html(context: Mapping[str, Any] | None) -> str:
     return f'<dl class="context">{"".join(rows)}</dl>'
 
 
-def _leaderboard(ordered: list[Mapping[str, Any]], primary: str, confidence: float) -> str:
+def _leaderboard(ordered: list[Mapping[str, Any]], primary: str, confidence: float,
+                 definitions: Mapping[str, str] | None = None) -> str:
     parsed = [_metrics(result) for result in ordered]
     names: list[str] = []
     for metrics in parsed:
@@ -205,14 +210,22 @@ def _leaderboard(ordered: list[Mapping[str, Any]], primary: str, confidence: flo
         body.append(f"<tr>{''.join(cells)}</tr>")
     direction = "lower" if _lower_is_better(primary) else "higher"
     note = (f"Sorted by <b>{_e(primary)}</b> ({direction} is better); the best value of each metric is in bold."
-            + (f" {_e(ci_label)}: confidence interval of the mean over the evaluated users, as given." if with_ci
-               else ""))
+            + (f" {_e(ci_label)}: " + ("bootstrap confidence interval, the evaluated users resampled, as given."
+                                       if definitions is not None else
+                                       "confidence interval of the mean over the evaluated users, as given.")
+               if with_ci else ""))
     return (f'<div class="table-wrap"><table><thead><tr>{"".join(head)}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div><p class="note">{note}</p>{_definitions_html(names)}')
+            f'<tbody>{"".join(body)}</tbody></table></div><p class="note">{note}</p>'
+            f'{_definitions_html(names, definitions)}')
 
 
-def _definitions_html(names: Sequence[str]) -> str:
-    """What each shown metric is (:data:`~recsmith.evaluation.metrics.DEFINITIONS`), both recalls when one is."""
+def _definitions_html(names: Sequence[str], definitions: Mapping[str, str] | None = None) -> str:
+    """What each shown metric is (:data:`~recsmith.evaluation.metrics.DEFINITIONS`), both recalls when one is;
+    or, for other metrics (the classification ones), the ``definitions`` given, over all the held-out pairs."""
+    if definitions is not None:
+        given = [f"<b>{_e(name)}</b>: {_e(definitions[name])}" for name in names if name in definitions]
+        return (f'<p class="note definitions">Metrics (over all the held-out pairs): {"; ".join(given)}.</p>'
+                if given else "")
     shown = list(dict.fromkeys(name.split("@")[0] for name in names))
     bases = list(shown)
     if "recall" in bases or "recall_capped" in bases:  # say which recall is which, beside each other
@@ -523,10 +536,54 @@ def _plot_fit_time(ordered: list[Mapping[str, Any]], colours: list[Any], primary
     return _svg(figure, index, "fit time versus accuracy"), caption, False
 
 
+def _plot_calibration(ordered: list[Mapping[str, Any]], colours: list[Any], index: int
+                      ) -> tuple[str, str, bool] | None:
+    """The reliability diagram: per probability bin, the share of positives against the mean probability."""
+    picked = [(i, result) for i, result in enumerate(ordered) if result.get("calibration")]
+    if not picked:
+        return None
+    figure = _new_figure(6.4, 4.4)
+    axis = figure.add_subplot()
+    (diagonal,) = axis.plot([0, 1], [0, 1], color="#888888", linestyle="--", linewidth=1.2)
+    handles, labels = [diagonal], ["perfectly calibrated"]
+    for i, result in picked:
+        where = f"{result['recipe']!r} calibration"
+        if isinstance(result["calibration"], str | Mapping) or not isinstance(result["calibration"], Sequence):
+            raise ConfigError(f"{where} must be a list of bins with mean_predicted and fraction_positive")
+        points = []
+        for number, entry in enumerate(result["calibration"]):
+            if not isinstance(entry, Mapping) or "mean_predicted" not in entry or "fraction_positive" not in entry:
+                raise ConfigError(f"{where}[{number}] must be a dict with mean_predicted and fraction_positive")
+            points.append((_number(entry["mean_predicted"], f"{where}[{number}] mean_predicted"),
+                           _number(entry["fraction_positive"], f"{where}[{number}] fraction_positive"),
+                           _number(entry.get("count", 1), f"{where}[{number}] count")))
+        points.sort()
+        xs, ys, counts = zip(*points, strict=True) if points else ((), (), ())
+        total = sum(counts) or 1.0
+        (line,) = axis.plot(xs, ys, color=colours[i], linewidth=1.5)
+        axis.scatter(xs, ys, color=colours[i], s=[12 + 260 * c / total for c in counts], zorder=3,
+                     edgecolors="white", linewidths=0.6)
+        handles.append(line)
+        how = result.get("calibrated")
+        labels.append(_plot_text(result["recipe"]) + (" (platt)" if isinstance(how, str) and "platt" in how else ""))
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("mean predicted probability (bin)")
+    axis.set_ylabel("fraction of positive pairs")
+    axis.grid(True, alpha=0.3)
+    _legend(figure, handles, labels)
+    caption = ("<b>Calibration (reliability diagram).</b> The held-out pairs binned by predicted probability (ten "
+               "equal-width bins): the share that is positive against the mean probability given; on the dashed "
+               "diagonal a recipe is perfectly calibrated, below it over-confident. Marker area: the bin's share of "
+               "the pairs. <i>(platt)</i>: scores calibrated by Platt scaling fitted on the training pairs.")
+    return _svg(figure, index, "calibration reliability diagram"), caption, False
+
+
 # ------------------------------------------------------------------------------------------------ public API
 def render_report(results: Sequence[Mapping[str, Any]], *, title: str = "recsmith evaluation",
                   context: Mapping[str, Any] | None = None, primary: str | None = None,
-                  reference_deciles: Sequence[float] | None = None, confidence: float = 0.95) -> str:
+                  reference_deciles: Sequence[float] | None = None, confidence: float = 0.95,
+                  definitions: Mapping[str, str] | None = None) -> str:
     """The report as one HTML string (see :func:`write_report`)."""
     rows = _check_results(results)
     parsed = [_metrics(result) for result in rows]
@@ -554,6 +611,7 @@ def render_report(results: Sequence[Mapping[str, Any]], *, title: str = "recsmit
             _plot_segments(ordered, 1),
             _plot_popularity(ordered, colours, 2, reference_deciles),
             _plot_fit_time(ordered, colours, primary, 3),
+            _plot_calibration(ordered, colours, 4),
         ]
     figures = "".join(_figure_html(svg, caption, wide=wide) for svg, caption, wide in filter(None, plots))
     plot_section = f'<section><h2>Plots</h2><div class="plots">{figures}</div></section>' if figures else ""
@@ -566,7 +624,7 @@ def render_report(results: Sequence[Mapping[str, Any]], *, title: str = "recsmit
         f'<meta name="generator" content="recsmith {_e(__version__)}">\n'
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{_e(title)}</h1>{_context_html(context)}</header>\n"
-        f"<section><h2>Leaderboard</h2>{_leaderboard(ordered, primary, confidence)}</section>\n"
+        f"<section><h2>Leaderboard</h2>{_leaderboard(ordered, primary, confidence, definitions)}</section>\n"
         f"{plot_section}\n"
         f"<footer>Generated by recsmith {_e(__version__)}.</footer>\n</body>\n</html>\n"
     )
@@ -575,7 +633,7 @@ def render_report(results: Sequence[Mapping[str, Any]], *, title: str = "recsmit
 def write_report(path: str | os.PathLike[str], results: Sequence[Mapping[str, Any]], *,
                  title: str = "recsmith evaluation", context: Mapping[str, Any] | None = None,
                  primary: str | None = None, reference_deciles: Sequence[float] | None = None,
-                 confidence: float = 0.95) -> Path:
+                 confidence: float = 0.95, definitions: Mapping[str, str] | None = None) -> Path:
     """Write one self-contained HTML report comparing recipes, atomically.
 
     Parameters
@@ -596,6 +654,9 @@ def write_report(path: str | os.PathLike[str], results: Sequence[Mapping[str, An
         Drawn as a dashed line on the popularity plot, e.g. ``analysis.interaction_deciles(train.matrix)``.
     confidence : float
         Level of the given intervals, for the column headings only (default 0.95: "95 % CI").
+    definitions : dict of str to str, optional
+        One line per metric name, shown under the leaderboard instead of the ranking metrics' definitions (the
+        classification metrics give theirs: ``recsmith.evaluation.classification.DEFINITIONS``).
 
     Returns
     -------
@@ -608,7 +669,7 @@ def write_report(path: str | os.PathLike[str], results: Sequence[Mapping[str, An
         If ``results`` is empty or malformed, or ``primary`` is in no result.
     """
     text = render_report(results, title=title, context=context, primary=primary,
-                         reference_deciles=reference_deciles, confidence=confidence)
+                         reference_deciles=reference_deciles, confidence=confidence, definitions=definitions)
     final = Path(path)
     with atomic_file(final) as tmp:  # fsynced, renamed into place, the folder fsynced
         tmp.write_text(text, encoding="utf-8")

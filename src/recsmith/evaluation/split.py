@@ -3,6 +3,8 @@
 Five protocols, named as in DESIGN.md:
 
 - ``random``: each user's pairs, a random fraction held out (:func:`split_random`);
+- ``ratings-per-user``: each user's pairs, a random ``n`` held out (:func:`split_ratings_per_user`; with
+  ``n=10``, ml-100k's ``ua``/``ub`` protocol, whose ``ua.test`` holds exactly 10 ratings per user);
 - ``leave-last``: each user's last ``n`` pairs by time held out (:func:`split_leave_last`);
 - ``temporal``: one global time cut, everything after it held out (:func:`split_temporal`);
 - ``users``: held-out users, absent from training, each with an input part of their history (folded in at
@@ -37,13 +39,14 @@ from recsmith.recipes.registry import canonical_name
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("random", "leave-last", "temporal", "users", "cold-items")
+PROTOCOLS = ("random", "leave-last", "temporal", "users", "cold-items", "ratings-per-user")
 OPTIONS: dict[str, dict[str, Any]] = {
     "random": {"test_fraction": 0.2, "seed": 42, "min_interactions": 2},
     "leave-last": {"n": 1, "min_interactions": 2},
     "temporal": {"at": None, "fraction": None},
     "users": {"test_users": 0.2, "input_fraction": 0.8, "seed": 42, "min_interactions": 2},
     "cold-items": {"fraction": 0.1, "seed": 42},
+    "ratings-per-user": {"n": 10, "seed": 42, "min_interactions": 2},
 }
 """Each protocol's options and their defaults."""
 
@@ -134,7 +137,8 @@ def make_split(interactions: Interactions, protocol: str = "random", **options: 
     interactions : Interactions
         All the data.
     protocol : str
-        One of ``random``, ``leave-last`` (or ``leave_last``), ``temporal``, ``users``, ``cold-items``.
+        One of ``random``, ``leave-last`` (or ``leave_last``), ``temporal``, ``users``, ``cold-items``,
+        ``ratings-per-user``.
     **options
         The protocol's options (see :data:`OPTIONS` and each ``split_*`` function); unknown ones are an error.
 
@@ -160,6 +164,9 @@ def make_split(interactions: Interactions, protocol: str = "random", **options: 
         return Split(protocol, filled, train, test, None, skipped)
     if protocol == "leave-last":
         train, test, skipped = _leave_last(interactions, **filled)
+        return Split(protocol, filled, train, test, None, skipped)
+    if protocol == "ratings-per-user":
+        train, test, skipped = _ratings_per_user(interactions, **filled)
         return Split(protocol, filled, train, test, None, skipped)
     if protocol == "temporal":
         train, test, skipped, cut = _temporal(interactions, **filled)
@@ -203,6 +210,18 @@ def _random(interactions: Interactions, test_fraction: float, seed: int, min_int
     matrix = interactions.matrix
     if matrix.nnz == 0:
         raise DataError("cannot split: there are no interactions")
+    rows, positive, rank, n_positive = _random_ranks(interactions, seed)
+    n_test = np.minimum(np.floor(n_positive * test_fraction + 0.5).astype(np.int64), n_positive - 1)
+    n_test[n_positive < min_interactions] = 0
+    test_mask = (rank < n_test[rows]) & positive
+    return _finish(interactions, test_mask, _count_skipped(n_positive, n_test > 0), f"test_fraction={test_fraction}")
+
+
+def _random_ranks(interactions: Interactions, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded random order of each user's pairs, positive ones first: each pair's user, whether it is
+    positive, its rank within its user, and each user's count of positive pairs (what ``random`` and
+    ``ratings-per-user`` hold out the first of)."""
+    matrix = interactions.matrix
     rng = np.random.default_rng(seed)
     rows = _rows(interactions)
     positive = matrix.data > 0
@@ -212,10 +231,48 @@ def _random(interactions: Interactions, test_fraction: float, seed: int, min_int
     rank = np.empty(matrix.nnz, dtype=np.int64)
     rank[order] = np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], np.diff(matrix.indptr))
     n_positive = np.bincount(rows[positive], minlength=matrix.shape[0])
-    n_test = np.minimum(np.floor(n_positive * test_fraction + 0.5).astype(np.int64), n_positive - 1)
-    n_test[n_positive < min_interactions] = 0
-    test_mask = (rank < n_test[rows]) & positive
-    return _finish(interactions, test_mask, _count_skipped(n_positive, n_test > 0), f"test_fraction={test_fraction}")
+    return rows, positive, rank, n_positive
+
+
+def split_ratings_per_user(interactions: Interactions, n: int = 10, seed: int = 42, min_interactions: int = 2
+                           ) -> tuple[Interactions, Interactions]:
+    """Hold out ``n`` random positive pairs of each user (the ``ratings-per-user`` protocol).
+
+    With ``n=10`` this is MovieLens 100K's ``ua``/``ub`` protocol (``ua.test`` holds exactly 10 ratings per
+    user, drawn from each user's ratings), the default of ``recsmith evaluate --task binary``.
+
+    Parameters
+    ----------
+    interactions : Interactions
+        All data.
+    n : int
+        Pairs held out per user.
+    seed : int
+        Seed of the draw (the same shuffle as the ``random`` protocol's); the same seed gives the same split.
+    min_interactions : int
+        Users with fewer than ``max(min_interactions, n + 1)`` positive pairs keep them all in train and are
+        not evaluated (at least one pair always stays in train); how many is logged.
+
+    Returns
+    -------
+    (Interactions, Interactions)
+        Train and test, sharing the vocabularies.
+    """
+    train, test, _ = _ratings_per_user(interactions, n, seed, min_interactions)
+    return train, test
+
+
+def _ratings_per_user(interactions: Interactions, n: int, seed: int, min_interactions: int
+                      ) -> tuple[Interactions, Interactions, int]:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ConfigError(f"ratings-per-user needs n >= 1 (pairs held out per user), got {n!r}")
+    _check_min_interactions(min_interactions)
+    if interactions.nnz == 0:
+        raise DataError("cannot split: there are no interactions")
+    rows, positive, rank, n_positive = _random_ranks(interactions, seed)
+    eligible = n_positive >= max(min_interactions, n + 1)
+    test_mask = positive & (rank < n) & eligible[rows]
+    return _finish(interactions, test_mask, _count_skipped(n_positive, eligible), f"ratings-per-user n={n}")
 
 
 def split_leave_last(interactions: Interactions, n: int = 1, min_interactions: int = 2

@@ -1,12 +1,15 @@
 """Uncertainty of offline metrics: bootstrap confidence intervals and paired significance tests.
 
-Inputs are per-user metric values, as :func:`recsmith.evaluation.metrics.per_user_metrics` returns them.
+Inputs are per-user metric values, as :func:`recsmith.evaluation.metrics.per_user_metrics` returns them, or,
+for statistics that are not a mean of per-user values (AUC, log loss over pairs), the pairs' users:
+:func:`bootstrap_grouped_ci` resamples users and hands the statistic each resample as pair weights.
 Everything random takes a ``seed``; the same inputs and seed give the same interval.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -123,6 +126,123 @@ def bootstrap_ci(values: np.ndarray, *, confidence: float = 0.95, n_resamples: i
     tail = (1.0 - float(confidence)) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return float(low), float(high)
+
+
+def bootstrap_group_counts(n_groups: int, *, n_resamples: int = 1000, seed: int = 0,
+                           row_cells: int | None = None) -> Iterator[np.ndarray]:
+    """How many times each group (user) is drawn in each bootstrap resample, in chunks.
+
+    Each resample draws ``n_groups`` groups with replacement.
+
+    Parameters
+    ----------
+    n_groups : int
+        How many groups.
+    n_resamples : int
+        How many resamples in all.
+    seed : int
+        Seed of the resampling.
+    row_cells : int, optional
+        How many cells the caller makes of one resample (e.g. one weight per pair; default ``n_groups``):
+        chunks hold at most :data:`BOOTSTRAP_CHUNK_CELLS` of them, so memory stays bounded.
+
+    Yields
+    ------
+    numpy.ndarray
+        ``int64[rows, n_groups]`` counts (each row sums to ``n_groups``), ``n_resamples`` rows over all chunks.
+
+    Raises
+    ------
+    ConfigError
+        If ``n_resamples`` is not a positive integer.
+    DataError
+        If there are no groups.
+    """
+    _check_bootstrap_options(0.5, n_resamples)
+    if n_groups <= 0:
+        raise DataError("there are no groups (users) to resample")
+    rng = np.random.default_rng(seed)
+    dtype = np.int32 if n_groups < 2**31 else np.int64
+    rows = max(1, BOOTSTRAP_CHUNK_CELLS // max(n_groups, row_cells or 0))
+    for start in range(0, int(n_resamples), rows):
+        stop = min(start + rows, int(n_resamples))
+        indices = rng.integers(0, n_groups, size=(stop - start, n_groups), dtype=dtype)
+        offsets = (np.arange(stop - start, dtype=np.int64) * n_groups)[:, None]
+        yield np.bincount((indices + offsets).ravel(), minlength=(stop - start) * n_groups).reshape(
+            stop - start, n_groups)
+
+
+def bootstrap_grouped_ci(statistic: Callable[[np.ndarray], np.ndarray], groups: np.ndarray, *,
+                         confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of any statistic of pairs, resampling groups (users).
+
+    A resample draws the users with replacement, keeping all the pairs of each drawn user; a user drawn
+    twice counts twice. The statistic sees a resample as integer weights on the pairs (a pair's weight is
+    how many times its user was drawn), which for a weighted statistic is the same as the resample itself,
+    without copying the pairs.
+
+    Parameters
+    ----------
+    statistic : callable
+        ``weights (float64[rows, n_pairs]) -> float64[rows]``: the statistic of each weighted resample.
+        NaN results (a resample where it is undefined, e.g. AUC without a negative pair) are left out.
+    groups : array of int
+        Each pair's group (dense user index, any integers).
+    confidence, n_resamples, seed
+        As :func:`bootstrap_ci`; the same seed draws the same users for every statistic of the same pairs.
+
+    Returns
+    -------
+    (float, float)
+        The ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles of the resampled statistic.
+
+    Raises
+    ------
+    DataError
+        If there are no pairs, or the statistic is undefined on every resample.
+    ConfigError
+        If ``confidence`` is not in (0, 1) or ``n_resamples`` is not a positive integer.
+    """
+    return bootstrap_grouped_cis({"statistic": statistic}, groups, confidence=confidence, n_resamples=n_resamples,
+                                 seed=seed)["statistic"]
+
+
+def bootstrap_grouped_cis(statistics: Mapping[str, Callable[[np.ndarray], np.ndarray]], groups: np.ndarray, *,
+                          confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0
+                          ) -> dict[str, tuple[float, float]]:
+    """:func:`bootstrap_grouped_ci` of several statistics of the same pairs, on the same resamples (drawn once).
+
+    Returns
+    -------
+    dict of str to (float, float)
+        Each statistic's interval, by the names of ``statistics``.
+
+    Raises
+    ------
+    DataError, ConfigError
+        As :func:`bootstrap_grouped_ci`; an undefined statistic is named.
+    """
+    _check_bootstrap_options(confidence, n_resamples)
+    groups = np.asarray(groups).ravel()
+    if len(groups) == 0:
+        raise DataError("there are no pairs to resample")
+    _, codes = np.unique(groups, return_inverse=True)
+    n_groups = int(codes.max()) + 1
+    values: dict[str, list[np.ndarray]] = {name: [] for name in statistics}
+    for counts in bootstrap_group_counts(n_groups, n_resamples=n_resamples, seed=seed, row_cells=len(groups)):
+        weights = counts[:, codes].astype(np.float64)
+        for name, statistic in statistics.items():
+            values[name].append(np.asarray(statistic(weights), dtype=np.float64).ravel())
+    tail = (1.0 - float(confidence)) / 2.0
+    out = {}
+    for name, parts in values.items():
+        resampled = np.concatenate(parts)
+        resampled = resampled[np.isfinite(resampled)]
+        if len(resampled) == 0:
+            raise DataError(f"{name} is undefined (NaN) on every bootstrap resample")
+        low, high = np.quantile(resampled, [tail, 1.0 - tail])
+        out[name] = (float(low), float(high))
+    return out
 
 
 def paired_test(a: np.ndarray, b: np.ndarray, *, method: str = "t") -> dict[str, Any]:

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from recsmith.data.interactions import Interactions
+from recsmith.data.labels import LabelRule
 from recsmith.data.training import TrainingData
-from recsmith.errors import DataError
+from recsmith.errors import ConfigError, DataError
 from recsmith.evaluation.crossval import cross_validate_ratings
 from recsmith.evaluation.evaluate import evaluate_recipes
 from recsmith.evaluation.experiment import Experiment
@@ -171,3 +172,98 @@ def write_experiment_report(run: ExperimentRun, path: Path, *, title: str, conte
     return write_report(path, entries, title=title, context=context | split.describe(), primary=run.primary,
                         reference_deciles=interaction_deciles(split.train.matrix).tolist(),
                         confidence=run.experiment.confidence)
+
+
+# ------------------------------------------------------------------------------------ binary classification
+@dataclass
+class ClassificationRun:
+    """What a binary-task experiment produced (``recsmith evaluate --task binary``).
+
+    Attributes
+    ----------
+    experiment : Experiment
+        What was run (``task = "binary"``).
+    split : Split
+        The split every recipe was measured on.
+    rule : LabelRule
+        The label rule.
+    unlabelled : int
+        Held-out pairs left out for having no ``EVENT_VALUE``.
+    rows : list of dict
+        One per recipe, best AUC first, as :func:`~recsmith.evaluation.classification.evaluate_classifiers`.
+    """
+
+    experiment: Experiment
+    split: Split
+    rule: LabelRule
+    unlabelled: int
+    rows: list[dict[str, Any]]
+
+    primary = "auc"
+
+    def to_json(self) -> dict[str, Any]:
+        """The results, JSON-ready."""
+        from recsmith.evaluation.classification import CLASSIFICATION_METRICS
+
+        return {"task": "binary", "label": str(self.rule), "threshold": self.experiment.decision_threshold(),
+                "split": self.split.describe() | {"unlabelled_test_pairs": self.unlabelled},
+                "metrics": list(CLASSIFICATION_METRICS), "primary_metric": self.primary,
+                "confidence": self.experiment.confidence, "results": self.rows}
+
+
+def run_classification(data: TrainingData, experiment: Experiment, *,
+                       progress: Callable[[str, str], None] | None = None, seed: int = 0,
+                       fit_options: FitOptions | None = None) -> ClassificationRun:
+    """Split the group's data by the experiment's protocol and measure each recipe as a classifier of the
+    held-out pairs (labels from the experiment's rule on their ``EVENT_VALUE``).
+
+    Parameters
+    ----------
+    data : TrainingData
+        The group's data, with the feature tables its feature-aware recipes need
+        (:func:`recsmith.jobs.training.training_data_for`).
+    experiment : Experiment
+        ``task = "binary"``: recipes, protocol, label rule, threshold, confidence. A recipe with a ``label``
+        param (``fm``) is trained on the experiment's rule unless its params give another.
+    progress : callable, optional
+        Called with (recipe label, stage).
+    seed : int
+        Seed of the bootstrap resampling.
+    fit_options : FitOptions, optional
+        How every recipe is fitted (the device); default the CPU.
+
+    Returns
+    -------
+    ClassificationRun
+    """
+    from recsmith.evaluation.classification import LabelledPairs, evaluate_classifiers
+
+    if experiment.task != "binary":
+        raise ConfigError(f"run_classification runs the binary task; this experiment's task is {experiment.task!r}")
+    rule = experiment.label_rule()
+    recipes = experiment.build()
+    for entry in experiment.recipes:  # a recipe trained on a label rule (fm's binary objective) learns this one
+        recipe = recipes[entry.label]
+        if "label" in type(recipe).Params.model_fields and "label" not in entry.params:
+            recipe.set_params(label=str(rule))
+    split = make_split(data.interactions, experiment.protocol, **experiment.split)
+    rows = evaluate_classifiers(recipes, data, split, rule, threshold=experiment.decision_threshold(),
+                                confidence=experiment.confidence, n_resamples=experiment.bootstrap, seed=seed,
+                                progress=progress, fit_options=fit_options)
+    return ClassificationRun(experiment, split, rule, LabelledPairs.of(split.test, rule, "test").unlabelled, rows)
+
+
+def write_classification_report(run: ClassificationRun, path: Path, *, title: str, context: dict[str, Any]) -> Path:
+    """The HTML report of a binary-task run: the leaderboard with intervals, the reliability diagram and the
+    fit-time plot."""
+    from recsmith.evaluation.classification import CLASSIFICATION_METRICS, DEFINITIONS
+    from recsmith.evaluation.report import write_report
+
+    entries = [{"recipe": row["recipe"], "metrics": {name: row["ci"][name] for name in CLASSIFICATION_METRICS},
+                "fit_seconds": row["fit_seconds"], "calibration": row["calibration"],
+                "calibrated": row["calibrated"]} for row in run.rows]
+    return write_report(path, entries, title=title, primary=run.primary, confidence=run.experiment.confidence,
+                        context=context | {"task": f"binary, label {run.rule}",
+                                           "threshold": run.experiment.decision_threshold()}
+                        | run.split.describe() | {"unlabelled test pairs (left out)": run.unlabelled},
+                        definitions=DEFINITIONS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from recsmith.evaluation.evaluate import evaluate_recipes
 from recsmith.evaluation.split import split_random
 from recsmith.jobs.config import SolutionConfig
 from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, fail_abandoned_jobs, owner_columns, run_job
-from recsmith.recipes import create, recipe_class
+from recsmith.recipes import Recipe, create, recipe_class
 from recsmith.recipes.bundle import TrainedModel, artifact_key
 from recsmith.recipes.options import FitOptions
 from recsmith.recipes.registry import recipe_name
@@ -84,6 +85,15 @@ def load_training_data(store: Store, dataset_group: str, config: SolutionConfig 
     return TrainingData.from_columns(
         columns, event_weights=config.event_weights or None, half_life_days=config.half_life_days,
         item_features=items, user_features=users, item_schema=item_schema, user_schema=user_schema)
+
+
+def training_data_for(store: Store, dataset_group: str, recipes: Iterable[Recipe]) -> TrainingData:
+    """The group's :class:`TrainingData` for fitting ``recipes`` side by side (an evaluation): the item / user
+    feature tables are read only when some recipe's tags say it uses them (``uses_item_features`` /
+    ``uses_user_features``), as :func:`load_training_data` reads them for one recipe's training."""
+    chosen = list(recipes)
+    return load_training_data(store, dataset_group, item_features=any(r.tags.uses_item_features for r in chosen),
+                              user_features=any(r.tags.uses_user_features for r in chosen), context=False)
 
 
 def load_interactions(store: Store, dataset_group: str, config: SolutionConfig | None = None) -> Interactions:
