@@ -95,8 +95,9 @@ def _build_module(torch: Any, n_user_cols: int, n_item_cols: int, factors: int, 
         def __init__(self) -> None:
             super().__init__()
             # one padding row past the columns (padded_bags' filler): zero, never trained
-            self.user_v = nn.Embedding(n_user_cols + 1, factors, sparse=sparse, padding_idx=n_user_cols)
-            self.user_w = nn.Embedding(n_user_cols + 1, 1, sparse=sparse, padding_idx=n_user_cols)
+            # the user side is read by sparse products (flat_side): dense gradients
+            self.user_v = nn.Embedding(n_user_cols + 1, factors, padding_idx=n_user_cols)
+            self.user_w = nn.Embedding(n_user_cols + 1, 1, padding_idx=n_user_cols)
             self.item_v = nn.Embedding(n_item_cols + 1, factors, sparse=sparse, padding_idx=n_item_cols)
             self.item_w = nn.Embedding(n_item_cols + 1, 1, sparse=sparse, padding_idx=n_item_cols)
             with torch.no_grad():
@@ -118,16 +119,18 @@ def _build_module(torch: Any, n_user_cols: int, n_item_cols: int, factors: int, 
 
         @staticmethod
         def flat_side(v: Any, w: Any, cols: Any, vals: Any, offsets: Any) -> tuple[Any, Any, Any]:
-            """:meth:`side` of flat bags (rows of any width, such as histories)."""
-            functional = torch.nn.functional
-            vec = functional.embedding_bag(cols, v.weight, offsets, mode="sum", per_sample_weights=vals,
-                                           sparse=v.sparse)
-            lin = functional.embedding_bag(cols, w.weight, offsets, mode="sum", per_sample_weights=vals,
-                                           sparse=w.sparse)[:, 0]
-            e2 = v(cols).pow(2).sum(1) * vals * vals
-            segment = torch.repeat_interleave(torch.arange(len(offsets), device=cols.device),
-                                              torch.diff(torch.cat([offsets, offsets.new_tensor([len(cols)])])))
-            squares = torch.zeros(len(offsets), device=cols.device).index_add_(0, segment, e2)
+            """:meth:`side` of flat bags (rows of any width, such as histories), as sparse × dense products
+            (their backward is one sparse product too, where a gather of every entry's row is slow on CPU)."""
+            n = len(offsets)
+            lengths = torch.diff(torch.cat([offsets, offsets.new_tensor([len(cols)])]))
+            segment = torch.repeat_interleave(torch.arange(n, device=cols.device), lengths)
+            index = torch.stack([segment, cols])
+            shape = (n, v.weight.shape[0])
+            x = torch.sparse_coo_tensor(index, vals, shape, is_coalesced=True)
+            x2 = torch.sparse_coo_tensor(index, vals * vals, shape, is_coalesced=True)
+            vec = torch.sparse.mm(x, v.weight)
+            lin = torch.sparse.mm(x, w.weight)[:, 0]
+            squares = torch.sparse.mm(x2, v.weight.pow(2).sum(1, keepdim=True))[:, 0]
             return vec, lin + 0.5 * ((vec * vec).sum(1) - squares), squares.sum()
 
     return FMModule()
