@@ -7,6 +7,8 @@ Usage::
     python benchmarks/serve_load.py --connections auto       # measure at the sweep's best level within the targets
     python benchmarks/serve_load.py --recsmith-env OPENBLAS_NUM_THREADS=1   # try a server setting
     python benchmarks/serve_load.py --targets flask --home /tmp/serve-home    # reuse a prepared home
+    python benchmarks/serve_load.py --targets recsmith --no-update --campaigns movies --movies-recipe fm
+        # one campaign only, of another recipe (compare with the same command and --movies-recipe item-knn)
 
 Setup (a temporary ``RECSMITH_HOME``, through the ``recsmith`` CLI with ``--json``): the bundled
 ml-latest-small (group ``movies``, items with ``GENRES``) with an ``item-knn`` version; a synthetic group
@@ -198,14 +200,23 @@ def timed(state: dict[str, Any], step: str, started: float) -> None:
     state.setdefault("setup_seconds", {})[step] = round(time.perf_counter() - started, 2)
 
 
+MOVIES_RECIPE = ["item-knn"]
+"""The recipe of the ``movies`` group's version (``--movies-recipe``)."""
+
+
 def setup_movies(home: Path, state: dict[str, Any], log: Any) -> None:
-    """The bundled ml-latest-small as group ``movies`` with an ``item-knn`` version; idempotent through ``state``."""
+    """The bundled ml-latest-small as group ``movies`` with an ``item-knn`` version (or ``--movies-recipe``'s);
+    idempotent through ``state``."""
+    recipe = MOVIES_RECIPE[0]
+    if "movies" in state and state["movies"].get("recipe", "item-knn") != recipe:
+        raise BenchError(f"the home's movies version is of {state['movies'].get('recipe', 'item-knn')}, not {recipe}; "
+                         "use another --home")
     if "movies" not in state:
         started = time.perf_counter()
-        log("setup: datasets load ml-latest-small -> movies; train item-knn")
+        log(f"setup: datasets load ml-latest-small -> movies; train {recipe}")
         cli(home, "datasets", "load", "ml-latest-small", "--dataset-group", "movies", "--json")
-        version = cli(home, "train", "--dataset-group", "movies", "--recipe", "item-knn", "--no-metrics", "--json")
-        state["movies"] = {"versions": [version["id"]], "artifacts": [version["artifact_uri"]]}
+        version = cli(home, "train", "--dataset-group", "movies", "--recipe", recipe, "--no-metrics", "--json")
+        state["movies"] = {"versions": [version["id"]], "artifacts": [version["artifact_uri"]], "recipe": recipe}
         timed(state, "movies", started)
         save_state(home, state)
 
@@ -234,7 +245,7 @@ def setup_small(home: Path, state: dict[str, Any], log: Any) -> None:
 def setup_data(home: Path, state: dict[str, Any], log: Any) -> None:
     """Datasets and trained versions (what exists without the server): idempotent through ``state``."""
     setup_movies(home, state, log)
-    if "synth" not in state:
+    if "synth" not in state and any(group == "synth" for group, _ in CAMPAIGNS):
         started = time.perf_counter()
         log("setup: synthetic 50k users x 20k items x 1M events -> synth; items with GENRES; train als twice")
         made = cli(home, "datasets", "synthetic", "--dataset-group", "synth", "--users", "50000", "--items", "20000",
@@ -992,6 +1003,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=2000, help="Distinct pre-generated requests.")
     parser.add_argument("--check-requests", type=int, default=50, help="Requests checked one by one before load.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--movies-recipe", default="item-knn", help="Recipe of the movies campaign's version.")
+    parser.add_argument("--campaigns", default="movies,synth", help="Which of the movies,synth campaigns the load "
+                        "sends requests to (movies only: no synth group is built).")
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="Seconds to wait for GET /ready.")
     parser.add_argument("--home", type=Path, help="Use (and keep) this RECSMITH_HOME; setup steps already done "
                                                   "there are skipped. Default: a temporary folder, removed after.")
@@ -1030,6 +1044,13 @@ def main() -> None:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "recsmith": {}, "flask": {}, "runs": [], "errors": {},
     }
+    global CAMPAIGNS
+    MOVIES_RECIPE[0] = args.movies_recipe
+    CAMPAIGNS = tuple(c for c in CAMPAIGNS if c[0] in args.campaigns.split(","))
+    if not CAMPAIGNS:
+        raise SystemExit("--campaigns names none of movies, synth")
+    if "synth" not in args.campaigns.split(",") and "flask" in targets:
+        targets.remove("flask")  # the reference app serves the synth group too
     try:
         state = load_state(home)
         setup_data(home, state, log)

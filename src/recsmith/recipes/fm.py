@@ -52,6 +52,12 @@ class FMParams(TorchParams):
     factors: int = Field(default=64, ge=1)
     """Dimensions of each feature's factor vector ``v``."""
 
+    lr: float = Field(default=0.002, gt=0.0)
+    """Initial learning rate (measured on ml-100k's binary task: ``benchmarks/classification.py``)."""
+
+    reg: float = Field(default=0.01, ge=0.0)
+    """L2 penalty on the factor vectors of each batch's features."""
+
     objective: Literal["binary", "regression", "ranking"] = "ranking"
     """``binary``: log loss on ``label``; ``regression``: squared loss on ``EVENT_VALUE``; ``ranking``: BPR over
     sampled negatives (implicit data)."""
