@@ -77,7 +77,8 @@ def main() -> None:
             per_epoch = f"{np.mean([h['seconds'] for h in history]):.2f}" if history else "-"
             label = name + (" int8" if params.get("quantize") else "")
             print(f"| {dataset} | {label} | {row['ndcg@10']:.4f} | {row['recall@20']:.4f} | "
-                  f"{sampled['sampled_hit_rate@10']:.4f} | {sampled['sampled_ndcg@10']:.4f} | {row['fit_seconds']:.1f} | {per_epoch} | "
+                  f"{sampled['sampled_hit_rate@10']:.4f} | {sampled['sampled_ndcg@10']:.4f} | "
+                  f"{row['fit_seconds']:.1f} | {per_epoch} | "
                   f"{len(history) or '-'} | {options.resolve_device(recipe)} |", flush=True)
 
 
