@@ -773,6 +773,8 @@ def sweep(server: Server, load: LoadSettings, args: argparse.Namespace, results:
 
 def reset_campaign(server: Server, state: dict[str, Any], log: Any) -> None:
     """Serve the first als version again (a reused ``--home`` may hold the update run's), as Flask does."""
+    if "synth" not in state:  # --campaigns movies
+        return
     key, first = state["key"], state["synth"]["versions"][0]
     url = f"{server.base_url}/v1/dataset-groups/synth/campaigns/als"
     status, body = http("GET", url, key=key)
