@@ -7,7 +7,7 @@ from recsmith.testing import RecipeContract
 pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-FAST = {"epochs": 4, "factors": 16, "batch_size": 256, "val_fraction": 0.1, "patience": 0}
+FAST = {"epochs": 4, "factors": 16, "batch_size": 1024, "lr": 0.01, "val_fraction": 0.1, "patience": 0}
 
 
 class TestFMContract(RecipeContract):
