@@ -132,8 +132,8 @@ def _build_module(torch: Any, n_user_cols: int, n_item_cols: int, factors: int, 
             segment = torch.repeat_interleave(torch.arange(n, device=cols.device), lengths)
             index = torch.stack([segment, cols])
             shape = (n, v.weight.shape[0])
-            x = torch.sparse_coo_tensor(index, vals, shape, is_coalesced=True)
-            x2 = torch.sparse_coo_tensor(index, vals * vals, shape, is_coalesced=True)
+            x = torch.sparse_coo_tensor(index, vals, shape, is_coalesced=True, check_invariants=False)
+            x2 = torch.sparse_coo_tensor(index, vals * vals, shape, is_coalesced=True, check_invariants=False)
             vec = torch.sparse.mm(x, v.weight)
             lin = torch.sparse.mm(x, w.weight)[:, 0]
             squares = torch.sparse.mm(x2, v.weight.pow(2).sum(1, keepdim=True))[:, 0]
