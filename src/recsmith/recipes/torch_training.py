@@ -395,8 +395,8 @@ def neighbour_fold_in(histories: sp.csr_matrix, train: sp.csr_matrix, vectors: n
     positive.data = (positive.data > 0).astype(np.float32)
     binary = sp.csr_matrix(train, dtype=np.float32, copy=True)
     binary.data = (binary.data > 0).astype(np.float32)
-    overlap = np.asarray((positive @ binary.T).todense(), dtype=np.float32)
-    totals = overlap.sum(axis=1, keepdims=True)
+    overlap = sp.csr_matrix(positive @ binary.T)  # sparse: a batch of strangers never densifies all users
+    totals = np.asarray(overlap.sum(axis=1), dtype=np.float32)
     mean = vectors.mean(axis=0, keepdims=True) if len(vectors) else np.zeros((1, vectors.shape[1]), np.float32)
-    folded = np.where(totals > 0, (overlap @ vectors) / np.maximum(totals, 1e-12), mean)
+    folded = np.where(totals > 0, np.asarray(overlap @ vectors) / np.maximum(totals, 1e-12), mean)
     return folded.astype(np.float32)
