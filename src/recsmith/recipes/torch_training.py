@@ -107,6 +107,8 @@ class TorchRecipe(Recipe):
       negatives), given the random generator;
     - :meth:`_loss` (torch): the batch loss (the loop adds the L2 penalty the module reports);
     - :meth:`_export` (torch -> numpy): set the recipe's numpy state from the module;
+    - :meth:`_set_arrays` (numpy): the scoring attributes from saved (dequantised) state arrays;
+    - :meth:`_torch_pairs` (torch): pair scores of the module, which the numpy forward must reproduce;
     - ``_scores`` (numpy) from :class:`~recsmith.recipes.base.Recipe`.
     """
 
@@ -309,9 +311,9 @@ class TorchRecipe(Recipe):
         with torch.no_grad():
             return np.asarray(self._torch_pairs(module, users, items, torch), dtype=np.float32)
 
+    @abstractmethod
     def _torch_pairs(self, module: Any, users: np.ndarray, items: np.ndarray, torch: Any) -> Any:
         """Torch scores of pairs (see :meth:`torch_logits`)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------------------------ state
     def _state(self) -> dict[str, np.ndarray]:

@@ -207,8 +207,7 @@ class TwoTower(TorchRecipe, FactorModel):
                 arrays[f"{tower}_{layer}_b"] = linear.bias.detach().cpu().numpy().astype(np.float32)
         trained = np.asarray(self._positive.sum(axis=0)).ravel() > 0
         arrays["item_id"][~trained] = 0.0  # items without interactions: from their metadata alone
-        self._set_arrays(arrays | {"user_vectors": np.zeros((0, self.params.factors), np.float32),
-                                   "item_vectors": np.zeros((0, self.params.factors), np.float32)})
+        self.tower_weights_ = _tower_weights(arrays)  # what _tower reads
         items = arrays["item_id"] + bag_sum(self._item_bags, arrays["item_feature_vectors"])
         arrays["item_vectors"] = self._tower("item_tower", items)
         history = _mean_rows(self._positive, arrays["history_vectors"])
@@ -221,8 +220,7 @@ class TwoTower(TorchRecipe, FactorModel):
         self._set_arrays(dict(arrays))
 
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.tower_weights_ = {name: np.asarray(arrays[name], dtype=np.float32) for name in arrays
-                               if name.startswith(("user_tower_", "item_tower_"))}
+        self.tower_weights_ = _tower_weights(arrays)
         self.user_factors_ = np.ascontiguousarray(arrays["user_vectors"], dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(arrays["item_vectors"], dtype=np.float32)
         self.history_vectors_ = np.asarray(arrays["history_vectors"], dtype=np.float32)
@@ -269,3 +267,9 @@ def _mean_rows(pattern: sp.csr_matrix, table: np.ndarray) -> np.ndarray:
                            shape=pattern.shape)
     counts = np.maximum(np.diff(binary.indptr), 1).astype(np.float32)[:, None]
     return np.asarray(binary @ table, dtype=np.float32) / counts
+
+
+def _tower_weights(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The towers' MLP weights among the state arrays."""
+    return {name: np.asarray(arrays[name], dtype=np.float32) for name in arrays
+            if name.startswith(("user_tower_", "item_tower_"))}
