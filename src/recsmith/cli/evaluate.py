@@ -38,25 +38,25 @@ def run_evaluation(store: Any, group: str, experiment: Experiment, *, show_progr
     The group's item / user feature tables are read only when a recipe's tags say it uses them (and the item
     features for the ``cold-items`` protocol, which ranks held-out items from them)."""
     from recsmith.jobs.evaluation import run_experiment
-    from recsmith.jobs.training import load_training_data
+    from recsmith.jobs.training import training_data_for
     from recsmith.recipes import recipe_class
     from recsmith.recipes.options import FitOptions
 
     for entry in experiment.recipes:
         check_device(entry.recipe, device)
-    tags = [recipe_class(entry.recipe).tags for entry in experiment.recipes]
-    item_features = experiment.protocol == "cold-items" or any(tag.uses_item_features for tag in tags)
-    user_features = any(tag.uses_user_features for tag in tags)
+    classes = [recipe_class(entry.recipe) for entry in experiment.recipes]
+    cold_items = experiment.protocol == "cold-items"
     labels = [entry.label for entry in experiment.recipes]
     stages = {"read": "reading interactions"} | {f"fit:{label}": label for label in labels}
     with stage_progress("evaluate", stages, enabled=show_progress) as progress:
         progress("read")
-        data = load_training_data(store, group, item_features=item_features, user_features=user_features)
-        if experiment.protocol == "cold-items" and not len(data.item_features):
+        data = training_data_for(store, group, classes, item_features=cold_items)
+        if cold_items and not len(data.item_features):
             raise DataError(f"the cold-items protocol ranks held-out items from their features, and dataset group "
                             f"{group!r} has no item metadata; import it first (recsmith import items PATH "
                             f"--dataset-group {group})")
-        run = run_experiment(data if item_features or user_features else data.interactions, experiment,
+        with_features = len(data.item_features) or len(data.user_features)
+        run = run_experiment(data if with_features else data.interactions, experiment,
                              progress=lambda label, stage: progress(f"fit:{label}"), depth=depth,
                              fit_options=FitOptions(device=device))  # type: ignore[arg-type]
         progress("done")

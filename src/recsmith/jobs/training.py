@@ -87,12 +87,15 @@ def load_training_data(store: Store, dataset_group: str, config: SolutionConfig 
         item_features=items, user_features=users, item_schema=item_schema, user_schema=user_schema)
 
 
-def training_data_for(store: Store, dataset_group: str, recipes: Iterable[Recipe]) -> TrainingData:
-    """The group's :class:`TrainingData` for fitting ``recipes`` side by side (an evaluation): the item / user
-    feature tables are read only when some recipe's tags say it uses them (``uses_item_features`` /
-    ``uses_user_features``), as :func:`load_training_data` reads them for one recipe's training."""
+def training_data_for(store: Store, dataset_group: str, recipes: Iterable[Recipe | type[Recipe]], *,
+                      item_features: bool = False) -> TrainingData:
+    """The group's :class:`TrainingData` for fitting ``recipes`` (instances or classes) side by side (an
+    evaluation): the item / user feature tables are read only when some recipe's tags say it uses them
+    (``uses_item_features`` / ``uses_user_features``), as :func:`load_training_data` reads them for one recipe's
+    training; ``item_features`` reads the item table whatever the tags (the ``cold-items`` protocol)."""
     chosen = list(recipes)
-    return load_training_data(store, dataset_group, item_features=any(r.tags.uses_item_features for r in chosen),
+    return load_training_data(store, dataset_group,
+                              item_features=item_features or any(r.tags.uses_item_features for r in chosen),
                               user_features=any(r.tags.uses_user_features for r in chosen), context=False)
 
 
