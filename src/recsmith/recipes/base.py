@@ -526,8 +526,16 @@ class Recipe(ABC):
             out[span] = np.asarray(dense, dtype=np.float32)[local, items[span]]
         return out
 
+    def _block_scores(self, histories: sp.csr_matrix, users: np.ndarray | None,
+                      queries: Sequence[HistoryQuery] | None) -> np.ndarray:
+        """Scores of one block of :meth:`_rank`: :meth:`_scores` of the weighted rows. Sequential recipes
+        (:class:`~recsmith.recipes.sequential.SequentialRecipe`) read the block's ordered ``queries`` instead
+        (None when the block came from training users or a matrix)."""
+        return self._scores(histories, users)
+
     def _rank(self, histories: sp.csr_matrix, users: np.ndarray | None, k: int, exclude_seen: bool,
-              candidates: ItemLists | None, exclude: ItemLists | None) -> Recommendations:
+              candidates: ItemLists | None, exclude: ItemLists | None,
+              queries: Sequence[HistoryQuery] | None = None) -> Recommendations:
         k = _checked_k(k)
         n = histories.shape[0]
         cand = _per_row(candidates, n, histories.shape[1], "candidates")
@@ -538,7 +546,8 @@ class Recipe(ABC):
         for start in range(0, n, step):
             stop = min(start + step, n)
             block = histories[start:stop]
-            raw = self._scores(block, None if users is None else users[start:stop])
+            raw = self._block_scores(block, None if users is None else users[start:stop],
+                                     None if queries is None else queries[start:stop])
             # a private, writable, C-ordered float32 block (recipes may return views of their state)
             dense = np.array(raw, dtype=np.float32, copy=True, order="C")
             if exclude_seen and block.nnz:

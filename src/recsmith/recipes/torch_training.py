@@ -197,12 +197,9 @@ class TorchRecipe(Recipe):
         """Train ``module`` for at most ``epochs`` epochs (see the module docstring), leaving it at its best
         epoch; ``history_`` and ``best_epoch_`` record how it went."""
         p = self.params
-        n = len(next(iter(examples.values())))
-        order = rng.permutation(n)
-        n_val = int(round(n * p.val_fraction)) if n > 1 else 0
-        val_rows, train_rows = order[:n_val], order[n_val:]
-        if not len(train_rows):
-            train_rows = order
+        examples, validation = self._split_examples(examples, rng)
+        train_rows = np.arange(len(next(iter(examples.values()))))
+        val_rows = np.arange(len(next(iter(validation.values()))))
         sparse_params = [w for m in module.modules() if isinstance(m, torch.nn.Embedding) and m.sparse
                          for w in m.parameters()]
         sparse_ids = {id(w) for w in sparse_params}
@@ -215,7 +212,7 @@ class TorchRecipe(Recipe):
         schedulers = [torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=p.lr_factor, patience=p.lr_patience)
                       for opt in optimizers]
         val_rng = np.random.default_rng(p.seed + 1)
-        val_batches = [self._batch(_take(examples, val_rows[start:start + p.batch_size]), val_rng)
+        val_batches = [self._batch(_take(validation, val_rows[start:start + p.batch_size]), val_rng)
                        for start in range(0, len(val_rows), p.batch_size)]
         self.history_ = []
         best: tuple[float, int, dict[str, Any]] | None = None
@@ -276,7 +273,20 @@ class TorchRecipe(Recipe):
         if options.progress is not None and done < epochs:
             options.progress(epochs, epochs)  # stopped early: the bar ends
 
+    def _split_examples(self, examples: Batch, rng: np.random.Generator) -> tuple[Batch, Batch]:
+        """``(training, validation)`` examples: a seeded ``val_fraction`` of the examples held out (all of them
+        train when that leaves none). Sequence recipes override it to hold out each chosen user's last step
+        instead of the whole user."""
+        n = len(next(iter(examples.values())))
+        order = rng.permutation(n)
+        n_val = int(round(n * self.params.val_fraction)) if n > 1 else 0
+        val_rows, train_rows = order[:n_val], order[n_val:]
+        if not len(train_rows):
+            train_rows = order
+        return _take(examples, train_rows), _take(examples, val_rows)
+
     def _batches(self, examples: Batch, rows: np.ndarray, rng: np.random.Generator) -> Iterator[Batch]:
+        """The training batches of one epoch, from the examples at ``rows`` (shuffled), in that order."""
         size = self.params.batch_size
         for start in range(0, len(rows), size):
             yield self._batch(_take(examples, rows[start:start + size]), rng)

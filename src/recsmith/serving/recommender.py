@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from recsmith.data.weighting import event_weights_of
 from recsmith.recipes.bundle import TrainedModel
+from recsmith.recipes.query import HistoryQuery
 from recsmith.store.store import UserEvent
 
 
@@ -74,6 +75,11 @@ class History:
         Raw ids of everything the user interacted with, items the model does not know included.
     events : list of UserEvent or None
         The user's stored events, when the request read them all (for ``Interactions.EVENT_TYPE`` filters).
+    sequence : numpy.ndarray or None
+        For a sequential recipe (``tags.sequential``): ``int64`` dense items of the user's events in time order,
+        repeats kept: the training sequence the recipe kept, then every event since (None for other recipes).
+    timestamps : numpy.ndarray or None
+        ``int64`` epoch seconds of each ``sequence`` entry (None where unknown).
     """
 
     row: int | None
@@ -82,6 +88,8 @@ class History:
     live: bool = False
     seen: frozenset[str] = frozenset()
     events: list[UserEvent] | None = None
+    sequence: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
 
     @property
     def known(self) -> bool:
@@ -122,17 +130,56 @@ def build_history(model: TrainedModel, row: int | None, new_events: Sequence[Use
     seen = frozenset(event.item_id for event in (all_events if all_events is not None else new_events))
     if row is not None:
         seen = seen | frozenset(model.items.ids[items].tolist())
+    if new_events:  # in time order (ties: as stored), so a sequential recipe reads them as they happened
+        new_events = sorted(new_events, key=lambda event: (event.timestamp, event.row))
     new = model.items.indices([event.item_id for event in new_events], missing="ignore") if new_events else None
+    live_weights = None if new is None else event_weights(model, new_events)
+    sequence = times = None
+    if model.recipe.tags.sequential:
+        sequence, times = _sequence(model, row, new, new_events, live_weights)
     if new is None or not (new >= 0).any():
-        return History(row, items, weights, False, seen, all_events)
+        return History(row, items, weights, False, seen, all_events, sequence, times)
     known = new >= 0
     merged_items = np.concatenate([items, new[known]])
-    merged_weights = np.concatenate([weights.astype(np.float64), event_weights(model, new_events)[known]])
+    merged_weights = np.concatenate([weights.astype(np.float64), live_weights[known]])
     order = np.argsort(merged_items, kind="stable")
     merged_items, merged_weights = merged_items[order], merged_weights[order]
     starts = np.flatnonzero(np.r_[True, merged_items[1:] != merged_items[:-1]])
     return History(row, merged_items[starts], np.add.reduceat(merged_weights, starts).astype(np.float32), True, seen,
-                   all_events)
+                   all_events, sequence, times)
+
+
+def _sequence(model: TrainedModel, row: int | None, new: np.ndarray | None, new_events: Sequence[UserEvent],
+              live_weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ordered history of a sequential recipe: the training sequence it kept for ``row``, then the events
+    since (items it knows, of positive weight, as training reads a sequence), with their times."""
+    if row is not None:
+        items, stamps = model.recipe.user_sequence(row)
+    else:
+        items, stamps = np.empty(0, dtype=np.int64), None
+    if new is None:
+        return items, stamps
+    take = (new >= 0) & (live_weights > 0)
+    new_stamps = np.fromiter((event.timestamp for event in new_events), dtype=np.int64, count=len(new_events))[take]
+    if stamps is None and len(items):  # a training sequence without times: the whole sequence has none
+        return np.concatenate([items, new[take]]), None
+    stamps = new_stamps if stamps is None else np.concatenate([stamps, new_stamps])
+    return np.concatenate([items, new[take]]), stamps
+
+
+def history_query(model: TrainedModel, history: History) -> HistoryQuery | None:
+    """The inference query of a :class:`History` (what the recipe scores): for a sequential recipe the ordered
+    sequence with its times, for the others the summed weights; scored as the training user when nothing
+    happened since training, folded in otherwise. None when there is nothing to score (no history, and a
+    recipe whose list depends on the user)."""
+    user = history.row if history.row is not None and not history.live else None
+    if model.recipe.tags.sequential and history.sequence is not None:
+        if not len(history.sequence) and not model.recipe.tags.same_for_everyone:
+            return None
+        return HistoryQuery(history.sequence, timestamps=history.timestamps, user=user)
+    if user is None and not len(history.items) and not model.recipe.tags.same_for_everyone:
+        return None
+    return HistoryQuery(history.items, history.weights, user=user)
 
 
 def score_history(model: TrainedModel, history: History, k: int, *, exclude_seen: bool = True,
@@ -142,14 +189,11 @@ def score_history(model: TrainedModel, history: History, k: int, *, exclude_seen
     history, and a recipe whose list depends on the user). Reasons: the recipe's own
     (:meth:`~recsmith.recipes.base.Recipe.reason_kinds`, e.g. ``"trending"`` / ``"popular"``) where it gives them,
     else ``"personalized"`` for a known user and ``"history"`` for another."""
-    if history.row is not None and not history.live:
-        rec = model.recipe.recommend(np.array([history.row], dtype=np.int32), k, exclude_seen=exclude_seen,
-                                     exclude=exclude, candidates=candidates)
-    elif len(history.items) or model.recipe.tags.same_for_everyone:
-        rec = model.recipe.recommend_from_history(history.as_row(len(model.items)), k, exclude_seen=exclude_seen,
-                                                  exclude=exclude, candidates=candidates)
-    else:
+    query = history_query(model, history)
+    if query is None:
         return []
+    rec = model.recipe.recommend_for_queries([query], k, exclude_seen=exclude_seen, exclude=exclude,
+                                             candidates=candidates)
     ids, scores = rec.ids[0], rec.scores[0]
     keep = (ids >= 0) & np.isfinite(scores)
     chosen = ids[keep]
