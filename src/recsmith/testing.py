@@ -350,6 +350,9 @@ class RecipeContract:
         ``recommend_from_history``; repeated events sum their weights; -1 items are ignored."""
         data = synthetic_interactions()
         recipe = self.fitted(data)
+        if self.tags.sequential:
+            self._check_ordered_queries(recipe, data)
+            return
         rows = recipe.train_matrix_
         own = [HistoryQuery.from_row(rows[u], user=u) for u in range(4)]
         np.testing.assert_array_equal(recipe.recommend_for_queries(own, k=5).ids,
@@ -364,6 +367,26 @@ class RecipeContract:
         mixed = recipe.recommend_for_queries([query, own[1]], k=5, exclude=[np.array([], dtype=np.int64)] * 2)
         np.testing.assert_array_equal(mixed.ids[0], expected.ids[0])
         np.testing.assert_array_equal(mixed.ids[1], recipe.recommend(np.array([1]), k=5).ids[0])
+        with pytest.raises(DataError, match="query item index"):
+            recipe.recommend_for_queries([HistoryQuery(np.array([data.n_items]))], k=3)
+
+    @staticmethod
+    def _check_ordered_queries(recipe: Recipe, data: Interactions) -> None:
+        """Sequential recipes: a query of a training user's kept sequence (in order) scores as ``recommend``
+        for the user, and as ``recommend_from_history`` of the same ordered list; -1 items are skipped; the
+        order of a history is read (reversing long histories changes some rankings)."""
+        sequences = [recipe.user_sequence(u) for u in range(6)]
+        own = [HistoryQuery(items, timestamps=times, user=u) for u, (items, times) in enumerate(sequences)]
+        np.testing.assert_array_equal(recipe.recommend_for_queries(own, k=5).ids,
+                                      recipe.recommend(np.arange(6), k=5).ids)
+        lists = [items for items, _ in sequences]
+        from_lists = recipe.recommend_from_history(lists, k=5)
+        np.testing.assert_array_equal(recipe.recommend_for_queries([HistoryQuery(x) for x in lists], k=5).ids,
+                                      from_lists.ids)
+        gapped = [HistoryQuery(np.concatenate([[-1], x[:1], [-1], x[1:]])) for x in lists]
+        np.testing.assert_array_equal(recipe.recommend_for_queries(gapped, k=5).ids, from_lists.ids)
+        reversed_ids = recipe.recommend_from_history([x[::-1] for x in lists], k=5).ids
+        assert (reversed_ids != from_lists.ids).any(), "reversing the histories changed no ranking"
         with pytest.raises(DataError, match="query item index"):
             recipe.recommend_for_queries([HistoryQuery(np.array([data.n_items]))], k=3)
 
