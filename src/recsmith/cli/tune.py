@@ -57,10 +57,10 @@ def tune(
 
     from recsmith.cli.app import check_device, err, open_store, parse_params, solution_config, stage_progress
     from recsmith.evaluation.metrics import canonical_metric
-    from recsmith.evaluation.split import split_random
+    from recsmith.evaluation.split import holdout_split
     from recsmith.jobs.training import load_training_data, train_solution_version
     from recsmith.recipes.options import FitOptions
-    from recsmith.recipes.registry import canonical_name
+    from recsmith.recipes.registry import canonical_name, recipe_class
     from recsmith.settings import Settings
     from recsmith.tuning import check_settings, tune_recipe
 
@@ -77,7 +77,9 @@ def tune(
     with stage_progress(f"read {group}", {"read": "reading interactions"}, enabled=not as_json) as progress:
         progress("read")
         interactions = load_training_data(store, group, config, item_features=False, user_features=False).interactions
-        tune_part, _ = split_random(interactions, test_fraction=HOLDOUT_FRACTION, seed=HOLDOUT_SEED)
+        sequential = recipe_class(recipe).tags.sequential  # held out as `recsmith train` measures it
+        tune_part, _, holdout = holdout_split(interactions, sequential=sequential, fraction=HOLDOUT_FRACTION,
+                                              seed=HOLDOUT_SEED)
         progress("done")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar tells the trials; no per-trial lines
     optuna.logging.disable_default_handler()
@@ -98,7 +100,7 @@ def tune(
             version = train_solution_version(store, settings, group, recipe, result.best_params, config=config,
                                              solution_name=solution, progress=progress,
                                              fit_options=progress.fit_options(device, epochs=iterative))
-    report(result, saved, command, version, as_json)
+    report(result, saved, command, version, as_json, holdout.split()[0])
     if result.interrupted:
         err.print(f"[yellow]interrupted after {result.trials_run} trials; the finished ones are kept in study "
                   f"{result.study_name!r}: run the same command to go on[/]")
@@ -125,7 +127,7 @@ def train_command(group: str, result: TuneResult, solution: str | None, event_we
 
 
 def report(result: TuneResult, saved: dict[str, Any], command: str, version: dict[str, Any] | None,
-           as_json: bool) -> None:
+           as_json: bool, holdout: str = "random") -> None:
     """Print the outcome: JSON, or a table of the best params and what to run next."""
     from rich.markup import escape
     from rich.table import Table
@@ -134,7 +136,7 @@ def report(result: TuneResult, saved: dict[str, Any], command: str, version: dic
 
     if as_json:
         print_json(result.to_json() | {
-            "holdout": {"protocol": "random", "test_fraction": HOLDOUT_FRACTION, "seed": HOLDOUT_SEED,
+            "holdout": {"protocol": holdout, "test_fraction": HOLDOUT_FRACTION, "seed": HOLDOUT_SEED,
                         "note": "left out of tuning: recsmith train measures offline metrics on it"},
             "solution": {"id": saved["id"], "name": saved["name"], "recipe": saved["recipe"],
                          "params": saved["params"], "config": saved["config"]},

@@ -275,6 +275,24 @@ def _ratings_per_user(interactions: Interactions, n: int, seed: int, min_interac
     return _finish(interactions, test_mask, _count_skipped(n_positive, eligible), f"ratings-per-user n={n}")
 
 
+def holdout_split(interactions: Interactions, *, sequential: bool, fraction: float, seed: int
+                  ) -> tuple[Interactions, Interactions, str]:
+    """The split a solution version's offline metrics and tuning measure on, with its description: each user's
+    last pair for sequential recipes (what they are built to predict: ``leave-last``), else a seeded random
+    ``fraction`` of each user's pairs (``random``). Data without timestamps has no last pair: ``random``.
+
+    Returns
+    -------
+    (Interactions, Interactions, str)
+        Train, test, and the protocol as the metrics record it (``"leave-last n=1"``, ``"random ..."``).
+    """
+    if sequential and interactions.timestamps is not None:
+        train, test = split_leave_last(interactions, n=1)
+        return train, test, "leave-last n=1"
+    train, test = split_random(interactions, test_fraction=fraction, seed=seed)
+    return train, test, f"random test_fraction={fraction} seed={seed}"
+
+
 def split_leave_last(interactions: Interactions, n: int = 1, min_interactions: int = 2
                      ) -> tuple[Interactions, Interactions]:
     """Hold out each user's last ``n`` positive pairs by time (the ``leave-last`` protocol).

@@ -19,7 +19,7 @@ from recsmith.data.interactions import Interactions
 from recsmith.data.training import TrainingData
 from recsmith.errors import DataError
 from recsmith.evaluation.evaluate import evaluate_recipes
-from recsmith.evaluation.split import split_random
+from recsmith.evaluation.split import holdout_split
 from recsmith.jobs.config import SolutionConfig
 from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, fail_abandoned_jobs, owner_columns, run_job
 from recsmith.recipes import Recipe, create, recipe_class
@@ -207,11 +207,12 @@ def train_solution_version(
         if with_metrics:
             if progress:
                 progress("metrics")
-            train, test = split_random(interactions, test_fraction=test_fraction, seed=seed)
+            train, test, protocol = holdout_split(interactions, sequential=klass.tags.sequential,
+                                                  fraction=test_fraction, seed=seed)
             rows = evaluate_recipes({recipe: model_recipe.clone()}, data.with_interactions(train), test, k=k,
                                     metrics=metric_names(k), fit_options=fit_options)
             metrics = {key: value for key, value in rows[0].items() if "@" in key}
-            metrics["protocol"] = f"random test_fraction={test_fraction} seed={seed}"
+            metrics["protocol"] = protocol
         if data.rows_skipped:  # stored rows training could not use (TrainingData.skipped says why)
             metrics["rows_skipped"] = data.rows_skipped
         if progress:

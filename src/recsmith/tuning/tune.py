@@ -1,8 +1,8 @@
 """Hyperparameter tuning with Optuna: TPE over a recipe's declared search space, on a validation split.
 
 The objective of a trial is one metric of the recipe fitted with the trial's params on the given
-interactions less a validation slice (:func:`~recsmith.evaluation.split.split_random`), measured on that
-slice: ranking metrics (``ndcg@10``, ...) are maximised, the rating errors ``rmse`` and ``mae`` (for rating
+interactions less a validation slice (:func:`~recsmith.evaluation.split.holdout_split`: a random share of each
+user's pairs, or each user's last pair for sequential recipes), measured on that slice: ranking metrics (``ndcg@10``, ...) are maximised, the rating errors ``rmse`` and ``mae`` (for rating
 recipes such as ``svd``) minimised. Pass training data only; the test split stays untouched.
 
 Iterative recipes (``als``, ``bpr``, ``svd``, ``svdpp``) report the validation metric every few epochs
@@ -29,7 +29,7 @@ from recsmith import __version__
 from recsmith.data.interactions import Interactions
 from recsmith.errors import ConfigError, DataError
 from recsmith.evaluation.metrics import METRICS, compute_metrics
-from recsmith.evaluation.split import split_random
+from recsmith.evaluation.split import holdout_split
 from recsmith.recipes import available, recipe_class
 from recsmith.recipes.base import Recipe, SearchDimension
 from recsmith.recipes.options import FitOptions
@@ -377,10 +377,12 @@ def tune_recipe(
         raise DataError(f"tune_recipe needs an Interactions object, got {type(interactions).__name__}")
     klass = recipe_class(recipe)
     every = _report_every(klass, dims, fixed, report_every)
-    train, valid = split_random(interactions, test_fraction=validation_fraction, seed=seed)
+    train, valid, protocol = holdout_split(interactions, sequential=klass.tags.sequential,
+                                           fraction=validation_fraction, seed=seed)
     validation = _Validation(valid, metric, seed)
     name = study_name or f"{recipe}:{metric}"
     attrs = {"recipe": recipe, "metric": metric, "fixed_params": fixed, "validation_fraction": validation_fraction,
+             "validation_protocol": protocol,
              "seed": seed, "recsmith_version": __version__,
              "data": {"users": interactions.n_users, "items": interactions.n_items, "interactions": interactions.nnz}}
     storage = study_storage(storage_url) if storage_url else None
