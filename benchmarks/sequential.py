@@ -72,6 +72,15 @@ def read_dataset(name: str) -> Interactions:
     return Interactions.from_frame(frame, user="user", item="item", timestamp="timestamp")
 
 
+def _progress(recipe):
+    """Print each epoch's losses (iterative recipes)."""
+    def report(done: int, total: int) -> None:
+        history = getattr(recipe, "history_", [])
+        if done and history:
+            print(f"  {recipe.name} epoch {done}/{total}: {history[-1]}", file=sys.stderr, flush=True)
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="ml-100k", choices=sorted(SASREC))
@@ -94,9 +103,7 @@ def main() -> None:
         if recipe_name == "gru4rec":
             params = overrides
         recipe = create(recipe_name, **params)
-        options = FitOptions(device=args.device, num_threads=args.threads,
-                             progress=lambda done, total: print(f"  epoch {done}/{total}", file=sys.stderr)
-                             if recipe.tags.iterative and done else None)
+        options = FitOptions(device=args.device, num_threads=args.threads, progress=_progress(recipe))
         started = time.perf_counter()
         if args.sampled:
             recipe.fit(train, options)
@@ -126,7 +133,8 @@ def main() -> None:
     print("|---|" + "---|" * (len(metrics) + 3))
     for row in rows:
         print(f"| {row['recipe']} | " + " | ".join(f"{row[m]:.4f}" for m in metrics)
-              + f" | {row['seconds']} | {row['epochs'] or ''} ({row['best_epoch'] or ''}) | {row['s_per_epoch'] or ''} |")
+              + f" | {row['seconds']} | {row['epochs'] or ''} ({row['best_epoch'] or ''}) "
+              f"| {row['s_per_epoch'] or ''} |")
 
 
 if __name__ == "__main__":

@@ -39,8 +39,9 @@ def test_train_evaluate_and_recommend_a_sequential_recipe(walks) -> None:
     assert version["metrics"]["protocol"] == "leave-last n=1"  # what a sequential recipe predicts
     assert version["metrics"]["ndcg@10"] > 0.5, version["metrics"]
 
+    sasrec_params = [f"sasrec.{arg}" if arg != "-p" else arg for arg in FAST]
     result = walks("evaluate", "-g", "walks", "--protocol", "leave_last", "--recipes", "sasrec,item-knn",
-                   *[f"sasrec.{arg}" if arg != "-p" else arg for arg in FAST], "--sampled-negatives", 100, "--metrics", "ndcg@10,hit_rate@10", "--json")
+                   *sasrec_params, "--sampled-negatives", 100, "--metrics", "ndcg@10,hit_rate@10", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     rows = {row["recipe"]: row for row in report["results"]}

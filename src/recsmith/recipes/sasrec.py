@@ -42,7 +42,7 @@ from recsmith.data.training import TrainingData
 from recsmith.recipes.base import Choice, FloatRange, IntRange
 from recsmith.recipes.features import FeatureEncoder
 from recsmith.recipes.query import HistoryQuery
-from recsmith.recipes.sequential import SequentialRecipe, Sequences, last_items
+from recsmith.recipes.sequential import Sequences, SequentialRecipe, last_items
 from recsmith.recipes.torch_training import TORCH_TAGS, Batch, TorchParams, TorchRecipe
 
 GAP_BUCKETS = 24

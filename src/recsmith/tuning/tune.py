@@ -1,9 +1,10 @@
 """Hyperparameter tuning with Optuna: TPE over a recipe's declared search space, on a validation split.
 
 The objective of a trial is one metric of the recipe fitted with the trial's params on the given
-interactions less a validation slice (:func:`~recsmith.evaluation.split.holdout_split`: a random share of each
-user's pairs, or each user's last pair for sequential recipes), measured on that slice: ranking metrics (``ndcg@10``, ...) are maximised, the rating errors ``rmse`` and ``mae`` (for rating
-recipes such as ``svd``) minimised. Pass training data only; the test split stays untouched.
+interactions less a validation slice (:func:`~recsmith.evaluation.split.holdout_split`: a random share of
+each user's pairs, or each user's last pair for sequential recipes), measured on that slice: ranking metrics
+(``ndcg@10``, ...) are maximised, the rating errors ``rmse`` and ``mae`` (for rating recipes such as ``svd``)
+minimised. Pass training data only; the test split stays untouched.
 
 Iterative recipes (``als``, ``bpr``, ``svd``, ``svdpp``) report the validation metric every few epochs
 through the :attr:`~recsmith.recipes.options.FitOptions.epoch_callback` of their fit (recipes tagged
