@@ -9,6 +9,8 @@ Usage::
     python benchmarks/serve_load.py --targets flask --home /tmp/serve-home    # reuse a prepared home
     python benchmarks/serve_load.py --targets recsmith --no-update --campaigns movies --movies-recipe fm
         # one campaign only, of another recipe (compare with the same command and --movies-recipe item-knn)
+    python benchmarks/serve_load.py --targets recsmith --no-update --campaigns movies --movies-recipe sasrec \
+        --movies-param epochs=5   # a sequential campaign: each request runs the forward pass over 50 items
 
 Setup (a temporary ``RECSMITH_HOME``, through the ``recsmith`` CLI with ``--json``): the bundled
 ml-latest-small (group ``movies``, items with ``GENRES``) with an ``item-knn`` version; a synthetic group
@@ -202,6 +204,8 @@ def timed(state: dict[str, Any], step: str, started: float) -> None:
 
 MOVIES_RECIPE = ["item-knn"]
 """The recipe of the ``movies`` group's version (``--movies-recipe``)."""
+MOVIES_PARAMS: list[str] = []
+"""Its params, ``NAME=VALUE`` (``--movies-param``)."""
 
 
 def setup_movies(home: Path, state: dict[str, Any], log: Any) -> None:
@@ -215,7 +219,9 @@ def setup_movies(home: Path, state: dict[str, Any], log: Any) -> None:
         started = time.perf_counter()
         log(f"setup: datasets load ml-latest-small -> movies; train {recipe}")
         cli(home, "datasets", "load", "ml-latest-small", "--dataset-group", "movies", "--json")
-        version = cli(home, "train", "--dataset-group", "movies", "--recipe", recipe, "--no-metrics", "--json")
+        params = [word for param in MOVIES_PARAMS for word in ("--param", param)]
+        version = cli(home, "train", "--dataset-group", "movies", "--recipe", recipe, *params, "--no-metrics",
+                      "--json")
         state["movies"] = {"versions": [version["id"]], "artifacts": [version["artifact_uri"]], "recipe": recipe}
         timed(state, "movies", started)
         save_state(home, state)
@@ -1006,6 +1012,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--check-requests", type=int, default=50, help="Requests checked one by one before load.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--movies-recipe", default="item-knn", help="Recipe of the movies campaign's version.")
+    parser.add_argument("--movies-param", action="append", default=[], metavar="NAME=VALUE",
+                        help="A param of the movies campaign's version (repeatable).")
     parser.add_argument("--campaigns", default="movies,synth", help="Which of the movies,synth campaigns the load "
                         "sends requests to (movies only: no synth group is built).")
     parser.add_argument("--ready-timeout", type=float, default=180.0, help="Seconds to wait for GET /ready.")
@@ -1048,6 +1056,7 @@ def main() -> None:
     }
     global CAMPAIGNS
     MOVIES_RECIPE[0] = args.movies_recipe
+    MOVIES_PARAMS[:] = args.movies_param
     CAMPAIGNS = tuple(c for c in CAMPAIGNS if c[0] in args.campaigns.split(","))
     if not CAMPAIGNS:
         raise SystemExit("--campaigns names none of movies, synth")

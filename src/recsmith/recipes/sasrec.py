@@ -414,9 +414,10 @@ def _build_module(torch: Any, n_items: int, d: int, layers: int, heads: int, max
             if self.gaps is not None and gaps is not None:
                 x = x + self.gaps(gaps)
             x = self.drop(x) * keep
-            causal = torch.tril(torch.ones(width, width, dtype=torch.bool, device=inputs.device))
-            allowed = (causal[None] & (inputs > 0)[:, None, :]) | torch.eye(width, dtype=torch.bool,
-                                                                             device=inputs.device)[None]
+            steps = torch.arange(width, device=inputs.device)
+            causal = steps[None, :] <= steps[:, None]
+            itself = steps[None, :] == steps[:, None]  # (not torch.eye: onnxruntime lacks EyeLike for booleans)
+            allowed = (causal[None] & (inputs > 0)[:, None, :]) | itself[None]
             for block in self.blocks:
                 x = block(x, allowed, keep)
             return self.final(x)
