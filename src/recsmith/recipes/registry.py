@@ -34,6 +34,7 @@ BUILTIN: dict[str, str] = {
     "fm": "recsmith.recipes.fm:FM",
     "neumf": "recsmith.recipes.neumf:NeuMF",
     "two-tower": "recsmith.recipes.two_tower:TwoTower",
+    "session-knn": "recsmith.recipes.session_knn:SessionKNN",
     "random": "recsmith.recipes.baselines:RandomScores",
     "feature-popularity": "recsmith.recipes.baselines:FeaturePopularity",
 }
