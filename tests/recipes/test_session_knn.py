@@ -55,7 +55,7 @@ class TestSessionKNNUnweightedContract(RecipeContract):
 
     recipe_name = "session-knn"
     params = {"weighting": "same", "similarity": "jaccard", "neighbors": 50}
-    min_ndcg = 0.045
+    min_ndcg = 0.06  # measured 0.0746 (MovieLens ratings are entered in bulk: their order says little)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -244,23 +244,22 @@ def test_a_batch_scores_as_its_queries_one_by_one() -> None:
 
 # ------------------------------------------------------------------------------------------ quality
 def diginetica() -> tuple[TrainingData, list[HistoryQuery], np.ndarray]:
-    """The Diginetica sample: sessions of the last 7 days are test; predict each one's last item."""
+    """The Diginetica sample split as ``benchmarks/sessions.py`` splits it: the sessions whose last day is in
+    the last 7 days are test; predict each one's last item from the rest."""
     path = datasets_dir() / "diginetica-sample" / "sample_train-item-views.csv"
     if not path.is_file():
         pytest.skip(f"the Diginetica sample is absent ({path})")
-    frame = pd.read_csv(path, sep=";")
-    days = (pd.to_datetime(frame["eventdate"]) - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
-    frame["ts"] = days + frame["timeframe"] // 1000
-    frame = frame.sort_values(["ts", "timeframe"], kind="stable")
-    session_end = frame.groupby("session_id")["ts"].max()
-    cut = session_end.max() - 7 * DAY
-    test_ids = session_end.index[session_end > cut]
+    frame = pd.read_csv(path, sep=";", dtype={"session_id": str, "item_id": str, "user_id": str})
+    frame["day"] = (pd.to_datetime(frame["eventdate"]) - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    frame["ts"] = frame["day"] + frame["timeframe"] // 1000
+    frame = frame.sort_values(["day", "timeframe"], kind="stable")
+    session_day = frame.groupby("session_id")["day"].max()
+    test_ids = session_day.index[session_day > session_day.max() - 7 * DAY]
     train = frame[~frame["session_id"].isin(test_ids)]
     test = frame[frame["session_id"].isin(test_ids)]
-    data = TrainingData.from_frame(train.astype({"session_id": str, "item_id": str}), user="session_id",
-                                   item="item_id", timestamp="ts", session="session_id")
+    data = TrainingData.from_frame(train, user="session_id", item="item_id", timestamp="ts", session="session_id")
     code = {data.item_vocab.raw(i): i for i in range(data.n_items)}
-    test = test.assign(item=test["item_id"].astype(str).map(code)).dropna(subset=["item"])
+    test = test.assign(item=test["item_id"].map(code)).dropna(subset=["item"])
     queries, targets = [], []
     for _, events in test.groupby("session_id", sort=True):
         if len(events) < 2:
@@ -278,10 +277,10 @@ def hit_rate(recipe: Recipe, queries: list[HistoryQuery], targets: np.ndarray, k
 
 def test_beats_popularity_on_diginetica_sessions() -> None:
     data, queries, targets = diginetica()
-    assert len(queries) > 50
+    assert len(queries) == 116
     sknn = hit_rate(create("session-knn").fit(data), queries, targets)
     popular = hit_rate(create("popularity").fit(data), queries, targets)
-    assert sknn > popular + 0.05, (sknn, popular)
+    assert sknn > popular + 0.2, (sknn, popular)  # measured 0.44 against 0.03
 
 
 def test_beats_popularity_on_movielens_leave_last() -> None:
