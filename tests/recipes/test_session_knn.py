@@ -22,7 +22,8 @@ DAY = 86_400
 
 class TestSessionKNNContract(RecipeContract):
     """The default V-SKNN (linear position weights). Its ``test_recommend_for_queries`` reads the order of a
-    query (see below); everything else is the shared contract unchanged."""
+    query (see below; the same as the sequential branch of the contract on main, which can replace it after
+    the merge); everything else is the shared contract unchanged."""
 
     recipe_name = "session-knn"
     min_ndcg = 0.055  # measured 0.0675; popularity 0.030, item-knn 0.037 on this split
@@ -45,6 +46,10 @@ class TestSessionKNNContract(RecipeContract):
         mixed = recipe.recommend_for_queries([query, own[1]], k=5)
         np.testing.assert_array_equal(mixed.ids[0], expected.ids[0])
         np.testing.assert_array_equal(mixed.ids[1], recipe.recommend(np.array([1]), k=5).ids[0])
+        lists = [recipe.user_sequence(u)[0] for u in range(6)]
+        forward = recipe.recommend_from_history(lists, k=5).ids
+        assert (recipe.recommend_from_history([x[::-1] for x in lists], k=5).ids != forward).any(), \
+            "reversing the histories changed no ranking"
         with pytest.raises(DataError, match="query item index"):
             recipe.recommend_for_queries([HistoryQuery(np.array([data.n_items]))], k=3)
 
@@ -56,6 +61,27 @@ class TestSessionKNNUnweightedContract(RecipeContract):
     recipe_name = "session-knn"
     params = {"weighting": "same", "similarity": "jaccard", "neighbors": 50}
     min_ndcg = 0.06  # measured 0.0746 (MovieLens ratings are entered in bulk: their order says little)
+
+    def test_recommend_for_queries(self) -> None:
+        """Same weights read a session as a set: a training user's query scores as ``recommend``, and a
+        history reversed, with repeats or with -1 items scores as the plain list (a sequential contract that
+        asks reversal to change a ranking does not apply to this setting)."""
+        from recsmith.errors import DataError
+
+        data = synthetic_interactions()
+        recipe = self.fitted(data)
+        own = [HistoryQuery(*recipe.user_sequence(u), user=u) for u in range(6)]
+        np.testing.assert_array_equal(recipe.recommend_for_queries(own, k=5).ids,
+                                      recipe.recommend(np.arange(6), k=5).ids)
+        lists = [data.user_history(u) for u in range(6)]
+        plain = recipe.recommend_from_history(lists, k=5, exclude_seen=False)
+        variants = [[x[::-1] for x in lists], [np.concatenate([[-1], x, x[:2]]) for x in lists]]
+        for variant in variants:
+            other = recipe.recommend_for_queries([HistoryQuery(x) for x in variant], k=5, exclude_seen=False)
+            np.testing.assert_array_equal(other.ids, plain.ids)
+            np.testing.assert_allclose(other.scores, plain.scores, rtol=1e-6)
+        with pytest.raises(DataError, match="query item index"):
+            recipe.recommend_for_queries([HistoryQuery(np.array([data.n_items]))], k=3)
 
 
 # ------------------------------------------------------------------------------------------ helpers
