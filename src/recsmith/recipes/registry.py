@@ -35,6 +35,7 @@ BUILTIN: dict[str, str] = {
     "neumf": "recsmith.recipes.neumf:NeuMF",
     "two-tower": "recsmith.recipes.two_tower:TwoTower",
     "sasrec": "recsmith.recipes.sasrec:SASRec",
+    "session-knn": "recsmith.recipes.session_knn:SessionKNN",
     "random": "recsmith.recipes.baselines:RandomScores",
     "feature-popularity": "recsmith.recipes.baselines:FeaturePopularity",
 }

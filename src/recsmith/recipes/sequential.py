@@ -70,7 +70,7 @@ class Sequences:
             lengths = np.minimum(np.diff(indptr), max_len)
             ends = indptr[1:]
             starts = ends - lengths
-            positions = positions[_ranges(starts, ends)]
+            positions = positions[ranges(starts, ends)]
             indptr = np.zeros(n_users + 1, dtype=np.int64)
             np.cumsum(lengths, out=indptr[1:])
         stamps = None if log.timestamps is None else np.asarray(log.timestamps[positions], dtype=np.int64)
@@ -114,7 +114,7 @@ class Sequences:
                    None if times is None else np.asarray(times, dtype=np.int64))
 
 
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """The concatenated ``arange(start, end)`` of each pair, vectorised."""
     lengths = ends - starts
     total = int(lengths.sum())

@@ -1,0 +1,153 @@
+"""Session-based recommendation on the Diginetica sample: gru4rec, session-knn, item-knn and popularity.
+
+Usage::
+
+    python benchmarks/sessions.py [--recipes gru4rec,session-knn,item-knn,popularity] [--test-days 7]
+        [--k 20] [--threads 1] [--json]
+
+Data: ``diginetica-sample/sample_train-item-views.csv`` of the shared datasets (SR-GNN's ``sample``: product
+views, ``session_id;user_id;item_id;timeframe;eventdate``). Time order is ``eventdate`` then ``timeframe``;
+an event's timestamp is its day (epoch seconds) plus ``timeframe`` (ms since its session's start) in seconds.
+Sessions are the users of the training data (and are passed as its session ids).
+
+Protocol (as SR-GNN splits Diginetica): the sessions whose last day falls in the last ``--test-days`` days of
+the file are the test sessions, all earlier sessions train. Test events of items unknown to training are
+dropped, then test sessions with fewer than 2 events left are dropped. Each test session's last item is
+predicted from the rest (its earlier items in order, with their times), through
+``recipe.recommend_for_queries([HistoryQuery(prefix, timestamps=...)])``, full-catalogue ranking with
+``exclude_seen=False`` for every recipe (a session may view an item again, and its last item may be one of
+the earlier ones). Reports MRR@k and HR@k (k = 20) and fit seconds. A recipe the registry lacks (gru4rec
+on a branch without it) is skipped with a printed note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsmith.data.training import TrainingData
+from recsmith.recipes import FitOptions, HistoryQuery, available, create
+from recsmith.testing import datasets_dir
+
+DAY = 86_400
+
+
+@dataclass
+class SessionSplit:
+    """A time split of sessions: training data, the test queries and each one's target item."""
+
+    train: TrainingData
+    queries: list[HistoryQuery]
+    targets: np.ndarray
+    cut_day: str
+    train_sessions: int
+    test_sessions: int
+    test_sessions_read: int
+
+
+def read_diginetica(path: Path) -> pd.DataFrame:
+    """The sample's events in time order (``eventdate`` then ``timeframe``), with a ``ts`` column of epoch
+    seconds and string ids."""
+    frame = pd.read_csv(path, sep=";", dtype={"session_id": str, "item_id": str, "user_id": str})
+    day = (pd.to_datetime(frame["eventdate"]) - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
+    frame["ts"] = day + frame["timeframe"] // 1000
+    frame["day"] = day
+    return frame.sort_values(["day", "timeframe"], kind="stable").reset_index(drop=True)
+
+
+def split_sessions(frame: pd.DataFrame, test_days: int) -> SessionSplit:
+    """Sessions ending in the last ``test_days`` days are test (see the module docstring)."""
+    last_day = frame.groupby("session_id")["day"].max()
+    cut = int(last_day.max()) - test_days * DAY
+    test_ids = last_day.index[last_day > cut]
+    is_test = frame["session_id"].isin(test_ids)
+    train, test = frame[~is_test], frame[is_test]
+    data = TrainingData.from_frame(train, user="session_id", item="item_id", timestamp="ts", session="session_id")
+    code = {data.item_vocab.raw(i): i for i in range(data.n_items)}
+    known = test.assign(item=test["item_id"].map(code)).dropna(subset=["item"])
+    queries, targets = [], []
+    for _, events in known.groupby("session_id", sort=True):
+        if len(events) < 2:
+            continue
+        items = events["item"].to_numpy(dtype=np.int64)
+        queries.append(HistoryQuery(items[:-1], timestamps=events["ts"].to_numpy(dtype=np.int64)[:-1]))
+        targets.append(items[-1])
+    cut_day = str((pd.Timestamp("1970-01-01") + pd.Timedelta(seconds=cut)).date())
+    return SessionSplit(data, queries, np.asarray(targets, dtype=np.int64), cut_day, int(data.n_users),
+                        len(queries), int(len(test_ids)))
+
+
+def mrr_and_hr(ids: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """MRR@k and HR@k of one target per row (``ids`` the top-k, -1 padded)."""
+    hits = ids == targets[:, None]
+    found = hits.any(axis=1)
+    rank = np.where(found, hits.argmax(axis=1) + 1, 0)
+    reciprocal = np.where(found, 1.0 / np.maximum(rank, 1), 0.0)
+    return float(reciprocal.mean()), float(found.mean())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", default="gru4rec,session-knn,item-knn,popularity")
+    parser.add_argument("--test-days", type=int, default=7)
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1, help="fit threads (BLAS, torch)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    args = parser.parse_args(argv)
+    path = datasets_dir() / "diginetica-sample" / "sample_train-item-views.csv"
+    if not path.is_file():
+        print(f"the Diginetica sample is absent ({path}); set RECSMITH_DATASETS", file=sys.stderr)
+        return 1
+    split = split_sessions(read_diginetica(path), args.test_days)
+    names = args.recipes.split(",")
+    registered = set(available())
+    if args.threads and "gru4rec" in names and "gru4rec" in registered:
+        try:  # torch only where a torch recipe runs
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+    k = args.k
+    rows, skipped = [], []
+    for name in names:
+        if name not in registered:
+            print(f"note: recipe {name!r} is not registered here; skipped", file=sys.stderr, flush=True)
+            skipped.append(name)
+            continue
+        recipe = create(name)
+        start = time.perf_counter()
+        recipe.fit(split.train, FitOptions(num_threads=args.threads))
+        fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        recs = recipe.recommend_for_queries(split.queries, k=k, exclude_seen=False)
+        rank_seconds = time.perf_counter() - start
+        mrr, hr = mrr_and_hr(recs.ids, split.targets)
+        rows.append({"recipe": name, f"mrr@{k}": round(mrr, 4), f"hit_rate@{k}": round(hr, 4),
+                     "fit_seconds": round(fit_seconds, 3), "rank_seconds": round(rank_seconds, 3)})
+    info = {"dataset": "diginetica-sample", "test_days": args.test_days, "cut_day": split.cut_day,
+            "train_sessions": split.train_sessions, "train_items": split.train.n_items,
+            "test_sessions_in_window": split.test_sessions_read, "test_sessions": split.test_sessions,
+            "exclude_seen": False, "skipped": skipped}
+    if args.json:
+        print(json.dumps({"setup": info, "rows": rows}, indent=2))
+        return 0
+    print(f"Diginetica sample: {info['train_sessions']} training sessions ({info['train_items']} items); test = the "
+          f"{info['test_sessions_in_window']} sessions ending after {info['cut_day']} (last {args.test_days} days), "
+          f"{info['test_sessions']} of them with >= 2 known events; last item predicted, exclude_seen=False")
+    print()
+    print(f"| recipe | MRR@{k} | HR@{k} | fit seconds |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['recipe']} | {row[f'mrr@{k}']:.4f} | {row[f'hit_rate@{k}']:.4f} | {row['fit_seconds']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
