@@ -96,6 +96,11 @@ class SASRecParams(TorchParams):
     reg: float = Field(default=0.0, ge=0.0)
     """L2 penalty on the item embeddings a batch uses."""
 
+    val_metric: Literal["ndcg@10", "loss"] = "ndcg@10"
+    """What early stopping and the learning-rate schedule watch on the held-out last steps: ``ndcg@10`` of the
+    held-out item among all items (recorded as ``val_loss`` = 1 − ndcg@10; a full softmax's validation loss
+    starts rising epochs before the ranking stops improving), or ``loss``: the held-out steps' loss."""
+
     patience: int = Field(default=5, ge=0)
     """Epochs without a better validation loss before training stops (the best epoch is kept)."""
 
@@ -255,6 +260,28 @@ class SASRec(SequentialRecipe, TorchRecipe):
             loss = (functional.softplus(-positive) + functional.softplus(negative)).mean()
         l2 = table[torch.unique(targets)].pow(2).sum() / max(len(targets), 1) if p.reg else torch.zeros(())
         return loss, l2
+
+    def _evaluate(self, module: Any, batches: list[Batch], torch: Any, device: Any) -> float:
+        """The validation figure early stopping watches: 1 − ndcg@10 of each held-out last step among all items
+        (``val_metric="ndcg@10"``), or the loss."""
+        if self.params.val_metric == "loss":
+            return super()._evaluate(module, batches, torch, device)
+        module.eval()
+        total, count = 0.0, 0
+        with torch.no_grad():
+            table = module.item_table()
+            for batch in batches:
+                tensors = {key: torch.from_numpy(np.ascontiguousarray(value)).to(device)
+                           for key, value in batch.items()}
+                last = module(tensors["inputs"], tensors.get("gaps"), table)[:, -1]
+                targets = tensors["targets"][:, -1]
+                scores = last @ table[1:].T
+                own = scores.gather(1, (targets - 1)[:, None])
+                rank = (scores > own).sum(1)
+                gain = torch.where(rank < 10, 1.0 / torch.log2(rank.to(torch.float32) + 2.0), 0.0)
+                total += float(gain.sum())
+                count += len(gain)
+        return 1.0 - total / max(count, 1)
 
     def _torch_pairs(self, module: Any, users: np.ndarray, items: np.ndarray, torch: Any) -> Any:
         queries = [self.sequences_.query(int(u)) for u in users]
