@@ -60,7 +60,7 @@ def test_learns_what_comes_next(loss: str) -> None:
 @pytest.mark.parametrize("params", [
     {}, {"heads": 2, "layers": 3}, {"item_features": True}, {"time_gaps": True}, {"loss": "bce"},
 ])
-def test_numpy_forward_matches_torch(params: dict, tmp_path: Path) -> None:
+def test_served_scores_match_torch(params: dict, tmp_path: Path) -> None:
     data = chains()
     recipe = create("sasrec", **(FAST | params | {"dropout": 0.3})).fit(data)
     users = np.arange(data.n_users)
@@ -130,3 +130,29 @@ print(json.dumps(ids))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     ids = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(ids[0]) == 4 and min(ids[0]) >= 0
+
+
+@pytest.mark.parametrize("params", [{}, {"time_gaps": True}])
+def test_onnxruntime_serving_matches_numpy_and_torch(params: dict, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    data = chains()
+    recipe = create("sasrec", **(FAST | params)).fit(data)
+    assert recipe.serving_backend == "onnxruntime"
+    loaded = load_recipe(recipe.save(tmp_path / "model"), mmap=True)
+    assert loaded.serving_backend == "onnxruntime"
+    queries = [HistoryQuery(np.arange(s, s + n) % data.n_items, timestamps=np.arange(n) * 4000)
+               for s, n in ((0, 3), (5, 25), (7, 1))]
+    served = loaded._sequence_scores(queries)
+    loaded._session = None  # the numpy forward pass, as on a host without onnxruntime
+    assert loaded.serving_backend == "numpy"
+    np.testing.assert_allclose(served, loaded._sequence_scores(queries), atol=1e-4, rtol=1e-4)
+    users = np.arange(10)
+    pairs = recipe.torch_logits(np.repeat(users, data.n_items), np.tile(np.arange(data.n_items), 10))
+    onnx_dense = recipe._sequence_scores([recipe.sequences_.query(u) for u in users])
+    np.testing.assert_allclose(onnx_dense.ravel(), pairs, atol=1e-4, rtol=1e-4)
+
+
+def test_quantised_models_serve_with_numpy(tmp_path: Path) -> None:
+    recipe = create("sasrec", **(FAST | {"quantize": True})).fit(chains())
+    assert recipe.serving_backend == "numpy" and "onnx" not in recipe.arrays_

@@ -31,7 +31,9 @@ Dross Into Gold Loss: is BERT4Rec really better than SASRec?", RecSys 2023.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -44,6 +46,8 @@ from recsmith.recipes.features import FeatureEncoder
 from recsmith.recipes.query import HistoryQuery
 from recsmith.recipes.sequential import Sequences, SequentialRecipe, last_items
 from recsmith.recipes.torch_training import TORCH_TAGS, Batch, TorchParams, TorchRecipe
+
+logger = logging.getLogger(__name__)
 
 GAP_BUCKETS = 24
 """Time-gap buckets: 0 for the first event (or no times), then ``1 + floor(log2(1 + minutes))``, capped."""
@@ -308,7 +312,23 @@ class SASRec(SequentialRecipe, TorchRecipe):
         self.arrays_ = arrays
         self._set_arrays(dict(arrays))
 
+    def _finish(self, module: Any, torch: Any) -> None:
+        """Export the numpy state, then (unquantised models) the forward pass as ONNX, kept as a state array."""
+        super()._finish(module, torch)
+        if not self.params.quantize:
+            exported = _onnx_bytes(module, torch, self.params.max_len, self.params.time_gaps)
+            if exported is not None:
+                self.arrays_["onnx"] = np.frombuffer(exported, dtype=np.uint8)
+                self._session = _onnx_session(self.arrays_["onnx"])
+
+    @property
+    def serving_backend(self) -> str:
+        """What scores requests: ``"onnxruntime"`` (the exported forward pass, when onnxruntime is installed:
+        measured faster, see the README) or ``"numpy"``."""
+        return "onnxruntime" if getattr(self, "_session", None) is not None else "numpy"
+
     def _set_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self._session = _onnx_session(arrays["onnx"]) if "onnx" in arrays else None
         self.item_table_ = np.ascontiguousarray(arrays["item_table"], dtype=np.float32)
         self.positions_ = np.asarray(arrays["positions"], dtype=np.float32)
         self.gaps_ = None if "gaps" not in arrays else np.asarray(arrays["gaps"], dtype=np.float32)
@@ -322,8 +342,9 @@ class SASRec(SequentialRecipe, TorchRecipe):
             j += 1
 
     # ---------------------------------------------------------------------------- numpy forward
-    def _inputs(self, queries: Sequence[HistoryQuery]) -> tuple[np.ndarray, np.ndarray]:
-        """``(items + 1, gap buckets)``, ``int64[n, L]``, right-aligned, 0-padded on the left."""
+    def _inputs(self, queries: Sequence[HistoryQuery], width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(items + 1, gap buckets)``, ``int64[n, L]``, right-aligned, 0-padded on the left; ``L`` the longest
+        query's length, or ``width`` (the ONNX graph's fixed ``max_len``)."""
         max_len = self.params.max_len
         lists = []
         for query in queries:
@@ -331,7 +352,7 @@ class SASRec(SequentialRecipe, TorchRecipe):
             items = query.items[known][-max_len:]
             times = None if query.timestamps is None else np.asarray(query.timestamps)[known][-max_len:]
             lists.append((items, times))
-        width = max([len(items) for items, _ in lists] + [1])
+        width = width or max([len(items) for items, _ in lists] + [1])
         inputs = np.zeros((len(lists), width), dtype=np.int64)
         gaps = np.zeros((len(lists), width), dtype=np.int64)
         for row, (items, times) in enumerate(lists):
@@ -342,11 +363,15 @@ class SASRec(SequentialRecipe, TorchRecipe):
 
     def _sequence_scores(self, queries: Sequence[HistoryQuery]) -> np.ndarray:
         out = np.empty((len(queries), self.n_items), dtype=np.float32)
+        session = getattr(self, "_session", None)
         for start in range(0, len(queries), SCORE_BATCH):
             part = queries[start:start + SCORE_BATCH]
-            inputs, gaps = self._inputs(part)
-            last = self._forward(inputs, gaps)
-            out[start:start + len(part)] = last @ self.item_table_[1:].T
+            inputs, gaps = self._inputs(part, self.params.max_len if session is not None else None)
+            if session is not None:
+                feed = {"inputs": inputs} | ({"gaps": gaps} if self.params.time_gaps else {})
+                out[start:start + len(part)] = session.run(None, feed)[0]
+            else:
+                out[start:start + len(part)] = self._forward(inputs, gaps) @ self.item_table_[1:].T
             empty = np.fromiter((not len(last_items(q, None)) for q in part), dtype=bool, count=len(part))
             out[start:start + len(part)][empty] = 0.0  # nothing to read: no preference
         return out
@@ -381,6 +406,57 @@ class SASRec(SequentialRecipe, TorchRecipe):
             h = h + f @ block["ff2"][0].T + block["ff2"][1]
             x = h * (keep[:, -1:] if last_block else keep)
         return _layer_norm(x[:, -1], *self.final_).astype(np.float32)
+
+
+def _onnx_bytes(module: Any, torch: Any, max_len: int, time_gaps: bool) -> bytes | None:
+    """The module's scoring pass as ONNX (inputs ``int64[n, max_len]`` (+ ``gaps``) -> ``float32[n, n_items]``),
+    or None when it cannot be exported here (the ``onnx`` package absent: serving then runs numpy)."""
+    import io
+
+    try:
+        import onnx  # noqa: F401  (torch's exporter needs it)
+    except ImportError:
+        logger.info("sasrec: the onnx package is absent; serving will run the numpy forward pass")
+        return None
+
+    class Scores(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, inputs: Any, gaps: Any = None) -> Any:
+            table = self.inner.item_table()
+            return self.inner(inputs, gaps, table)[:, -1] @ table[1:].T
+
+    module.to("cpu").eval()
+    example = (torch.ones(1, max_len, dtype=torch.long),) + ((torch.zeros(1, max_len, dtype=torch.long),)
+                                                               if time_gaps else ())
+    names = ["inputs", "gaps"][:len(example)]
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Scores(), example, buffer, input_names=names, output_names=["scores"],
+                              dynamic_axes={name: {0: "n"} for name in [*names, "scores"]}, dynamo=False)
+    except Exception as exc:  # an exporter that cannot: serving runs numpy, as without onnx
+        logger.warning("sasrec: ONNX export failed (%s); serving will run the numpy forward pass", exc)
+        return None
+    return buffer.getvalue()
+
+
+def _onnx_session(model: np.ndarray) -> Any:
+    """An onnxruntime session of a saved ONNX model (one thread: serving runs a process per core), or None
+    without onnxruntime."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(np.asarray(model, dtype=np.uint8).tobytes(), options,
+                                        providers=["CPUExecutionProvider"])
 
 
 def _build_module(torch: Any, n_items: int, d: int, layers: int, heads: int, max_len: int, dropout: float,
