@@ -34,6 +34,7 @@ BUILTIN: dict[str, str] = {
     "fm": "recsmith.recipes.fm:FM",
     "neumf": "recsmith.recipes.neumf:NeuMF",
     "two-tower": "recsmith.recipes.two_tower:TwoTower",
+    "gru4rec": "recsmith.recipes.gru4rec:GRU4Rec",
     "random": "recsmith.recipes.baselines:RandomScores",
     "feature-popularity": "recsmith.recipes.baselines:FeaturePopularity",
 }
