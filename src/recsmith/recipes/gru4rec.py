@@ -17,7 +17,8 @@ Losses (``loss``):
 
 Sessions: the event log's session ids when it has them; otherwise a user's events split where
 ``session_gap_minutes`` pass without an event (when there are timestamps); otherwise a user's whole history is
-one session. Only events of positive weight are steps (a "dislike" is not a step).
+one session (also when no gap-split session holds two events). Only events of positive weight are steps (a
+"dislike" is not a step).
 
 Serving runs the GRU in numpy over the query's current session (``HistoryQuery.session_items`` when given; else
 the query's events after its last gap of ``session_gap_minutes``; else its last ``max_len`` items) and scores
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -48,6 +50,8 @@ from recsmith.recipes.options import FitOptions
 from recsmith.recipes.query import HistoryQuery
 from recsmith.recipes.sequential import SequentialRecipe
 from recsmith.recipes.torch_training import TORCH_TAGS, Batch, TorchParams, TorchRecipe
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_ALPHA = 0.5
 """bpr-max's extra negatives are drawn with probability proportional to popularity to this power."""
@@ -174,6 +178,11 @@ def current_session(query: HistoryQuery, gap_seconds: float | None, max_len: int
     return items if max_len is None else items[-max_len:]
 
 
+def _has_pair(starts: np.ndarray) -> bool:
+    """Whether some session (of the ``starts`` mask) holds two or more events."""
+    return bool(len(starts) > 1 and (~starts[1:]).any())
+
+
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     total = int(lengths.sum())
     if total == 0:
@@ -250,6 +259,11 @@ class GRU4Rec(SequentialRecipe, TorchRecipe):
         sessions = None if log.sessions is None else log.sessions[positions]
         self._rule = RULE_IDS if sessions is not None else RULE_GAP if stamps is not None else RULE_NONE
         starts = session_starts(users, stamps, sessions, self._gap_seconds)
+        if self._rule == RULE_GAP and not _has_pair(starts):
+            logger.warning("gru4rec: no session of %g minutes holds two events; each user's history is one "
+                           "session", self.params.session_gap_minutes)
+            self._rule = RULE_NONE
+            starts = session_starts(users)
         self._items = np.asarray(log.items[positions], dtype=np.int64)
         self._last_session = self._last_session_offsets(users, starts, data.n_users)
         begin = np.flatnonzero(starts)
@@ -418,16 +432,17 @@ class GRU4Rec(SequentialRecipe, TorchRecipe):
 
     # -------------------------------------------------------------------------------- scoring
     def query_session(self, query: HistoryQuery) -> np.ndarray:
-        """The items of a query's current session that the GRU reads (see :func:`current_session`); a
-        training user's own sequence (``query.user`` set, its items unchanged) starts where training's last
-        session of that user started (its session ids, when training had them)."""
+        """The items of a query's current session that the GRU reads (see :func:`current_session`). A query
+        of a training user's own row (``query.user`` set, no ``session_items``) reads that user's kept training
+        sequence from where training's last session of the user started (by session id when training had
+        them): the row itself has no order."""
         self._check_fitted()
         p = self.params
         user = query.user
         if (query.session_items is None and user is not None and self.sequences_ is not None
-                and user < self.sequences_.n_users and len(query.items) == len(self.sequences_.of(user))):
-            items = query.items[int(self.last_session_[user]):]
-            return items[items >= 0][-p.max_len:]
+                and user < self.sequences_.n_users):
+            items = self.sequences_.of(user)[int(self.last_session_[user]):]
+            return items[-p.max_len:].astype(np.int64)
         gap = self._gap_seconds if self.session_rule_ != RULE_NONE else None
         return current_session(query, gap, p.max_len)
 
