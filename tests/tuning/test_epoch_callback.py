@@ -15,7 +15,7 @@ TORCH = {"factors": 8, "epochs": 4, "patience": 0, "batch_size": 256}
 ITERATIVE = {"als": {"factors": 8, "epochs": 4}, "bpr": {"factors": 8, "epochs": 4},
              "svd": {"factors": 4, "epochs": 4}, "svdpp": {"factors": 4, "epochs": 4},
              "fm": TORCH, "two-tower": TORCH, "neumf": TORCH | {"mlp_layers": [8, 4]},
-             "sasrec": TORCH | {"max_len": 10}}
+             "sasrec": TORCH | {"max_len": 10}, "gru4rec": TORCH | {"batch_size": 16}}
 
 
 def rated() -> Interactions:

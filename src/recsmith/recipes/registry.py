@@ -36,6 +36,7 @@ BUILTIN: dict[str, str] = {
     "two-tower": "recsmith.recipes.two_tower:TwoTower",
     "sasrec": "recsmith.recipes.sasrec:SASRec",
     "session-knn": "recsmith.recipes.session_knn:SessionKNN",
+    "gru4rec": "recsmith.recipes.gru4rec:GRU4Rec",
     "random": "recsmith.recipes.baselines:RandomScores",
     "feature-popularity": "recsmith.recipes.baselines:FeaturePopularity",
 }
