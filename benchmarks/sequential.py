@@ -37,13 +37,13 @@ from recsmith.recipes.options import FitOptions
 from recsmith.testing import datasets_dir
 
 SASREC = {
-    "video": {"max_len": 50, "dropout": 0.5, "loss": "sampled-ce", "n_negatives": 256},
-    "beauty": {"max_len": 50, "dropout": 0.5},
+    "video": {"max_len": 50, "dropout": 0.5, "batch_size": 256, "lr": 0.002, "patience": 3},
+    "beauty": {"max_len": 50, "dropout": 0.5, "batch_size": 256, "lr": 0.002},
     "ml-100k": {"max_len": 200, "dropout": 0.2},
     "ml-latest-small": {"max_len": 200, "dropout": 0.2},
 }
-"""sasrec's params per dataset (the paper's: max_len 50 and dropout 0.5 for the sparse Amazon sets, 200 and
-0.2 for MovieLens); ``--param`` overrides them."""
+"""sasrec's params per dataset (the paper's max_len 50 and dropout 0.5 for the sparse Amazon sets, 200 and 0.2
+for MovieLens; batches of 256 at lr 0.002 where epochs are long); ``--param`` overrides them (JSON values)."""
 
 
 def read_dataset(name: str) -> Interactions:
