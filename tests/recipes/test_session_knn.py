@@ -245,30 +245,14 @@ def test_a_batch_scores_as_its_queries_one_by_one() -> None:
 
 # ------------------------------------------------------------------------------------------ quality
 def diginetica() -> tuple[TrainingData, list[HistoryQuery], np.ndarray]:
-    """The Diginetica sample split as ``benchmarks/sessions.py`` splits it: the sessions whose last day is in
-    the last 7 days are test; predict each one's last item from the rest."""
+    """The Diginetica sample split as ``benchmarks/sessions.py`` splits it (the last 7 days' sessions)."""
+    from recsmith.evaluation.sessions import read_diginetica, split_sessions
+
     path = datasets_dir() / "diginetica-sample" / "sample_train-item-views.csv"
     if not path.is_file():
         pytest.skip(f"the Diginetica sample is absent ({path})")
-    frame = pd.read_csv(path, sep=";", dtype={"session_id": str, "item_id": str, "user_id": str})
-    frame["day"] = (pd.to_datetime(frame["eventdate"]) - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
-    frame["ts"] = frame["day"] + frame["timeframe"] // 1000
-    frame = frame.sort_values(["day", "timeframe"], kind="stable")
-    session_day = frame.groupby("session_id")["day"].max()
-    test_ids = session_day.index[session_day > session_day.max() - 7 * DAY]
-    train = frame[~frame["session_id"].isin(test_ids)]
-    test = frame[frame["session_id"].isin(test_ids)]
-    data = TrainingData.from_frame(train, user="session_id", item="item_id", timestamp="ts", session="session_id")
-    code = {data.item_vocab.raw(i): i for i in range(data.n_items)}
-    test = test.assign(item=test["item_id"].map(code)).dropna(subset=["item"])
-    queries, targets = [], []
-    for _, events in test.groupby("session_id", sort=True):
-        if len(events) < 2:
-            continue
-        items = events["item"].to_numpy(dtype=np.int64)
-        queries.append(HistoryQuery(items[:-1], timestamps=events["ts"].to_numpy()[:-1]))
-        targets.append(items[-1])
-    return data, queries, np.array(targets)
+    split = split_sessions(read_diginetica(path), 7)
+    return split.train, split.queries, split.targets
 
 
 def hit_rate(recipe: Recipe, queries: list[HistoryQuery], targets: np.ndarray, k: int = 20) -> float:
