@@ -67,3 +67,20 @@ def test_tune_a_sequential_recipe_on_leave_last(walks) -> None:
     study = json.loads(result.stdout)
     assert study["trials_run"] == 2 and study["completed"] >= 1 and 0 <= study["best_value"] <= 1
     assert study["holdout"]["protocol"] == "leave-last"
+
+
+@pytest.mark.parametrize(("recipe", "params"), [
+    ("session-knn", ()),
+    ("gru4rec", ("-p", "epochs=8", "-p", "factors=32", "-p", "batch_size=32", "-p", "lr=0.01", "-p", "patience=0")),
+])
+def test_the_other_sequential_recipes_train_and_recommend(walks, recipe: str, params: tuple[str, ...]) -> None:
+    trained = walks("train", "-g", "walks", "--recipe", recipe, *params, "--json")
+    assert trained.exit_code == 0, trained.output
+    version = json.loads(trained.stdout)
+    assert version["metrics"]["protocol"] == "leave-last n=1"
+    recs = json.loads(walks("recommend", "--solution-version", version["id"], "--user", "u0", "--num", "5",
+                            "--json").stdout)["items"]
+    start = int(np.random.default_rng(0).integers(N_ITEMS))
+    walked = {f"i{(start + t) % N_ITEMS}" for t in range(8)}
+    assert len(recs) == 5 and not walked & {item["item_id"] for item in recs}
+    assert f"i{(start + 8) % N_ITEMS}" in [item["item_id"] for item in recs[:3]], recs
