@@ -50,7 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="fit threads (BLAS, torch)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    parser.add_argument("--param", action="append", default=[], metavar="RECIPE.NAME=JSON",
+                        help="a recipe's param, e.g. gru4rec.loss='\"bpr-max\"' (repeatable)")
     args = parser.parse_args(argv)
+    params: dict[str, dict] = {}
+    for given in args.param:
+        key, _, value = given.partition("=")
+        recipe_name, _, param = key.partition(".")
+        params.setdefault(recipe_name, {})[param] = json.loads(value)
     path = datasets_dir() / "diginetica-sample" / "sample_train-item-views.csv"
     if not path.is_file():
         print(f"the Diginetica sample is absent ({path}); set RECSMITH_DATASETS", file=sys.stderr)
@@ -71,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: recipe {name!r} is not registered here; skipped", file=sys.stderr, flush=True)
             skipped.append(name)
             continue
-        recipe = create(name)
+        recipe = create(name, **params.get(name, {}))
         start = time.perf_counter()
         recipe.fit(split.train, FitOptions(num_threads=args.threads))
         fit_seconds = time.perf_counter() - start
@@ -79,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         recs = recipe.recommend_for_queries(split.queries, k=k, exclude_seen=False)
         rank_seconds = time.perf_counter() - start
         mrr, hr = mrr_and_hr(recs.ids, split.targets)
-        rows.append({"recipe": name, f"mrr@{k}": round(mrr, 4), f"hit_rate@{k}": round(hr, 4),
-                     "fit_seconds": round(fit_seconds, 3), "rank_seconds": round(rank_seconds, 3)})
+        rows.append({"recipe": name, "params": params.get(name, {}), f"mrr@{k}": round(mrr, 4),
+                     f"hit_rate@{k}": round(hr, 4), "fit_seconds": round(fit_seconds, 3), "rank_seconds": round(rank_seconds, 3)})
     info = {"dataset": "diginetica-sample", "test_days": args.test_days, "cut_day": split.cut_day,
             "train_sessions": split.train_sessions, "train_items": split.train.n_items,
             "test_sessions_in_window": split.test_sessions_read, "test_sessions": split.test_sessions,
