@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         rank_seconds = time.perf_counter() - start
         mrr, hr = mrr_and_hr(recs.ids, split.targets)
         rows.append({"recipe": name, "params": params.get(name, {}), f"mrr@{k}": round(mrr, 4),
-                     f"hit_rate@{k}": round(hr, 4), "fit_seconds": round(fit_seconds, 3), "rank_seconds": round(rank_seconds, 3)})
+                     f"hit_rate@{k}": round(hr, 4), "fit_seconds": round(fit_seconds, 3),
+                     "rank_seconds": round(rank_seconds, 3)})
     info = {"dataset": "diginetica-sample", "test_days": args.test_days, "cut_day": split.cut_day,
             "train_sessions": split.train_sessions, "train_items": split.train.n_items,
             "test_sessions_in_window": split.test_sessions_read, "test_sessions": split.test_sessions,
