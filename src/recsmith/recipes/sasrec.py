@@ -41,6 +41,7 @@ import numpy as np
 from pydantic import Field
 
 from recsmith.data.training import TrainingData
+from recsmith.errors import ConfigError
 from recsmith.recipes.base import Choice, FloatRange, IntRange
 from recsmith.recipes.features import FeatureEncoder
 from recsmith.recipes.query import HistoryQuery
@@ -162,7 +163,6 @@ class SASRec(SequentialRecipe, TorchRecipe):
     def _prepare(self, data: TrainingData, rng: np.random.Generator) -> Batch:
         p = self.params
         if p.factors % p.heads:
-            from recsmith.errors import ConfigError
             raise ConfigError(f"recipe sasrec: factors ({p.factors}) must be a multiple of heads ({p.heads})")
         self._keep_sequences(data)
         self._train_seqs = Sequences.from_events(data.events, data.n_users, p.max_len + 1)

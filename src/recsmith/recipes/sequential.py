@@ -27,7 +27,6 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -218,23 +217,3 @@ def last_items(query: HistoryQuery, max_len: int | None) -> np.ndarray:
     """A query's known items (``-1`` dropped), oldest first, the last ``max_len`` of them."""
     items = query.items[query.items >= 0]
     return items if max_len is None else items[-max_len:]
-
-
-def padded(queries: Sequence[HistoryQuery], max_len: int, pad: int = 0, shift: int = 1) -> np.ndarray:
-    """``int64[n, L]`` the queries' last items (``L`` the longest, at most ``max_len``), right-aligned, padded on
-    the left with ``pad``; each item index plus ``shift`` (so that 0 can be the padding row)."""
-    lists = [last_items(q, max_len) for q in queries]
-    width = max([len(x) for x in lists] + [1])
-    out = np.full((len(lists), width), pad, dtype=np.int64)
-    for row, items in enumerate(lists):
-        if len(items):
-            out[row, width - len(items):] = items + shift
-    return out
-
-
-def describe_sequences(sequences: Sequences) -> dict[str, Any]:
-    """Counts for logs and reports: users, events, mean and longest length."""
-    lengths = sequences.lengths()
-    return {"users": int(len(lengths)), "events": int(lengths.sum()),
-            "mean_length": float(lengths.mean()) if len(lengths) else 0.0,
-            "longest": int(lengths.max()) if len(lengths) else 0}
