@@ -10,6 +10,7 @@ import logging
 
 from recsmith.cli.app import app, handle_errors
 from recsmith.cli.audit import audit_app
+from recsmith.cli.batch import inference_app, segment_app
 from recsmith.cli.dataset_groups import groups_app
 from recsmith.cli.datasets import datasets_app
 from recsmith.cli.describe import describe
@@ -28,7 +29,8 @@ for command in (describe, train, evaluate, recommend, similar, quickstart, handl
 for group, name in ((import_app, "import"), (datasets_app, "datasets"), (versions_app, "solution-versions"),
                     (schedule_app, "schedule"), (campaign_app, "campaign"), (filter_app, "filter"),
                     (keys_app, "keys"), (events_app, "events"), (users_app, "users"), (items_app, "items"),
-                    (audit_app, "audit"), (groups_app, "dataset-groups")):
+                    (audit_app, "audit"), (groups_app, "dataset-groups"), (inference_app, "batch-inference"),
+                    (segment_app, "batch-segment")):
     app.add_typer(group, name=name)
 
 

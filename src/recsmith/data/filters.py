@@ -73,7 +73,7 @@ __all__ = [
     "FILTER_MAX_NUMBER_DIGITS", "FILTER_MAX_PARAMETERS", "FILTER_MAX_VALUES", "FILTER_MAX_VALUE_LENGTH",
     "And", "CurrentItemRef", "Condition", "Expression", "Filter", "FilterCache", "FilterFieldError",
     "FilterSyntaxError", "ItemCatalog", "Literal", "Or", "Param", "UserCondition", "check_filter_fields",
-    "check_filter_values", "compile_filter", "parse_filter",
+    "check_filter_values", "compile_filter", "item_attribute_mask", "parse_filter",
 ]
 
 COMPARISONS = ("=", "<", ">", "<=", ">=")
@@ -1125,6 +1125,34 @@ def compile_filter(filter: Filter | str, catalog: ItemCatalog, *, values: Mappin
 
 
 # --------------------------------------------------------------------------------------------------- cache
+
+
+ITEM_ATTRIBUTES_PREFIX = "INCLUDE ItemID WHERE "
+
+
+def item_attribute_mask(expression: str, catalog: ItemCatalog) -> np.ndarray:
+    """The items an Item-Attribute-Affinity expression selects (a batch segment job's ``itemAttributes``, such as
+    ``ITEMS.GENRES = "Comedy" AND ITEMS.PRICE < 20``): the ``WHERE`` part of an ``INCLUDE ItemID`` filter on
+    ``Items`` fields, evaluated on ``catalog``.
+
+    Raises
+    ------
+    FilterError
+        If the expression does not parse (the position is in ``expression`` itself), names a field the items do
+        not have, or uses parameters, ``Interactions``, ``CurrentItem`` or ``CurrentUser`` (an attribute
+        expression stands alone).
+    """
+    text = ITEM_ATTRIBUTES_PREFIX + expression
+    try:
+        parsed = parse_filter(text)
+    except FilterSyntaxError as exc:
+        message = str(exc).split(" at position ", 1)[0]
+        raise FilterSyntaxError(message, expression, max(exc.position - len(ITEM_ATTRIBUTES_PREFIX), 0)) from None
+    if len(parsed.expressions) != 1 or parsed.expressions[0].condition or parsed.parameters \
+            or parsed.uses_interactions or parsed.current_item_fields:
+        raise FilterError(f"itemAttributes {expression!r}: use conditions on ITEMS fields only (no $PARAM, "
+                          "Interactions, CurrentItem, CurrentUser or |)")
+    return compile_filter(parsed, catalog)
 
 
 def _freeze(value: Any) -> Any:

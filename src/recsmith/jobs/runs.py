@@ -128,8 +128,8 @@ def owner_columns(owner: ProcessOwner | None = None) -> dict[str, Any]:
 
 
 def fail_abandoned_jobs(store: Store, artifact_dir: str | Path | None = None) -> list[str]:
-    """Mark :data:`FAILED` the unfinished import jobs and solution versions whose process is gone, and remove
-    the temporary folders killed writers left in ``artifact_dir``.
+    """Mark :data:`FAILED` the unfinished import jobs, solution versions and batch jobs whose process is gone, and
+    remove the temporary folders killed writers left in ``artifact_dir``.
 
     A job's process is gone when it ran on this host and its pid is no longer running (or is now another
     process, started at another time). Jobs run on other hosts, and jobs recorded before owners were (no
@@ -155,7 +155,7 @@ def fail_abandoned_jobs(store: Store, artifact_dir: str | Path | None = None) ->
             continue
         error = f"the process running it ({owner.describe()}) is gone: it was killed or its machine stopped"
         if store.fail_abandoned_job(job["kind"], int(job["id"]), error):
-            name = "import job" if job["kind"] == "import" else "solution version"
+            name = {"import": "import job", "batch": "batch job"}.get(job["kind"], "solution version")
             done.append(f"{name} {job['id']} marked {FAILED}: {error}")
     if artifact_dir is not None:
         done.extend(f"removed {path}, left by a killed writer" for path in remove_orphaned_temp_folders(artifact_dir))

@@ -50,6 +50,7 @@ from recsmith.serving.recommender import (
     build_history,
     items_by_event_type,
     popular_items,
+    score_histories,
     score_history,
 )
 from recsmith.store.live_records import LiveState, Served, keyed_hash
@@ -709,6 +710,35 @@ class CampaignRuntime:
         self.ledger.record(Served(response["recommendation_id"], campaign.group_id, campaign.name, user_id,
                                   tuple(item["item_id"] for item in response["items"]), time.time()))
 
+    def answer_users(self, campaign: LoadedCampaign, user_ids: Sequence[str], *, num_results: int = 25,
+                     filter: str | Filter | None = None, filter_values: Mapping[str, Any] | None = None,
+                     exclude_seen: bool | None = None, metadata_columns: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """:meth:`answer` for many users at once (batch inference jobs): the same steps and the same answers as
+        ``[answer(campaign, user_id=u, ..., log=False) for u in user_ids]``, with the recipe scoring the whole
+        block in one :meth:`~recsmith.recipes.base.Recipe.recommend_for_queries` call
+        (:func:`~recsmith.serving.recommender.score_histories`) instead of once per user. Nothing is written to
+        the served-items ledger.
+
+        Raises
+        ------
+        ConfigError, NotFoundError, FilterError
+            As :meth:`answer`, for the whole block.
+        """
+        _check_num_results(num_results)
+        columns = self._check_columns(campaign, metadata_columns)
+        if exclude_seen is None:
+            exclude_seen = bool(campaign.config.get("exclude_seen", True))
+        parsed = self._filter(campaign, filter)
+        interactions = parsed is not None and parsed.uses_interactions
+        histories = [self._history(campaign, user_id, all_events=interactions) for user_id in user_ids]
+        masks = [self._allowed(campaign, parsed, filter_values, (), user_id, None, history)
+                 for user_id, history in zip(user_ids, histories, strict=True)]
+        scored = score_histories(campaign.model, histories, num_results, exclude_seen=exclude_seen,
+                                 allowed=[allowed for allowed, _ in masks])
+        return [self._response(campaign, self._finish_user(campaign, history, num_results, items, allowed, fresh,
+                                                           exclude_seen), columns)
+                for history, items, (allowed, fresh) in zip(histories, scored, masks, strict=True)]
+
     def _for_user(self, campaign: LoadedCampaign, history: History, k: int, allowed: np.ndarray | None,
                   fresh: Sequence[str], exclude_seen: bool) -> list[RecommendedItem]:
         model = campaign.model
@@ -719,6 +749,13 @@ class CampaignRuntime:
                 refused[history.items] = True
             banned = np.flatnonzero(refused)
         scored = score_history(model, history, k, exclude_seen=exclude_seen, exclude=banned)
+        return self._finish_user(campaign, history, k, scored, allowed, fresh, exclude_seen)
+
+    def _finish_user(self, campaign: LoadedCampaign, history: History, k: int, scored: list[RecommendedItem],
+                     allowed: np.ndarray | None, fresh: Sequence[str], exclude_seen: bool) -> list[RecommendedItem]:
+        """The steps after scoring of a user's answer: reasons, new items merged, popular padding, the share of
+        items put since training."""
+        model = campaign.model
         explained = self._explain(campaign, history, scored)
         seen = history.seen if exclude_seen else frozenset()
         if scored and fresh and campaign.fresh_features is not None:  # the recipe scores new items: merge them

@@ -194,7 +194,53 @@ def score_history(model: TrainedModel, history: History, k: int, *, exclude_seen
         return []
     rec = model.recipe.recommend_for_queries([query], k, exclude_seen=exclude_seen, exclude=exclude,
                                              candidates=candidates)
-    ids, scores = rec.ids[0], rec.scores[0]
+    return _scored_items(model, history, rec.ids[0], rec.scores[0])
+
+
+def score_histories(model: TrainedModel, histories: Sequence[History], k: int, *, exclude_seen: bool = True,
+                    allowed: Sequence[np.ndarray | None] | None = None) -> list[list[RecommendedItem]]:
+    """:func:`score_history` for many users at once (batch inference): the same items and scores, the recipe
+    scoring the block in as few :meth:`~recsmith.recipes.base.Recipe.recommend_for_queries` calls as there are
+    distinct masks (one, when every user shares a filter's mask or has none).
+
+    Parameters
+    ----------
+    histories : sequence of History
+        One per user.
+    k : int
+        Items per user.
+    exclude_seen : bool
+        Leave out each history's items.
+    allowed : sequence of (bool array or None), optional
+        Per user, the model's items it may get (``None``: all); users sharing one array share one call.
+
+    Returns
+    -------
+    list of list of RecommendedItem
+        One list per history, as :func:`score_history` gives it.
+    """
+    masks = list(allowed) if allowed is not None else [None] * len(histories)
+    out: list[list[RecommendedItem]] = [[] for _ in histories]
+    queries = [history_query(model, history) for history in histories]
+    groups: dict[bytes | None, list[int]] = {}  # users with equal masks (by content: a mask may be rebuilt)
+    for position, (query, mask) in enumerate(zip(queries, masks, strict=True)):
+        if query is not None:
+            groups.setdefault(None if mask is None else np.packbits(mask).tobytes(), []).append(position)
+    for positions in groups.values():
+        mask = masks[positions[0]]
+        candidates = None if mask is None else np.flatnonzero(mask)
+        exclude = [histories[p].items for p in positions] if exclude_seen else None
+        rec = model.recipe.recommend_for_queries([queries[p] for p in positions], k, exclude_seen=exclude_seen,
+                                                 candidates=candidates, exclude=exclude)
+        for row, position in enumerate(positions):
+            out[position] = _scored_items(model, histories[position], rec.ids[row], rec.scores[row])
+    return out
+
+
+def _scored_items(model: TrainedModel, history: History, ids: np.ndarray, scores: np.ndarray
+                  ) -> list[RecommendedItem]:
+    """One row of a recipe's :class:`~recsmith.recipes.base.Recommendations` as items with reasons (padding
+    and unscorable entries dropped)."""
     keep = (ids >= 0) & np.isfinite(scores)
     chosen = ids[keep]
     kinds = model.recipe.reason_kinds(chosen)

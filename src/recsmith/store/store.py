@@ -17,7 +17,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,6 +42,7 @@ from recsmith.errors import Advice, ConfigError, ConflictError, DataError, NotFo
 from recsmith.settings import Settings
 from recsmith.store import tables as t
 from recsmith.store.audit_records import AuditRecords
+from recsmith.store.batch_records import BatchRecords
 from recsmith.store.live_records import LiveRecords
 from recsmith.store.retraining_records import RetrainingRecords
 from recsmith.store.serving_records import ServingRecords
@@ -161,7 +162,8 @@ class GroupDeletion:
     rows: dict[str, int]
 
 
-GROUP_COUNTS = ("interactions", "users", "items", "solution_versions", "campaigns", "filters", "import_jobs")
+GROUP_COUNTS = ("interactions", "users", "items", "solution_versions", "campaigns", "filters", "import_jobs",
+                "batch_jobs")
 """What :meth:`Store.dataset_group_counts` counts per dataset group."""
 
 
@@ -240,7 +242,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
     return out
 
 
-class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
+class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords):
     """recsmith's SQL store.
 
     Parameters
@@ -421,6 +423,9 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
                 j.c.dataset_group_id == group.id, j.c.status.in_(UNFINISHED))).scalars()]
             running += [f"the training of solution version {i}" for i in conn.execute(sa.select(v.c.id).where(
                 v.c.solution_id.in_(solution_ids), v.c.status.in_(UNFINISHED))).scalars()]
+            running += [f"batch {kind} job {i}" for i, kind in conn.execute(sa.select(t.batch_jobs.c.id,
+                        t.batch_jobs.c.kind).where(t.batch_jobs.c.dataset_group_id == group.id,
+                                                   t.batch_jobs.c.status.in_(UNFINISHED)))]
             if running:
                 raise ConflictError(f"dataset group {name!r} is in use: {' and '.join(running)} "
                                     f"{'is' if len(running) == 1 else 'are'} still running; delete the group once "
@@ -430,7 +435,8 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
             for table in (t.campaigns, t.filters, t.api_keys, t.served_items, t.deletions, t.retrain_decisions):
                 rows[table.name] = conn.execute(table.delete().where(table.c.dataset_group_id == group.id)).rowcount
             rows["solution_versions"] = conn.execute(v.delete().where(v.c.solution_id.in_(solution_ids))).rowcount
-            for table in (t.solutions, t.import_jobs, t.interactions, t.users, t.items, t.datasets, t.schemas):
+            for table in (t.solutions, t.import_jobs, t.batch_jobs, t.interactions, t.users, t.items, t.datasets,
+                          t.schemas):
                 rows[table.name] = conn.execute(table.delete().where(table.c.dataset_group_id == group.id)).rowcount
             if not conn.execute(t.dataset_groups.delete().where(t.dataset_groups.c.id == group.id)).rowcount:
                 raise NotFoundError(f"dataset group {name!r} was deleted meanwhile")
@@ -910,6 +916,27 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
             ).all()
         return [UserEvent(row.item_id, row.event_type, int(row.timestamp), int(row.id)) for row in rows]
 
+    def present_users(self, group_id: int, user_ids: Sequence[str]) -> set[str]:
+        """Which of ``user_ids`` the group has: interactions, or a user record (batch jobs tell an unknown user
+        from a user with nothing to go on); one query per 500 ids."""
+        found: set[str] = set()
+        wanted = list(dict.fromkeys(user_ids))
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start:start + 500]
+                for table in (t.interactions, t.users):
+                    found.update(conn.execute(sa.select(table.c.user_id).distinct().where(
+                        table.c.dataset_group_id == group_id, table.c.user_id.in_(chunk))).scalars())
+        return found
+
+    def group_user_ids(self, group_id: int) -> list[str]:
+        """Every user of the group (with interactions or a user record), sorted: a batch job's ``--all-users``."""
+        i, u = t.interactions, t.users
+        query = sa.union(sa.select(i.c.user_id).where(i.c.dataset_group_id == group_id),
+                         sa.select(u.c.user_id).where(u.c.dataset_group_id == group_id))
+        with self.engine.connect() as conn:
+            return sorted(str(user) for user in conn.execute(query).scalars())
+
     def user_history(self, group_id: int, user_id: str) -> list[str]:
         """A user's item ids, in the order stored."""
         return [event.item_id for event in self.user_events(group_id, user_id)]
@@ -995,12 +1022,14 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
 
     # ----------------------------------------------------------------------------------- running jobs
     def running_jobs(self) -> list[dict[str, Any]]:
-        """Import jobs and solution versions not finished (``CREATE_PENDING`` or ``CREATE_IN_PROGRESS``) whose
-        running process is recorded: ``kind`` (``"import"`` or ``"solution_version"``), ``id``, ``owner_host``,
+        """Import jobs, solution versions and batch jobs not finished (``CREATE_PENDING`` or ``CREATE_IN_PROGRESS``)
+        whose running process is recorded: ``kind`` (``"import"``, ``"solution_version"`` or ``"batch"``), ``id``,
+        ``owner_host``,
         ``owner_pid``, ``owner_started``."""
         out: list[dict[str, Any]] = []
         with self.engine.connect() as conn:
-            for kind, table in (("import", t.import_jobs), ("solution_version", t.solution_versions)):
+            for kind, table in (("import", t.import_jobs), ("solution_version", t.solution_versions),
+                                ("batch", t.batch_jobs)):
                 rows = conn.execute(sa.select(table.c.id, table.c.owner_host, table.c.owner_pid,
                                               table.c.owner_started)
                                     .where(table.c.status.in_(UNFINISHED), table.c.owner_pid.is_not(None))
@@ -1009,9 +1038,9 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords):
         return out
 
     def fail_abandoned_job(self, kind: str, job_id: int, error: str) -> bool:
-        """Mark an import job or solution version ``CREATE_FAILED`` with ``error`` if it is still unfinished
+        """Mark an import job, solution version or batch job ``CREATE_FAILED`` with ``error`` if it is still unfinished
         (another process may have finished it meanwhile); returns whether it was."""
-        table = {"import": t.import_jobs, "solution_version": t.solution_versions}[kind]
+        table = {"import": t.import_jobs, "solution_version": t.solution_versions, "batch": t.batch_jobs}[kind]
         with self.begin() as conn:
             changed = conn.execute(table.update().where(table.c.id == job_id, table.c.status.in_(UNFINISHED))
                                    .values(status="CREATE_FAILED", error=error, finished_at=_now())).rowcount

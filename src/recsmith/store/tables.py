@@ -228,7 +228,31 @@ def _owner_columns() -> list[sa.Column]:
             sa.Column("owner_started", sa.Float, nullable=True)]
 
 
-for _table in (import_jobs, solution_versions):
+batch_jobs = sa.Table(
+    "batch_jobs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # "inference" or "segment"
+    sa.Column("solution_version_id", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),  # jobs.runs statuses
+    sa.Column("input", sa.Text, nullable=False),  # a path or fsspec URL, or "all-users"
+    sa.Column("output", sa.Text, nullable=False),  # a path or fsspec URL, or "table:<name>"
+    sa.Column("config", sa.Text, nullable=False),  # JSON: num_results, filter, filter_values, engine, ...
+    sa.Column("lines_read", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("lines_written", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("lines_failed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("parts_done", sa.Integer, nullable=False, server_default="0"),  # what a resumed job skips
+    sa.Column("duration_seconds", sa.Float, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("started_at", TS, nullable=True),
+    sa.Column("finished_at", TS, nullable=True),
+    sa.Index("ix_batch_jobs_group", "dataset_group_id", "kind"),
+)
+"""Batch inference and batch segment jobs (:mod:`recsmith.jobs.batch`), with their counts and progress."""
+
+
+for _table in (import_jobs, solution_versions, batch_jobs):
     for _column in _owner_columns():
         _table.append_column(_column)
 

@@ -1,0 +1,592 @@
+"""Batch inference and batch segment jobs (Amazon Personalize's): many answers from a solution version at once,
+written to a file, an fsspec URL or a table of the application's database.
+
+A **batch inference job** reads JSON Lines in Personalize's shapes, ``{"userId": "…"}`` (recommendations),
+``{"itemId": "…"}`` (related items) and ``{"userId": "…", "itemList": […]}`` (personalized ranking), each with
+an optional ``filterValues`` object, or every user of the dataset group (``all_users``). It writes one line per
+input line: ``{"input": {…}, "output": {"recommendedItems": […], "scores": […], "reasons": […]}, "error": null}``;
+a bad line gets an ``error`` and ``"output": null``, and the job goes on.
+
+A **batch segment job** reads ``{"itemId": "…"}`` (Item-Affinity) or ``{"itemAttributes": "ITEMS.GENRES =
+\\"Comedy\\""}`` (Item-Attribute-Affinity) lines and writes the users most likely to interact with each:
+``{"input": {…}, "output": {"usersList": […], "scores": […]}, "error": null}``.
+
+Both answer through the serving pipeline campaigns answer with (:class:`~recsmith.serving.campaign.
+CampaignRuntime`: live events, deletions, filters, exclusions, popular padding, reasons), scoring blocks of
+users in one recipe call (:meth:`~recsmith.serving.campaign.CampaignRuntime.answer_users`), so a batch answer
+equals the campaign's answer for the same user.
+
+A job is recorded (``batch_jobs``) when it is created, ``CREATE_PENDING``, then runs: its output is made in parts
+of :data:`PART_LINES` lines (each written, then renamed, in the job's staging folder under ``RECSMITH_HOME``, its
+count recorded), so an interrupted or failed job resumes (:func:`run_batch_job` again) from its last whole part,
+without redoing or duplicating any; the output appears at its target only when whole
+(:func:`recsmith.jobs.batch_io.publish`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from recsmith.atomic import current_owner
+from recsmith.data.readers import mask_url
+from recsmith.errors import ConfigError, ConflictError, DataError, NotFoundError, RecsmithError
+from recsmith.jobs import batch_io
+from recsmith.jobs.runs import ACTIVE, IN_PROGRESS, JobRun, fail_abandoned_jobs, owner_columns, run_job
+from recsmith.serving import MAX_RESULTS
+
+if TYPE_CHECKING:
+    from recsmith.serving.campaign import LoadedCampaign
+    from recsmith.settings import Settings
+    from recsmith.store.store import Store
+
+logger = logging.getLogger(__name__)
+
+PART_LINES = 10_000
+"""Input lines per part of a job's output: what a resumed job may have to redo at most."""
+BLOCK_USERS = 1_000
+"""Users scored in one recipe call."""
+ALL_USERS = "all-users"
+"""The input recorded for a job over every user of its dataset group."""
+INFERENCE_KEYS = ("recommendedItems", "scores", "reasons")
+"""The keys of a batch inference line's ``output``."""
+SEGMENT_KEYS = ("usersList", "scores")
+"""The keys of a batch segment line's ``output``."""
+ENGINES = ("local", "spark")
+INFERENCE_FIELDS = {"userId", "itemId", "itemList", "filterValues"}
+SEGMENT_FIELDS = {"itemId", "itemAttributes"}
+
+#: Called with (lines done, lines in all or None) as a job goes.
+LineProgress = Callable[[int, int | None], None]
+
+
+# --------------------------------------------------------------------------------------------- creating
+def create_batch_inference_job(store: Store, settings: Settings, *, group: str, solution_version_id: int,
+                               input: str | None = None, all_users: bool = False, output: str | None = None,
+                               output_table: str | None = None, db_url: str | None = None, num_results: int = 25,
+                               filter: str | None = None, filter_values: Mapping[str, Any] | None = None,
+                               engine: str = "local", spark_master: str | None = None) -> dict[str, Any]:
+    """Check a batch inference job's request and record the job (``CREATE_PENDING``); :func:`run_batch_job`
+    runs it. Everything that can be checked before the work is: the version, the filter, the input, the output.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    settings : Settings
+        Where the job's staging folder goes (``home``) and the encryption key of artifacts.
+    group : str
+        The dataset group.
+    solution_version_id : int
+        An ACTIVE solution version of the group.
+    input : str, optional
+        A JSON Lines (or Parquet) file, local or an fsspec URL; or ``all_users``.
+    all_users : bool
+        Answer every user of the dataset group.
+    output : str, optional
+        Where to write: a path or fsspec URL ending in ``.jsonl`` or ``.parquet``; or ``output_table``.
+    output_table, db_url : str, optional
+        A table of the application's database (SQLAlchemy URL), created if missing and replaced atomically.
+    num_results : int
+        Items per line, 1-500.
+    filter : str, optional
+        A stored filter of the group, applied to every line.
+    filter_values : mapping, optional
+        Its ``$PARAM`` values for every line (a line's own ``filterValues`` override them).
+    engine : {"local", "spark"}
+        Where the lines are answered (``spark``: partitions of the input on Spark's executors).
+    spark_master : str, optional
+        The Spark master (``local[2]``, ``spark://…``, ``yarn``) for ``engine="spark"``.
+
+    Returns
+    -------
+    dict
+        The job's record (:func:`job_view`).
+
+    Raises
+    ------
+    ConfigError, NotFoundError, DataError
+        For a request that cannot run, naming what is wrong.
+    """
+    if isinstance(num_results, bool) or not isinstance(num_results, int) or not 1 <= num_results <= MAX_RESULTS:
+        raise ConfigError(f"num_results must be an integer from 1 to {MAX_RESULTS}, got {num_results!r}")
+    if filter_values and filter is None:
+        raise ConfigError("filter values need a filter: give the name of a stored filter")
+    if filter is not None:
+        store.get_filter(group, filter)
+    if output_table is None and db_url is not None:
+        raise ConfigError("--db-url is for --output-table; give the table to write")
+    config = {"num_results": num_results, "filter": filter, "filter_values": dict(filter_values or {}),
+              "db_url": db_url}
+    return _create(store, settings, "inference", group, solution_version_id, input, all_users, output,
+                   output_table, db_url, engine, spark_master, config)
+
+
+def create_batch_segment_job(store: Store, settings: Settings, *, group: str, solution_version_id: int,
+                             input: str, output: str, num_users: int = 100, engine: str = "local") -> dict[str, Any]:
+    """Check a batch segment job's request and record the job (``CREATE_PENDING``); :func:`run_batch_job` runs
+    it. ``input`` holds ``{"itemId": …}`` and ``{"itemAttributes": "<expression>"}`` lines; ``num_users`` (1-5000)
+    users are found for each. See :func:`create_batch_inference_job` for the rest."""
+    if isinstance(num_users, bool) or not isinstance(num_users, int) or not 1 <= num_users <= MAX_SEGMENT_USERS:
+        raise ConfigError(f"num_users must be an integer from 1 to {MAX_SEGMENT_USERS}, got {num_users!r}")
+    version = store.get_solution_version(solution_version_id)
+    from recsmith.recipes import recipe_class
+
+    if not recipe_class(version["recipe"]).tags.ranks_users:
+        raise ConfigError(f"solution version {solution_version_id} is a {version['recipe']} model, which cannot "
+                          "rank users for items; train a recipe that can, such as als, bpr, item-knn or ease")
+    return _create(store, settings, "segment", group, solution_version_id, input, False, output, None, None,
+                   engine, None, {"num_users": num_users})
+
+
+MAX_SEGMENT_USERS = 5_000
+"""The most users a batch segment job finds per line."""
+
+
+def _create(store: Store, settings: Settings, kind: str, group: str, version_id: int, input: str | None,
+            all_users: bool, output: str | None, output_table: str | None, db_url: str | None, engine: str,
+            spark_master: str | None, config: dict[str, Any]) -> dict[str, Any]:
+    group_id = store.get_dataset_group(group).id
+    version = store.get_solution_version(version_id)
+    if version["dataset_group"] != group:
+        raise NotFoundError(f"solution version {version_id} belongs to dataset group {version['dataset_group']!r}, "
+                            f"not {group!r}")
+    if version["status"] != ACTIVE or not version.get("artifact_uri"):
+        raise ConfigError(f"solution version {version_id} is {version['status']}, not ACTIVE; train it again")
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if (input is None) == (not all_users):
+        raise ConfigError("give one input: --input PATH_OR_URL (JSON Lines or Parquet) or --all-users")
+    if engine == "spark":
+        from recsmith.engines.spark_batch import check_spark
+
+        check_spark(input)
+    fingerprint = None if input is None else batch_io.input_fingerprint(input)
+    target = batch_io.check_output(output, output_table, db_url)
+    config = config | {"engine": engine, "spark_master": spark_master, "input_fingerprint": fingerprint}
+    job_id = store.create_batch_job(group_id, kind, version_id, input=input or ALL_USERS, output=target,
+                                    config=config)
+    logger.info("batch %s job %s recorded: version %s, %s -> %s", kind, job_id, version_id,
+                mask_url(input or ALL_USERS), mask_url(target))
+    return job_view(store.get_batch_job(job_id))
+
+
+def job_view(job: Mapping[str, Any]) -> dict[str, Any]:
+    """A batch job as the CLI and HTTP show it: its record, the database URL of a table output masked, with
+    ``output_table`` split out."""
+    config = dict(job["config"])
+    if config.get("db_url"):
+        config["db_url"] = mask_url(str(config["db_url"]))
+    view = {key: job[key] for key in ("id", "dataset_group", "kind", "solution_version_id", "status", "input",
+                                      "output", "lines_read", "lines_written", "lines_failed", "parts_done",
+                                      "duration_seconds", "error", "created_at", "started_at", "finished_at")}
+    view["input"], view["output"] = mask_url(str(view["input"])), mask_url(str(view["output"]))
+    return view | {"config": {key: value for key, value in config.items() if key != "input_fingerprint"}}
+
+
+# ---------------------------------------------------------------------------------------------- running
+def run_batch_job(store: Store, settings: Settings, job_id: int, *, progress: LineProgress | None = None
+                  ) -> dict[str, Any]:
+    """Run a recorded batch job, or resume one that failed or was interrupted, from its last whole part.
+
+    Returns
+    -------
+    dict
+        The job's final record (:func:`job_view`), ``ACTIVE``.
+
+    Raises
+    ------
+    ConflictError
+        If the job is done, or another live process runs it.
+    DataError
+        If its input changed since it started (its parts would no longer match), or cannot be read.
+    """
+    fail_abandoned_jobs(store)
+    job = store.get_batch_job(job_id)
+    if job["status"] == ACTIVE:
+        raise ConflictError(f"batch {job['kind']} job {job_id} is done (ACTIVE); its output is {job['output']}")
+    if job["status"] == IN_PROGRESS:
+        raise ConflictError(f"batch {job['kind']} job {job_id} is running (process {job['owner_pid']} on "
+                            f"{job['owner_host']}); wait for it, or stop that process first")
+    config = job["config"]
+    staging = staging_folder(settings, job_id)
+    fingerprint = config.get("input_fingerprint")
+    if job["parts_done"] and fingerprint is not None and batch_io.input_fingerprint(job["input"]) != fingerprint:
+        raise DataError(f"batch job {job_id}: its input {mask_url(job['input'])} changed since the job started; "
+                        "create a new job for the new input")
+    started = time.perf_counter()
+    before = float(job["duration_seconds"] or 0.0)
+    from recsmith.store.tables import utc_now
+
+    store.update_batch_job(job_id, status=IN_PROGRESS, error=None, started_at=job["started_at"] or utc_now(),
+                           **owner_columns(current_owner()))
+
+    def record(run: JobRun) -> None:
+        fields: dict[str, Any] = {"status": run.status, "duration_seconds": round(before + run.seconds, 4)}
+        if run.failed:
+            latest = store.get_batch_job(job_id)
+            fields["error"] = (f"{run.error}; {latest['parts_done']} part(s) of {PART_LINES} lines are kept: "
+                               f"resume with `recsmith batch-{'inference' if job['kind'] == 'inference' else 'segment'}"
+                               f" resume {job_id}`")
+        else:
+            fields["finished_at"] = utc_now()
+        store.update_batch_job(job_id, **fields)
+
+    with run_job(record, started=started):
+        if config.get("engine") == "spark":
+            from recsmith.engines.spark_batch import run_on_spark
+
+            parts = run_on_spark(store, settings, job, staging, progress=progress)
+        else:
+            parts = _run_parts(store, settings, job, staging, progress)
+        _publish(job, parts)
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("batch %s job %s done: %s", job["kind"], job_id, mask_url(job["output"]))
+    return job_view(store.get_batch_job(job_id))
+
+
+def staging_folder(settings: Settings, job_id: int) -> Path:
+    """Where a job keeps its parts until its output is published (under ``RECSMITH_HOME``)."""
+    return (settings.home / "batch-jobs" / str(job_id)).resolve()
+
+
+def scorer_for(store: Store, settings: Settings, job: Mapping[str, Any]) -> InferenceScorer | SegmentScorer:
+    """The scorer of a job's lines: its solution version loaded as a campaign would serve it."""
+    from recsmith.serving.campaign import load_version
+
+    deployed = load_version(store, int(job["solution_version_id"]), encryption_key=settings.encryption_key)
+    config = job["config"]
+    if job["kind"] == "segment":
+        return SegmentScorer(store, deployed, num_users=int(config["num_users"]))
+    return InferenceScorer(store, deployed, num_results=int(config["num_results"]), filter=config.get("filter"),
+                           filter_values=config.get("filter_values") or None)
+
+
+def input_lines(store: Store, settings: Settings, job: Mapping[str, Any], *, skip: int = 0
+                ) -> Iterator[tuple[int, str]]:
+    """A job's input lines as ``(line number, text)`` after the first ``skip``. Over every user
+    (:data:`ALL_USERS`), the users are listed once, when the job first runs, into its staging folder, so that
+    a resumed job reads the same list."""
+    if job["input"] != ALL_USERS:
+        return batch_io.read_lines(job["input"], skip=skip)
+    listing = staging_folder(settings, int(job["id"])) / "users.jsonl"
+    if not listing.exists():
+        users = store.group_user_ids(int(job["dataset_group_id"]))
+        batch_io.write_part(listing, [{"userId": user} for user in users])
+    return batch_io.read_lines(str(listing), skip=skip)
+
+
+def _run_parts(store: Store, settings: Settings, job: Mapping[str, Any], staging: Path,
+               progress: LineProgress | None) -> list[Path]:
+    """Answer the input in parts, from the first part not yet written; returns every part's path."""
+    job_id, done = int(job["id"]), int(job["parts_done"])
+    staging.mkdir(parents=True, exist_ok=True)
+    scorer = scorer_for(store, settings, job)
+    lines = input_lines(store, settings, job, skip=done * PART_LINES)
+    total = batch_io.count_lines(job["input"] if job["input"] != ALL_USERS else str(staging / "users.jsonl"))
+    counts = {key: int(job[key]) for key in ("lines_read", "lines_written", "lines_failed")}
+    if progress:
+        progress(counts["lines_read"], total)
+    for index, chunk in enumerate(_chunks(lines, PART_LINES), start=done):
+        records = scorer.answer(chunk)
+        batch_io.write_part(part_path(staging, index), records)
+        failed = sum(record["error"] is not None for record in records)
+        counts = {"lines_read": counts["lines_read"] + len(chunk),
+                  "lines_written": counts["lines_written"] + len(chunk) - failed,
+                  "lines_failed": counts["lines_failed"] + failed}
+        store.update_batch_job(job_id, parts_done=index + 1, **counts)
+        if progress:
+            progress(counts["lines_read"], total)
+    final = int(store.get_batch_job(job_id)["parts_done"])
+    return [part_path(staging, index) for index in range(final)]
+
+
+def part_path(staging: Path, index: int) -> Path:
+    """The path of a job's part ``index``."""
+    return staging / f"part-{index:06d}.jsonl"
+
+
+def _chunks(lines: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    iterator = iter(lines)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _publish(job: Mapping[str, Any], parts: Sequence[Path]) -> None:
+    keys = SEGMENT_KEYS if job["kind"] == "segment" else INFERENCE_KEYS
+    table = inference_table() if job["output"].startswith("table:") else None
+    batch_io.publish(parts, job["output"], output_keys=keys, db_url=job["config"].get("db_url"), table=table)
+
+
+def inference_table() -> batch_io.TableRows:
+    """The output table of a batch inference job: one row per recommended item, ``user_id`` (the line's user),
+    ``source_item_id`` (its item, for related items), ``rank`` (1 first), ``item_id``, ``score`` and ``reason``;
+    lines that failed have no rows. Indexed on ``(user_id, rank)``."""
+    import sqlalchemy as sa
+
+    def to_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+        output, given = record.get("output"), record.get("input")
+        if not output or not isinstance(given, dict):
+            return []
+        return [{"user_id": given.get("userId"), "source_item_id": given.get("itemId"), "rank": rank,
+                 "item_id": item, "score": score, "reason": reason}
+                for rank, (item, score, reason) in enumerate(zip(output["recommendedItems"], output["scores"],
+                                                                 output["reasons"], strict=True), start=1)]
+
+    columns = {"user_id": sa.Text(), "source_item_id": sa.Text(), "rank": sa.Integer(), "item_id": sa.Text(),
+               "score": sa.Float(), "reason": sa.Text()}
+    return batch_io.TableRows(columns, to_rows, index=("user_id", "rank"))
+
+
+# ------------------------------------------------------------------------------------------------ lines
+def _parse(text: str, number: int, fields: set[str]) -> dict[str, Any]:
+    """One input line as a JSON object with only ``fields``.
+
+    Raises
+    ------
+    DataError
+        For a line that is not a JSON object, or has other keys, naming the line and what is wrong.
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"line {number}: expected a JSON object such as {{\"userId\": \"42\"}}, got "
+                        f"{type(value).__name__}")
+    unknown = sorted(set(value) - fields)
+    if unknown:
+        raise DataError(f"line {number}: unknown field(s) {', '.join(map(repr, unknown))}; a line has "
+                        f"{', '.join(sorted(fields))}")
+    return value
+
+
+def _text_id(value: Any, field: str, number: int) -> str:
+    """A line's id field as a string (an integer is taken as its digits)."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        raise DataError(f"line {number}: {field} must be a non-empty string, got {value!r}")
+    return str(value)
+
+
+def _error(given: Any, message: str) -> dict[str, Any]:
+    return {"input": given, "output": None, "error": message}
+
+
+class InferenceScorer:
+    """Answers batch inference lines from a loaded solution version through the campaign pipeline.
+
+    Parameters
+    ----------
+    store : Store
+        The store (histories, filters, item metadata).
+    deployed : LoadedCampaign
+        The version, loaded as a campaign serves it (:func:`recsmith.serving.campaign.load_version`).
+    num_results : int
+        Items per line.
+    filter : str, optional
+        A stored filter of the group, by name.
+    filter_values : mapping, optional
+        Its values for every line (a line's ``filterValues`` override them).
+    """
+
+    def __init__(self, store: Store, deployed: LoadedCampaign, *, num_results: int, filter: str | None = None,
+                 filter_values: Mapping[str, Any] | None = None) -> None:
+        from recsmith.serving.campaign import CampaignRuntime
+
+        self.store, self.deployed = store, deployed
+        self.runtime = CampaignRuntime(store)
+        self.num_results, self.filter, self.filter_values = num_results, filter, dict(filter_values or {})
+
+    def answer(self, lines: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
+        """One output record per input line, in order (a bad line's record has its ``error``)."""
+        records: list[dict[str, Any] | None] = [None] * len(lines)
+        plain: list[tuple[int, str]] = []  # (position, user id): scored in blocks
+        requests: list[tuple[int, dict[str, Any], int]] = []
+        parsed: dict[int, dict[str, Any]] = {}
+        for position, (number, text) in enumerate(lines):
+            try:
+                request = parsed[position] = _parse(text, number, INFERENCE_FIELDS)
+                requests.append((position, request, number))
+            except DataError as exc:
+                records[position] = _error(text, str(exc))
+        unknown = self._unknown_users([(pos, req, num) for pos, req, num in requests if "userId" in req])
+        for position, request, number in requests:
+            if position in unknown:
+                records[position] = _error(request, unknown[position])
+                continue
+            try:
+                user = _text_id(request["userId"], "userId", number) if "userId" in request else None
+                if user is not None and set(request) == {"userId"}:
+                    plain.append((position, user))
+                    continue
+                records[position] = self._one(request, number, user)
+            except RecsmithError as exc:
+                records[position] = _error(request, f"line {number}: {exc}")
+        for start in range(0, len(plain), BLOCK_USERS):
+            block = plain[start:start + BLOCK_USERS]
+            try:
+                answers = self.runtime.answer_users(self.deployed, [user for _, user in block],
+                                                    num_results=self.num_results, filter=self.filter,
+                                                    filter_values=self.filter_values or None)
+            except RecsmithError:  # the block failed as a whole: answer its lines one by one to tell which
+                for position, user in block:
+                    number = lines[position][0]
+                    try:
+                        records[position] = self._one({"userId": user}, number, user)
+                    except RecsmithError as exc:
+                        records[position] = _error(parsed[position], f"line {number}: {exc}")
+                continue
+            for (position, _), answer in zip(block, answers, strict=True):
+                records[position] = _record(parsed[position], answer)
+        return [record for record in records if record is not None]
+
+    def _unknown_users(self, requests: Sequence[tuple[int, dict[str, Any], int]]) -> dict[int, str]:
+        """The positions of lines whose user the dataset group does not have (no interactions, no user record),
+        with their error."""
+        model = self.deployed.model
+        asked = {pos: str(req["userId"]) for pos, req, _ in requests
+                 if isinstance(req["userId"], str | int) and not isinstance(req["userId"], bool)
+                 and str(req["userId"]) not in model.users}
+        if not asked:
+            return {}
+        present = self.store.present_users(self.deployed.group_id, list(asked.values()))
+        numbers = {pos: num for pos, _, num in requests}
+        return {pos: f"line {numbers[pos]}: user {user!r} is not in dataset group {self.deployed.group!r} (no "
+                     "interactions, no user record); check the id, or import the user first"
+                for pos, user in asked.items() if user not in present}
+
+    def _one(self, request: Mapping[str, Any], number: int, user: str | None) -> dict[str, Any]:
+        """One line answered on its own: related items, a ranking, or a user with their own filter values."""
+        values = self.filter_values
+        if "filterValues" in request:
+            own = request["filterValues"]
+            if not isinstance(own, dict):
+                raise DataError(f"filterValues must be an object of $PARAM values, got {own!r}")
+            values = values | own
+        if "itemList" in request:
+            items = request["itemList"]
+            if user is None:
+                raise DataError("itemList (personalized ranking) needs a userId")
+            if "itemId" in request:
+                raise DataError("give itemId (related items) or itemList (a ranking), not both")
+            if not isinstance(items, list) or not items or not all(isinstance(i, str | int) for i in items):
+                raise DataError(f"itemList must be a non-empty list of item ids, got {items!r}")
+            answer = self.runtime.rank_with(self.deployed, user_id=user, input_list=[str(i) for i in items],
+                                            filter=self.filter, filter_values=values or None, log=False)
+        elif "itemId" in request:
+            if user is not None:
+                raise DataError("give userId (recommendations) or itemId (related items), not both")
+            item = _text_id(request["itemId"], "itemId", number)
+            if item not in self.deployed.model.items and item not in self.deployed.metadata:
+                raise DataError(f"item {item!r} is not in dataset group {self.deployed.group!r}")
+            answer = self.runtime.answer(self.deployed, item_id=item, num_results=self.num_results,
+                                         filter=self.filter, filter_values=values or None, log=False)
+        elif user is not None:
+            answer = self.runtime.answer(self.deployed, user_id=user, num_results=self.num_results,
+                                         filter=self.filter, filter_values=values or None, log=False)
+        else:
+            raise DataError("a line needs userId (recommendations), itemId (related items) or userId and "
+                            "itemList (a ranking)")
+        return _record(dict(request), answer)
+
+
+def _record(given: Any, answer: Mapping[str, Any]) -> dict[str, Any]:
+    items = answer["items"]
+    return {"input": given, "output": {"recommendedItems": [item["item_id"] for item in items],
+                                       "scores": [item["score"] for item in items],
+                                       "reasons": [item["reason"] for item in items]}, "error": None}
+
+
+class SegmentScorer:
+    """Answers batch segment lines: the users of a loaded solution version most likely to interact with an item
+    (Item-Affinity) or with the items an attribute expression selects (Item-Attribute-Affinity), ranked by the
+    recipe's :meth:`~recsmith.recipes.base.Recipe.top_users`. Users deleted since training are left out.
+
+    Parameters
+    ----------
+    store : Store
+        The store.
+    deployed : LoadedCampaign
+        The version, loaded as a campaign serves it.
+    num_users : int
+        Users per line.
+    """
+
+    def __init__(self, store: Store, deployed: LoadedCampaign, *, num_users: int) -> None:
+        self.store, self.deployed, self.num_users = store, deployed, num_users
+
+    def answer(self, lines: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
+        """One output record per input line, in order."""
+        import numpy as np
+
+        from recsmith.data.filters import item_attribute_mask
+
+        model = self.deployed.model
+        records: list[dict[str, Any] | None] = [None] * len(lines)
+        sets: list[np.ndarray] = []
+        asked: list[tuple[int, dict[str, Any]]] = []
+        visible = self.deployed.visible_items
+        for position, (number, text) in enumerate(lines):
+            try:
+                request = _parse(text, number, SEGMENT_FIELDS)
+                if ("itemId" in request) == ("itemAttributes" in request):
+                    raise DataError(f"line {number}: give itemId (Item-Affinity) or itemAttributes "
+                                    "(Item-Attribute-Affinity)")
+                if "itemId" in request:
+                    item = _text_id(request["itemId"], "itemId", number)
+                    if item not in model.items:
+                        raise DataError(f"line {number}: item {item!r} is not known to solution version "
+                                        f"{self.deployed.version_id} (it was put after training, or is not in "
+                                        f"dataset group {self.deployed.group!r})")
+                    chosen = np.array([model.items.index(item)], dtype=np.int64)
+                else:
+                    expression = request["itemAttributes"]
+                    if not isinstance(expression, str) or not expression.strip():
+                        raise DataError(f"line {number}: itemAttributes must be an expression such as "
+                                        "'ITEMS.GENRES = \"Comedy\"'")
+                    mask = item_attribute_mask(expression, self.deployed.catalog)[:len(model.items)]
+                    chosen = np.flatnonzero(mask if visible is None else mask & visible)
+                    if not len(chosen):
+                        raise DataError(f"line {number}: no item of the model matches {expression!r}")
+                sets.append(chosen)
+                asked.append((position, request))
+            except RecsmithError as exc:
+                records[position] = _error(text, str(exc) if str(exc).startswith("line ") else
+                                           f"line {number}: {exc}")
+        if asked:
+            hidden = self._hidden_users()
+            extra = len(hidden)
+            ranked = model.recipe.top_users(sets, self.num_users + extra)
+            raw = model.users.ids
+            for row, (position, request) in enumerate(asked):
+                ids, scores = ranked.ids[row], ranked.scores[row]
+                keep = (ids >= 0) & np.isfinite(scores)
+                if extra:
+                    keep &= ~np.isin(ids, hidden)
+                ids, scores = ids[keep][:self.num_users], scores[keep][:self.num_users]
+                records[position] = {"input": request, "output": {"usersList": [str(raw[i]) for i in ids.tolist()],
+                                                                  "scores": scores.tolist()}, "error": None}
+        return [record for record in records if record is not None]
+
+    def _hidden_users(self) -> Any:
+        """Dense indices of the model's users deleted since training."""
+        import numpy as np
+
+        hidden = self.deployed.hidden_users
+        if not hidden:
+            return np.empty(0, dtype=np.int64)
+        users = self.deployed.model.users
+        return np.array([i for i, user in enumerate(users.ids.tolist()) if self.store.entity_hash(str(user)) in hidden],
+                        dtype=np.int64)
+
+
+def answer_all(scorer: InferenceScorer | SegmentScorer, lines: Iterable[tuple[int, str]]) -> Iterator[dict[str, Any]]:
+    """Every line's record, answered a part at a time (what a Spark partition runs)."""
+    for chunk in _chunks(lines, PART_LINES):
+        yield from scorer.answer(chunk)
