@@ -466,6 +466,8 @@ class InferenceScorer:
         values = self.filter_values
         if "filterValues" in request:
             own = request["filterValues"]
+            if self.filter is None:
+                raise DataError("filterValues given, but the job has no filter; create the job with --filter NAME")
             if not isinstance(own, dict):
                 raise DataError(f"filterValues must be an object of $PARAM values, got {own!r}")
             values = values | own

@@ -761,7 +761,8 @@ class CampaignRuntime:
         if scored and fresh and campaign.fresh_features is not None:  # the recipe scores new items: merge them
             explained = _merge_new_items(campaign, history, k, explained, fresh, seen)
         if len(explained) < k:  # padded with popular items (nothing in the history supports the dropped ones)
-            skip = {model.items.index(item.item_id) for item in explained if item.reason != NEW_ITEM}
+            skip = {item.index if item.index >= 0 else model.items.index(item.item_id) for item in explained
+                    if item.reason != NEW_ITEM}
             if exclude_seen:
                 skip.update(history.items.tolist())
             explained.extend(popular_items(model, k - len(explained), skip, allowed))
@@ -785,7 +786,9 @@ class CampaignRuntime:
         if not items or not len(past):
             return items
         model = campaign.model
-        targets = model.items.indices([item.item_id for item in items])
+        targets = np.fromiter((item.index for item in items), dtype=np.int64, count=len(items))
+        if (targets < 0).any():
+            targets = model.items.indices([item.item_id for item in items])
         whole = len(past) <= EXPLAIN_HISTORY
         if not whole:  # long histories: the reason comes from the strongest interactions
             strongest = np.argpartition(-np.asarray(weights), EXPLAIN_HISTORY)[:EXPLAIN_HISTORY]
@@ -797,7 +800,7 @@ class CampaignRuntime:
         for item, source in zip(items, why.tolist(), strict=True):
             if source >= 0:
                 out.append(RecommendedItem(item.item_id, item.score,
-                                           f"because you interacted with {model.items.raw(source)}"))
+                                           f"because you interacted with {model.items.raw(source)}", item.index))
             elif not whole:  # nothing in the history supports it: a zero score, not evidence
                 out.append(item)
         return out

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,9 +17,8 @@ from recsmith.recipes.query import HistoryQuery
 from recsmith.store.store import UserEvent
 
 
-@dataclass(frozen=True)
-class RecommendedItem:
-    """One recommended item.
+class RecommendedItem(NamedTuple):
+    """One recommended item (a named tuple: a batch job makes millions of them).
 
     Attributes
     ----------
@@ -34,6 +35,9 @@ class RecommendedItem:
     item_id: str
     score: float
     reason: str
+    index: int = -1
+    """The item's dense index in the model where the step that chose it knew it (-1: not known, or an item put
+    since training)."""
 
 
 def popular_items(model: TrainedModel, k: int, skip: set[int], allowed: np.ndarray | None) -> list[RecommendedItem]:
@@ -49,7 +53,7 @@ def popular_items(model: TrainedModel, k: int, skip: set[int], allowed: np.ndarr
         for index in chunk.tolist():
             if index in skip:
                 continue
-            out.append(RecommendedItem(str(model.items.raw(index)), float(model.popularity[index]), "popular"))
+            out.append(RecommendedItem(str(model.items.raw(index)), float(model.popularity[index]), "popular", index))
             if len(out) >= k:
                 break
     return out
@@ -244,10 +248,10 @@ def _scored_items(model: TrainedModel, history: History, ids: np.ndarray, scores
     keep = (ids >= 0) & np.isfinite(scores)
     chosen = ids[keep]
     kinds = model.recipe.reason_kinds(chosen)
-    reasons = kinds if kinds is not None else ["personalized" if history.known else "history"] * len(chosen)
-    raw = model.items.ids
-    return [RecommendedItem(str(raw[index]), score, reason)
-            for index, score, reason in zip(chosen.tolist(), scores[keep].tolist(), reasons, strict=True)]
+    reasons = kinds if kinds is not None else repeat("personalized" if history.known else "history", len(chosen))
+    return [RecommendedItem(name, score, reason, index)
+            for name, score, reason, index in zip(model.items.ids[chosen].tolist(), scores[keep].tolist(), reasons,
+                                                  chosen.tolist(), strict=True)]
 
 
 def items_by_event_type(model: TrainedModel, events: Sequence[UserEvent]) -> dict[str, set[int]]:
