@@ -274,3 +274,63 @@ class Client:
         """Delete a solution version and its artifact (admin); a :class:`Conflict` naming the campaigns while any
         serves it. Returns what was deleted."""
         return self._call("DELETE", f"/v1/dataset-groups/{quote(group, safe='')}/solution-versions/{int(version_id)}")
+
+    # ---------------------------------------------------------------------------------------- batch jobs
+    def create_batch_inference_job(self, group: str, solution_version_id: int, *, input: str | None = None,
+                                   all_users: bool = False, output: str | None = None,
+                                   output_table: str | None = None, db_url: str | None = None,
+                                   num_results: int = 25, filter: str | None = None,
+                                   filter_values: Mapping[str, Any] | None = None,
+                                   engine: str = "local") -> dict[str, Any]:
+        """Start a batch inference job on the server (it answers at once, ``CREATE_PENDING``); ``input`` and
+        ``output`` are paths or fsspec URLs the server can read and write. Poll it with
+        :meth:`describe_batch_inference_job` or :meth:`wait_for_batch_job`."""
+        body = _drop_none({"solution_version_id": solution_version_id, "input": input, "all_users": all_users,
+                           "output": output, "output_table": output_table, "db_url": db_url,
+                           "num_results": num_results, "filter": filter,
+                           "filter_values": dict(filter_values) if filter_values else None, "engine": engine})
+        return self._call("POST", f"/v1/dataset-groups/{group}/batch-inference-jobs", json=body)
+
+    def describe_batch_inference_job(self, group: str, job_id: int) -> dict[str, Any]:
+        """A batch inference job: status, counts, duration, error."""
+        return self._call("GET", f"/v1/dataset-groups/{group}/batch-inference-jobs/{job_id}")
+
+    def list_batch_inference_jobs(self, group: str) -> list[dict[str, Any]]:
+        """The group's batch inference jobs, oldest first."""
+        return self._call("GET", f"/v1/dataset-groups/{group}/batch-inference-jobs")
+
+    def create_batch_segment_job(self, group: str, solution_version_id: int, *, input: str, output: str,
+                                 num_users: int = 100) -> dict[str, Any]:
+        """Start a batch segment job on the server (``CREATE_PENDING``)."""
+        return self._call("POST", f"/v1/dataset-groups/{group}/batch-segment-jobs",
+                          json={"solution_version_id": solution_version_id, "input": input, "output": output,
+                                "num_users": num_users})
+
+    def describe_batch_segment_job(self, group: str, job_id: int) -> dict[str, Any]:
+        """A batch segment job."""
+        return self._call("GET", f"/v1/dataset-groups/{group}/batch-segment-jobs/{job_id}")
+
+    def list_batch_segment_jobs(self, group: str) -> list[dict[str, Any]]:
+        """The group's batch segment jobs, oldest first."""
+        return self._call("GET", f"/v1/dataset-groups/{group}/batch-segment-jobs")
+
+    def wait_for_batch_job(self, group: str, job_id: int, *, kind: str = "inference", timeout: float = 600.0,
+                           poll: float = 0.2) -> dict[str, Any]:
+        """Poll a batch job until it is ``ACTIVE`` or ``CREATE_FAILED`` (returned either way).
+
+        Raises
+        ------
+        TimeoutError
+            If it is still running after ``timeout`` seconds.
+        """
+        import time
+
+        describe = self.describe_batch_segment_job if kind == "segment" else self.describe_batch_inference_job
+        deadline = time.monotonic() + timeout
+        while True:
+            job = describe(group, job_id)
+            if job["status"] in ("ACTIVE", "CREATE_FAILED"):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"batch {kind} job {job_id} is still {job['status']} after {timeout:.0f} s")
+            time.sleep(poll)

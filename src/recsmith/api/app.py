@@ -26,6 +26,7 @@ from recsmith.api.middleware import BodyLimit, RequestMetrics, ServerErrors
 from recsmith.api.responses import error, http_advice
 from recsmith.api.routes import (
     audit,
+    batch_jobs,
     campaigns,
     catalog,
     dataset_groups,
@@ -46,6 +47,7 @@ from recsmith.errors import (
     UnknownIdError,
     reworded,
 )
+from recsmith.jobs.batch import BatchRunner
 from recsmith.jobs.runs import fail_abandoned_jobs
 from recsmith.serving.campaign import CampaignRuntime, live_backends
 from recsmith.settings import Settings
@@ -170,10 +172,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                                             filter_cache_bytes=settings.filter_cache_bytes,
                                             **live_backends(app.state.store, settings.redis_url, settings.redis_prefix))
         app.state.metrics = metrics
+        app.state.settings = settings
+        app.state.batch = BatchRunner(app.state.store, settings)
         app.state.runtime.start(settings.campaign_sync_seconds)
         try:
             yield
         finally:
+            app.state.batch.stop()
             app.state.runtime.stop()
             if own_store:
                 app.state.store.close()
@@ -188,7 +193,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     _install_error_handlers(app)
     app.include_router(health.router)
     v1 = (health.admin_router, recommendations.router, campaigns.router, filters.router, events.router,
-          catalog.router, audit.router, dataset_groups.router, solution_versions.router)
+          catalog.router, audit.router, dataset_groups.router, solution_versions.router, batch_jobs.inference,
+          batch_jobs.segments)
     for router in v1:
         app.include_router(router, responses=V1_ERRORS)
     remember_routes(app, [route for router in (health.router, *v1) for route in router.routes])

@@ -15,7 +15,7 @@ store and the serving pipeline can be stored and computed with (a bad value is a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
@@ -146,6 +146,7 @@ CampaignPath = Annotated[Text, Path(min_length=1, max_length=128, description="T
 FilterPath = Annotated[Text, Path(min_length=1, max_length=128, description="The filter's name.")]
 EntityPath = Annotated[Text, Path(min_length=1, max_length=256, description="The user's or item's id.")]
 VersionPath = Annotated[RowId, Path(description="The solution version's id.")]
+RowIdPath = Path(ge=1, le=INT32_MAX, description="The job's id.")
 
 
 class Strict(BaseModel):
@@ -458,3 +459,58 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 V1_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 500, 503)
 """The errors every ``/v1`` route may answer."""
+
+
+Location = Annotated[Text, Field(min_length=1, max_length=2048)]
+"""A path or fsspec URL on the server's side."""
+
+
+class BatchInferenceJobIn(Strict):
+    """A batch inference job: where its lines come from and where its answers go (one of each)."""
+
+    solution_version_id: RowId
+    input: Location | None = Field(default=None, description="JSON Lines (or Parquet) of {\"userId\"}, "
+                                   "{\"itemId\"} or {\"userId\", \"itemList\"} lines: a path or fsspec URL "
+                                   "the server can read.")
+    all_users: bool = Field(default=False, description="Every user of the dataset group instead of an input.")
+    output: Location | None = Field(default=None, description="A path or fsspec URL ending in .jsonl or .parquet.")
+    output_table: Annotated[Text, Field(min_length=1, max_length=63)] | None = Field(
+        default=None, description="A table of db_url's database instead (created if missing, replaced atomically).")
+    db_url: Location | None = None
+    num_results: int = Field(default=25, ge=1, le=MAX_RESULTS)
+    filter: Name | None = Field(default=None, description="A stored filter of the group, for every line.")
+    filter_values: FilterValues | None = None
+    engine: Literal["local", "spark"] = "local"
+    spark_master: Annotated[Text, Field(max_length=256)] | None = None
+
+
+class BatchSegmentJobIn(Strict):
+    """A batch segment job."""
+
+    solution_version_id: RowId
+    input: Location = Field(description="JSON Lines of {\"itemId\"} or {\"itemAttributes\": \"ITEMS.GENRES = "
+                            "\\\"Comedy\\\"\"} lines.")
+    output: Location = Field(description="A path or fsspec URL ending in .jsonl or .parquet.")
+    num_users: int = Field(default=100, ge=1, le=5_000)
+
+
+class BatchJobOut(BaseModel):
+    """A batch inference or batch segment job."""
+
+    id: int
+    dataset_group: str
+    kind: str = Field(description="inference or segment.")
+    solution_version_id: int
+    status: str = Field(description="CREATE_PENDING, CREATE_IN_PROGRESS, ACTIVE or CREATE_FAILED.")
+    input: str
+    output: str
+    lines_read: int
+    lines_written: int
+    lines_failed: int
+    parts_done: int
+    duration_seconds: float | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    config: dict[str, Any]

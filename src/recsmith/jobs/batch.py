@@ -60,6 +60,8 @@ SEGMENT_KEYS = ("usersList", "scores")
 """The keys of a batch segment line's ``output``."""
 ENGINES = ("local", "spark")
 INFERENCE_FIELDS = {"userId", "itemId", "itemList", "filterValues"}
+MAX_SEGMENT_USERS = 5_000
+"""The most users a batch segment job finds per line."""
 SEGMENT_FIELDS = {"itemId", "itemAttributes"}
 
 #: Called with (lines done, lines in all or None) as a job goes.
@@ -144,9 +146,6 @@ def create_batch_segment_job(store: Store, settings: Settings, *, group: str, so
     return _create(store, settings, "segment", group, solution_version_id, input, False, output, None, None,
                    engine, None, {"num_users": num_users})
 
-
-MAX_SEGMENT_USERS = 5_000
-"""The most users a batch segment job finds per line."""
 
 
 def _create(store: Store, settings: Settings, kind: str, group: str, version_id: int, input: str | None,
@@ -592,3 +591,56 @@ def answer_all(scorer: InferenceScorer | SegmentScorer, lines: Iterable[tuple[in
     """Every line's record, answered a part at a time (what a Spark partition runs)."""
     for chunk in _chunks(lines, PART_LINES):
         yield from scorer.answer(chunk)
+
+
+class BatchRunner:
+    """Runs batch jobs created over HTTP, one at a time, in a background thread of the server process (a request
+    never waits for one). Stopped (the server shutting down), it lets the running job finish its current part,
+    then records it FAILED and resumable; a killed server's job is marked FAILED by the next start
+    (:func:`~recsmith.jobs.runs.fail_abandoned_jobs`), and resumes with ``recsmith batch-inference resume``.
+
+    Parameters
+    ----------
+    store : Store
+        The server's store.
+    settings : Settings
+        The server's settings.
+    """
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        import queue
+        import threading
+
+        self.store, self.settings = store, settings
+        self._queue: queue.Queue[int | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="recsmith-batch-jobs", daemon=True)
+        self._started = False
+
+    def submit(self, job_id: int) -> None:
+        """Queue a recorded job (the thread starts with the first)."""
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        self._queue.put(job_id)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the running job to stop after its current part, and wait up to ``timeout`` seconds."""
+        self._stop.set()
+        if self._started:
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            job_id = self._queue.get()
+            if job_id is None:
+                break
+            try:
+                run_batch_job(self.store, self.settings, job_id, progress=self._check_stop)
+            except BaseException:  # recorded on the job (status FAILED, error); the server goes on
+                logger.exception("batch job %s failed", job_id)
+
+    def _check_stop(self, done: int, total: int | None) -> None:
+        if self._stop.is_set():
+            raise KeyboardInterrupt  # between parts: the job is recorded FAILED with its parts kept

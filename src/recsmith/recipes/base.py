@@ -208,11 +208,61 @@ def _takes_options(fit: Callable[..., None]) -> bool:
     return len(positional) >= 3  # self, data, options
 
 
+TOP_K_GROUP = 128
+"""Columns per group in :func:`top_k`'s first pass over a wide block."""
+
+
 def top_k(scores: np.ndarray, k: int) -> Recommendations:
     """The ``k`` best columns of each row, best first, ties broken by the lower column index (so the first
     ``n`` of a top-``k`` are the top-``n`` for any ``k >= n``); non-finite scores are never chosen; padded
-    with -1 / ``-inf``."""
+    with -1 / ``-inf``.
+
+    A wide block (many more columns than ``k``) is cut first: the ``k``-th largest of the maxima of groups of
+    :data:`TOP_K_GROUP` columns is a score at least ``k`` columns reach, so only the columns at or above it (ties
+    included) can be chosen, and the exact selection runs on those. The answer is the same as without the cut
+    (rows the cut cannot serve, such as rows with fewer than ``k`` finite scores, take the exact path whole)."""
     scores = np.asarray(scores)
+    n, m = scores.shape
+    take = min(k, m)
+    groups = m // TOP_K_GROUP
+    if n and take and groups >= 4 * take:
+        return _top_k_cut(scores, k, groups)
+    return _top_k_exact(scores, k)
+
+
+def _top_k_cut(scores: np.ndarray, k: int, groups: int) -> Recommendations:
+    """:func:`top_k` of a wide block through the group-maxima cut."""
+    n, m = scores.shape
+    width = groups * TOP_K_GROUP
+    maxima = scores[:, :width].reshape(n, groups, TOP_K_GROUP).max(axis=2)
+    if width < m:
+        maxima = np.concatenate([maxima, scores[:, width:].max(axis=1, keepdims=True)], axis=1)
+    threshold = np.partition(maxima, maxima.shape[1] - k, axis=1)[:, maxima.shape[1] - k]
+    keep = scores >= threshold[:, None]  # NaN thresholds keep nothing: those rows take the exact path
+    counts = np.count_nonzero(keep, axis=1)
+    exact = ~np.isfinite(threshold) | (counts < k)
+    keep[exact] = False
+    counts[exact] = 0
+    rows, cols = np.nonzero(keep)  # row-major: each row's columns ascending
+    width = int(counts.max()) if len(counts) else 0
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    slot = np.arange(len(rows), dtype=np.int64) - starts[rows]
+    narrowed = np.full((n, max(width, 1)), -np.inf, dtype=scores.dtype)
+    columns = np.zeros((n, max(width, 1)), dtype=np.int64)
+    narrowed[rows, slot] = scores[rows, cols]
+    columns[rows, slot] = cols
+    picked = _top_k_exact(narrowed, k)
+    ids = np.where(picked.ids >= 0, np.take_along_axis(columns, np.maximum(picked.ids, 0), axis=1), -1)
+    out = Recommendations(ids.astype(np.int32), picked.scores)
+    if exact.any():
+        whole = _top_k_exact(scores[exact], k)
+        out.ids[exact], out.scores[exact] = whole.ids, whole.scores
+    return out
+
+
+def _top_k_exact(scores: np.ndarray, k: int) -> Recommendations:
+    """:func:`top_k` by one partition of every row."""
     n, m = scores.shape
     ids = np.full((n, k), -1, dtype=np.int32)
     best = np.full((n, k), -np.inf, dtype=np.float32)
