@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from recsmith.data.readers import mask_url
 from recsmith.jobs import batch
+from recsmith.serving import batch as serving_batch
 from recsmith.serving.campaign import CampaignRuntime, load_version
 from recsmith.settings import Settings
 from recsmith.store.store import Store
@@ -204,8 +205,8 @@ def test_an_interrupted_job_resumes_without_duplicates(trained, db_url: str, tmp
                                            output=str(whole))
     batch.run_batch_job(store, settings, job["id"])
 
-    monkeypatch.setattr(batch, "PART_LINES", 100)
-    answer = batch.InferenceScorer.answer
+    monkeypatch.setattr(serving_batch, "PART_LINES", 100)
+    answer = serving_batch.InferenceScorer.answer
     calls = {"n": 0}
 
     def interrupted(self, lines):  # the third part is interrupted (Ctrl-C)
@@ -214,7 +215,7 @@ def test_an_interrupted_job_resumes_without_duplicates(trained, db_url: str, tmp
             raise KeyboardInterrupt
         return answer(self, lines)
 
-    monkeypatch.setattr(batch.InferenceScorer, "answer", interrupted)
+    monkeypatch.setattr(serving_batch.InferenceScorer, "answer", interrupted)
     out = tmp_path / "resumed.jsonl"
     job = batch.create_batch_inference_job(store, settings, group="ml", solution_version_id=version, all_users=True,
                                            output=str(out))

@@ -16,53 +16,42 @@ CampaignRuntime`: live events, deletions, filters, exclusions, popular padding, 
 users in one recipe call (:meth:`~recsmith.serving.campaign.CampaignRuntime.answer_users`), so a batch answer
 equals the campaign's answer for the same user.
 
-A job is recorded (``batch_jobs``) when it is created, ``CREATE_PENDING``, then runs: its output is made in parts
-of :data:`PART_LINES` lines (each written, then renamed, in the job's staging folder under ``RECSMITH_HOME``, its
-count recorded), so an interrupted or failed job resumes (:func:`run_batch_job` again) from its last whole part,
-without redoing or duplicating any; the output appears at its target only when whole
-(:func:`recsmith.jobs.batch_io.publish`).
+A job is recorded (``batch_jobs``) when it is created, ``CREATE_PENDING``, then runs: its output is made in
+parts of :data:`~recsmith.serving.batch.PART_LINES` lines (each written, then renamed, in the job's staging
+folder under ``RECSMITH_HOME``, its count recorded), so an interrupted or failed job resumes
+(:func:`run_batch_job` again) from its last whole part, without redoing or duplicating any; the output appears at
+its target only when whole (:func:`recsmith.jobs.batch_io.publish`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import islice
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recsmith.atomic import current_owner
 from recsmith.data.readers import mask_url
-from recsmith.errors import ConfigError, ConflictError, DataError, NotFoundError, RecsmithError
+from recsmith.errors import ConfigError, ConflictError, DataError, NotFoundError
 from recsmith.jobs import batch_io
 from recsmith.jobs.runs import ACTIVE, IN_PROGRESS, JobRun, fail_abandoned_jobs, owner_columns, run_job
-from recsmith.serving import MAX_RESULTS
+from recsmith.serving import MAX_RESULTS, batch
+from recsmith.serving.batch import chunks, scorer_for
 
 if TYPE_CHECKING:
-    from recsmith.serving.campaign import LoadedCampaign
     from recsmith.settings import Settings
     from recsmith.store.store import Store
 
 logger = logging.getLogger(__name__)
 
-PART_LINES = 10_000
-"""Input lines per part of a job's output: what a resumed job may have to redo at most."""
-BLOCK_USERS = 1_000
-"""Users scored in one recipe call."""
 ALL_USERS = "all-users"
 """The input recorded for a job over every user of its dataset group."""
-INFERENCE_KEYS = ("recommendedItems", "scores", "reasons")
-"""The keys of a batch inference line's ``output``."""
-SEGMENT_KEYS = ("usersList", "scores")
-"""The keys of a batch segment line's ``output``."""
 ENGINES = ("local", "spark")
-INFERENCE_FIELDS = {"userId", "itemId", "itemList", "filterValues"}
+"""Where a job's lines are answered."""
 MAX_SEGMENT_USERS = 5_000
 """The most users a batch segment job finds per line."""
-SEGMENT_FIELDS = {"itemId", "itemAttributes"}
 
 #: Called with (lines done, lines in all or None) as a job goes.
 LineProgress = Callable[[int, int | None], None]
@@ -230,7 +219,7 @@ def run_batch_job(store: Store, settings: Settings, job_id: int, *, progress: Li
         fields: dict[str, Any] = {"status": run.status, "duration_seconds": round(before + run.seconds, 4)}
         if run.failed:
             latest = store.get_batch_job(job_id)
-            fields["error"] = (f"{run.error}; {latest['parts_done']} part(s) of {PART_LINES} lines are kept: "
+            fields["error"] = (f"{run.error}; {latest['parts_done']} part(s) of {batch.PART_LINES} lines are kept: "
                                f"resume with `recsmith batch-{'inference' if job['kind'] == 'inference' else 'segment'}"
                                f" resume {job_id}`")
         else:
@@ -241,7 +230,10 @@ def run_batch_job(store: Store, settings: Settings, job_id: int, *, progress: Li
         if config.get("engine") == "spark":
             from recsmith.engines.spark_batch import run_on_spark
 
-            parts = run_on_spark(store, settings, job, staging, progress=progress)
+            source = job["input"]
+            if source == ALL_USERS:
+                source = str(_user_listing(store, settings, job))
+            parts = run_on_spark(store, settings, job, source, staging, progress=progress)
         else:
             parts = _run_parts(store, settings, job, staging, progress)
         _publish(job, parts)
@@ -255,18 +247,6 @@ def staging_folder(settings: Settings, job_id: int) -> Path:
     return (settings.home / "batch-jobs" / str(job_id)).resolve()
 
 
-def scorer_for(store: Store, settings: Settings, job: Mapping[str, Any]) -> InferenceScorer | SegmentScorer:
-    """The scorer of a job's lines: its solution version loaded as a campaign would serve it."""
-    from recsmith.serving.campaign import load_version
-
-    deployed = load_version(store, int(job["solution_version_id"]), encryption_key=settings.encryption_key)
-    config = job["config"]
-    if job["kind"] == "segment":
-        return SegmentScorer(store, deployed, num_users=int(config["num_users"]))
-    return InferenceScorer(store, deployed, num_results=int(config["num_results"]), filter=config.get("filter"),
-                           filter_values=config.get("filter_values") or None)
-
-
 def input_lines(store: Store, settings: Settings, job: Mapping[str, Any], *, skip: int = 0
                 ) -> Iterator[tuple[int, str]]:
     """A job's input lines as ``(line number, text)`` after the first ``skip``. Over every user
@@ -274,11 +254,16 @@ def input_lines(store: Store, settings: Settings, job: Mapping[str, Any], *, ski
     a resumed job reads the same list."""
     if job["input"] != ALL_USERS:
         return batch_io.read_lines(job["input"], skip=skip)
+    return batch_io.read_lines(str(_user_listing(store, settings, job)), skip=skip)
+
+
+def _user_listing(store: Store, settings: Settings, job: Mapping[str, Any]) -> Path:
+    """The ``{"userId"}`` lines of every user of the job's group, written once into its staging folder."""
     listing = staging_folder(settings, int(job["id"])) / "users.jsonl"
     if not listing.exists():
         users = store.group_user_ids(int(job["dataset_group_id"]))
         batch_io.write_part(listing, [{"userId": user} for user in users])
-    return batch_io.read_lines(str(listing), skip=skip)
+    return listing
 
 
 def _run_parts(store: Store, settings: Settings, job: Mapping[str, Any], staging: Path,
@@ -287,12 +272,12 @@ def _run_parts(store: Store, settings: Settings, job: Mapping[str, Any], staging
     job_id, done = int(job["id"]), int(job["parts_done"])
     staging.mkdir(parents=True, exist_ok=True)
     scorer = scorer_for(store, settings, job)
-    lines = input_lines(store, settings, job, skip=done * PART_LINES)
+    lines = input_lines(store, settings, job, skip=done * batch.PART_LINES)
     total = batch_io.count_lines(job["input"] if job["input"] != ALL_USERS else str(staging / "users.jsonl"))
     counts = {key: int(job[key]) for key in ("lines_read", "lines_written", "lines_failed")}
     if progress:
         progress(counts["lines_read"], total)
-    for index, chunk in enumerate(_chunks(lines, PART_LINES), start=done):
+    for index, chunk in enumerate(chunks(lines, batch.PART_LINES), start=done):
         records = scorer.answer(chunk)
         batch_io.write_part(part_path(staging, index), records)
         failed = sum(record["error"] is not None for record in records)
@@ -311,14 +296,8 @@ def part_path(staging: Path, index: int) -> Path:
     return staging / f"part-{index:06d}.jsonl"
 
 
-def _chunks(lines: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
-    iterator = iter(lines)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
 def _publish(job: Mapping[str, Any], parts: Sequence[Path]) -> None:
-    keys = SEGMENT_KEYS if job["kind"] == "segment" else INFERENCE_KEYS
+    keys = batch.SEGMENT_KEYS if job["kind"] == "segment" else batch.INFERENCE_KEYS
     table = inference_table() if job["output"].startswith("table:") else None
     batch_io.publish(parts, job["output"], output_keys=keys, db_url=job["config"].get("db_url"), table=table)
 
@@ -341,256 +320,6 @@ def inference_table() -> batch_io.TableRows:
     columns = {"user_id": sa.Text(), "source_item_id": sa.Text(), "rank": sa.Integer(), "item_id": sa.Text(),
                "score": sa.Float(), "reason": sa.Text()}
     return batch_io.TableRows(columns, to_rows, index=("user_id", "rank"))
-
-
-# ------------------------------------------------------------------------------------------------ lines
-def _parse(text: str, number: int, fields: set[str]) -> dict[str, Any]:
-    """One input line as a JSON object with only ``fields``.
-
-    Raises
-    ------
-    DataError
-        For a line that is not a JSON object, or has other keys, naming the line and what is wrong.
-    """
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"line {number}: not JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(value, dict):
-        raise DataError(f"line {number}: expected a JSON object such as {{\"userId\": \"42\"}}, got "
-                        f"{type(value).__name__}")
-    unknown = sorted(set(value) - fields)
-    if unknown:
-        raise DataError(f"line {number}: unknown field(s) {', '.join(map(repr, unknown))}; a line has "
-                        f"{', '.join(sorted(fields))}")
-    return value
-
-
-def _text_id(value: Any, field: str, number: int) -> str:
-    """A line's id field as a string (an integer is taken as its digits)."""
-    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
-        raise DataError(f"line {number}: {field} must be a non-empty string, got {value!r}")
-    return str(value)
-
-
-def _error(given: Any, message: str) -> dict[str, Any]:
-    return {"input": given, "output": None, "error": message}
-
-
-class InferenceScorer:
-    """Answers batch inference lines from a loaded solution version through the campaign pipeline.
-
-    Parameters
-    ----------
-    store : Store
-        The store (histories, filters, item metadata).
-    deployed : LoadedCampaign
-        The version, loaded as a campaign serves it (:func:`recsmith.serving.campaign.load_version`).
-    num_results : int
-        Items per line.
-    filter : str, optional
-        A stored filter of the group, by name.
-    filter_values : mapping, optional
-        Its values for every line (a line's ``filterValues`` override them).
-    """
-
-    def __init__(self, store: Store, deployed: LoadedCampaign, *, num_results: int, filter: str | None = None,
-                 filter_values: Mapping[str, Any] | None = None) -> None:
-        from recsmith.serving.campaign import CampaignRuntime
-
-        self.store, self.deployed = store, deployed
-        self.runtime = CampaignRuntime(store)
-        self.num_results, self.filter, self.filter_values = num_results, filter, dict(filter_values or {})
-
-    def answer(self, lines: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
-        """One output record per input line, in order (a bad line's record has its ``error``)."""
-        records: list[dict[str, Any] | None] = [None] * len(lines)
-        plain: list[tuple[int, str]] = []  # (position, user id): scored in blocks
-        requests: list[tuple[int, dict[str, Any], int]] = []
-        parsed: dict[int, dict[str, Any]] = {}
-        for position, (number, text) in enumerate(lines):
-            try:
-                request = parsed[position] = _parse(text, number, INFERENCE_FIELDS)
-                requests.append((position, request, number))
-            except DataError as exc:
-                records[position] = _error(text, str(exc))
-        unknown = self._unknown_users([(pos, req, num) for pos, req, num in requests if "userId" in req])
-        for position, request, number in requests:
-            if position in unknown:
-                records[position] = _error(request, unknown[position])
-                continue
-            try:
-                user = _text_id(request["userId"], "userId", number) if "userId" in request else None
-                if user is not None and set(request) == {"userId"}:
-                    plain.append((position, user))
-                    continue
-                records[position] = self._one(request, number, user)
-            except RecsmithError as exc:
-                records[position] = _error(request, f"line {number}: {exc}")
-        for start in range(0, len(plain), BLOCK_USERS):
-            block = plain[start:start + BLOCK_USERS]
-            try:
-                answers = self.runtime.answer_users(self.deployed, [user for _, user in block],
-                                                    num_results=self.num_results, filter=self.filter,
-                                                    filter_values=self.filter_values or None)
-            except RecsmithError:  # the block failed as a whole: answer its lines one by one to tell which
-                for position, user in block:
-                    number = lines[position][0]
-                    try:
-                        records[position] = self._one({"userId": user}, number, user)
-                    except RecsmithError as exc:
-                        records[position] = _error(parsed[position], f"line {number}: {exc}")
-                continue
-            for (position, _), answer in zip(block, answers, strict=True):
-                records[position] = _record(parsed[position], answer)
-        return [record for record in records if record is not None]
-
-    def _unknown_users(self, requests: Sequence[tuple[int, dict[str, Any], int]]) -> dict[int, str]:
-        """The positions of lines whose user the dataset group does not have (no interactions, no user record),
-        with their error."""
-        model = self.deployed.model
-        asked = {pos: str(req["userId"]) for pos, req, _ in requests
-                 if isinstance(req["userId"], str | int) and not isinstance(req["userId"], bool)
-                 and str(req["userId"]) not in model.users}
-        if not asked:
-            return {}
-        present = self.store.present_users(self.deployed.group_id, list(asked.values()))
-        numbers = {pos: num for pos, _, num in requests}
-        return {pos: f"line {numbers[pos]}: user {user!r} is not in dataset group {self.deployed.group!r} (no "
-                     "interactions, no user record); check the id, or import the user first"
-                for pos, user in asked.items() if user not in present}
-
-    def _one(self, request: Mapping[str, Any], number: int, user: str | None) -> dict[str, Any]:
-        """One line answered on its own: related items, a ranking, or a user with their own filter values."""
-        values = self.filter_values
-        if "filterValues" in request:
-            own = request["filterValues"]
-            if self.filter is None:
-                raise DataError("filterValues given, but the job has no filter; create the job with --filter NAME")
-            if not isinstance(own, dict):
-                raise DataError(f"filterValues must be an object of $PARAM values, got {own!r}")
-            values = values | own
-        if "itemList" in request:
-            items = request["itemList"]
-            if user is None:
-                raise DataError("itemList (personalized ranking) needs a userId")
-            if "itemId" in request:
-                raise DataError("give itemId (related items) or itemList (a ranking), not both")
-            if not isinstance(items, list) or not items or not all(isinstance(i, str | int) for i in items):
-                raise DataError(f"itemList must be a non-empty list of item ids, got {items!r}")
-            answer = self.runtime.rank_with(self.deployed, user_id=user, input_list=[str(i) for i in items],
-                                            filter=self.filter, filter_values=values or None, log=False)
-        elif "itemId" in request:
-            if user is not None:
-                raise DataError("give userId (recommendations) or itemId (related items), not both")
-            item = _text_id(request["itemId"], "itemId", number)
-            if item not in self.deployed.model.items and item not in self.deployed.metadata:
-                raise DataError(f"item {item!r} is not in dataset group {self.deployed.group!r}")
-            answer = self.runtime.answer(self.deployed, item_id=item, num_results=self.num_results,
-                                         filter=self.filter, filter_values=values or None, log=False)
-        elif user is not None:
-            answer = self.runtime.answer(self.deployed, user_id=user, num_results=self.num_results,
-                                         filter=self.filter, filter_values=values or None, log=False)
-        else:
-            raise DataError("a line needs userId (recommendations), itemId (related items) or userId and "
-                            "itemList (a ranking)")
-        return _record(dict(request), answer)
-
-
-def _record(given: Any, answer: Mapping[str, Any]) -> dict[str, Any]:
-    items = answer["items"]
-    return {"input": given, "output": {"recommendedItems": [item["item_id"] for item in items],
-                                       "scores": [item["score"] for item in items],
-                                       "reasons": [item["reason"] for item in items]}, "error": None}
-
-
-class SegmentScorer:
-    """Answers batch segment lines: the users of a loaded solution version most likely to interact with an item
-    (Item-Affinity) or with the items an attribute expression selects (Item-Attribute-Affinity), ranked by the
-    recipe's :meth:`~recsmith.recipes.base.Recipe.top_users`. Users deleted since training are left out.
-
-    Parameters
-    ----------
-    store : Store
-        The store.
-    deployed : LoadedCampaign
-        The version, loaded as a campaign serves it.
-    num_users : int
-        Users per line.
-    """
-
-    def __init__(self, store: Store, deployed: LoadedCampaign, *, num_users: int) -> None:
-        self.store, self.deployed, self.num_users = store, deployed, num_users
-
-    def answer(self, lines: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
-        """One output record per input line, in order."""
-        import numpy as np
-
-        from recsmith.data.filters import item_attribute_mask
-
-        model = self.deployed.model
-        records: list[dict[str, Any] | None] = [None] * len(lines)
-        sets: list[np.ndarray] = []
-        asked: list[tuple[int, dict[str, Any]]] = []
-        visible = self.deployed.visible_items
-        for position, (number, text) in enumerate(lines):
-            try:
-                request = _parse(text, number, SEGMENT_FIELDS)
-                if ("itemId" in request) == ("itemAttributes" in request):
-                    raise DataError(f"line {number}: give itemId (Item-Affinity) or itemAttributes "
-                                    "(Item-Attribute-Affinity)")
-                if "itemId" in request:
-                    item = _text_id(request["itemId"], "itemId", number)
-                    if item not in model.items:
-                        raise DataError(f"line {number}: item {item!r} is not known to solution version "
-                                        f"{self.deployed.version_id} (it was put after training, or is not in "
-                                        f"dataset group {self.deployed.group!r})")
-                    chosen = np.array([model.items.index(item)], dtype=np.int64)
-                else:
-                    expression = request["itemAttributes"]
-                    if not isinstance(expression, str) or not expression.strip():
-                        raise DataError(f"line {number}: itemAttributes must be an expression such as "
-                                        "'ITEMS.GENRES = \"Comedy\"'")
-                    mask = item_attribute_mask(expression, self.deployed.catalog)[:len(model.items)]
-                    chosen = np.flatnonzero(mask if visible is None else mask & visible)
-                    if not len(chosen):
-                        raise DataError(f"line {number}: no item of the model matches {expression!r}")
-                sets.append(chosen)
-                asked.append((position, request))
-            except RecsmithError as exc:
-                records[position] = _error(text, str(exc) if str(exc).startswith("line ") else
-                                           f"line {number}: {exc}")
-        if asked:
-            hidden = self._hidden_users()
-            extra = len(hidden)
-            ranked = model.recipe.top_users(sets, self.num_users + extra)
-            raw = model.users.ids
-            for row, (position, request) in enumerate(asked):
-                ids, scores = ranked.ids[row], ranked.scores[row]
-                keep = (ids >= 0) & np.isfinite(scores)
-                if extra:
-                    keep &= ~np.isin(ids, hidden)
-                ids, scores = ids[keep][:self.num_users], scores[keep][:self.num_users]
-                records[position] = {"input": request, "output": {"usersList": [str(raw[i]) for i in ids.tolist()],
-                                                                  "scores": scores.tolist()}, "error": None}
-        return [record for record in records if record is not None]
-
-    def _hidden_users(self) -> Any:
-        """Dense indices of the model's users deleted since training."""
-        import numpy as np
-
-        hidden = self.deployed.hidden_users
-        if not hidden:
-            return np.empty(0, dtype=np.int64)
-        users = self.deployed.model.users
-        return np.array([i for i, user in enumerate(users.ids.tolist()) if self.store.entity_hash(str(user)) in hidden],
-                        dtype=np.int64)
-
-
-def answer_all(scorer: InferenceScorer | SegmentScorer, lines: Iterable[tuple[int, str]]) -> Iterator[dict[str, Any]]:
-    """Every line's record, answered a part at a time (what a Spark partition runs)."""
-    for chunk in _chunks(lines, PART_LINES):
-        yield from scorer.answer(chunk)
 
 
 class BatchRunner:
