@@ -10,7 +10,8 @@ Subclass :class:`RecipeContract` in a test module and set ``recipe_name`` (and `
 pytest then runs every ``test_*`` method below against that recipe. The tests read the recipe class's
 :class:`~recsmith.recipes.tags.RecipeTags`: sequential recipes are measured on ``leave_last``, recipes that are
 not deterministic are compared with a tolerance, the event-weight test runs where weights are used, the
-similar-items test where the recipe has item similarity, the epoch-callback test where it is iterative.
+similar-items test where the recipe has item similarity, the epoch-callback test where it is iterative, the
+top-users test (batch segments) where the recipe ranks users (the others must refuse).
 """
 
 from __future__ import annotations
@@ -255,6 +256,64 @@ class RecipeContract:
 
         assert mean_position(disliked) > mean_position(liked) + 1.0
 
+    def test_top_users_rank_by_the_scores(self) -> None:
+        """``top_users`` (batch segments) ranks training users by ``score`` of a one-item set's item, and by
+        their mean score over a bigger set: over the items they have not seen with ``exclude_seen`` (a user
+        who has seen them all is left out), over all of them without; padded, restricted to ``users`` when
+        given, with clear errors. Recipes whose tags say they cannot rank users refuse."""
+        data = synthetic_interactions()
+        recipe = self.fitted(data)
+        sets = [np.array([0]), np.array([7]), np.array([1, 2, 5, 5, -1]), np.arange(data.n_items),
+                np.array([], dtype=np.int64)]
+        if not self.tags.top_users:
+            with pytest.raises(ConfigError, match="cannot rank users"):
+                recipe.top_users(sets, k=5)
+            return
+        n_users, n_items = data.n_users, data.n_items
+        full = recipe.score(np.repeat(np.arange(n_users), n_items), np.tile(np.arange(n_items), n_users))
+        full = full.reshape(n_users, n_items).astype(np.float64)
+        seen = np.zeros((n_users, n_items), dtype=bool)
+        matrix = data.matrix.tocoo()
+        seen[matrix.row, matrix.col] = True
+        k = n_users + 3  # every user who qualifies, then padding
+        for exclude_seen in (True, False):
+            result = recipe.top_users(sets, k=k, exclude_seen=exclude_seen)
+            assert result.ids.shape == result.scores.shape == (len(sets), k)
+            assert result.ids.dtype == np.int32 and result.scores.dtype == np.float32
+            for row, items in enumerate(sets):
+                items = np.unique(items[items >= 0])
+                counted = ~seen[:, items] if exclude_seen else np.ones((n_users, len(items)), dtype=bool)
+                count = counted.sum(axis=1)
+                total = np.where(counted, full[:, items], 0.0).sum(axis=1)
+                expected = np.where(count > 0, total / np.maximum(count, 1), -np.inf)
+                qualify = np.flatnonzero(np.isfinite(expected))
+                ids, scores = result.ids[row], result.scores[row]
+                n = len(qualify)
+                assert sorted(ids[:n].tolist()) == qualify.tolist(), (row, exclude_seen)
+                assert (ids[n:] == -1).all() and np.isneginf(scores[n:]).all()
+                np.testing.assert_allclose(scores[:n], expected[ids[:n]], rtol=1e-4, atol=1e-5)
+                assert np.all(np.diff(scores[:n]) <= 1e-5 * max(1.0, float(np.abs(scores[:n]).max(initial=0))))
+            if exclude_seen:
+                assert not seen[result.ids[0][result.ids[0] >= 0], 0].any()
+            np.testing.assert_array_equal(recipe.top_users(sets, k=4, exclude_seen=exclude_seen).ids,
+                                          result.ids[:, :4])
+        chosen = np.array([9, 2, 2, 30])
+        subset = recipe.top_users(sets[:3], k=5, users=chosen)
+        everyone = recipe.top_users(sets[:3], k=n_users)
+        for row in range(3):
+            valid = subset.ids[row][subset.ids[row] >= 0]
+            assert set(valid.tolist()) <= {2, 9, 30}
+            expected_ids = [u for u in everyone.ids[row].tolist() if u in {2, 9, 30}]
+            assert sorted(valid.tolist()) == sorted(expected_ids)
+        one = recipe.top_users(np.array([0, 7]), k=3)  # a 1-D array: one set per item
+        np.testing.assert_array_equal(one.ids, recipe.top_users([[0], [7]], k=3).ids)
+        with pytest.raises(ConfigError, match="k must be a positive integer"):
+            recipe.top_users(sets, k=0)
+        with pytest.raises(DataError, match="item set 1: item index"):
+            recipe.top_users([[0], [n_items]], k=3)
+        with pytest.raises(DataError, match="user index"):
+            recipe.top_users(sets, k=3, users=[n_users])
+
     def test_unfitted_raises(self, tmp_path: Path) -> None:
         recipe = self.make_recipe()
         with pytest.raises(NotFittedError):
@@ -263,6 +322,8 @@ class RecipeContract:
             recipe.recommend_from_history([np.array([0])], k=3)
         with pytest.raises(NotFittedError):
             recipe.save(tmp_path / "model")
+        with pytest.raises(NotFittedError):
+            recipe.top_users([np.array([0])], k=3)
 
     def test_params_round_trip(self) -> None:
         recipe = self.make_recipe()

@@ -33,8 +33,8 @@ from recsmith.recipes.options import EpochCallback, FitOptions
 from recsmith.recipes.query import HistoryQuery, query_rows
 from recsmith.recipes.tags import RecipeTags
 
-__all__ = ["EpochCallback", "FitOptions", "HistoryQuery", "Recipe", "RecipeParams", "RecipeTags", "Recommendations",
-           "top_k"]
+__all__ = ["EpochCallback", "FitOptions", "HistoryQuery", "ItemSets", "Recipe", "RecipeParams", "RecipeTags",
+           "Recommendations", "SetScorer", "top_k"]
 
 BATCH_USERS = 1024
 SCORE_BLOCK_CELLS = 1 << 25  # at most 32M dense float32 scores (128 MB) per batch of users
@@ -48,12 +48,14 @@ ItemLists = np.ndarray | Sequence[np.ndarray] | Sequence[Sequence[int]]
 
 
 class Recommendations(NamedTuple):
-    """Top-k results for a batch of users (or items).
+    """Top-k results for a batch of users (or items), or the top users of item sets
+    (:meth:`Recipe.top_users`).
 
     Attributes
     ----------
     ids : numpy.ndarray
-        ``int32[n, k]`` dense item indices, best first, padded with -1.
+        ``int32[n, k]`` dense item indices (user indices for :meth:`Recipe.top_users`), best first, padded
+        with -1.
     scores : numpy.ndarray
         ``float32[n, k]`` their scores, padded with ``-inf``.
     """
@@ -293,6 +295,168 @@ def _top_k_exact(scores: np.ndarray, k: int) -> Recommendations:
     ids[:, :take] = np.where(valid, chosen, -1)
     best[:, :take] = np.where(valid, chosen_scores, -np.inf)
     return Recommendations(ids, best)
+
+
+ItemSetsLike = np.ndarray | sp.spmatrix | Sequence[int | np.integer | np.ndarray | Sequence[int]]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ItemSets:
+    """The item sets of one :meth:`Recipe.top_users` call, as the recipes' set scorers read them.
+
+    Attributes
+    ----------
+    membership : scipy.sparse.csc_matrix
+        ``float64[n_items, n_sets]``: 1 where the item is in the set (each set's items sorted, no repeats).
+    by_item : scipy.sparse.csr_matrix
+        The same matrix in CSR, for ``histories @ by_item``.
+    sizes : numpy.ndarray
+        ``int64[n_sets]``: items per set (0 for an empty set).
+    shared : numpy.ndarray
+        ``bool[n_items]``: the items of sets of two or more. Only their seen scores must be left out of a sum:
+        a user who has seen the item of a one-item set is left out of that set whatever the sum.
+    """
+
+    membership: sp.csc_matrix
+    by_item: sp.csr_matrix
+    sizes: np.ndarray
+    shared: np.ndarray
+
+    @property
+    def n_sets(self) -> int:
+        """How many sets."""
+        return len(self.sizes)
+
+    @classmethod
+    def parse(cls, item_sets: ItemSetsLike, n_items: int) -> ItemSets:
+        """Read :meth:`Recipe.top_users`'s ``item_sets``: an ``n_sets × n_items`` sparse matrix (its stored
+        entries), a 1-D array of item indices (one one-item set each), or a sequence whose elements are each
+        an item index or an array of them; -1 entries (padding) are skipped, repeats count once.
+
+        Raises
+        ------
+        DataError
+            For an item index outside ``-1..n_items - 1``, or a sparse matrix of another width.
+        """
+        if sp.issparse(item_sets):
+            if item_sets.shape[1] != n_items:
+                raise DataError(f"item_sets is a sparse matrix with {item_sets.shape[1]} columns; the model knows "
+                                f"{n_items} items")
+            coo = sp.coo_matrix(item_sets)
+            owners, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
+            n_sets = item_sets.shape[0]
+        elif isinstance(item_sets, np.ndarray) and item_sets.ndim == 1 and item_sets.dtype != object:
+            items = item_sets.astype(np.int64)
+            owners = np.arange(len(items), dtype=np.int64)
+            n_sets = len(items)
+        else:
+            arrays = [np.asarray(one, dtype=np.int64).ravel() for one in item_sets]
+            lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+            items = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+            owners = np.repeat(np.arange(len(arrays), dtype=np.int64), lengths)
+            n_sets = len(arrays)
+        bad = (items < -1) | (items >= n_items)
+        if bad.any():
+            where = int(np.flatnonzero(bad)[0])
+            raise DataError(f"item set {int(owners[where])}: item index {int(items[where])} is outside the model's "
+                            f"0..{n_items - 1} (-1 is skipped as padding); map item ids through the model's "
+                            "vocabulary first")
+        keep = items >= 0
+        membership = sp.csc_matrix((np.ones(int(keep.sum())), (items[keep], owners[keep])), shape=(n_items, n_sets))
+        membership.sum_duplicates()
+        membership.data[:] = 1.0
+        sizes = np.diff(membership.indptr).astype(np.int64)
+        shared = np.zeros(n_items, dtype=bool)
+        shared[membership.indices[np.repeat(sizes >= 2, sizes)]] = True
+        return cls(membership, membership.tocsr(), sizes, shared)
+
+
+class SetScorer(NamedTuple):
+    """How a recipe scores blocks of users against item sets (:meth:`Recipe._set_scorer`).
+
+    Attributes
+    ----------
+    sums : callable
+        ``sums(histories, users, seen) -> float64[n, n_sets]``: for a block of training users (their training
+        rows and indices), each set's sum of the scores :meth:`Recipe.recommend` ranks by, over the set's items
+        that are not stored in ``seen`` (a binary ``n × n_items`` CSR of seen items of shared sets, or None:
+        every item counts).
+    width : int
+        Dense values per user of a block (bounds the users per block, as :func:`batch_size` does).
+    """
+
+    sums: Callable[[sp.csr_matrix, np.ndarray, sp.csr_matrix | None], np.ndarray]
+    width: int
+
+
+def set_column_sums(values: np.ndarray, sets: ItemSets) -> np.ndarray:
+    """``float64[n, n_sets]``: each row's sum of ``values`` (``n × n_items``) over each set's items.
+
+    The set items' columns are gathered in chunks of at most :data:`SCORE_BLOCK_CELLS` values, however big the
+    sets (a set may span chunks: its partial sums add up).
+    """
+    n = values.shape[0]
+    out = np.zeros((n, sets.n_sets))
+    indices = sets.membership.indices
+    owner = np.repeat(np.arange(sets.n_sets), sets.sizes)
+    step = max(1, SCORE_BLOCK_CELLS // max(n, 1))
+    for low in range(0, len(indices), step):
+        own = owner[low:low + step]
+        starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+        out[:, own[starts]] += np.add.reduceat(values[:, indices[low:low + step]], starts, axis=1, dtype=np.float64)
+    return out
+
+
+def minus_seen(totals: np.ndarray, seen: sp.csr_matrix | None, sets: ItemSets,
+               pair_scores: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """``totals`` (``float64[n, n_sets]``, each set's score sum over all its items) less the scores of the
+    ``seen`` pairs: what :attr:`SetScorer.sums` returns for scorers whose set sums are linear.
+
+    ``pair_scores(rows, items)`` gives the scores of (block row, item) pairs, exactly as the recipe ranks them.
+    """
+    if seen is None or not seen.nnz:
+        return totals
+    rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    values = np.asarray(pair_scores(rows, seen.indices), dtype=np.float64)
+    seen_scores = sp.csr_matrix((values, seen.indices, seen.indptr), shape=seen.shape)
+    return totals - (seen_scores @ sets.by_item).toarray()
+
+
+def _binary_pattern(rows: sp.csr_matrix, keep: np.ndarray | None = None) -> sp.csr_matrix:
+    """The stored entries of ``rows`` as a binary CSR, only those in columns where ``keep`` is true."""
+    if keep is None:
+        return sp.csr_matrix((np.ones(len(rows.indices)), rows.indices, rows.indptr), shape=rows.shape)
+    mask = keep[rows.indices]
+    owners = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    indptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(owners[mask], minlength=rows.shape[0]), out=indptr[1:])
+    return sp.csr_matrix((np.ones(int(indptr[-1])), rows.indices[mask], indptr), shape=rows.shape)
+
+
+def _merge_top_users(ids: np.ndarray, best: np.ndarray, block: np.ndarray, users: np.ndarray) -> None:
+    """Merge a block's scores (``float32[n_sets, n_block]``, columns for ascending ``users``, all above the
+    users already kept) into the running top users of each set (``ids``/``best``, ``n_sets × k``), in place.
+
+    Only scores above a set's current k-th can enter (equal ones lose the tie: their users come later), so
+    once the lists fill up a block costs one comparison pass. Candidates follow the kept users, in user order,
+    so :func:`top_k`'s ties by column are ties by user index.
+    """
+    over = block > best[:, -1:]  # -inf while a list is not full: any finite score enters; NaN never does
+    rows, cols = np.nonzero(over)  # by set, then ascending user
+    if not len(rows):
+        return
+    active, starts, counts = np.unique(rows, return_index=True, return_counts=True)
+    slot = np.repeat(np.arange(len(active)), counts)
+    position = np.arange(len(rows)) - starts[slot]
+    scores = np.full((len(active), int(counts.max())), -np.inf, dtype=np.float32)
+    pool = np.full(scores.shape, -1, dtype=np.int32)
+    scores[slot, position] = block[rows, cols]
+    pool[slot, position] = users[cols]
+    merged = top_k(np.concatenate([best[active], scores], axis=1), ids.shape[1])
+    pool = np.concatenate([ids[active], pool], axis=1)
+    picked = np.take_along_axis(pool, np.maximum(merged.ids, 0).astype(np.int64), axis=1)
+    ids[active] = np.where(merged.ids >= 0, picked, -1)
+    best[active] = merged.scores
 
 
 class Recipe(ABC):
@@ -575,6 +739,120 @@ class Recipe(ABC):
             local = np.repeat(np.arange(last - first), np.diff(bounds[first:last + 1]))
             out[span] = np.asarray(dense, dtype=np.float32)[local, items[span]]
         return out
+
+    def top_users(self, item_sets: ItemSetsLike, k: int = 100, *, exclude_seen: bool = True,
+                  users: np.ndarray | Sequence[int] | None = None) -> Recommendations:
+        """The ``k`` training users most likely to interact with each item set (Personalize's batch segments).
+
+        For a set of one item (Item-Affinity), users are ranked by the score the recipe gives that item for
+        them: what :meth:`recommend` ranks by, and :meth:`score` returns. For a set of many items
+        (Item-Attribute-Affinity: the items matching an attribute expression), by their mean score over the
+        set's items. Ties come out by user index, as :func:`top_k` breaks them. Scoring runs in blocks of
+        users, never user by user; recipes whose scores are linear in the items (factor models, item-knn,
+        rp3beta, EASE, svd) score a block against every set at once (transpose scoring), the others through
+        their dense scores of the block.
+
+        Parameters
+        ----------
+        item_sets : array, sequence or sparse matrix
+            Dense item indices: a 1-D array gives one one-item set per entry (``np.arange(1000)``: 1,000
+            sets); a sequence gives one set per element, an item index or an array of them (``[[3, 8, 9],
+            [4]]``); an ``n_sets × n_items`` sparse matrix gives its stored entries per row. -1 entries are
+            skipped (padding), repeats count once; an empty set gets no users (a row of padding).
+        k : int
+            Users per set.
+        exclude_seen : bool
+            Leave out what each user interacted with in training (the stored entries of ``train_matrix_``,
+            as :meth:`recommend` does): a user who interacted with a one-item set's item is left out of that
+            set; for a set of many items, the mean is taken over the items the user has not interacted with,
+            and a user who interacted with all of them is left out. With False, every user is ranked by the
+            mean over all of the set's items.
+        users : array of int, optional
+            Only rank these training users (dense indices; repeats count once). Default: every training user.
+
+        Returns
+        -------
+        Recommendations
+            One row per set: ``ids`` ``int32[n_sets, k]`` dense USER indices, best first, and ``scores``
+            ``float32[n_sets, k]`` their (mean) scores, padded with -1 / ``-inf`` when fewer users qualify.
+
+        Raises
+        ------
+        ConfigError
+            For a ``k`` that is not a positive integer, or a recipe whose scores do not depend on the user
+            (``tags.top_users`` false: popularity, trending), which cannot rank users.
+        DataError
+            For an item or user index outside the model.
+        NotFittedError
+            Before ``fit`` or ``load``.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp
+        >>> from recsmith.data.interactions import Interactions
+        >>> from recsmith.recipes import create
+        >>> seen = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float32))
+        >>> knn = create("item-knn", weighting="none", shrink=0.0).fit(Interactions.from_csr(seen))
+        >>> segments = knn.top_users([1, [0, 1, 2]], k=2)  # item 1 alone; all three items
+        >>> segments.ids.tolist()  # user 1 has item 1's neighbour (item 0); user 0 has item 1 already
+        [[1, 2], [1, 0]]
+        >>> np.round(segments.scores.astype(float), 3).tolist()  # for the three: the mean over the unseen ones
+        [[0.707, 0.0], [0.354, 0.0]]
+        """
+        matrix = self._check_fitted()
+        if not self.tags.top_users:
+            raise ConfigError(f"recipe {self.name} gives every user the same scores (its tags.top_users is false), "
+                              "so it cannot rank users for items; use a personalized recipe for batch segments, "
+                              "such as als, item-knn or ease")
+        k = _checked_k(k)
+        n_users = matrix.shape[0]
+        sets = ItemSets.parse(item_sets, matrix.shape[1])
+        chosen = None
+        if users is not None:
+            chosen = np.unique(np.asarray(users, dtype=np.int64).ravel())
+            if len(chosen) and (chosen[0] < 0 or chosen[-1] >= n_users):
+                bad = chosen[0] if chosen[0] < 0 else chosen[-1]
+                raise DataError(f"users: user index {int(bad)} is outside the model's 0..{n_users - 1}; map user "
+                                "ids through the model's vocabulary first (top_users ranks training users only)")
+        ids = np.full((sets.n_sets, k), -1, dtype=np.int32)
+        best = np.full((sets.n_sets, k), -np.inf, dtype=np.float32)
+        if not sets.n_sets:
+            return Recommendations(ids, best)
+        scorer = self._set_scorer(sets)
+        total = n_users if chosen is None else len(chosen)
+        step = batch_size(scorer.width)
+        for start in range(0, total, step):
+            stop = min(start + step, total)
+            if chosen is None:
+                block_users, rows = np.arange(start, stop), matrix[start:stop]
+            else:
+                block_users = chosen[start:stop]
+                rows = matrix[block_users]
+            seen = _binary_pattern(rows, sets.shared) if exclude_seen and rows.nnz else None
+            sums = np.asarray(scorer.sums(rows, block_users, seen), dtype=np.float64)
+            means = np.full(sums.shape, -np.inf)
+            np.divide(sums, sets.sizes, out=means, where=sets.sizes > 0)
+            if exclude_seen and rows.nnz:  # the mean over the unseen items; none left: the user is left out
+                hits = (_binary_pattern(rows) @ sets.by_item).tocoo()
+                left = sets.sizes[hits.col] - hits.data
+                means[hits.row, hits.col] = np.where(left > 0, sums[hits.row, hits.col] / np.maximum(left, 1),
+                                                     -np.inf)
+            _merge_top_users(ids, best, np.ascontiguousarray(means.T, dtype=np.float32), block_users)
+        return Recommendations(ids, best)
+
+    def _set_scorer(self, sets: ItemSets) -> SetScorer:
+        """How :meth:`top_users` scores a block of users against ``sets``. This default is correct for every
+        recipe: the block's dense scores (:meth:`_block_scores`, what :meth:`recommend` ranks), seen items
+        zeroed, summed over each set's columns. Recipes whose scores are linear in the items override it to
+        score the sets directly (factor models: ``U @ (Σ V[set])``; item-knn: ``X @ (S @ membership)``)."""
+
+        def sums(histories: sp.csr_matrix, users: np.ndarray, seen: sp.csr_matrix | None) -> np.ndarray:
+            dense = np.array(self._block_scores(histories, users, None), dtype=np.float32, copy=True, order="C")
+            if seen is not None and seen.nnz:
+                dense[np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr)), seen.indices] = 0.0
+            return set_column_sums(dense, sets)
+
+        return SetScorer(sums, width=self.n_items)
 
     def _block_scores(self, histories: sp.csr_matrix, users: np.ndarray | None,
                       queries: Sequence[HistoryQuery] | None) -> np.ndarray:

@@ -9,7 +9,17 @@ from pydantic import Field
 
 from recsmith.data.training import TrainingData
 from recsmith.errors import ConfigError
-from recsmith.recipes.base import FloatRange, Recipe, RecipeParams, strongest_contributor
+from recsmith.recipes.base import (
+    SCORE_BLOCK_CELLS,
+    FloatRange,
+    ItemSets,
+    Recipe,
+    RecipeParams,
+    SetScorer,
+    minus_seen,
+    set_column_sums,
+    strongest_contributor,
+)
 from recsmith.recipes.options import FitOptions
 
 
@@ -72,6 +82,29 @@ class EASE(Recipe):
 
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         return np.asarray(histories @ self.weights_)
+
+    def _set_scorer(self, sets: ItemSets) -> SetScorer:
+        """Transpose scoring: ``histories @ (B @ membership)``, one dense column of ``B``'s sums per set (an
+        ``n_items × n_sets`` float64 matrix, gathered once per call); seen items of shared sets are taken off
+        as ``history · B[:, item]`` per pair. With more sets than that matrix may hold (over
+        :data:`~recsmith.recipes.base.SCORE_BLOCK_CELLS` values), the dense path, which costs as much then."""
+        weights = self.weights_
+        if weights.shape[0] * sets.n_sets > SCORE_BLOCK_CELLS:
+            return super()._set_scorer(sets)
+        set_columns = set_column_sums(weights, sets)
+
+        def sums(histories: sp.csr_matrix, users: np.ndarray, seen: sp.csr_matrix | None) -> np.ndarray:
+            totals = np.asarray(histories @ set_columns, dtype=np.float64)
+
+            def pairs(rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+                picked = histories[rows]
+                owner = np.repeat(np.arange(len(rows)), np.diff(picked.indptr))
+                contributions = picked.data.astype(np.float64) * weights[picked.indices, items[owner]]
+                return np.bincount(owner, contributions, minlength=len(rows))
+
+            return minus_seen(totals, seen, sets, pairs)
+
+        return SetScorer(sums, width=sets.n_sets)
 
     def explain(self, history: np.ndarray, weights: np.ndarray, items: np.ndarray) -> np.ndarray | None:
         """Each item's strongest contributor ``argmax_h weight_h · B[h, item]`` (see Recipe.explain)."""

@@ -14,9 +14,60 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from recsmith.data.training import TrainingData
-from recsmith.recipes.base import FloatRange, IntRange, Recipe, RecipeParams, Recommendations, top_k
+from recsmith.recipes.base import (
+    FloatRange,
+    IntRange,
+    ItemSets,
+    Recipe,
+    RecipeParams,
+    Recommendations,
+    SetScorer,
+    minus_seen,
+    top_k,
+)
 from recsmith.recipes.options import FitOptions
 from recsmith.recipes.tags import RecipeTags
+
+
+def factor_set_scorer(user_vectors: np.ndarray, item_vectors: np.ndarray, sets: ItemSets,
+                      user_offsets: np.ndarray | None = None, item_offsets: np.ndarray | None = None) -> SetScorer:
+    """The :class:`~recsmith.recipes.base.SetScorer` of a model scoring ``x_u·y_i + a_u + b_i`` (transpose
+    scoring for :meth:`~recsmith.recipes.base.Recipe.top_users`).
+
+    A set's sum is linear: ``x_u·(Σ y_i) + |set|·a_u + Σ b_i``, one vector per set, so a block of users costs
+    one ``users × factors × sets`` product; the seen items of shared sets are then taken off pair by pair.
+
+    Parameters
+    ----------
+    user_vectors, item_vectors : numpy.ndarray
+        ``n_users × f`` and ``n_items × f`` factors.
+    sets : ItemSets
+        The sets to score.
+    user_offsets, item_offsets : numpy.ndarray, optional
+        ``a_u`` per user and ``b_i`` per item (biases, a global mean folded into ``a_u``); zero when None.
+    """
+    set_vectors = np.asarray(sets.membership.T @ np.asarray(item_vectors, dtype=np.float64))
+    set_offsets = None if item_offsets is None else sets.membership.T @ np.asarray(item_offsets, dtype=np.float64)
+
+    def sums(histories: sp.csr_matrix, users: np.ndarray, seen: sp.csr_matrix | None) -> np.ndarray:
+        vectors = np.asarray(user_vectors[users], dtype=np.float64)
+        totals = vectors @ set_vectors.T
+        if user_offsets is not None:
+            totals += np.asarray(user_offsets[users], dtype=np.float64)[:, None] * sets.sizes[None, :]
+        if set_offsets is not None:
+            totals += set_offsets[None, :]
+
+        def pairs(rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+            values = np.einsum("ij,ij->i", vectors[rows], np.asarray(item_vectors[items], dtype=np.float64))
+            if user_offsets is not None:
+                values += user_offsets[users[rows]]
+            if item_offsets is not None:
+                values += item_offsets[items]
+            return values
+
+        return minus_seen(totals, seen, sets, pairs)
+
+    return SetScorer(sums, width=sets.n_sets)
 
 
 class FactorModel(Recipe):
@@ -48,6 +99,13 @@ class FactorModel(Recipe):
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         vectors = self.user_factors_[users] if users is not None else self._fold_in(histories)
         return vectors @ self.item_factors_.T
+
+    def _set_scorer(self, sets: ItemSets) -> SetScorer:
+        """``U @ (Σ V[set])`` (:func:`factor_set_scorer`); subclasses that score otherwise (fm, two-tower) get
+        the base class's dense path unless they override this too."""
+        if type(self)._scores is not FactorModel._scores:
+            return super()._set_scorer(sets)
+        return factor_set_scorer(self.user_factors_, self.item_factors_, sets)
 
     def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
         """The ``k`` items whose factors have the highest cosine with each given item's (never the item itself)."""

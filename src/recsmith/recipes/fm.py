@@ -32,8 +32,8 @@ from pydantic import Field, field_validator
 from recsmith.data.labels import parse_label_rule
 from recsmith.data.training import FeatureTable, TrainingData
 from recsmith.errors import ConfigError, DataError
-from recsmith.recipes.base import Choice, FloatRange, IntRange
-from recsmith.recipes.factorization import FactorModel
+from recsmith.recipes.base import Choice, FloatRange, IntRange, ItemSets, SetScorer
+from recsmith.recipes.factorization import FactorModel, factor_set_scorer
 from recsmith.recipes.features import FeatureEncoder, flat_bags, padded_bags, with_ids
 from recsmith.recipes.torch_training import (
     TORCH_TAGS,
@@ -301,6 +301,13 @@ class FM(TorchRecipe, FactorModel):
         logits += (self.global_bias_ + bias)[:, None]
         logits += self.item_bias_[None, :]
         return logits.astype(np.float32, copy=False)
+
+    def _set_scorer(self, sets: ItemSets) -> SetScorer:
+        """Transpose scoring of the training users' logits ``w0 + b_u + b_i + v_u·v_i`` (what ``recommend``
+        ranks, before any sigmoid) with :func:`~recsmith.recipes.factorization.factor_set_scorer`."""
+        return factor_set_scorer(self.user_factors_, self.item_factors_, sets,
+                                 user_offsets=self.user_bias_.astype(np.float64) + float(self.global_bias_),
+                                 item_offsets=self.item_bias_)
 
     @property
     def score_is_probability(self) -> bool:

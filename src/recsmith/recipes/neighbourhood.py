@@ -7,7 +7,15 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from recsmith.recipes.base import Recipe, Recommendations, strongest_contributor, top_k
+from recsmith.recipes.base import (
+    ItemSets,
+    Recipe,
+    Recommendations,
+    SetScorer,
+    minus_seen,
+    strongest_contributor,
+    top_k,
+)
 from recsmith.recipes.tags import RecipeTags
 
 
@@ -48,6 +56,38 @@ class ItemSimilarityRecipe(Recipe):
 
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         return (histories @ self.similarity_).toarray()
+
+    def _set_scorer(self, sets: ItemSets) -> SetScorer:
+        """Transpose scoring: ``histories @ (similarity_ @ membership)``, one sparse column per set (a user's
+        score for an item is linear in the similarity column). The seen items of shared sets are taken off
+        at their scores, ``history · similarity_[:, item]``: pair by pair, or from the block's sparse
+        ``histories @ similarity_`` where that costs fewer operations (many seen items, popular ones)."""
+        if type(self)._scores is not ItemSimilarityRecipe._scores:
+            return super()._set_scorer(sets)
+        similarity = sp.csr_matrix(self.similarity_)
+        set_columns = sp.csr_matrix(similarity @ sets.membership)
+        row_lengths = np.diff(similarity.indptr)
+        column_lengths = np.bincount(similarity.indices, minlength=similarity.shape[1])
+        columns: list[sp.csr_matrix] = []  # similarity_ transposed (its columns as rows), built when first needed
+
+        def pairs(histories: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+            if not columns:
+                columns.append(sp.csr_matrix(similarity.T))
+            products = histories[rows].multiply(columns[0][items])
+            return np.asarray(products.sum(axis=1), dtype=np.float64).ravel()
+
+        def sums(histories: sp.csr_matrix, users: np.ndarray, seen: sp.csr_matrix | None) -> np.ndarray:
+            totals = np.asarray((histories @ set_columns).toarray(), dtype=np.float64)
+            if seen is None or not seen.nnz:
+                return totals
+            seen_rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+            pair_cost = np.diff(histories.indptr)[seen_rows].sum() + column_lengths[seen.indices].sum()
+            if pair_cost <= row_lengths[histories.indices].sum():
+                return minus_seen(totals, seen, sets, lambda rows, items: pairs(histories, rows, items))
+            seen_scores = sp.csr_matrix(sp.csr_matrix(histories @ similarity).multiply(seen), dtype=np.float64)
+            return totals - (seen_scores @ sets.by_item).toarray()
+
+        return SetScorer(sums, width=sets.n_sets)
 
     def similar_items(self, items: np.ndarray | Sequence[int], k: int = 10) -> Recommendations:
         """The ``k`` most similar items to each item (``-1``/``-inf`` padded when it has fewer neighbours)."""

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from recsmith.data.training import TrainingData
 from recsmith.recipes.base import Recipe, RecipeParams
 from recsmith.recipes.options import FitOptions
+from recsmith.recipes.tags import RecipeTags
 
 
 class PopularityParams(RecipeParams):
@@ -27,11 +28,13 @@ class Popularity(Recipe):
     and recommends the most popular items each user has not seen. The baseline every personalised
     recipe must beat; also the fallback for users nobody knows. See Cremonesi, Koren and Turrin,
     "Performance of recommender algorithms on top-N recommendation tasks", RecSys 2010, for its role as
-    a baseline.
+    a baseline. Its scores do not depend on the user, so it cannot rank users for items
+    (``tags.top_users`` is false: ``top_users`` raises ``ConfigError``).
     """
 
     name = "popularity"
     Params = PopularityParams
+    tags = RecipeTags(top_users=False)
 
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
         matrix = data.interactions.matrix

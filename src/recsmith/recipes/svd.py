@@ -8,7 +8,8 @@ from pydantic import Field
 
 from recsmith.data.interactions import Interactions
 from recsmith.data.training import TrainingData
-from recsmith.recipes.base import FloatRange, IntRange, Recipe, RecipeParams
+from recsmith.recipes.base import FloatRange, IntRange, ItemSets, Recipe, RecipeParams, SetScorer
+from recsmith.recipes.factorization import factor_set_scorer
 from recsmith.recipes.options import FitOptions
 from recsmith.recipes.tags import RecipeTags
 
@@ -161,6 +162,14 @@ class SVD(Recipe):
             factors, bias = self._fold_in(histories)
         return (self.mean_[0] + bias[:, None] + self.item_bias_[None, :] + factors @ self.item_factors_.T).astype(
             np.float32)
+
+    def _set_scorer(self, sets: ItemSets) -> SetScorer:
+        """Transpose scoring of the predicted ratings ``μ + b_u + b_i + p_u·q_i`` (:func:`factor_set_scorer`)."""
+        if type(self)._scores is not SVD._scores:
+            return super()._set_scorer(sets)
+        return factor_set_scorer(self.user_factors_, self.item_factors_, sets,
+                                 user_offsets=self.user_bias_.astype(np.float64) + float(self.mean_[0]),
+                                 item_offsets=self.item_bias_)
 
     def score(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings of (user, item) pairs (dense indices, same length); ``-1`` ids get the mean

@@ -58,6 +58,10 @@ class RecipeTags:
     same_for_everyone : bool
         The ranking does not depend on the user (``trending``): serving ranks with the recipe even for a user
         with no history (a stranger, an anonymous session) instead of answering with the popular fallback.
+    top_users : bool
+        ``top_users(item_sets, k)`` ranks training users for item sets (Personalize's batch segments). False
+        for recipes whose scores are the same for every user (``popularity``, ``trending``): it raises
+        ``ConfigError`` there, since every user would tie.
     """
 
     predicts_ratings: bool = False
@@ -72,6 +76,7 @@ class RecipeTags:
     devices: tuple[str, ...] = ("cpu",)
     same_for_everyone: bool = False
     cold_start_items: bool = False
+    top_users: bool = True
 
     def __post_init__(self) -> None:
         unknown = [device for device in self.devices if device not in DEVICES]

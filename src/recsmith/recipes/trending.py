@@ -62,7 +62,8 @@ class Trending(Recipe):
     against the item, so a net-disliked item sinks below every neutral one. The same list for everyone
     (``tags.same_for_everyone``), minus exclusions; :meth:`reason_kinds` labels each item ``"trending"`` (a
     riser) or ``"popular"``. Scores are the list's order, ``1 - position / n_items`` (1 for the first item):
-    the sums behind the two tiers are not on one scale. Needs timestamps.
+    the sums behind the two tiers are not on one scale. Needs timestamps. It cannot rank users for items
+    (``tags.top_users`` is false).
 
     References
     ----------
@@ -72,7 +73,7 @@ class Trending(Recipe):
 
     name = "trending"
     Params = TrendingParams
-    tags = RecipeTags(needs_timestamps=True, same_for_everyone=True)
+    tags = RecipeTags(needs_timestamps=True, same_for_everyone=True, top_users=False)
 
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
         matrix = data.interactions.matrix

@@ -30,8 +30,8 @@ from pydantic import Field
 
 from recsmith.data.training import FeatureTable, TrainingData
 from recsmith.errors import DataError
-from recsmith.recipes.base import FloatRange, IntRange
-from recsmith.recipes.factorization import FactorModel
+from recsmith.recipes.base import FloatRange, IntRange, ItemSets, SetScorer
+from recsmith.recipes.factorization import FactorModel, factor_set_scorer
 from recsmith.recipes.features import FeatureEncoder, bag_sum, padded_bags
 from recsmith.recipes.torch_training import TORCH_TAGS, Batch, TorchParams, TorchRecipe, positive_pairs
 
@@ -248,6 +248,11 @@ class TwoTower(TorchRecipe, FactorModel):
     def _scores(self, histories: sp.csr_matrix, users: np.ndarray | None) -> np.ndarray:
         scores = self._user_vectors(histories, users) @ self.item_factors_.T
         return (scores / np.float32(self.params.temperature)).astype(np.float32, copy=False)
+
+    def _set_scorer(self, sets: ItemSets) -> SetScorer:
+        """Transpose scoring of ``u·v_i / temperature`` with
+        :func:`~recsmith.recipes.factorization.factor_set_scorer`."""
+        return factor_set_scorer(self.user_factors_, self.item_factors_ / np.float64(self.params.temperature), sets)
 
     def score_new_items(self, histories: sp.csr_matrix, users: np.ndarray | None,
                         features: FeatureTable) -> np.ndarray:
