@@ -1,4 +1,5 @@
-"""Batch inference speed: top-25 for every user of the synthetic log, against looping a campaign's per-request path.
+"""Batch inference and batch segment speed: top-25 for every user of the synthetic log, against looping a
+campaign's per-request path; and the top 100 users of 1,000 items.
 
     python benchmarks/batch_inference.py [--users 100000 --items 20000 --interactions 5000000]
         [--recipes als,item-knn] [--loop-sample 2000] [--home /tmp/recsmith-batch-bench]
@@ -11,7 +12,9 @@ version without offline metrics, then times
 - the per-request path, ``CampaignRuntime.answer(user_id=…)`` looped over ``--loop-sample`` users (the same
   pipeline one user at a time, as HTTP runs it, minus HTTP), extrapolated to all users.
 
-and prints users/s for both and their ratio. Checks on the way that the batch answers equal the loop's.
+and prints users/s for both and their ratio (checking on the way that the batch answers equal the loop's); then
+a batch segment job (``recsmith batch-segment create``) over ``--segment-items`` items (every 20th item of the
+vocabulary), ``--num-users`` users each, end to end.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from recsmith.datasets.synthetic import synthetic_frame  # noqa: E402
-from recsmith.jobs.batch import create_batch_inference_job, run_batch_job  # noqa: E402
+from recsmith.jobs.batch import (  # noqa: E402
+    create_batch_inference_job,
+    create_batch_segment_job,
+    run_batch_job,
+)
 from recsmith.jobs.importing import import_dataset  # noqa: E402
 from recsmith.jobs.training import train_solution_version  # noqa: E402
 from recsmith.serving.campaign import CampaignRuntime, load_version  # noqa: E402
@@ -46,6 +53,8 @@ def main() -> None:
     parser.add_argument("--num-results", type=int, default=25)
     parser.add_argument("--loop-sample", type=int, default=2_000)
     parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument("--segment-items", type=int, default=1_000)
+    parser.add_argument("--num-users", type=int, default=100)
     args = parser.parse_args()
 
     home = args.home or Path(tempfile.mkdtemp(prefix="recsmith-batch-bench-"))
@@ -83,17 +92,30 @@ def main() -> None:
         same = sum(line["output"]["recommendedItems"] == [item["item_id"] for item in answer["items"]]
                    for line, answer in zip(lines, answers, strict=True))
         batch_rate, loop_rate = users / batch_seconds, len(lines) / loop_seconds
+
+        items = deployed.model.items.ids[::20][:args.segment_items].tolist()
+        source = home / "segment-items.jsonl"
+        source.write_text("".join(json.dumps({"itemId": item}) + "\n" for item in items))
+        started = time.perf_counter()
+        job = create_batch_segment_job(store, settings, group="bench", solution_version_id=version["id"],
+                                       input=str(source), output=str(home / f"{recipe}-segments.jsonl"),
+                                       num_users=args.num_users)
+        segment = run_batch_job(store, settings, job["id"])
+        segment_seconds = time.perf_counter() - started
+        assert segment["lines_written"] == len(items), segment
         rows.append((recipe, fit, users, batch_seconds, batch_rate, loop_rate, batch_rate / loop_rate,
-                     f"{same}/{len(lines)}"))
+                     f"{same}/{len(lines)}", len(items), segment_seconds))
         print(f"{recipe}: fit {fit:.1f} s; batch {users:,} users in {batch_seconds:.1f} s ({batch_rate:,.0f} users/s); "
               f"per-request loop {loop_rate:,.0f} users/s; {batch_rate / loop_rate:.1f}x; equal lists {same}/"
-              f"{len(lines)}", flush=True)
+              f"{len(lines)}; segments: {len(items):,} items x {args.num_users} users in {segment_seconds:.1f} s",
+              flush=True)
     print()
-    print("| recipe | fit s | users | batch s | batch users/s | per-request users/s | ratio | equal |")
-    print("|---|---|---|---|---|---|---|---|")
-    for recipe, fit, users, seconds, rate, loop, ratio, same in rows:
+    print("| recipe | fit s | users | batch s | batch users/s | per-request users/s | ratio | equal | segment items "
+          "| segment s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for recipe, fit, users, seconds, rate, loop, ratio, same, items, segment_seconds in rows:
         print(f"| {recipe} | {fit:.1f} | {users:,} | {seconds:.1f} | {rate:,.0f} | {loop:,.0f} | {ratio:.1f}x "
-              f"| {same} |")
+              f"| {same} | {items:,} | {segment_seconds:.1f} |")
 
 
 if __name__ == "__main__":

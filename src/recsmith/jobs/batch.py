@@ -129,7 +129,7 @@ def create_batch_segment_job(store: Store, settings: Settings, *, group: str, so
     version = store.get_solution_version(solution_version_id)
     from recsmith.recipes import recipe_class
 
-    if not recipe_class(version["recipe"]).tags.ranks_users:
+    if not recipe_class(version["recipe"]).tags.top_users:
         raise ConfigError(f"solution version {solution_version_id} is a {version['recipe']} model, which cannot "
                           "rank users for items; train a recipe that can, such as als, bpr, item-knn or ease")
     return _create(store, settings, "segment", group, solution_version_id, input, False, output, None, None,
