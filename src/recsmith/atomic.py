@@ -8,6 +8,7 @@ still writing, and cleaned up.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -239,6 +240,54 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def is_local_target(target: str | Path) -> bool:
+    """Whether ``target`` is a path on this machine (a plain path or a ``file://`` URL), not another fsspec URL."""
+    text = str(target)
+    return "://" not in text or text.startswith("file://")
+
+
+@contextmanager
+def atomic_output(target: str | Path) -> Iterator[Path]:
+    """Yield a local temporary file's path; when the block succeeds, it becomes ``target``, a path or an fsspec
+    URL (``s3://bucket/key``, ``gs://``, ``memory://``), in one step, so readers never see half of it.
+
+    A local target (a path or ``file://``) goes through :func:`atomic_file` (fsynced, renamed). Another URL is
+    uploaded beside the target as ``.<name>.<writer>.tmp`` and moved onto it (on object stores the move is a
+    server-side copy, which is all-or-nothing too); the upload is removed if anything fails. On an error the
+    target is untouched.
+
+    Parameters
+    ----------
+    target : str or Path
+        The file to write.
+
+    Examples
+    --------
+    >>> with atomic_output("s3://bucket/export.parquet") as tmp:  # doctest: +SKIP
+    ...     tmp.write_bytes(data)
+    """
+    if is_local_target(target):
+        text = str(target)
+        with atomic_file(text.removeprefix("file://") if text.startswith("file://") else text) as tmp:
+            yield tmp
+        return
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(str(target))
+    parent, _, name = str(path).rstrip("/").rpartition("/")
+    staging = f"{parent}/.{name}.{current_owner().tag}.tmp" if parent else f".{name}.{current_owner().tag}.tmp"
+    with tempfile.TemporaryDirectory(prefix="recsmith-upload-") as folder:
+        local = Path(folder) / name
+        yield local
+        try:
+            fs.put_file(str(local), staging)
+            fs.mv(staging, path)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                fs.rm(staging)
+            raise
 
 
 def remove_orphaned_temp_folders(parent: str | Path) -> list[Path]:

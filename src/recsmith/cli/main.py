@@ -15,6 +15,7 @@ from recsmith.cli.dataset_groups import groups_app
 from recsmith.cli.datasets import datasets_app
 from recsmith.cli.describe import describe
 from recsmith.cli.evaluate import evaluate
+from recsmith.cli.export import export
 from recsmith.cli.importing import import_app
 from recsmith.cli.quickstart import quickstart
 from recsmith.cli.recommend import recommend, similar
@@ -24,7 +25,7 @@ from recsmith.cli.solution_versions import versions_app
 from recsmith.cli.train import train
 from recsmith.cli.tune import tune
 
-for command in (describe, train, evaluate, recommend, similar, quickstart, handle_errors(tune), serve):
+for command in (describe, train, evaluate, recommend, similar, export, quickstart, handle_errors(tune), serve):
     app.command()(command)
 for group, name in ((import_app, "import"), (datasets_app, "datasets"), (versions_app, "solution-versions"),
                     (schedule_app, "schedule"), (campaign_app, "campaign"), (filter_app, "filter"),

@@ -6,6 +6,7 @@ on the rest and scored on the slice, then a fresh copy is fitted on all the data
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -17,6 +18,7 @@ from typing import Any
 from recsmith import __version__
 from recsmith.data.interactions import Interactions
 from recsmith.data.training import TrainingData
+from recsmith.engines import make_engine
 from recsmith.errors import DataError
 from recsmith.evaluation.evaluate import evaluate_recipes
 from recsmith.evaluation.split import holdout_split
@@ -125,6 +127,9 @@ def train_solution_version(
     seed: int = 42,
     progress: ProgressCallback | None = None,
     fit_options: FitOptions | None = None,
+    engine: str = "local",
+    spark_master: str | None = None,
+    spark_conf: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Train a new solution version and store it.
 
@@ -154,6 +159,13 @@ def train_solution_version(
         How both fits run, the offline metrics' and the final one: the device (``FitOptions(device="cuda")``;
         an unusable one fails before any work), threads, and the ``progress`` / ``epoch_callback`` an iterative
         recipe calls per epoch (called again from epoch 0 for the second fit). Never saved with the model.
+    engine : {"local", "spark"}
+        Where both fits run: here, or on Apache Spark (``als`` only; :mod:`recsmith.engines.spark`). The
+        version is the same kind of model and artifact either way; a Spark one records the engine (name,
+        master, Spark version) in its config and its artifact's meta. A ``fit_options.engine`` given directly
+        is used (and recorded) the same way.
+    spark_master, spark_conf
+        Spark's master URL (default ``local[2]``) and extra Spark settings, for ``engine="spark"``.
 
     Returns
     -------
@@ -180,10 +192,17 @@ def train_solution_version(
     model_recipe = create(recipe, **params)  # validates the params before any work
     fit_options = fit_options or FitOptions()
     fit_options.resolve_device(model_recipe)  # a device it cannot use here fails before any work
+    made_engine = make_engine(engine, recipe, master=spark_master, conf=spark_conf)  # a missing extra fails here
+    if made_engine is not None:
+        fit_options = dataclasses.replace(fit_options, engine=made_engine)
+    if fit_options.engine is not None:
+        fit_options.engine.check(klass, dataclasses.replace(fit_options, device=fit_options.resolve_device(klass)))
+    engine_record = None if fit_options.engine is None else fit_options.engine.describe()
     solution = store.get_or_create_solution(
         group.id, solution_name or recipe, recipe, model_recipe.get_params(), config.model_dump()
     )
-    version_id = store.create_solution_version(solution["id"], model_recipe.get_params(), config.model_dump(),
+    version_config = config.model_dump() | ({} if engine_record is None else {"engine": engine_record})
+    version_id = store.create_solution_version(solution["id"], model_recipe.get_params(), version_config,
                                                owner=owner_columns())
     started = time.perf_counter()
     store.update_solution_version(version_id, status=IN_PROGRESS, started_at=_now())
@@ -196,48 +215,56 @@ def train_solution_version(
 
     audited = store.audited("solution_version.create", f"dataset-groups/{dataset_group}/solutions/{solution['name']}"
                             f"/versions/{version_id}", {"recipe": recipe})
-    with audited, run_job(record, progress=progress, started=started) as run:  # KeyboardInterrupt: CREATE_FAILED
-        if progress:
-            progress("read")
-        last_event = store.last_interaction_id(group.id)  # serving reads the events stored after it live
-        data = load_training_data(store, dataset_group, config, item_features=klass.tags.uses_item_features,
-                                  user_features=klass.tags.uses_user_features, context=klass.tags.sequential)
-        interactions = data.interactions
-        metrics: dict[str, Any] = {}
-        if with_metrics:
+    try:
+        with audited, run_job(record, progress=progress, started=started) as run:  # KeyboardInterrupt: CREATE_FAILED
             if progress:
-                progress("metrics")
-            train, test, protocol = holdout_split(interactions, sequential=klass.tags.sequential,
-                                                  fraction=test_fraction, seed=seed)
-            rows = evaluate_recipes({recipe: model_recipe.clone()}, data.with_interactions(train), test, k=k,
-                                    metrics=metric_names(k), fit_options=fit_options)
-            metrics = {key: value for key, value in rows[0].items() if "@" in key}
-            metrics["protocol"] = protocol
-        if data.rows_skipped:  # stored rows training could not use (TrainingData.skipped says why)
-            metrics["rows_skipped"] = data.rows_skipped
-        if progress:
-            progress("fit")
-        fit_started = time.perf_counter()
-        model_recipe.fit(data, fit_options)
-        fit_seconds = time.perf_counter() - fit_started
-        if progress:
-            progress("save")
-        artifact = artifacts / f"solution-version-{version_id}"
-        meta = {
-            "solution_version": version_id, "solution": solution["name"], "dataset_group": dataset_group,
-            "recipe": recipe, "params": model_recipe.get_params(), "config": config.model_dump(),
-            "recsmith_version": __version__, "num_users": interactions.n_users,
-            "num_items": interactions.n_items, "num_interactions": interactions.nnz, "metrics": metrics,
-            "last_interaction_id": last_event, "rows_skipped": data.skipped,
-            # the time decay's reference (the newest event), so serving weighs live events as training did
-            "reference_time": None if interactions.timestamps is None or not interactions.nnz
-            else int(interactions.timestamps.max()),
-        }
-        TrainedModel.from_fit(model_recipe, data, meta).save(artifact, encryption_key=key)
-        run.result.update(
-            metrics=metrics, artifact_uri=str(artifact), fit_seconds=round(fit_seconds, 4),
-            num_users=interactions.n_users, num_items=interactions.n_items, num_interactions=interactions.nnz,
-        )
+                progress("read")
+            last_event = store.last_interaction_id(group.id)  # serving reads the events stored after it live
+            data = load_training_data(store, dataset_group, config, item_features=klass.tags.uses_item_features,
+                                      user_features=klass.tags.uses_user_features, context=klass.tags.sequential)
+            interactions = data.interactions
+            metrics: dict[str, Any] = {}
+            if made_engine is not None:
+                made_engine.start()  # the Spark session starts here, outside the timed fits
+            if with_metrics:
+                if progress:
+                    progress("metrics")
+                train, test, protocol = holdout_split(interactions, sequential=klass.tags.sequential,
+                                                      fraction=test_fraction, seed=seed)
+                rows = evaluate_recipes({recipe: model_recipe.clone()}, data.with_interactions(train), test, k=k,
+                                        metrics=metric_names(k), fit_options=fit_options)
+                metrics = {key: value for key, value in rows[0].items() if "@" in key}
+                metrics["protocol"] = protocol
+            if data.rows_skipped:  # stored rows training could not use (TrainingData.skipped says why)
+                metrics["rows_skipped"] = data.rows_skipped
+            if progress:
+                progress("fit")
+            fit_started = time.perf_counter()
+            model_recipe.fit(data, fit_options)
+            fit_seconds = time.perf_counter() - fit_started
+            if progress:
+                progress("save")
+            artifact = artifacts / f"solution-version-{version_id}"
+            meta = {
+                "solution_version": version_id, "solution": solution["name"], "dataset_group": dataset_group,
+                "recipe": recipe, "params": model_recipe.get_params(), "config": config.model_dump(),
+                "recsmith_version": __version__, "num_users": interactions.n_users,
+                "num_items": interactions.n_items, "num_interactions": interactions.nnz, "metrics": metrics,
+                "last_interaction_id": last_event, "rows_skipped": data.skipped,
+                # the time decay's reference (the newest event), so serving weighs live events as training did
+                "reference_time": None if interactions.timestamps is None or not interactions.nnz
+                else int(interactions.timestamps.max()),
+            }
+            if fit_options.engine is not None:  # where it was trained (a local fit records nothing)
+                meta["engine"] = fit_options.engine.describe()
+            TrainedModel.from_fit(model_recipe, data, meta).save(artifact, encryption_key=key)
+            run.result.update(
+                metrics=metrics, artifact_uri=str(artifact), fit_seconds=round(fit_seconds, 4),
+                num_users=interactions.n_users, num_items=interactions.n_items, num_interactions=interactions.nnz,
+            )
+    finally:
+        if made_engine is not None:
+            made_engine.close()  # stops the Spark session this job started
     return store.get_solution_version(version_id)
 
 

@@ -542,13 +542,23 @@ class Recipe(ABC):
         DataError
             For data of another type, or without the timestamps a recipe that ``needs_timestamps`` needs.
         ConfigError
-            For a device the recipe cannot train on here (see :meth:`FitOptions.resolve_device`).
+            For a device the recipe cannot train on here (see :meth:`FitOptions.resolve_device`), or an
+            ``options.engine`` that cannot train it.
+
+        Notes
+        -----
+        With ``options.engine`` set (:class:`~recsmith.recipes.options.FitEngine`), the engine computes the
+        learned arrays and they are set as :meth:`load` sets saved ones (``_restore``); the training matrix and
+        everything else are set here as for a local fit, so both give the same kind of model and artifact. An
+        engine reports progress once, at the end (no per-epoch callbacks).
         """
         data = TrainingData.wrap(data)
         options = options if options is not None else FitOptions()
         if not isinstance(options, FitOptions):
             raise ConfigError(f"options must be a FitOptions, got {type(options).__name__}")
         options = dataclasses.replace(options, device=options.resolve_device(type(self)))
+        if options.engine is not None:
+            options.engine.check(type(self), options)
         if self.tags.needs_timestamps and data.interactions.timestamps is None:
             raise DataError(f"the {self.name} recipe needs interaction timestamps")
         self.train_matrix_ = data.interactions.matrix.astype(np.float32).tocsr()
@@ -558,12 +568,14 @@ class Recipe(ABC):
         limits = (threadpool_limits(limits=options.num_threads, user_api="blas") if options.num_threads
                   else contextlib.nullcontext())
         with limits:
-            if _takes_options(type(self)._fit):
+            if options.engine is not None:
+                self._restore(options.engine.learned_state(self, data, options))
+            elif _takes_options(type(self)._fit):
                 self._fit(data, options)
             else:  # a recipe written before TrainingData: _fit(self, interactions)
                 self._fit(data.interactions)  # type: ignore[call-arg]
-        if options.progress is not None and not self.tags.iterative:
-            options.progress(1, 1)
+        if options.progress is not None and (options.engine is not None or not self.tags.iterative):
+            options.progress(total, total)
         return self
 
     @abstractmethod

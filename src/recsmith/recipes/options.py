@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from recsmith.errors import ConfigError
 
@@ -23,6 +23,29 @@ the exception leaves ``fit``, and the recipe must be fitted again."""
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)``: steps of training done out of ``total``. Iterative recipes count epochs
 (``(0, epochs)`` first, then ``(e, epochs)`` after each); the others report ``(0, 1)`` then ``(1, 1)``."""
+
+
+@runtime_checkable
+class FitEngine(Protocol):
+    """Where a recipe's learning runs when it is not this process: another engine computes the learned state,
+    and ``Recipe.fit`` sets it as ``Recipe.load`` does (through the recipe's ``_restore``), so the fitted recipe,
+    its artifact and its serving are those of a local fit. :class:`recsmith.engines.spark.SparkEngine` is one
+    (``pyspark.ml``'s ALS for ``als``); recipes never import an engine.
+    """
+
+    name: str
+    """The engine's name (``"spark"``), recorded with the models it trains."""
+
+    def check(self, recipe: type, options: FitOptions) -> None:
+        """Raise :class:`~recsmith.errors.ConfigError` when this engine cannot train ``recipe`` (a recipe class)
+        under ``options`` (called before any work)."""
+
+    def learned_state(self, recipe: Any, data: Any, options: FitOptions) -> dict[str, Any]:
+        """The learned arrays of ``recipe`` (unfitted, with its params) trained on ``data`` (a
+        :class:`~recsmith.data.training.TrainingData`), keyed as the recipe's ``_state`` saves them."""
+
+    def describe(self) -> dict[str, Any]:
+        """What to record about the engine with a model it trained (JSON-ready: name, master, version)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +68,9 @@ class FitOptions:
     epoch_callback : callable, optional
         ``callback(epochs_done, recipe)`` after each epoch of an iterative recipe (see
         :data:`EpochCallback`); for tuning and early stopping. Recipes that are not iterative never call it.
+    engine : FitEngine, optional
+        Train on another engine (:class:`recsmith.engines.spark.SparkEngine`) instead of in this process; the
+        fitted recipe is the same kind of object either way. None (the default): train here.
 
     Raises
     ------
@@ -54,13 +80,14 @@ class FitOptions:
     Examples
     --------
     >>> FitOptions(device="cpu", num_threads=2)
-    FitOptions(device='cpu', num_threads=2, progress=None, epoch_callback=None)
+    FitOptions(device='cpu', num_threads=2, progress=None, epoch_callback=None, engine=None)
     """
 
     device: Device = "cpu"
     num_threads: int = 0
     progress: ProgressCallback | None = None
     epoch_callback: EpochCallback | None = None
+    engine: FitEngine | None = None
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda", "auto"):
@@ -68,6 +95,9 @@ class FitOptions:
         if isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int) or self.num_threads < 0:
             raise ConfigError(f"num_threads must be a whole number >= 0 (0: the recipe's default), "
                               f"got {self.num_threads!r}")
+        if self.engine is not None and not isinstance(self.engine, FitEngine):
+            raise ConfigError(f"engine must be a FitEngine (such as recsmith.engines.spark.SparkEngine), "
+                              f"got {type(self.engine).__name__}")
 
     def resolve_device(self, recipe: Any) -> str:
         """The device ``recipe`` (a :class:`~recsmith.recipes.base.Recipe` or its class) trains on under these
