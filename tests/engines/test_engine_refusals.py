@@ -127,3 +127,17 @@ def test_train_cli_refuses_before_any_work(cli, monkeypatch: pytest.MonkeyPatch)
     assert INSTALL_HINT in refused("--recipe", "als", "--engine", "spark")
     listed = cli("solution-versions", "list", "--json")
     assert json.loads(listed.stdout) == []  # nothing was recorded, not even a failed version
+
+
+def test_batch_inference_on_spark_without_the_extra_is_refused(cli, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path) -> None:
+    result = cli("datasets", "synthetic", "-g", "s", "--users", "40", "--items", "20", "--interactions", "400")
+    assert result.exit_code == 0, result.output
+    result = cli("train", "-g", "s", "--recipe", "item-knn", "--no-metrics", "--json")
+    version = json.loads(result.stdout)["id"]
+    _hide_pyspark(monkeypatch)
+    result = cli("batch-inference", "create", "-g", "s", "--solution-version", version, "--all-users", "-o",
+                 tmp_path / "out.jsonl", "--engine", "spark")
+    assert result.exit_code == 1
+    assert INSTALL_HINT in " ".join(result.stderr.split())
+    assert json.loads(cli("batch-inference", "list", "-g", "s", "--json").stdout) == []
