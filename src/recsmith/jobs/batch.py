@@ -212,8 +212,8 @@ def run_batch_job(store: Store, settings: Settings, job_id: int, *, progress: Li
     before = float(job["duration_seconds"] or 0.0)
     from recsmith.store.tables import utc_now
 
-    store.update_batch_job(job_id, status=IN_PROGRESS, error=None, started_at=job["started_at"] or utc_now(),
-                           **owner_columns(current_owner()))
+    if not store.claim_batch_job(job_id, started_at=job["started_at"] or utc_now(), **owner_columns(current_owner())):
+        raise ConflictError(f"batch {job['kind']} job {job_id} was started by another process meanwhile")
 
     def record(run: JobRun) -> None:
         fields: dict[str, Any] = {"status": run.status, "duration_seconds": round(before + run.seconds, 4)}

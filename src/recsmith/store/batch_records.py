@@ -41,6 +41,16 @@ class BatchRecords:
                 created_at=t.utc_now(), **(owner or {}),
             )).inserted_primary_key[0])
 
+    def claim_batch_job(self, job_id: int, **fields: Any) -> bool:
+        """Mark a batch job ``CREATE_IN_PROGRESS`` (with ``fields``: owner, start time) if it is pending or failed,
+        in one statement, so that two processes resuming it at once cannot both run it; returns whether this call
+        claimed it."""
+        b = t.batch_jobs
+        with self.begin() as conn:
+            return bool(conn.execute(b.update().where(b.c.id == job_id,
+                                                      b.c.status.in_(("CREATE_PENDING", "CREATE_FAILED")))
+                                     .values(status="CREATE_IN_PROGRESS", error=None, **fields)).rowcount)
+
     def update_batch_job(self, job_id: int, **fields: Any) -> None:
         """Set some of a batch job's columns (``status``, counts, ``parts_done``, ``error``, times, owner)."""
         if "config" in fields:
