@@ -218,7 +218,7 @@ def test_an_interrupted_job_resumes_without_duplicates(trained, db_url: str, tmp
     monkeypatch.setattr(serving_batch.InferenceScorer, "answer", interrupted)
     out = tmp_path / "resumed.jsonl"
     job = batch.create_batch_inference_job(store, settings, group="ml", solution_version_id=version, all_users=True,
-                                           output=str(out))
+                                           output=str(out), workers=1)
     with pytest.raises(KeyboardInterrupt):
         batch.run_batch_job(store, settings, job["id"])
     failed = store.get_batch_job(job["id"])
@@ -233,3 +233,21 @@ def test_an_interrupted_job_resumes_without_duplicates(trained, db_url: str, tmp
     assert not batch.staging_folder(settings, job["id"]).exists()
     again = cli("batch-inference", "resume", job["id"])
     assert again.exit_code == 1 and "is done" in again.stderr
+
+
+def test_worker_processes_write_what_one_process_writes(trained, db_url: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    cli, version = trained
+    settings = Settings(home=Path(os.environ["RECSMITH_HOME"]), database_url=db_url)
+    store = Store(db_url)
+    monkeypatch.setattr(serving_batch, "PART_LINES", 150)  # 5 parts over 671 users
+    outputs = []
+    for workers in (1, 2):
+        out = tmp_path / f"out-{workers}.jsonl"
+        job = batch.create_batch_inference_job(store, settings, group="ml", solution_version_id=version,
+                                               all_users=True, output=str(out), workers=workers,
+                                               filter="no-genre", filter_values={"G": ["Drama"]})
+        done = batch.run_batch_job(store, settings, job["id"])
+        assert done["parts_done"] == 5 and done["lines_written"] == 671 and done["config"]["workers"] == workers
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1]

@@ -482,6 +482,8 @@ class BatchInferenceJobIn(Strict):
     filter_values: FilterValues | None = None
     engine: Literal["local", "spark"] = "local"
     spark_master: Annotated[Text, Field(max_length=256)] | None = None
+    workers: int | None = Field(default=None, ge=1, le=16, description="Processes answering parts at once "
+                                "(default: the server's cores).")
 
 
 class BatchSegmentJobIn(Strict):
@@ -492,6 +494,7 @@ class BatchSegmentJobIn(Strict):
                             "\\\"Comedy\\\"\"} lines.")
     output: Location = Field(description="A path or fsspec URL ending in .jsonl or .parquet.")
     num_users: int = Field(default=100, ge=1, le=5_000)
+    workers: int | None = Field(default=None, ge=1, le=16)
 
 
 class BatchJobOut(BaseModel):

@@ -32,6 +32,8 @@ EngineOption = Annotated[str, typer.Option(help="local, or spark (needs the spar
 SparkMasterOption = Annotated[str | None, typer.Option(help="Spark master for --engine spark: local[2], spark://…, "
                                                             "yarn (default local[*]).")]
 QuietOption = Annotated[bool, typer.Option("--no-progress", help="No progress bar.")]
+WorkersOption = Annotated[int | None, typer.Option(min=1, max=16, help="Processes answering parts at once "
+                                                   "(default: the machine's cores).")]
 
 
 @contextmanager
@@ -87,6 +89,7 @@ def inference_create(
     db_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the application's database.")] = None,
     engine: EngineOption = "local",
     spark_master: SparkMasterOption = None,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -103,7 +106,7 @@ def inference_create(
                                      solution_version_id=solution_version, input=input, all_users=all_users,
                                      output=output, output_table=output_table, db_url=db_url,
                                      num_results=num_results, filter=name, filter_values=values, engine=engine,
-                                     spark_master=spark_master)
+                                     spark_master=spark_master, workers=workers)
     _run(job, as_json, quiet)
 
 
@@ -116,6 +119,7 @@ def segment_create(
                                        "\"ITEMS.GENRES = \\\"Comedy\\\"\"} lines; path or URL.")],
     output: OutputOption = None,
     num_users: Annotated[int, typer.Option(min=1, help="Users per line.")] = 100,
+    workers: WorkersOption = None,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -127,7 +131,7 @@ def segment_create(
     if output is None:
         raise ConfigError("give --output PATH_OR_URL (.jsonl or .parquet)")
     job = create_batch_segment_job(open_store(settings), settings, group=group, solution_version_id=solution_version,
-                                   input=input, output=output, num_users=num_users)
+                                   input=input, output=output, num_users=num_users, workers=workers)
     _run(job, as_json, quiet)
 
 

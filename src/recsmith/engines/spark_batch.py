@@ -49,19 +49,12 @@ def check_spark(input: str | None) -> None:
 def _answer_partition(rows: Iterator[tuple[str, int]], job: Mapping[str, Any], environment: Mapping[str, Any]
                       ) -> Iterator[tuple[int, str]]:
     """An executor's part of the job: its lines answered by the local job's scorer, as (line number, JSON)."""
-    from recsmith.serving.batch import answer_all, scorer_for
-    from recsmith.settings import Settings
-    from recsmith.store.store import Store
+    from recsmith.serving.batch import PART_LINES, answer_in_worker, chunks
 
-    settings = Settings(**environment)
-    store = Store.from_settings(settings)
-    try:
-        scorer = scorer_for(store, settings, job)
-        numbered = [(int(index) + 1, str(text)) for text, index in rows]
-        for (number, _), record in zip(numbered, answer_all(scorer, numbered), strict=True):
+    numbered = ((int(index) + 1, str(text)) for text, index in rows)
+    for chunk in chunks(numbered, PART_LINES):
+        for (number, _), record in zip(chunk, answer_in_worker(environment, job, chunk), strict=True):
             yield number, json.dumps(record, separators=(",", ":"), ensure_ascii=False)
-    finally:
-        store.close()
 
 
 def run_on_spark(store: Store, settings: Settings, job: Mapping[str, Any], source: str, staging: Path, *,
@@ -88,10 +81,9 @@ def run_on_spark(store: Store, settings: Settings, job: Mapping[str, Any], sourc
     from recsmith.engines.spark import spark_session
 
     staging.mkdir(parents=True, exist_ok=True)
-    environment = {"home": str(settings.home), "database_url": settings.resolved_database_url(),
-                   "artifact_dir": str(settings.resolved_artifact_dir())}
-    if settings.encryption_key is not None:
-        environment["encryption_key"] = settings.encryption_key.get_secret_value()
+    from recsmith.serving.batch import worker_environment
+
+    environment = worker_environment(settings)
     record = {key: job[key] for key in ("id", "kind", "solution_version_id", "dataset_group_id", "config")}
     folder = staging / "spark-output"
     master = job["config"].get("spark_master") or "local[*]"

@@ -26,6 +26,7 @@ its target only when whole (:func:`recsmith.jobs.batch_io.publish`).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,6 +53,8 @@ ENGINES = ("local", "spark")
 """Where a job's lines are answered."""
 MAX_SEGMENT_USERS = 5_000
 """The most users a batch segment job finds per line."""
+MAX_WORKERS = 16
+"""The most processes a local job answers with."""
 
 #: Called with (lines done, lines in all or None) as a job goes.
 LineProgress = Callable[[int, int | None], None]
@@ -62,7 +65,8 @@ def create_batch_inference_job(store: Store, settings: Settings, *, group: str, 
                                input: str | None = None, all_users: bool = False, output: str | None = None,
                                output_table: str | None = None, db_url: str | None = None, num_results: int = 25,
                                filter: str | None = None, filter_values: Mapping[str, Any] | None = None,
-                               engine: str = "local", spark_master: str | None = None) -> dict[str, Any]:
+                               engine: str = "local", spark_master: str | None = None,
+                               workers: int | None = None) -> dict[str, Any]:
     """Check a batch inference job's request and record the job (``CREATE_PENDING``); :func:`run_batch_job`
     runs it. Everything that can be checked before the work is: the version, the filter, the input, the output.
 
@@ -94,6 +98,9 @@ def create_batch_inference_job(store: Store, settings: Settings, *, group: str, 
         Where the lines are answered (``spark``: partitions of the input on Spark's executors).
     spark_master : str, optional
         The Spark master (``local[2]``, ``spark://…``, ``yarn``) for ``engine="spark"``.
+    workers : int, optional
+        Processes answering parts at once on the local engine (default: this machine's cores, at most
+        :data:`MAX_WORKERS`; an input of one part is answered in this process).
 
     Returns
     -------
@@ -114,13 +121,22 @@ def create_batch_inference_job(store: Store, settings: Settings, *, group: str, 
     if output_table is None and db_url is not None:
         raise ConfigError("--db-url is for --output-table; give the table to write")
     config = {"num_results": num_results, "filter": filter, "filter_values": dict(filter_values or {}),
-              "db_url": db_url}
+              "db_url": db_url, "workers": _workers(workers)}
     return _create(store, settings, "inference", group, solution_version_id, input, all_users, output,
                    output_table, db_url, engine, spark_master, config)
 
 
+def _workers(workers: int | None) -> int:
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}")
+    return workers
+
+
 def create_batch_segment_job(store: Store, settings: Settings, *, group: str, solution_version_id: int,
-                             input: str, output: str, num_users: int = 100, engine: str = "local") -> dict[str, Any]:
+                             input: str, output: str, num_users: int = 100, engine: str = "local",
+                             workers: int | None = None) -> dict[str, Any]:
     """Check a batch segment job's request and record the job (``CREATE_PENDING``); :func:`run_batch_job` runs
     it. ``input`` holds ``{"itemId": …}`` and ``{"itemAttributes": "<expression>"}`` lines; ``num_users`` (1-5000)
     users are found for each. See :func:`create_batch_inference_job` for the rest."""
@@ -133,7 +149,7 @@ def create_batch_segment_job(store: Store, settings: Settings, *, group: str, so
         raise ConfigError(f"solution version {solution_version_id} is a {version['recipe']} model, which cannot "
                           "rank users for items; train a recipe that can, such as als, bpr, item-knn or ease")
     return _create(store, settings, "segment", group, solution_version_id, input, False, output, None, None,
-                   engine, None, {"num_users": num_users})
+                   engine, None, {"num_users": num_users, "workers": _workers(workers)})
 
 
 
@@ -268,17 +284,22 @@ def _user_listing(store: Store, settings: Settings, job: Mapping[str, Any]) -> P
 
 def _run_parts(store: Store, settings: Settings, job: Mapping[str, Any], staging: Path,
                progress: LineProgress | None) -> list[Path]:
-    """Answer the input in parts, from the first part not yet written; returns every part's path."""
+    """Answer the input in parts, from the first part not yet written, in the job's ``workers`` processes (one
+    part at a time in this process for one worker, or an input of one part); returns every part's path. Parts
+    are recorded done in input order, so a resumed job never skips one."""
     job_id, done = int(job["id"]), int(job["parts_done"])
     staging.mkdir(parents=True, exist_ok=True)
-    scorer = scorer_for(store, settings, job)
     lines = input_lines(store, settings, job, skip=done * batch.PART_LINES)
     total = batch_io.count_lines(job["input"] if job["input"] != ALL_USERS else str(staging / "users.jsonl"))
     counts = {key: int(job[key]) for key in ("lines_read", "lines_written", "lines_failed")}
     if progress:
         progress(counts["lines_read"], total)
-    for index, chunk in enumerate(chunks(lines, batch.PART_LINES), start=done):
-        records = scorer.answer(chunk)
+    workers = int(job["config"].get("workers") or 1)
+    if total is not None and total - counts["lines_read"] <= batch.PART_LINES:
+        workers = 1
+
+    def finished(index: int, chunk: Sequence[tuple[int, str]], records: list[dict[str, Any]]) -> None:
+        nonlocal counts
         batch_io.write_part(part_path(staging, index), records)
         failed = sum(record["error"] is not None for record in records)
         counts = {"lines_read": counts["lines_read"] + len(chunk),
@@ -287,8 +308,44 @@ def _run_parts(store: Store, settings: Settings, job: Mapping[str, Any], staging
         store.update_batch_job(job_id, parts_done=index + 1, **counts)
         if progress:
             progress(counts["lines_read"], total)
+
+    parts = enumerate(chunks(lines, batch.PART_LINES), start=done)
+    if workers <= 1:
+        scorer = scorer_for(store, settings, job)
+        for index, chunk in parts:
+            finished(index, chunk, scorer.answer(chunk))
+    else:
+        _run_in_workers(settings, job, parts, workers, finished)
     final = int(store.get_batch_job(job_id)["parts_done"])
     return [part_path(staging, index) for index in range(final)]
+
+
+def _run_in_workers(settings: Settings, job: Mapping[str, Any], parts: Iterator[tuple[int, list[tuple[int, str]]]],
+                    workers: int, finished: Callable[[int, Sequence[tuple[int, str]], list[dict[str, Any]]], None]
+                    ) -> None:
+    """Answer ``parts`` in ``workers`` spawned processes, at most two parts each in flight, and hand each to
+    ``finished`` in input order (an interrupted job leaves only whole parts, in order)."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    environment = batch.worker_environment(settings)
+    record = {key: job[key] for key in ("id", "kind", "solution_version_id", "dataset_group_id", "config")}
+    pending: deque[tuple[int, list[tuple[int, str]], Any]] = deque()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        try:
+            for index, chunk in parts:
+                pending.append((index, chunk, pool.submit(batch.answer_in_worker, environment, record, chunk)))
+                while len(pending) >= 2 * workers or (pending and pending[0][2].done()):
+                    first, lines, future = pending.popleft()
+                    finished(first, lines, future.result())
+            while pending:
+                first, lines, future = pending.popleft()
+                finished(first, lines, future.result())
+        except BaseException:
+            for _, _, future in pending:
+                future.cancel()
+            raise
 
 
 def part_path(staging: Path, index: int) -> Path:

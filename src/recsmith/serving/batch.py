@@ -47,6 +47,37 @@ def scorer_for(store: Store, settings: Settings, job: Mapping[str, Any]) -> Infe
                            filter_values=config.get("filter_values") or None)
 
 
+def worker_environment(settings: Settings) -> dict[str, Any]:
+    """What another process (a job's worker, a Spark executor) needs to open the same store and artifacts:
+    :class:`~recsmith.settings.Settings` fields, passed to it in memory (never written anywhere)."""
+    environment: dict[str, Any] = {"home": str(settings.home), "database_url": settings.resolved_database_url(),
+                                   "artifact_dir": str(settings.resolved_artifact_dir())}
+    if settings.encryption_key is not None:
+        environment["encryption_key"] = settings.encryption_key.get_secret_value()
+    return environment
+
+
+_WORKER: dict[str, Any] = {}
+"""The scorer of this worker process, made by its first part (a process answers parts of one job)."""
+
+
+def answer_in_worker(environment: Mapping[str, Any], job: Mapping[str, Any], lines: Sequence[tuple[int, str]]
+                     ) -> list[dict[str, Any]]:
+    """Answer ``lines`` in a worker process: the store and the version are opened once per process (from
+    :func:`worker_environment`), with one BLAS thread (the processes share the cores)."""
+    if _WORKER.get("job") != job["id"]:
+        from threadpoolctl import threadpool_limits
+
+        from recsmith.settings import Settings
+        from recsmith.store.store import Store
+
+        threadpool_limits(1)
+        settings = Settings(**environment)
+        store = Store.from_settings(settings)
+        _WORKER.update(job=job["id"], scorer=scorer_for(store, settings, job))
+    return _WORKER["scorer"].answer(lines)
+
+
 def _parse(text: str, number: int, fields: set[str]) -> dict[str, Any]:
     """One input line as a JSON object with only ``fields``.
 

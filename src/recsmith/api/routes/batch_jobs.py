@@ -35,7 +35,7 @@ def create_inference_job(group: GroupPath, body: BatchInferenceJobIn, request: R
                                      all_users=body.all_users, output=body.output, output_table=body.output_table,
                                      db_url=body.db_url, num_results=body.num_results, filter=body.filter,
                                      filter_values=body.filter_values, engine=body.engine,
-                                     spark_master=body.spark_master)
+                                     spark_master=body.spark_master, workers=body.workers)
     return _started(request, job)
 
 
@@ -57,7 +57,7 @@ def create_segment_job(group: GroupPath, body: BatchSegmentJobIn, request: Reque
     """Record a batch segment job and start it in the background (202)."""
     job = create_batch_segment_job(store, request.app.state.settings, group=group,
                                    solution_version_id=body.solution_version_id, input=body.input,
-                                   output=body.output, num_users=body.num_users)
+                                   output=body.output, num_users=body.num_users, workers=body.workers)
     return _started(request, job)
 
 
