@@ -9,6 +9,7 @@ datasets hold it. The test stops at the first command that fails and shows it wi
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -30,6 +31,8 @@ SKIPS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"postgresql\+psycopg://app@db"), "needs the application's own database host"),
     (re.compile(r"\bs3://|\bgs://"), "needs cloud storage"),
 ]
+if importlib.util.find_spec("pyspark") is None:
+    SKIPS.append((re.compile(r"--engine spark\b"), "needs the spark extra"))
 
 
 @dataclass(frozen=True)
