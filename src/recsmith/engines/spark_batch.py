@@ -81,10 +81,10 @@ def run_on_spark(store: Store, settings: Settings, job: Mapping[str, Any], sourc
     from recsmith.engines.spark import spark_session
 
     staging.mkdir(parents=True, exist_ok=True)
-    from recsmith.serving.batch import worker_environment
+    from recsmith.serving.batch import worker_environment, worker_job
 
     environment = worker_environment(settings)
-    record = {key: job[key] for key in ("id", "kind", "solution_version_id", "dataset_group_id", "config")}
+    record = worker_job(job)
     folder = staging / "spark-output"
     master = job["config"].get("spark_master") or "local[*]"
     with spark_session(master, app_name=f"recsmith-batch-{job['id']}") as session:

@@ -330,7 +330,7 @@ def _run_in_workers(settings: Settings, job: Mapping[str, Any], parts: Iterator[
     from concurrent.futures import ProcessPoolExecutor
 
     environment = batch.worker_environment(settings)
-    record = {key: job[key] for key in ("id", "kind", "solution_version_id", "dataset_group_id", "config")}
+    record = batch.worker_job(job)
     pending: deque[tuple[int, list[tuple[int, str]], Any]] = deque()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         try:

@@ -9,7 +9,6 @@ filled under a temporary name and renamed in one transaction (SQL). Nothing half
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from typing import Any
 
 import fsspec
 
-from recsmith.atomic import atomic_file
+from recsmith.atomic import atomic_file, atomic_output, is_local_target
 from recsmith.data.readers import mask_secrets, mask_url
 from recsmith.errors import ConfigError, DataError
 
@@ -32,11 +31,6 @@ OUTPUT_FORMATS = (".jsonl", ".json", ".parquet")
 """How an output path may end: JSON Lines (``.jsonl``, ``.json``) or Parquet."""
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 """An output table's name: a plain SQL identifier (no quoting, no schema)."""
-
-
-def is_local(url: str) -> bool:
-    """Whether ``url`` is a local path (no scheme, or ``file://``)."""
-    return "://" not in url or url.startswith("file://")
 
 
 def local_path(url: str) -> Path:
@@ -111,7 +105,7 @@ def _parquet_lines(url: str, skip: int) -> Iterator[tuple[int, str]]:
 def count_lines(url: str) -> int | None:
     """How many lines the input has (for progress), or None when counting would cost a second download (an
     fsspec URL)."""
-    if not is_local(url):
+    if not is_local_target(url):
         return None
     path = local_path(url)
     if url.lower().endswith(".parquet"):
@@ -269,23 +263,13 @@ def _write_parquet(parts: Sequence[Path], target: Any, keys: Sequence[str]) -> N
             writer.write_table(pa.table(columns, schema=schema))
 
 
-def _publish_file(output: str, write: Any) -> None:
-    """Write through ``write(target)`` to a temporary name, then move it onto ``output``."""
-    if is_local(output):
-        with atomic_file(local_path(output)) as tmp:
-            write(tmp)
-            os.chmod(tmp, 0o600)
-        return
-    fs, path = fsspec.core.url_to_fs(output)
-    tmp = f"{path}.recsmith-tmp-{uuid.uuid4().hex[:8]}"
-    protocol = output.split("://", 1)[0]
-    try:
-        write(f"{protocol}://{tmp}")
-        fs.mv(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            fs.rm(tmp)
-        raise
+def _publish_file(output: str, write: Callable[[Path], None]) -> None:
+    """Write through ``write(path)`` to a local temporary file, which then becomes ``output`` in one step
+    (:func:`~recsmith.atomic.atomic_output`: renamed locally, uploaded and moved for a URL), readable by its
+    owner only (it holds users' data)."""
+    with atomic_output(output) as tmp:
+        write(tmp)
+        os.chmod(tmp, 0o600)
 
 
 def _publish_table(parts: Sequence[Path], name: str, db_url: str, table: TableRows) -> None:

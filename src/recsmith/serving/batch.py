@@ -57,6 +57,11 @@ def worker_environment(settings: Settings) -> dict[str, Any]:
     return environment
 
 
+def worker_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """What another process needs of a job's record to answer its lines (:func:`answer_in_worker`)."""
+    return {key: job[key] for key in ("id", "kind", "solution_version_id", "dataset_group_id", "config")}
+
+
 _WORKER: dict[str, Any] = {}
 """The scorer of this worker process, made by its first part (a process answers parts of one job)."""
 
