@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     """``recsmith serve``: open connections per worker process; more are refused at once with a 503. Each worker
     needs this many file descriptors plus about 200 (``ulimit -n``); the server lowers it to fit the limit."""
 
+    console_session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    """How long a console sign-in lasts; the session cookie expires with it, and revoking the key ends it at once."""
+
+    console_upload_bytes: int = Field(default=256 * 2**20, ge=1024)
+    """The largest file the console's import form takes (other requests keep :attr:`max_body_bytes`)."""
+
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod
     def _lower_synchronous(cls, value: object) -> object:

@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -467,3 +472,50 @@ class RecipeContract:
         np.testing.assert_array_equal(seen[-1][1], hooked.recommend([0], k=3).ids)
         plain = self.make_recipe(epochs=epochs).fit(data)
         self.assert_same_recommendations(plain.recommend(np.arange(10), k=5), hooked.recommend(np.arange(10), k=5))
+
+
+# ------------------------------------------------------------------------------ a real server for tests
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Wait until the server at ``url`` answers ``/ready`` with 200 (RuntimeError if it exits or takes longer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}: {process.stderr.read()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the server did not become ready in time")
+
+
+def start_server(home: Path, *, workers: int = 2, env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
+    """``recsmith serve`` in a child process; returns its URL once /ready answers 200."""
+    port = free_port()
+    environment = os.environ | {"RECSMITH_HOME": str(home), "RECSMITH_CAMPAIGN_SYNC_SECONDS": "0.5"} | (env or {})
+    environment.pop("RECSMITH_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recsmith", "serve", "--port", str(port), "--workers", str(workers)],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, process)
+    return url, process
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """Stop a server that :func:`start_server` started (SIGTERM, then SIGKILL after 20 s)."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from recsmith.client import Client
@@ -19,6 +14,7 @@ from recsmith.datasets import load_dataset
 from recsmith.jobs.training import train_solution_version
 from recsmith.settings import Settings
 from recsmith.store.store import Store
+from recsmith.testing import start_server, stop_server
 
 
 @dataclass
@@ -37,49 +33,6 @@ class Server:
 
     def client(self, key: str | None = None) -> Client:
         return Client(self.url, key if key is not None else self.admin_key)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}: {process.stderr.read()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("the server did not become ready in time")
-
-
-def start_server(home: Path, *, workers: int = 2, env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen]:
-    """``recsmith serve`` in a child process; returns its URL once /ready answers 200."""
-    port = free_port()
-    environment = os.environ | {"RECSMITH_HOME": str(home), "RECSMITH_CAMPAIGN_SYNC_SECONDS": "0.5"} | (env or {})
-    environment.pop("RECSMITH_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "recsmith", "serve", "--port", str(port), "--workers", str(workers)],
-        env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url, process)
-    return url, process
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture

@@ -17,10 +17,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.responses import RedirectResponse, Response
 
 from recsmith import __version__
+from recsmith.api import console
 from recsmith.api.audit import AuditLog
 from recsmith.api.auth import KeyChecker, RequireKey
+from recsmith.api.console.render import error_page
+from recsmith.api.console.session import SignInRequired, sign_in_location
 from recsmith.api.metrics import Metrics
 from recsmith.api.middleware import BodyLimit, RequestMetrics, ServerErrors
 from recsmith.api.responses import error, http_advice
@@ -78,12 +82,35 @@ def _json_problem(text: Any, item: dict[str, Any]) -> str:
     return f"invalid JSON at line {line}, column {column}: {reason}"
 
 
+def _is_console(request: Request) -> bool:
+    path = request.url.path
+    return (path == "/console" or path.startswith("/console/")) and not path.startswith("/console/static/")
+
+
+def _answer(request: Request, status: int, message: str, *, field: str | None = None,
+            headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    """The error in the shape the caller reads: the JSON body of every route, or for the console an HTML page (a
+    fragment for htmx)."""
+    if _is_console(request):
+        return error_page(request, status, message, field=field, headers=headers)
+    return error(status, message, field=field, headers=headers, **extra)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, exc: SignInRequired) -> Any:
+        location = sign_in_location(exc.next_path)
+        if request.headers.get("hx-request") == "true":  # htmx follows HX-Redirect with a full page load
+            return Response(status_code=401, headers={"HX-Redirect": location})
+        if request.method in ("GET", "HEAD"):
+            return RedirectResponse(location, status_code=303)
+        return error_page(request, 401, "the session has ended: sign in again")
+
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> Any:
+    async def invalid(request: Request, exc: RequestValidationError) -> Any:
         not_json = next((item for item in exc.errors() if item.get("type") == "json_invalid"), None)
         if not_json is not None:  # FastAPI's: loc ("body", offset), the text in exc.body, json's message in ctx
-            return error(400, _json_problem(exc.body, not_json), field="body")
+            return _answer(request, 400, _json_problem(exc.body, not_json), field="body")
         problems = []
         for item in exc.errors():
             field = _field(tuple(item.get("loc", ())))
@@ -93,7 +120,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             problems.append({"field": field, "message": message, "type": item.get("type")})
         first = problems[0] if problems else {"field": None, "message": "invalid request"}
         text = "; ".join(f"{p['field']}: {p['message']}" if p["field"] else p["message"] for p in problems)
-        return error(422, text or "invalid request", field=first["field"], problems=problems)
+        return _answer(request, 422, text or "invalid request", field=first["field"], problems=problems)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Any:
@@ -105,12 +132,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             message = f"method {request.method} is not allowed on {request.url.path!r}; allowed: {allowed}"
         elif exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI's "error parsing the body"
             reason = str(exc.__cause__)[:300]
-            return error(400, f"the body could not be read as JSON: {reason}", field="body")
-        return error(exc.status_code, message, headers=dict(exc.headers or {}))
+            return _answer(request, 400, f"the body could not be read as JSON: {reason}", field="body")
+        return _answer(request, exc.status_code, message, headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> Any:  # only what escapes ServerErrors (the metrics)
-        return error(500, "internal error: the server logged the details")
+    async def unexpected(request: Request, exc: Exception) -> Any:  # only what escapes ServerErrors (the metrics)
+        return _answer(request, 500, "internal error: the server logged the details")
 
     @app.exception_handler(RecsmithError)
     async def recsmith_error(request: Request, exc: RecsmithError) -> Any:
@@ -122,8 +149,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         group = request.path_params.get("group")
         worded = http_advice(advice, request.method, group) if isinstance(advice, Advice) else None
         if worded is None:
-            return error(status, str(exc), field=field)
-        return error(status, reworded(exc, lambda _: worded[0]), field=worded[1])
+            return _answer(request, status, str(exc), field=field)
+        return _answer(request, status, reworded(exc, lambda _: worded[0]), field=worded[1])
 
 
 def _openapi(app: FastAPI) -> Any:
@@ -197,10 +224,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
           batch_jobs.segments)
     for router in v1:
         app.include_router(router, responses=V1_ERRORS)
-    remember_routes(app, [route for router in (health.router, *v1) for route in router.routes])
+    console.mount(app)
+    remember_routes(app, [route for router in (health.router, *v1, *console.ROUTERS) for route in router.routes])
     # added innermost first: the audit entry is written before the answer leaves; metrics see every answer; a
     # missing key is refused before the body is read
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       upload_paths=console.UPLOAD_PATHS, upload_bytes=settings.console_upload_bytes)
     app.add_middleware(RequireKey)
     app.add_middleware(AuditLog, denied_per_minute=settings.audit_denied_per_minute)
     app.add_middleware(ServerErrors)

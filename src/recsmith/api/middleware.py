@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import time
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,24 +27,35 @@ KNOWN_NAMES_LIMIT = 10_000
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+    """Refuse request bodies over ``max_bytes`` with 413, by Content-Length or while streaming; a path that one of
+    ``upload_paths`` matches in full (the console's file upload) may send up to ``upload_bytes``."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, *, upload_paths: Sequence[re.Pattern[str]] = (),
+                 upload_bytes: int = 0) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_bytes = max_bytes
+        self.upload_paths = tuple(upload_paths)
+        self.upload_bytes = max(upload_bytes, max_bytes)
+
+    def limit(self, path: str) -> int:
+        """The body limit of a request to ``path``."""
+        if any(pattern.fullmatch(path) for pattern in self.upload_paths):
+            return self.upload_bytes
+        return self.default_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit(scope.get("path", ""))
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
                     length = -1
-                if length > self.max_bytes or length < 0:
-                    await self._refuse(scope, receive, send)
+                if length > limit or length < 0:
+                    await self._refuse(scope, receive, send, limit)
                     return
         seen = 0
         refused = False
@@ -54,9 +67,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:  # answer 413 now; the app sees the client go away
+                if seen > limit:  # answer 413 now; the app sees the client go away
                     refused = True
-                    await self._refuse(scope, receive, send)
+                    await self._refuse(scope, receive, send, limit)
                     return {"type": "http.disconnect"}
             return message
 
@@ -70,9 +83,9 @@ class BodyLimit:
             if not refused:
                 raise
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error(413, f"request body too large: the limit is {self.max_bytes} bytes "
-                              "(RECSMITH_MAX_BODY_BYTES)", field="body")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        setting = "RECSMITH_MAX_BODY_BYTES" if limit == self.default_bytes else "RECSMITH_CONSOLE_UPLOAD_BYTES"
+        response = error(413, f"request body too large: the limit is {limit} bytes ({setting})", field="body")
         await response(scope, receive, send)
 
 

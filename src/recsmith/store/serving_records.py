@@ -272,6 +272,7 @@ class ServingRecords:
 
     def delete_api_key(self, key_id: str) -> None:
         """Revoke a key by its id (the part after ``rsk_``)."""
-        with self.begin() as conn:
+        with self.begin() as conn:  # its console sessions end with it (also where foreign keys are not enforced)
+            conn.execute(t.console_sessions.delete().where(t.console_sessions.c.key_id == key_id))
             if conn.execute(t.api_keys.delete().where(t.api_keys.c.key_id == key_id)).rowcount == 0:
                 raise NotFoundError(f"no API key {key_id!r}; list them with `recsmith keys list`")

@@ -46,6 +46,7 @@ from recsmith.store.batch_records import BatchRecords
 from recsmith.store.live_records import LiveRecords
 from recsmith.store.retraining_records import RetrainingRecords
 from recsmith.store.serving_records import ServingRecords
+from recsmith.store.session_records import SessionRecords
 
 logger = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
     return out
 
 
-class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords):
+class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords, SessionRecords):
     """recsmith's SQL store.
 
     Parameters

@@ -271,3 +271,15 @@ audit_log = sa.Table(
 )
 """The audit log: every change (and every refused attempt at one), append-only. No foreign keys: entries outlive
 the keys, campaigns and groups they name (triggers refuse UPDATE and DELETE, see migration 0009)."""
+
+console_sessions = sa.Table(
+    "console_sessions", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),  # SHA-256 of the cookie's token; the token is not kept
+    sa.Column("key_id", sa.String(32), sa.ForeignKey("api_keys.key_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),  # epoch seconds
+    sa.Index("ix_console_sessions_key", "key_id"),
+)
+"""Signed-in console sessions: the cookie carries a random token, the row the key it stands for and the session's
+CSRF token. A revoked key's sessions go with it."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -12,16 +12,21 @@ from recsmith.api.routes.deps import RuntimeDep, StoreDep
 from recsmith.api.schemas import DatasetGroupDeletedOut, DatasetGroupOut, GroupPath, error_responses
 from recsmith.errors import ConflictError
 from recsmith.jobs.runs import fail_abandoned_jobs
+from recsmith.store.store import Store
 
 router = APIRouter(prefix="/v1/dataset-groups", tags=["dataset groups"])
+
+
+def group_views(store: Store) -> list[dict[str, Any]]:
+    """Every dataset group, by name, with its creation time and counts (:data:`recsmith.store.store.GROUP_COUNTS`)."""
+    counts = store.dataset_group_counts()
+    return [{"name": g.name, "created_at": g.created_at, **counts.get(g.id, {})} for g in store.list_dataset_groups()]
 
 
 @router.get("", response_model=list[DatasetGroupOut])
 def list_dataset_groups(store: StoreDep, _: Reader) -> JSON:
     """Every dataset group, by name, with its counts (a key for every group; a key of one group knows it)."""
-    counts = store.dataset_group_counts()
-    return JSON([{"name": g.name, "created_at": g.created_at, **counts.get(g.id, {})}
-                 for g in store.list_dataset_groups()])
+    return JSON(group_views(store))
 
 
 @router.delete("/{group}", response_model=DatasetGroupDeletedOut, responses=error_responses(409))
