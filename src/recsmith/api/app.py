@@ -51,6 +51,7 @@ from recsmith.errors import (
     UnknownIdError,
     reworded,
 )
+from recsmith.jobs.background import BackgroundJobs
 from recsmith.jobs.batch import BatchRunner
 from recsmith.jobs.runs import fail_abandoned_jobs
 from recsmith.serving.campaign import CampaignRuntime, live_backends
@@ -201,11 +202,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.metrics = metrics
         app.state.settings = settings
         app.state.batch = BatchRunner(app.state.store, settings)
+        app.state.jobs = BackgroundJobs()  # the console's imports, trainings and tunes
         app.state.runtime.start(settings.campaign_sync_seconds)
         try:
             yield
         finally:
             app.state.batch.stop()
+            app.state.jobs.stop()
             app.state.runtime.stop()
             if own_store:
                 app.state.store.close()

@@ -111,6 +111,7 @@ import_jobs = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("finished_at", TS, nullable=True),
+    sa.Column("progress", sa.Text, nullable=True),  # JSON while it runs: {"stage", "done", "total"} (the console)
 )
 
 solutions = sa.Table(
@@ -140,6 +141,7 @@ solution_versions = sa.Table(
     sa.Column("num_items", sa.Integer, nullable=True),
     sa.Column("num_interactions", sa.BigInteger, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    sa.Column("progress", sa.Text, nullable=True),  # JSON while it trains: {"stage", "done", "total"} (the console)
     sa.Column("created_at", TS, nullable=False),
     sa.Column("started_at", TS, nullable=True),
     sa.Column("finished_at", TS, nullable=True),

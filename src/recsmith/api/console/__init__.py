@@ -15,12 +15,25 @@ from importlib.resources import files
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from recsmith.api.console.pages import home, keys
+from recsmith.api.console.pages import (
+    batch,
+    campaigns,
+    data,
+    filters,
+    home,
+    keys,
+    overview,
+    people,
+    retraining,
+    solutions,
+    try_it,
+)
 
 UPLOAD_PATHS = (re.compile(r"/console/g/[^/]+/data/upload"),)
 """The console's file-upload routes, whose bodies may be up to ``RECSMITH_CONSOLE_UPLOAD_BYTES``."""
 
-ROUTERS = (home.router, keys.router)
+ROUTERS = (home.router, keys.router, overview.router, data.router, people.router, solutions.router,
+           campaigns.router, filters.router, try_it.router, batch.router, retraining.router)
 """Every console router, in the order they are matched."""
 
 

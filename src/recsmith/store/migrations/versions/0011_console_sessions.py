@@ -1,4 +1,5 @@
-"""console sessions: the ``console_sessions`` table of the web console's sign-ins
+"""console sessions: the ``console_sessions`` table of the web console's sign-ins, and the ``progress`` of import
+jobs and solution versions (JSON while they run, for the console's progress bars)
 
 Revision ID: 0011_console_sessions
 Revises: 0010_batch_jobs
@@ -24,8 +25,14 @@ def upgrade() -> None:
         sa.Column('expires_at', sa.Float(), nullable=False),
     )
     op.create_index('ix_console_sessions_key', 'console_sessions', ['key_id'])
+    for table in ('import_jobs', 'solution_versions'):
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column('progress', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    for table in ('import_jobs', 'solution_versions'):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column('progress')
     op.drop_index('ix_console_sessions_key', 'console_sessions')
     op.drop_table('console_sessions')
