@@ -396,6 +396,7 @@ def serve(
         err.print(f"serving on http://{host}:{port} with {workers} worker(s); API at http://{host}:{port}{docs}; "
                   f"up to {limits.max_connections} connections per worker (file-descriptor limit "
                   f"{limits.fd_limit or 'unlimited'} per process)")
+        err.print(f"console at http://{host}:{port}/console (sign in with an API key)", highlight=False)
         try:
             server.run(host, port, workers, log_level, limits)
         except OSError as exc:
