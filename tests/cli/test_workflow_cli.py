@@ -114,6 +114,12 @@ def test_quickstart(cli) -> None:
     assert "ndcg@10" in text and "item-knn" in text and "popularity" in text
     assert "top 10 movies for user 1" in text
     assert "recsmith recommend" in text
+    assert "/console" in text  # what to open next
+    again = cli("quickstart", "--dataset-group", "quickstart")  # a second run redeploys, it does not fail
+    assert again.exit_code == 0, again.output
+    listed = cli("campaign", "list", "-g", "quickstart", "--json")
+    [campaign] = json.loads(listed.stdout)
+    assert campaign["name"] == "knn" and campaign["solution_version_id"] > 1
 
 
 def test_load_ml_1m_layout_with_latin1_titles(cli, datasets_dir: Path, tmp_path: Path) -> None:
