@@ -43,14 +43,6 @@ def _print_decision(decision: dict[str, Any]) -> None:
                   f"{escape(record['reason'])}", soft_wrap=True, highlight=False)
 
 
-def _versions(record: dict[str, Any]) -> str:
-    """``current -> candidate`` (either may be missing)."""
-    current, candidate = record["current_version_id"], record["candidate_version_id"]
-    if current is None and candidate is None:
-        return ""
-    return f"{'' if current is None else current} -> {'' if candidate is None else candidate}".strip()
-
-
 @contextmanager
 def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
     """SIGTERM (``docker stop``, systemd) sets ``stop``: the run in progress finishes, then the schedule ends."""
@@ -163,6 +155,8 @@ def schedule_history(
     as_json: JsonOption = False,
 ) -> None:
     """The decisions of automatic retraining, newest first."""
+    from recsmith.jobs.schedule import decision_versions
+
     records = open_store().list_retrain_decisions(group, solution, limit)
     if as_json:
         print_json(records)
@@ -175,7 +169,7 @@ def schedule_history(
     for r in records:
         colour = COLOURS.get(r["decision"], "white")
         when = r["created_at"].strftime("%Y-%m-%d %H:%M") if r["created_at"] is not None else ""
-        table.add_row(str(r["id"]), when, escape(r["solution"]), f"[{colour}]{r['decision']}[/]", _versions(r),
+        table.add_row(str(r["id"]), when, escape(r["solution"]), f"[{colour}]{r['decision']}[/]", decision_versions(r),
                       escape(", ".join(r["campaigns"])), escape(r["reason"]))
     out.print(table)
     if not records:

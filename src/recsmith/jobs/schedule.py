@@ -179,6 +179,15 @@ def check_schedule(store: Store, group: str, solution: str, *, metric: str = DEF
     _target_campaigns(store, group, solution, campaigns)
 
 
+def decision_versions(record: dict[str, Any]) -> str:
+    """A recorded decision's versions as ``recsmith schedule history`` and the console show them: ``current ->
+    candidate`` (either may be missing; empty when both are)."""
+    current, candidate = record["current_version_id"], record["candidate_version_id"]
+    if current is None and candidate is None:
+        return ""
+    return f"{'' if current is None else current} -> {'' if candidate is None else candidate}".strip()
+
+
 def _percent(value: float) -> str:
     return f"{value * 100:.3g}%"
 

@@ -41,6 +41,7 @@ except ImportError:  # Windows: SQLite's busy timeout alone
 from recsmith.errors import Advice, ConfigError, ConflictError, DataError, NotFoundError, advise
 from recsmith.settings import Settings
 from recsmith.store import tables as t
+from recsmith.store.activity_records import ActivityRecords
 from recsmith.store.audit_records import AuditRecords
 from recsmith.store.batch_records import BatchRecords
 from recsmith.store.live_records import LiveRecords
@@ -245,7 +246,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
 
 
 class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords, SessionRecords,
-            PeopleRecords):
+            PeopleRecords, ActivityRecords):
     """recsmith's SQL store.
 
     Parameters
@@ -973,8 +974,6 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchR
                 sa.func.count(), sa.func.count(sa.distinct(i.c.user_id)), sa.func.count(sa.distinct(i.c.item_id)),
                 sa.func.min(i.c.timestamp), sa.func.max(i.c.timestamp),
             ).where(where)).one()
-            types = conn.execute(sa.select(i.c.event_type, sa.func.count()).where(where)
-                                 .group_by(i.c.event_type).order_by(sa.func.count().desc())).all()
         n, n_users, n_items = int(row[0]), int(row[1]), int(row[2])
         return {
             "num_users": n_users,
@@ -982,7 +981,7 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchR
             "num_interactions": n,
             "num_user_records": self.count_users(group_id),
             "num_item_records": self.count_items(group_id),
-            "event_types": {(k if k is not None else ""): int(v) for k, v in types},
+            "event_types": self.event_type_counts(group_id),
             "min_timestamp": None if row[3] is None else int(row[3]),
             "max_timestamp": None if row[4] is None else int(row[4]),
             "sparsity": (1 - n / (n_users * n_items)) if n_users and n_items else None,

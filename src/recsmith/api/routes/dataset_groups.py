@@ -12,7 +12,7 @@ from recsmith.api.routes.deps import RuntimeDep, StoreDep
 from recsmith.api.schemas import DatasetGroupDeletedOut, DatasetGroupOut, GroupPath, error_responses
 from recsmith.errors import ConflictError
 from recsmith.jobs.runs import fail_abandoned_jobs
-from recsmith.store.store import Store
+from recsmith.store.store import DatasetGroup, Store
 
 router = APIRouter(prefix="/v1/dataset-groups", tags=["dataset groups"])
 
@@ -20,7 +20,18 @@ router = APIRouter(prefix="/v1/dataset-groups", tags=["dataset groups"])
 def group_views(store: Store) -> list[dict[str, Any]]:
     """Every dataset group, by name, with its creation time and counts (:data:`recsmith.store.store.GROUP_COUNTS`)."""
     counts = store.dataset_group_counts()
-    return [{"name": g.name, "created_at": g.created_at, **counts.get(g.id, {})} for g in store.list_dataset_groups()]
+    return [_view(g, counts) for g in store.list_dataset_groups()]
+
+
+def group_view(store: Store, name: str) -> dict[str, Any]:
+    """One dataset group as :func:`group_views` shows it (its counts only are counted); NotFoundError if there is
+    no such group."""
+    group = store.get_dataset_group(name)
+    return _view(group, store.dataset_group_counts(group.id))
+
+
+def _view(group: DatasetGroup, counts: dict[int, dict[str, int]]) -> dict[str, Any]:
+    return {"name": group.name, "created_at": group.created_at, **counts.get(group.id, {})}
 
 
 @router.get("", response_model=list[DatasetGroupOut])
