@@ -56,3 +56,16 @@ def test_the_vendored_scripts_and_their_licences_are_served(client: TestClient) 
         answer = client.get(f"/console/static/{path}")
         assert answer.status_code == 200, path
         assert len(answer.content) > 100
+
+
+def test_an_unexpected_failure_on_a_page_is_an_html_500(tmp_path: Path) -> None:
+    app = create_app(Settings(home=tmp_path / "home"))
+
+    @app.get("/console/boom")
+    def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        answer = test_client.get("/console/boom")
+    assert answer.status_code == 500 and answer.headers["content-type"].startswith("text/html")
+    assert "kaboom" not in answer.text and "server logged the details" in answer.text

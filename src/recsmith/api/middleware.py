@@ -14,6 +14,8 @@ import re
 import time
 from collections.abc import Sequence
 
+import orjson
+from starlette.responses import HTMLResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from recsmith.api.metrics import Metrics, is_authorised
@@ -140,6 +142,13 @@ class ServerErrors:
                 response = error(500, "internal error: the server logged the details")
             if started:  # too late for another answer: the client sees the connection end
                 raise
+            path = str(scope.get("path", ""))
+            if path == "/console" or path.startswith("/console/"):  # a browser: a page, not JSON
+                status, message = response.status_code, orjson.loads(response.body)["error"]["message"]
+                response = HTMLResponse(f'<!doctype html><html lang="en"><title>Error {status}</title><h1>{status}: '
+                                        f'server error</h1><p role="alert">{message}</p><p><a href="/console">Back '
+                                        "to the console</a></p></html>", status_code=status,
+                                        headers={k: v for k, v in response.headers.items() if k == "retry-after"})
             await response(scope, receive, send)
 
 
