@@ -229,8 +229,15 @@ def test_bad_input_is_a_400_naming_the_field(open_console, console_server) -> No
     alert.wait_for()
     assert alert.inner_text().startswith("column_map: 'broken' is not of the form SOURCE=FIELD")
     tab.screenshot("data-upload-bad-map")
+    # a file over the limit is stopped in the browser (the server's 413 stays the real check)
+    tab.page.evaluate("document.querySelector('form.upload').setAttribute('data-max-bytes', '10')")
+    tab.page.get_by_label("Column map").fill("")
+    tab.page.get_by_role("button", name="Upload and import").click()
+    tab.page.wait_for_function("() => document.querySelector('#upload-result').innerText.includes('bytes')")
+    assert "the largest file this server takes is 10 bytes" in alert.inner_text()
     _forgive_htmx_error(tab, 400)
     tab.assert_clean()
+    assert console_server.store.list_import_jobs(group_id) == []
 
 
 def test_read_and_write_keys_see_no_upload_form_and_the_server_refuses(open_console, console_server) -> None:
@@ -253,6 +260,9 @@ def test_read_and_write_keys_see_no_upload_form_and_the_server_refuses(open_cons
                                  files={"file": ("x.csv", NEW_ROWS, "text/csv")})
             assert answer.status_code == 403 and "needs role admin" in answer.text
     assert len(console_server.store.list_import_jobs(movies)) == before
+    denied = [e for e in console_server.store.audit_entries(action="import.create", limit=50)
+              if e["resource"] == "dataset-groups/movies/import-jobs" and e["outcome"] == "denied"]
+    assert {e["detail"]["role"] for e in denied} >= {"read", "write"} and {e["status"] for e in denied} == {403}
 
 
 def test_an_upload_without_the_csrf_token_is_refused(console_server) -> None:

@@ -126,7 +126,7 @@ def _data_page(request: Request, user: ConsoleUser, group: str, *, status: int =
     return page(request, "data/data.html", status=status, title=f"Data · {group}", group=group, active="data",
                 datasets=dataset_views(store, group_id), jobs=jobs, may_upload=user.may("admin", group),
                 dataset_types=DATASET_TYPES, modes=MODES, on_errors=ON_ERROR, upload_error=upload_error,
-                formats=UPLOAD_FORMATS)
+                formats=UPLOAD_FORMATS, max_bytes=request.app.state.settings.console_upload_bytes)
 
 
 @router.get("/data")
@@ -268,8 +268,13 @@ async def upload(request: Request, user: User, group: str) -> Response:
                                     "file": form.filename, "bytes": path.stat().st_size,
                                     "column_map": form.column_map})
     reject_path = home / "rejects" / f"{group}-{form.dataset_type}-import-{job_id}.csv"
-    request.app.state.jobs.submit(f"import job {job_id}", run_upload, store, group, form, path, job_id,
-                                  reject_path, actor, source)
+    try:
+        request.app.state.jobs.submit(f"import job {job_id}", run_upload, store, group, form, path, job_id,
+                                      reject_path, actor, source)
+    except RuntimeError as exc:  # the server is stopping: it takes no new jobs
+        path.unlink(missing_ok=True)
+        await run_in_threadpool(store.fail_abandoned_job, "import", job_id, "the server was stopping; upload again")
+        raise HTTPException(503, "the server is stopping and takes no new imports: upload the file again") from exc
     if not is_htmx(request):
         return RedirectResponse(f"/console/g/{group}/data/imports/{job_id}", status_code=303)
     job = await run_in_threadpool(_job, request, group_id, job_id)
