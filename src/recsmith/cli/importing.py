@@ -17,7 +17,6 @@ from recsmith.cli.app import (
     handle_errors,
     open_store,
     out,
-    parse_pairs,
     print_json,
     stage_progress,
 )
@@ -33,6 +32,7 @@ def _run_import(
     on_error: str, reject_file: Path | None, as_json: bool, infer_schema: bool = False, encoding: str = "utf-8",
     flags: list[str] | None = None,
 ) -> None:
+    from recsmith.data.readers import parse_column_map
     from recsmith.jobs.importing import import_dataset
 
     settings = Settings()
@@ -43,7 +43,7 @@ def _run_import(
     with stage_progress(f"import {dataset_type}", stages) as progress:
         report = import_dataset(
             store, group, dataset_type, path, sql=sql, db_url=db_url, schema=schema,
-            column_map=parse_pairs(column_map, "--map") or None, sep=sep, fmt=fmt, header=not no_header,
+            column_map=parse_column_map(column_map) or None, sep=sep, fmt=fmt, header=not no_header,
             names=[n.strip() for n in names.split(",")] if names else None, mode=mode,  # type: ignore[arg-type]
             on_error=on_error, reject_path=reject_file, progress=progress, infer_schema=infer_schema,  # type: ignore[arg-type]
             encoding=encoding, flags=parse_flags(flags),

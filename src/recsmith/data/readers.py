@@ -47,8 +47,8 @@ from recsmith.data.schema import REQUIRED, RESERVED, Schema, SchemaField
 from recsmith.data.values import text_problem
 from recsmith.errors import Advice, ConfigError, DataError, advise
 
-__all__ = ["FORMATS", "ReadResult", "Reject", "detect_format", "mask_secrets", "mask_url", "read_dataset", "read_sql",
-           "suggest_column_map", "validate_frame"]
+__all__ = ["FORMATS", "ReadResult", "Reject", "detect_format", "format_of_name", "mask_secrets", "mask_url",
+           "parse_column_map", "read_dataset", "read_sql", "suggest_column_map", "validate_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -205,13 +205,62 @@ def detect_format(source: str, fmt: str | None = None, sep: str | None = None) -
         if fmt not in FORMATS:
             raise ConfigError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
         return fmt
-    name = source.split("?")[0].lower()
+    found = format_of_name(source)
+    if found is None:
+        return "csv"
+    return "csv" if (found == "tsv" and sep is not None) else found
+
+
+def format_of_name(name: str) -> str | None:
+    """The format a file name's suffix names (looked at after a compression suffix such as ``.gz``), or None when
+    it names none (:func:`detect_format` then reads CSV).
+
+    Examples
+    --------
+    >>> format_of_name("ratings.csv.gz"), format_of_name("events.jsonl"), format_of_name("notes.docx")
+    ('csv', 'jsonl', None)
+    """
+    name = name.split("?")[0].lower()
     for suffix in COMPRESSION_SUFFIXES:
         name = name.removesuffix(suffix)
-    for suffix, found in SUFFIX_FORMATS.items():
-        if name.endswith(suffix):
-            return "csv" if (found == "tsv" and sep is not None) else found
-    return "csv"
+    return next((found for suffix, found in SUFFIX_FORMATS.items() if name.endswith(suffix)), None)
+
+
+def parse_column_map(text: str | None, option: str = "--map") -> dict[str, str]:
+    """A column map written ``SOURCE=FIELD,SOURCE=FIELD`` (``SOURCE=-`` drops a column), as ``--map`` takes it.
+
+    Parameters
+    ----------
+    text : str or None
+        The map as written; empty or None is no map.
+    option : str
+        What the text was given as, for the error message.
+
+    Returns
+    -------
+    dict
+        Source column -> schema field, in the order written.
+
+    Raises
+    ------
+    ConfigError
+        A part that is not ``SOURCE=FIELD``, naming ``option`` and the part.
+
+    Examples
+    --------
+    >>> parse_column_map("userId=USER_ID, movieId=ITEM_ID,title=-")
+    {'userId': 'USER_ID', 'movieId': 'ITEM_ID', 'title': '-'}
+    """
+    pairs: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        column, sep, target = part.partition("=")
+        if not sep or not column.strip() or not target.strip():
+            raise ConfigError(f"{option}: {part.strip()!r} is not of the form SOURCE=FIELD (e.g. userId=USER_ID; "
+                              "SOURCE=- drops a column)")
+        pairs[column.strip()] = target.strip()
+    return pairs
 
 
 def read_dataset(
@@ -229,6 +278,8 @@ def read_dataset(
     schema_origin: str | None = None,
     encoding: str = "utf-8",
     flags: Mapping[str, Sequence[str]] | None = None,
+    source_name: str | None = None,
+    parsed: Callable[[int], None] | None = None,
 ) -> ReadResult:
     """Read and validate a dataset file (local path or fsspec URL).
 
@@ -273,6 +324,11 @@ def read_dataset(
         none is), and removes those columns. An entry ``"FIRST..LAST"`` names every column from FIRST to LAST
         in the source's order. Column names match without regard to case, before ``column_map``; a flag is
         ``1``/``0``, ``true``/``false`` or empty (0).
+    source_name : str, optional
+        What messages call the source (default: ``source``, credentials masked), e.g. an uploaded file's own
+        name when it is read from a temporary copy.
+    parsed : callable, optional
+        Called with the number of rows parsed, before they are validated (an import job's progress).
 
     Returns
     -------
@@ -287,7 +343,7 @@ def read_dataset(
         encoding, a flag column the source lacks).
     """
     url = str(source)
-    source = mask_url(url)  # what messages name: never the credentials in the URL
+    source = source_name or mask_url(url)  # what messages name: never the credentials in the URL
     schema = _check_args(dataset_type, schema, on_error, infer_schema)
     kind = detect_format(url, fmt, sep)
     data = _open_bytes(url)
@@ -302,6 +358,8 @@ def read_dataset(
             plain = url.split("?")[0].lower()
             sep = "\t" if kind == "tsv" else ("::" if plain.removesuffix(".gz").endswith(".dat") else ",")
         raw = _read_text(source, data, sep, header, list(names) if names is not None else None, on_error)
+    if parsed is not None:
+        parsed(raw.table.num_rows + len(raw.problems))
     return _validate(raw, dataset_type=dataset_type, schema=schema, column_map=column_map, on_error=on_error,
                      infer=infer_schema, schema_origin=schema_origin, flags=flags)
 

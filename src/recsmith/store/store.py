@@ -44,6 +44,7 @@ from recsmith.store import tables as t
 from recsmith.store.activity_records import ActivityRecords
 from recsmith.store.audit_records import AuditRecords
 from recsmith.store.batch_records import BatchRecords
+from recsmith.store.data_records import DataRecords
 from recsmith.store.live_records import LiveRecords
 from recsmith.store.people_records import PeopleRecords
 from recsmith.store.retraining_records import RetrainingRecords
@@ -246,7 +247,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
 
 
 class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords, SessionRecords,
-            PeopleRecords, ActivityRecords):
+            PeopleRecords, ActivityRecords, DataRecords):
     """recsmith's SQL store.
 
     Parameters
