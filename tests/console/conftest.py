@@ -104,7 +104,8 @@ class ConsoleTab:
     def _console(self, message: Any) -> None:
         if message.type != "error":
             return
-        status = re.search(r"status of (\d{3})", message.text)  # the browser's own line for an HTTP error
+        # the browser's own line for an HTTP error, or htmx's for an answer it swaps in all the same
+        status = re.search(r"(?:status of|Status Error Code) (\d{3})", message.text)
         if status and int(status.group(1)) in self.expected_statuses:
             return
         self.problems.append(f"console: {message.text}")

@@ -43,6 +43,7 @@ from recsmith.settings import Settings
 from recsmith.store import tables as t
 from recsmith.store.audit_records import AuditRecords
 from recsmith.store.batch_records import BatchRecords
+from recsmith.store.filters_records import FiltersRecords
 from recsmith.store.live_records import LiveRecords
 from recsmith.store.retraining_records import RetrainingRecords
 from recsmith.store.serving_records import ServingRecords
@@ -243,7 +244,8 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
     return out
 
 
-class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords, SessionRecords):
+class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords, SessionRecords,
+            FiltersRecords):
     """recsmith's SQL store.
 
     Parameters
