@@ -104,9 +104,9 @@ class ConsoleTab:
     def _console(self, message: Any) -> None:
         if message.type != "error":
             return
-        # the browser's own line for an HTTP error, and htmx's for an error answer it swapped in
-        status = re.search(r"status of (\d{3})|Response Status Error Code (\d{3})", message.text)
-        if status and int(status.group(1) or status.group(2)) in self.expected_statuses:
+        # the browser's own line for an HTTP error, or htmx's for an answer it swaps in all the same
+        status = re.search(r"(?:status of|Status Error Code) (\d{3})", message.text)
+        if status and int(status.group(1)) in self.expected_statuses:
             return
         self.problems.append(f"console: {message.text}")
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from recsmith.data.filters import FilterFieldError, ItemCatalog, check_filter_fields, compile_filter
+from recsmith.data.filters import (
+    FilterFieldError,
+    FilterSyntaxError,
+    ItemCatalog,
+    check_filter_fields,
+    compile_filter,
+    error_span,
+    parse_filter,
+)
 from recsmith.errors import Advice, FilterError, reworded
 
 FIELDS = {"items": ["ITEM_ID", "GENRES", "PRICE"], "users": ["USER_ID", "TIER"]}
@@ -51,3 +59,25 @@ def test_a_missing_filter_value_is_advised_in_python_terms_and_reworded_by_other
     assert reworded(info.value, lambda a: f"use --filter-value {a.name}=V").endswith("$G; use --filter-value G=V")
     assert reworded(info.value, lambda a: "").endswith("needs a value for $G")
     assert reworded(ValueError("plain"), lambda a: "never") == "plain"
+
+
+@pytest.mark.parametrize(("expression", "token"), [
+    ('INCLUDE ItemID WHER Items.GENRES IN ("x")', "WHER"),  # a word
+    ('INCLUDE ItemID WHERE Items.GENRES IN ("x"', ""),  # something missing at the end
+    ('INCLUDE ItemID WHERE Items.GENRES IN ("x" "y")', '"y"'),  # a string
+    ('INCLUDE ItemID WHERE Items.GENRES ~ 3', "~"),  # the tokenizer stops at a character
+    ('INCLUDE ItemID WHERE Items.GENRES IN ("x) ', '"'),  # an unterminated string: where it starts
+])
+def test_error_span_is_the_token_a_syntax_error_points_at(expression, token):
+    with pytest.raises(FilterSyntaxError) as info:
+        parse_filter(expression)
+    start, end = error_span(expression, info.value.position)
+    assert start == info.value.position and expression[start:end] == token
+    assert "at position" not in info.value.problem and info.value.problem in str(info.value)
+
+
+def test_a_field_error_carries_its_hint():
+    with pytest.raises(FilterFieldError) as info:
+        check_filter_fields("INCLUDE ItemID WHERE Items.GENRE IN ($G)", FIELDS)
+    assert info.value.hint.startswith("the items schema has no field GENRE: did you mean GENRES?")
+    assert str(info.value).endswith(info.value.hint)

@@ -73,7 +73,7 @@ __all__ = [
     "FILTER_MAX_NUMBER_DIGITS", "FILTER_MAX_PARAMETERS", "FILTER_MAX_VALUES", "FILTER_MAX_VALUE_LENGTH",
     "And", "CurrentItemRef", "Condition", "Expression", "Filter", "FilterCache", "FilterFieldError",
     "FilterSyntaxError", "ItemCatalog", "Literal", "Or", "Param", "UserCondition", "check_filter_fields",
-    "check_filter_values", "compile_filter", "item_attribute_mask", "parse_filter",
+    "check_filter_values", "compile_filter", "error_span", "item_attribute_mask", "parse_filter",
 ]
 
 COMPARISONS = ("=", "<", ">", "<=", ">=")
@@ -118,11 +118,14 @@ class FilterSyntaxError(FilterError):
         0-based character offset in the expression where the problem is.
     expression : str
         The expression that was parsed.
+    problem : str
+        What is wrong, without the position and the caret (the message's first part).
     """
 
     def __init__(self, message: str, expression: str, position: int) -> None:
         self.position = position
         self.expression = expression
+        self.problem = message
         shown, offset = expression, position
         if len(expression) > 2 * _CONTEXT:  # a long expression: the part around the position
             start = max(position - _CONTEXT, 0)
@@ -155,12 +158,15 @@ class FilterFieldError(FilterSyntaxError):
         The fields a filter may name there (None: the group has no schema for the dataset).
     suggestion : str or None
         The known field closest to ``field`` ("did you mean ...?").
+    hint : str
+        The fix: the nearest field and the fields there are (the message's last line).
     """
 
     def __init__(self, message: str, expression: str, position: int, *, dataset: str, field: str,
                  known: tuple[str, ...] | None, suggestion: str | None, hint: str) -> None:
         super().__init__(message, expression, position)
         self.dataset, self.field, self.known, self.suggestion = dataset, field, known, suggestion
+        self.hint = hint
         self.args = (f"{self.args[0]}\n  {hint}",)
 
 
@@ -657,6 +663,44 @@ def parse_filter(expression: str) -> Filter:
     if not expression.strip():
         raise FilterSyntaxError("expected INCLUDE or EXCLUDE, got an empty expression", expression, 0)
     return _parse_cached(expression)
+
+
+def error_span(expression: str, position: int) -> tuple[int, int]:
+    """The characters a :class:`FilterSyntaxError` points at: the token that starts at its ``position``.
+
+    Parameters
+    ----------
+    expression : str
+        The expression that was parsed (the error's ``expression``).
+    position : int
+        The error's 0-based ``position``.
+
+    Returns
+    -------
+    tuple of int
+        ``(start, end)``, ``expression[start:end]`` being the token (a word, a string, a number, an operator or a
+        punctuation mark); one character where no token starts there (the tokenizer stopped at it); ``(n, n)`` at
+        the end of the expression (something is missing there).
+
+    Examples
+    --------
+    >>> text = 'INCLUDE ItemID WHER Items.GENRES IN ("x")'
+    >>> start, end = error_span(text, 15)
+    >>> text[start:end]
+    'WHER'
+    """
+    n = len(expression)
+    position = min(max(position, 0), n)
+    if position == n:
+        return n, n
+    try:
+        tokens = _tokenize(expression)
+    except FilterSyntaxError:
+        tokens = []
+    for token in tokens:
+        if token.position == position and token.kind != "EOF":
+            return position, position + len(token.text)
+    return position, position + 1
 
 
 _ID_FIELDS = {"items": "ITEM_ID", "users": "USER_ID"}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from recsmith.data.filters import check_filter_fields
+from recsmith.data.filters import Filter, check_filter_fields
 from recsmith.errors import Advice, ConfigError, NotFoundError, advise
 from recsmith.store import tables as t
 
@@ -78,7 +78,7 @@ class ServingRecords:
         """
         group_id = self.get_dataset_group(group).id
         check_name("filter", name)
-        check_filter_fields(expression, self.schema_fields(group_id))
+        self.check_filter(group, expression)
         with self.begin() as conn:
             f = t.filters
             if conn.execute(sa.select(f.c.id).where(f.c.dataset_group_id == group_id, f.c.name == name)).first():
@@ -87,6 +87,28 @@ class ServingRecords:
             conn.execute(f.insert().values(dataset_group_id=group_id, name=name, expression=expression,
                                            created_at=_now()))
         return self.get_filter(group, name)
+
+    def check_filter(self, group: str, expression: str) -> Filter:
+        """Parse a filter expression and check it against the group's schemas, storing nothing: the check
+        :meth:`create_filter` makes (the console runs it as the expression is typed, and before testing an unsaved
+        expression).
+
+        Returns
+        -------
+        Filter
+            The parsed filter.
+
+        Raises
+        ------
+        FilterSyntaxError
+            If the expression does not parse (naming the position).
+        FilterFieldError
+            If it names a field the group's items or users schema lacks (naming the position and the nearest
+            field).
+        NotFoundError
+            If there is no such dataset group.
+        """
+        return check_filter_fields(expression, self.schema_fields(self.get_dataset_group(group).id))
 
     def schema_fields(self, group_id: int) -> dict[str, list[str] | None]:
         """The field names of a group's items and users schemas (None for a dataset that has none)."""

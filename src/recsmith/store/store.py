@@ -45,6 +45,7 @@ from recsmith.store.activity_records import ActivityRecords
 from recsmith.store.audit_records import AuditRecords
 from recsmith.store.batch_records import BatchRecords
 from recsmith.store.data_records import DataRecords
+from recsmith.store.filters_records import FiltersRecords
 from recsmith.store.live_records import LiveRecords
 from recsmith.store.people_records import PeopleRecords
 from recsmith.store.retraining_records import RetrainingRecords
@@ -247,7 +248,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
 
 
 class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords, SessionRecords,
-            PeopleRecords, ActivityRecords, DataRecords):
+            PeopleRecords, ActivityRecords, DataRecords, FiltersRecords):
     """recsmith's SQL store.
 
     Parameters

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
@@ -24,9 +24,13 @@ from recsmith.api.schemas import (
     RecommendationResponse,
     Text,
 )
+from recsmith.data.filters import Filter
+from recsmith.errors import ConfigError
 from recsmith.serving import MAX_RESULTS
-from recsmith.serving.campaign import Promotion
+from recsmith.serving.campaign import CampaignRuntime, Promotion
 from recsmith.store.store import BlockingReadError, no_blocking_reads
+
+RequestModel = TypeVar("RequestModel", RecommendationRequest, RankingRequest)
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}/campaigns/{campaign}", tags=["recommendations"])
 
@@ -42,18 +46,84 @@ async def _off_the_loop_if_reading(answer: Callable[..., JSON], *args: Any) -> J
         return await run_in_threadpool(answer, *args)
 
 
-def _answer(runtime: RuntimeDep, metrics: MetricsDep, group: str, campaign: str,
-            body: RecommendationRequest) -> JSON:
+def recommendation_answer(runtime: CampaignRuntime, group: str, campaign: str, body: RecommendationRequest, *,
+                          expression: Filter | None = None, log: bool = True) -> dict[str, Any]:
+    """A campaign's answer to a recommendations request, as every ``/recommendations`` route asks the runtime for
+    it (the console's Try it page asks the same way).
+
+    Parameters
+    ----------
+    runtime : CampaignRuntime
+        The app's campaign runtime.
+    group, campaign : str
+        Where to ask.
+    body : RecommendationRequest
+        The request, validated.
+    expression : Filter, optional
+        A parsed filter expression to apply instead of ``body.filter`` (a stored filter's name), without storing
+        it: what ``recsmith recommend --filter-expression`` does, and the console's test of an unsaved filter.
+    log : bool
+        Write the answer to the served-items ledger (False for a test that serves nobody).
+
+    Returns
+    -------
+    dict
+        The runtime's answer (:meth:`~recsmith.serving.campaign.CampaignRuntime.answer`).
+    """
     promotion = None
     if body.promotion is not None:
         p = body.promotion
         promotion = Promotion(p.name, p.filter, p.filter_values, p.percent)
-    answer = runtime.recommend(
+    return runtime.recommend(
         group, campaign, user_id=body.user_id, item_id=body.item_id, session_id=body.session_id,
-        num_results=body.num_results, filter=body.filter, filter_values=body.filter_values, exclude=body.exclude,
-        exclude_seen=body.exclude_seen, metadata_columns=body.metadata_columns, promotion=promotion,
-        suppress_served_minutes=body.suppress_served_minutes,
+        num_results=body.num_results, filter=body.filter if expression is None else expression,
+        filter_values=body.filter_values, exclude=body.exclude, exclude_seen=body.exclude_seen,
+        metadata_columns=body.metadata_columns, promotion=promotion,
+        suppress_served_minutes=body.suppress_served_minutes, log=log,
     )
+
+
+def ranking_answer(runtime: CampaignRuntime, group: str, campaign: str, body: RankingRequest, *,
+                   log: bool = True) -> dict[str, Any]:
+    """A campaign's personalized ranking of ``body.input_list``, as the ``/personalized-ranking`` route asks the
+    runtime for it (the console's Try it page asks the same way); ``log``: write it to the served-items ledger."""
+    return runtime.rank(group, campaign, user_id=body.user_id, input_list=body.input_list, filter=body.filter,
+                        filter_values=body.filter_values, metadata_columns=body.metadata_columns, log=log)
+
+
+def filter_values_from_pairs(pairs: Iterable[str]) -> dict[str, str | list[str]]:
+    """``NAME=VALUE`` texts as a request's ``filter_values``: a name given once is one value, a name repeated is
+    a list, a leading ``$`` is dropped (the GET route's ``filter_value`` query parameters, the CLI's
+    ``--filter-value``, the console's forms).
+
+    Raises
+    ------
+    ConfigError
+        For a text not written ``NAME=VALUE``, naming it.
+    """
+    values: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip().lstrip("$")
+        if not sep or not name:
+            raise ConfigError(f"filter value {pair!r}: write NAME=VALUE, e.g. GENRE=Comedy")
+        values.setdefault(name, []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in values.items()}
+
+
+def validated_request(model: type[RequestModel], data: Mapping[str, Any], where: str = "query") -> RequestModel:
+    """``data`` (a request put together from query parameters or form fields) validated by its schema; the checks
+    that span fields too, their problems a 422 like FastAPI's own, each naming its field under ``where``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": (where, *e["loc"])} for e in exc.errors(include_url=False)]) \
+            from None
+
+
+def _answer(runtime: RuntimeDep, metrics: MetricsDep, group: str, campaign: str,
+            body: RecommendationRequest) -> JSON:
+    answer = recommendation_answer(runtime, group, campaign, body)
     metrics.items_served.labels(group, campaign).inc(len(answer["items"]))
     return JSON(answer)
 
@@ -85,23 +155,16 @@ async def recommend_get(
     suppress_served_minutes: Annotated[Number | None, Query(gt=0, le=1440)] = None,
 ) -> JSON:
     """The same as the POST form, with query parameters (for quick use from a browser or curl)."""
-    values: dict[str, list[str]] = {}
-    for pair in filter_value or []:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise RequestValidationError([{"type": "filter_value", "loc": ("query", "filter_value"),
-                                           "msg": f"{pair!r}: write NAME=VALUE, e.g. filter_value=GENRE=Comedy"}])
-        values.setdefault(name.lstrip("$"), []).append(value)
     try:
-        body = RecommendationRequest.model_validate({
-            "user_id": user_id, "session_id": session_id, "item_id": item_id, "num_results": num_results,
-            "filter": filter, "suppress_served_minutes": suppress_served_minutes,
-            "filter_values": {k: v[0] if len(v) == 1 else v for k, v in values.items()}, "exclude": exclude or [],
-            "exclude_seen": exclude_seen, "metadata_columns": metadata_column or [],
-        })
-    except ValidationError as exc:  # the query's checks that span parameters: a 422 like the others
-        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]) \
-            from None
+        values = filter_values_from_pairs(filter_value or [])
+    except ConfigError as exc:
+        raise RequestValidationError([{"type": "filter_value", "loc": ("query", "filter_value"),
+                                       "msg": str(exc)}]) from None
+    body = validated_request(RecommendationRequest, {
+        "user_id": user_id, "session_id": session_id, "item_id": item_id, "num_results": num_results,
+        "filter": filter, "suppress_served_minutes": suppress_served_minutes, "filter_values": values,
+        "exclude": exclude or [], "exclude_seen": exclude_seen, "metadata_columns": metadata_column or [],
+    })
     return await _off_the_loop_if_reading(_answer, runtime, metrics, group, campaign, body)
 
 
@@ -113,7 +176,6 @@ async def personalized_ranking(group: GroupPath, campaign: CampaignPath, body: R
 
 
 def _rank(runtime: RuntimeDep, metrics: MetricsDep, group: str, campaign: str, body: RankingRequest) -> JSON:
-    answer = runtime.rank(group, campaign, user_id=body.user_id, input_list=body.input_list, filter=body.filter,
-                          filter_values=body.filter_values, metadata_columns=body.metadata_columns)
+    answer = ranking_answer(runtime, group, campaign, body)
     metrics.items_served.labels(group, campaign).inc(len(answer["items"]))
     return JSON(answer)
