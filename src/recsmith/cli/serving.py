@@ -169,7 +169,7 @@ def campaign_stats(
 
     from recsmith.jobs.schedule import parse_period, parse_since
     from recsmith.serving.campaign import CampaignRuntime, live_backends
-    from recsmith.serving.ledger import RETENTION_SECONDS, engagement_report, format_rate
+    from recsmith.serving.ledger import RETENTION_SECONDS, engagement_report, format_clock, format_rate
 
     settings = Settings()
     store = open_store(settings)
@@ -193,8 +193,9 @@ def campaign_stats(
     table = Table("from (UTC)", "responses", "items served", "impressions", "clicks", "CTR",
                   title=f"campaign {name} of {group!r} since {since}, every {every}")
     for row in [*rows, total]:
-        table.add_row("total" if row is total else _clock(row.start), f"{row.responses:,}", f"{row.served_items:,}",
-                      f"{row.impressions:,}", f"{row.clicks:,}", format_rate(row.click_through_rate),
+        table.add_row("total" if row is total else format_clock(row.start), f"{row.responses:,}",
+                      f"{row.served_items:,}", f"{row.impressions:,}", f"{row.clicks:,}",
+                      format_rate(row.click_through_rate),
                       end_section=bool(rows) and row is rows[-1])
     out.print(table)
 
@@ -204,12 +205,6 @@ def _stamped(row: dict[str, Any]) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     return row | {key: datetime.fromtimestamp(row[key], UTC).isoformat(timespec="seconds") for key in ("start", "end")}
-
-
-def _clock(epoch: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 # -------------------------------------------------------------------------------------------- filters

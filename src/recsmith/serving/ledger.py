@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from recsmith.errors import ConfigError
@@ -462,6 +463,11 @@ def engagement_report(store: Store, ledger: Ledger, group_id: int, campaign: str
         total.impressions += row.impressions
         total.clicks += row.clicks
     return EngagementReport(every, rows, total, beyond_ledger)
+
+
+def format_clock(epoch: float) -> str:
+    """An interval's start as ``2026-12-01 13:05`` (UTC): the rows of ``recsmith campaign stats`` and the console."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def format_rate(rate: float | None) -> str:
