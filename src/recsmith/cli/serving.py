@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -170,7 +169,7 @@ def campaign_stats(
 
     from recsmith.jobs.schedule import parse_period, parse_since
     from recsmith.serving.campaign import CampaignRuntime, live_backends
-    from recsmith.serving.ledger import RETENTION_SECONDS, Engagement, campaign_engagement
+    from recsmith.serving.ledger import RETENTION_SECONDS, engagement_report, format_clock, format_rate
 
     settings = Settings()
     store = open_store(settings)
@@ -180,18 +179,11 @@ def campaign_stats(
     start = parse_since(since, now=now).timestamp()
     if start >= end:
         raise ConfigError(f"--since {since}: that is not in the past")
-    beyond_ledger = end - start > RETENTION_SECONDS
-    start = math.floor(start / period) * period  # intervals on whole multiples of --every: 13:00, 14:00, ...
     ledger = CampaignRuntime(store, **live_backends(store, settings.redis_url, settings.redis_prefix)).ledger
-    rows = campaign_engagement(store, ledger, store.get_dataset_group(group).id, name, start=start, end=end,
+    report = engagement_report(store, ledger, store.get_dataset_group(group).id, name, start=start, end=end,
                                every=period)
-    total = Engagement(start, end)
-    for row in rows:
-        total.responses += row.responses
-        total.served_items += row.served_items
-        total.impressions += row.impressions
-        total.clicks += row.clicks
-    if beyond_ledger:
+    rows, total = report.rows, report.total
+    if report.beyond_ledger:
         err.print(f"note: the served-items ledger keeps {RETENTION_SECONDS / 3600:g} h; earlier intervals count "
                   "nothing", highlight=False)
     if as_json:
@@ -201,9 +193,9 @@ def campaign_stats(
     table = Table("from (UTC)", "responses", "items served", "impressions", "clicks", "CTR",
                   title=f"campaign {name} of {group!r} since {since}, every {every}")
     for row in [*rows, total]:
-        rate = row.click_through_rate
-        table.add_row("total" if row is total else _clock(row.start), f"{row.responses:,}", f"{row.served_items:,}",
-                      f"{row.impressions:,}", f"{row.clicks:,}", "-" if rate is None else f"{rate:.2%}",
+        table.add_row("total" if row is total else format_clock(row.start), f"{row.responses:,}",
+                      f"{row.served_items:,}", f"{row.impressions:,}", f"{row.clicks:,}",
+                      format_rate(row.click_through_rate),
                       end_section=bool(rows) and row is rows[-1])
     out.print(table)
 
@@ -213,12 +205,6 @@ def _stamped(row: dict[str, Any]) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     return row | {key: datetime.fromtimestamp(row[key], UTC).isoformat(timespec="seconds") for key in ("start", "end")}
-
-
-def _clock(epoch: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 # -------------------------------------------------------------------------------------------- filters

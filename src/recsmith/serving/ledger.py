@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from recsmith.errors import ConfigError
@@ -401,6 +402,77 @@ def campaign_engagement(store: Store, ledger: Ledger, group_id: int, campaign: s
         counts.impressions += impressions
         counts.clicks += clicks
     return buckets
+
+
+@dataclass
+class EngagementReport:
+    """A campaign's engagement per interval and over the whole span (:func:`engagement_report`).
+
+    Attributes
+    ----------
+    every : float
+        Seconds per interval.
+    rows : list of Engagement
+        One per interval, oldest first; the first starts on a whole multiple of ``every``.
+    total : Engagement
+        The sums over every row, from the first row's start to the end.
+    beyond_ledger : bool
+        Whether the span reaches further back than the ledger keeps (:data:`RETENTION_SECONDS`): earlier
+        intervals count nothing.
+    """
+
+    every: float
+    rows: list[Engagement]
+    total: Engagement
+    beyond_ledger: bool
+
+
+def engagement_report(store: Store, ledger: Ledger, group_id: int, campaign: str, *, start: float, end: float,
+                      every: float) -> EngagementReport:
+    """:func:`campaign_engagement` from ``start`` to ``end`` on intervals aligned to whole multiples of ``every``
+    (13:00, 14:00, ... for an hour), with the totals: what ``recsmith campaign stats`` prints and the console's
+    campaign page draws.
+
+    Parameters
+    ----------
+    store, ledger, group_id, campaign
+        As for :func:`campaign_engagement`.
+    start, end : float
+        Epoch seconds; ``start`` is moved back to the start of its interval.
+    every : float
+        Seconds per interval.
+
+    Returns
+    -------
+    EngagementReport
+        The rows, their totals and whether the span outreaches the ledger.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`campaign_engagement` does.
+    """
+    beyond_ledger = end - start > RETENTION_SECONDS
+    if every > 0:
+        start = math.floor(start / every) * every
+    rows = campaign_engagement(store, ledger, group_id, campaign, start=start, end=end, every=every)
+    total = Engagement(start, end)
+    for row in rows:
+        total.responses += row.responses
+        total.served_items += row.served_items
+        total.impressions += row.impressions
+        total.clicks += row.clicks
+    return EngagementReport(every, rows, total, beyond_ledger)
+
+
+def format_clock(epoch: float) -> str:
+    """An interval's start as ``2026-12-01 13:05`` (UTC): the rows of ``recsmith campaign stats`` and the console."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def format_rate(rate: float | None) -> str:
+    """A click-through rate as a percentage with two decimals (``3.25%``), ``-`` when there is none."""
+    return "-" if rate is None else f"{rate:.2%}"
 
 
 def _decode(value: bytes | str) -> Served:
