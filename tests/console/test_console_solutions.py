@@ -133,6 +133,20 @@ def test_a_version_trained_without_metrics_has_no_report(open_console, console_s
     tab.assert_clean()
 
 
+def test_a_version_from_before_intervals_says_so(open_console, console_server) -> None:
+    settings = Settings(home=console_server.home)
+    version = train_solution_version(console_server.store, settings, GROUP, "popularity",
+                                     solution_name=_unique("console-older"))["id"]
+    console_server.store.update_solution_version(version, evaluation=None)  # as versions trained before 0012
+    tab = open_console(width=375)
+    tab.goto(f"{BASE}/versions/{version}")
+    row = tab.page.get_by_role("row", name=re.compile(r"^ndcg@10"))
+    assert "no interval recorded" in row.inner_text() and not INTERVAL.search(row.inner_text())
+    assert tab.page.get_by_role("link", name="Evaluation report").count() == 0
+    _shots(tab, "version-older-375")
+    tab.assert_clean()
+
+
 def test_an_admin_trains_a_popularity_version_and_watches_it(open_console, console_server) -> None:
     solution = _unique("console-pop")
     for width in (1280, 375):
