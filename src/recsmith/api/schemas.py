@@ -397,7 +397,9 @@ class SolutionVersionOut(BaseModel):
     num_users: int | None
     num_items: int | None
     num_interactions: int | None
-    fit_seconds: float | None
+    fit_seconds: float | None = Field(description="Seconds of the final fit (on all the data).")
+    total_seconds: float | None = Field(default=None, description="Seconds of the whole training: reading the data, "
+                                        "the offline metrics, the fit and saving.")
     created_at: datetime
     finished_at: datetime | None
     campaigns: list[str] = Field(description="The group's campaigns that serve it.")

@@ -196,7 +196,8 @@ def evaluate(
     if experiment.task == "binary":
         binary_command(group, experiment, report, as_json, device)
         return
-    from recsmith.jobs.evaluation import REPORT_DEPTH, write_experiment_report
+    from recsmith.evaluation.analysis import REPORT_DEPTH
+    from recsmith.jobs.evaluation import write_experiment_report
 
     run = run_evaluation(open_store(), group, experiment, show_progress=not as_json,
                          depth=REPORT_DEPTH if report is not None else None, device=device)

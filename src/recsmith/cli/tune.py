@@ -57,12 +57,11 @@ def tune(
 
     from recsmith.cli.app import check_device, err, open_store, parse_params, solution_config, stage_progress
     from recsmith.evaluation.metrics import canonical_metric
-    from recsmith.evaluation.split import holdout_split
-    from recsmith.jobs.training import load_training_data, train_solution_version
+    from recsmith.jobs.training import train_solution_version, tuning_interactions
     from recsmith.recipes.options import FitOptions
-    from recsmith.recipes.registry import canonical_name, recipe_class
+    from recsmith.recipes.registry import canonical_name
     from recsmith.settings import Settings
-    from recsmith.tuning import check_settings, tune_recipe
+    from recsmith.tuning import check_settings, study_name, tune_recipe
 
     recipe, metric = canonical_name(recipe), canonical_metric(metric)  # item_knn, hit-rate@10 work too
     fixed = parse_params(param)
@@ -73,13 +72,11 @@ def tune(
     settings = Settings()
     store = open_store(settings)
     dataset_group = store.get_dataset_group(group)
-    name = study or f"{group}:{recipe}:{metric}"
+    name = study or study_name(group, recipe, metric)
     with stage_progress(f"read {group}", {"read": "reading interactions"}, enabled=not as_json) as progress:
         progress("read")
-        interactions = load_training_data(store, group, config, item_features=False, user_features=False).interactions
-        sequential = recipe_class(recipe).tags.sequential  # held out as `recsmith train` measures it
-        tune_part, _, holdout = holdout_split(interactions, sequential=sequential, fraction=HOLDOUT_FRACTION,
-                                              seed=HOLDOUT_SEED)
+        tune_part, holdout = tuning_interactions(store, group, recipe, config, test_fraction=HOLDOUT_FRACTION,
+                                                 seed=HOLDOUT_SEED)  # less the slice `recsmith train` measures
         progress("done")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the progress bar tells the trials; no per-trial lines
     optuna.logging.disable_default_handler()

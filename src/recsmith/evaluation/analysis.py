@@ -36,6 +36,9 @@ DEFAULT_KS = (1, 5, 10, 20)
 REPORT_KS = (1, 2, 3, 5, 10, 20, 50, 100)
 """Cut-offs :func:`report_entry` tries (those up to the ranking depth)."""
 
+REPORT_DEPTH = max(REPORT_KS)
+"""Items ranked per user when a report is asked for (its metric-vs-k curves go up to k = 100)."""
+
 N_DECILES = 10
 
 

@@ -155,10 +155,6 @@ def run_cross_validation(columns: dict[str, np.ndarray], experiment: Experiment,
     return rows
 
 
-REPORT_DEPTH = 100
-"""Items ranked per user when a report is asked for (its metric-vs-k curves go up to k = 100)."""
-
-
 def write_experiment_report(run: ExperimentRun, path: Path, *, title: str, context: dict[str, Any]) -> Path:
     """The self-contained HTML report of an experiment: leaderboard with intervals and the four plots."""
     from recsmith.evaluation.analysis import interaction_deciles, report_entry

@@ -51,13 +51,14 @@ from recsmith.store.people_records import PeopleRecords
 from recsmith.store.retraining_records import RetrainingRecords
 from recsmith.store.serving_records import ServingRecords
 from recsmith.store.session_records import SessionRecords
+from recsmith.store.solutions_records import SolutionRecords
 
 logger = logging.getLogger(__name__)
 
 DATASET_TYPES = ("interactions", "users", "items")
 GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 INTERACTION_COLUMNS = ["USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE", "EVENT_VALUE"]
-JSON_FIELDS = ("params", "config", "metrics", "report")
+JSON_FIELDS = ("params", "config", "metrics", "report", "evaluation")
 INTERACTIONS_INDEX = "ix_interactions_group_user"
 EVENTS_READY_SECONDS = 10.0
 """How long a group seen with an interactions dataset is trusted to have it (another process may delete it)."""
@@ -248,7 +249,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
 
 
 class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords, SessionRecords,
-            PeopleRecords, ActivityRecords, DataRecords, FiltersRecords):
+            PeopleRecords, ActivityRecords, DataRecords, FiltersRecords, SolutionRecords):
     """recsmith's SQL store.
 
     Parameters

@@ -134,6 +134,8 @@ solution_versions = sa.Table(
     sa.Column("params", sa.Text, nullable=False),
     sa.Column("config", sa.Text, nullable=False),
     sa.Column("metrics", sa.Text, nullable=True),
+    # JSON of a training with metrics: the intervals and the report's inputs (jobs.training.offline_evaluation)
+    sa.Column("evaluation", sa.Text, nullable=True),
     sa.Column("artifact_uri", sa.Text, nullable=True),
     sa.Column("fit_seconds", sa.Float, nullable=True),
     sa.Column("total_seconds", sa.Float, nullable=True),

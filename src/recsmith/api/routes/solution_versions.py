@@ -12,11 +12,12 @@ from recsmith.api.routes.deps import StoreDep
 from recsmith.api.schemas import GroupPath, SolutionVersionDeletedOut, SolutionVersionOut, VersionPath, error_responses
 from recsmith.errors import ConflictError
 from recsmith.serving.campaign import delete_solution_version
+from recsmith.store.store import Store
 
 router = APIRouter(prefix="/v1/dataset-groups/{group}/solution-versions", tags=["solution versions"])
 
 FIELDS = ("id", "dataset_group", "recipe", "status", "params", "metrics", "num_users", "num_items",
-          "num_interactions", "fit_seconds", "created_at", "finished_at")
+          "num_interactions", "fit_seconds", "total_seconds", "created_at", "finished_at")
 """What a listing shows of a version: not where its artifact lies, nor a failed training's error (which may hold
 paths): those are for the server's operators (``recsmith solution-versions describe``)."""
 
@@ -27,14 +28,25 @@ def version_view(record: dict[str, Any], serving: dict[int, list[str]]) -> dict[
                                                        "campaigns": serving.get(int(record["id"]), [])}
 
 
-@router.get("", response_model=list[SolutionVersionOut])
-def list_solution_versions(group: GroupPath, store: StoreDep, _: Reader) -> JSON:
-    """The group's solution versions, oldest first, with the campaigns serving each."""
-    group_id = store.get_dataset_group(group).id
+def serving_map(store: Store, group: str) -> dict[int, list[str]]:
+    """The group's campaigns by the solution version each serves (what :func:`version_view` shows)."""
     serving: dict[int, list[str]] = {}
     for campaign in store.list_campaigns(group):
         serving.setdefault(int(campaign["solution_version_id"]), []).append(campaign["name"])
-    return JSON([version_view(v, serving) for v in store.list_solution_versions(group_id)])
+    return serving
+
+
+def version_views(store: Store, group: str) -> list[dict[str, Any]]:
+    """The group's solution versions as the API lists them, oldest first, with the campaigns serving each."""
+    group_id = store.get_dataset_group(group).id
+    serving = serving_map(store, group)
+    return [version_view(v, serving) for v in store.list_solution_versions(group_id)]
+
+
+@router.get("", response_model=list[SolutionVersionOut])
+def list_solution_versions(group: GroupPath, store: StoreDep, _: Reader) -> JSON:
+    """The group's solution versions, oldest first, with the campaigns serving each."""
+    return JSON(version_views(store, group))
 
 
 @router.delete("/{version_id}", response_model=SolutionVersionDeletedOut, responses=error_responses(409))
