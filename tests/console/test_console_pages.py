@@ -46,8 +46,8 @@ def test_every_page_renders_cleanly_with_labels(open_console, name: str) -> None
 def test_pages_fit_a_phone_screen(open_console, name: str) -> None:
     tab = open_console(width=375, height=800)
     tab.goto(PAGES[name])
-    assert tab.page.evaluate(OVERFLOW) <= 1, "the page scrolls sideways at 375 px"
     tab.screenshot(f"phone-{name}")
+    assert tab.page.evaluate(OVERFLOW) <= 1, "the page scrolls sideways at 375 px"
     tab.assert_clean()
 
 

@@ -126,7 +126,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Any:
         message = str(exc.detail)
-        if exc.status_code == 404 and message == "Not Found":  # the router's: no route has this path
+        if exc.status_code == 404 and message == "Not Found" and _is_console(request):
+            message = f"there is no console page at {request.url.path!r}"
+        elif exc.status_code == 404 and message == "Not Found":  # the router's: no route has this path
             message = f"no route matches {request.url.path!r}: the routes are listed in /openapi.json"
         elif exc.status_code == 405 and message == "Method Not Allowed":
             allowed = (exc.headers or {}).get("Allow", "")
