@@ -59,7 +59,9 @@ def _wait_finished(tab) -> str:
     tab.page.wait_for_function(
         "() => ['ACTIVE', 'CREATE_FAILED'].includes("
         "document.querySelector('#upload-result .import-status')?.dataset.status)", timeout=15_000)
-    tab.page.wait_for_load_state("networkidle")  # the page's own refresh of its lists, before anything else
+    # the page's own refresh of its lists (htmx marks the elements whose requests are in flight), before anything
+    # else: leaving the page meanwhile would abort them
+    tab.page.wait_for_function("() => !document.querySelector('.htmx-request')", timeout=15_000)
     return status.get_attribute("data-status")
 
 
