@@ -8,6 +8,9 @@ campaign and a filter, but no API key: the server makes the first admin key itse
 errors, page errors, failed requests and 4xx/5xx answers; a test asserts none happened with
 :meth:`ConsoleTab.assert_clean`. Screenshots go to ``$RECSMITH_SCREENSHOTS`` when set (the README's come from
 there: ``RECSMITH_SCREENSHOTS=docs/console``), else to the test's temporary folder.
+
+``console_http(key)`` gives a :class:`SignedIn`: a plain HTTP client signed in with ``key`` through the same form,
+and the session's CSRF token, for what the server itself must answer or refuse.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from recsmith.datasets import load_dataset
@@ -158,3 +162,34 @@ def open_console(browser: Any, console_server: ConsoleServer, tmp_path: Path) ->
     yield open_tab
     for context in contexts:
         context.close()
+
+
+@dataclass
+class SignedIn:
+    """An HTTP client signed in to the console through the sign-in form, as a browser is, and its session's CSRF
+    token (the same on every page and form of the session)."""
+
+    client: httpx.Client  # cookies kept, follow_redirects=False, timeout=60
+    csrf_token: str
+
+
+@pytest.fixture
+def console_http(console_server: ConsoleServer) -> Iterator[Callable[[str], SignedIn]]:
+    """``console_http(key)``: a new httpx client signed in with ``key`` through the form; the clients are closed
+    after the test."""
+    clients: list[httpx.Client] = []
+
+    def sign_in(key: str) -> SignedIn:
+        client = httpx.Client(base_url=console_server.url, follow_redirects=False, timeout=60)
+        clients.append(client)
+        form = client.get("/console/sign-in")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+        answer = client.post("/console/sign-in", data={"api_key": key, "csrf_token": token})
+        assert answer.status_code == 303, answer.text
+        landing = client.get(answer.headers["location"], follow_redirects=True)  # a page the key may read
+        assert landing.status_code == 200, landing.text
+        return SignedIn(client, re.search(r'"X-CSRF-Token": "([^"]+)"', landing.text).group(1))
+
+    yield sign_in
+    for client in clients:
+        client.close()

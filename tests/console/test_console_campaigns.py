@@ -6,12 +6,8 @@ The shared campaign ``knn`` is only read; the changes are made on this file's ow
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import httpx
 import pytest
 
 from recsmith.api.metrics import BUCKETS
@@ -22,18 +18,6 @@ pytestmark = pytest.mark.browser
 GROUP = "/console/g/movies"
 OWN = "switch-test"
 ROWS = "document.querySelectorAll('#engagement-table tbody tr:not(.total)').length"
-
-
-@contextmanager
-def _signed_in_client(url: str, key: str) -> Iterator[tuple[httpx.Client, str]]:
-    """An HTTP client signed in through the form, as a browser is, and the session's CSRF token."""
-    with httpx.Client(base_url=url, follow_redirects=False) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-        assert client.post("/console/sign-in", data={"api_key": key, "csrf_token": token}).status_code == 303
-        page = client.get(f"{GROUP}/campaigns")
-        assert page.status_code == 200
-        yield client, re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
 
 
 def _until(tab, expression: str, timeout: float = 10.0) -> None:
@@ -173,7 +157,7 @@ def test_the_campaign_page_with_traffic_at_1280_and_375(open_console, console_se
     phone.assert_clean()
 
 
-def test_a_read_key_sees_no_forms_and_its_posts_get_403(open_console, console_server) -> None:
+def test_a_read_key_sees_no_forms_and_its_posts_get_403(open_console, console_server, console_http) -> None:
     tab = _signed_in_tab(open_console, console_server.read_key, f"{GROUP}/campaigns")
     assert _row(tab, "knn").count() == 1
     assert tab.page.locator("form#create-campaign").count() == 0
@@ -184,39 +168,41 @@ def test_a_read_key_sees_no_forms_and_its_posts_get_403(open_console, console_se
     tab.assert_clean()
 
     knn, popularity = console_server.versions["item-knn"], console_server.versions["popularity"]
-    with _signed_in_client(console_server.url, console_server.read_key) as (client, token):
-        switched = client.post(f"{GROUP}/campaigns/knn/switch",
-                               data={"solution_version_id": str(popularity), "csrf_token": token})
-        assert switched.status_code == 403 and "needs role admin" in switched.text
-        made = client.post(f"{GROUP}/campaigns", data={"name": "read-made", "solution_version_id": str(knn),
-                                                       "csrf_token": token})
-        assert made.status_code == 403
-        deleted = client.post(f"{GROUP}/campaigns/knn/delete", data={"csrf_token": token},
-                              headers={"HX-Request": "true"})
-        assert deleted.status_code == 403 and 'role="alert"' in deleted.text
+    signed = console_http(console_server.read_key)
+    client, token = signed.client, signed.csrf_token
+    switched = client.post(f"{GROUP}/campaigns/knn/switch",
+                           data={"solution_version_id": str(popularity), "csrf_token": token})
+    assert switched.status_code == 403 and "needs role admin" in switched.text
+    made = client.post(f"{GROUP}/campaigns", data={"name": "read-made", "solution_version_id": str(knn),
+                                                   "csrf_token": token})
+    assert made.status_code == 403
+    deleted = client.post(f"{GROUP}/campaigns/knn/delete", data={"csrf_token": token},
+                          headers={"HX-Request": "true"})
+    assert deleted.status_code == 403 and 'role="alert"' in deleted.text
     assert console_server.store.get_campaign("movies", "knn")["solution_version_id"] == knn
     assert not any(c["name"] == "read-made" for c in console_server.store.list_campaigns("movies"))
     denied = console_server.store.audit_entries(action="campaign.update")
     assert any(e["outcome"] == "denied" and e["resource"] == "dataset-groups/movies/campaigns/knn" for e in denied)
 
 
-def test_traffic_json_and_bad_input(console_server) -> None:
-    with _signed_in_client(console_server.url, console_server.admin_key) as (client, token):
-        traffic = client.get(f"{GROUP}/campaigns/knn/traffic.json").json()
-        assert [b["le"] for b in traffic["buckets"]] == [*BUCKETS, "+Inf"]
-        assert traffic["requests"] >= 0 and traffic["at"] > 0
-        assert client.get(f"{GROUP}/campaigns/nope/traffic.json").status_code == 404
-        window = client.get(f"{GROUP}/campaigns/knn/engagement?window=7d")
-        assert window.status_code == 400 and "window" in window.text and "7d" in window.text
-        bad = client.post(f"{GROUP}/campaigns/knn/switch", data={"solution_version_id": "x", "csrf_token": token})
-        assert bad.status_code == 422 and "solution_version_id" in bad.text
-        missing = client.post(f"{GROUP}/campaigns/knn/switch", data={"solution_version_id": "999999",
-                                                                      "csrf_token": token})
-        assert missing.status_code in (400, 404) and "999999" in missing.text
-        taken = client.post(f"{GROUP}/campaigns", data={"name": "knn", "solution_version_id": "1",
-                                                        "csrf_token": token})
-        assert taken.status_code == 400 and "already has a campaign &#39;knn&#39;" in taken.text
-        assert client.get(f"{GROUP}/campaigns/nope").status_code == 404
+def test_traffic_json_and_bad_input(console_server, console_http) -> None:
+    signed = console_http(console_server.admin_key)
+    client, token = signed.client, signed.csrf_token
+    traffic = client.get(f"{GROUP}/campaigns/knn/traffic.json").json()
+    assert [b["le"] for b in traffic["buckets"]] == [*BUCKETS, "+Inf"]
+    assert traffic["requests"] >= 0 and traffic["at"] > 0
+    assert client.get(f"{GROUP}/campaigns/nope/traffic.json").status_code == 404
+    window = client.get(f"{GROUP}/campaigns/knn/engagement?window=7d")
+    assert window.status_code == 400 and "window" in window.text and "7d" in window.text
+    bad = client.post(f"{GROUP}/campaigns/knn/switch", data={"solution_version_id": "x", "csrf_token": token})
+    assert bad.status_code == 422 and "solution_version_id" in bad.text
+    missing = client.post(f"{GROUP}/campaigns/knn/switch", data={"solution_version_id": "999999",
+                                                                  "csrf_token": token})
+    assert missing.status_code in (400, 404) and "999999" in missing.text
+    taken = client.post(f"{GROUP}/campaigns", data={"name": "knn", "solution_version_id": "1",
+                                                    "csrf_token": token})
+    assert taken.status_code == 400 and "already has a campaign &#39;knn&#39;" in taken.text
+    assert client.get(f"{GROUP}/campaigns/nope").status_code == 404
     assert console_server.store.get_campaign("movies", "knn")["solution_version_id"] == console_server.versions[
         "item-knn"]
 

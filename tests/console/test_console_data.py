@@ -8,10 +8,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import httpx
 import pytest
 
 from recsmith.jobs.importing import record_import_job
@@ -22,21 +19,6 @@ pytestmark = pytest.mark.browser
 NEW_ROWS = b"USER_ID,ITEM_ID,TIMESTAMP\nu-upload-1,1,1700000000\nu-upload-2,2,1700000100\nu-upload-3,1,1700000200\n"
 BAD_ROW = (b"USER_ID,ITEM_ID,TIMESTAMP\nu-upload-1,1,1700000000\nu-upload-2,2,not-a-time\n"
            b"u-upload-3,1,1700000200\n")
-
-
-@contextmanager
-def _signed_in_client(url: str, key: str) -> Iterator[httpx.Client]:
-    """An HTTP client that signed in through the form, as a browser does (cookies kept)."""
-    with httpx.Client(base_url=url, follow_redirects=False) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-        answer = client.post("/console/sign-in", data={"api_key": key, "csrf_token": token})
-        assert answer.status_code == 303, answer.text
-        yield client
-
-
-def _csrf(client: httpx.Client, path: str) -> str:
-    return re.search(r'"X-CSRF-Token": "([^"]+)"', client.get(path).text).group(1)
 
 
 def _new_group(console_server) -> tuple[str, int]:
@@ -191,30 +173,31 @@ def test_on_error_fail_changes_nothing(open_console, console_server) -> None:
     tab.assert_clean()
 
 
-def test_bad_input_is_a_400_naming_the_field(open_console, console_server) -> None:
+def test_bad_input_is_a_400_naming_the_field(open_console, console_server, console_http) -> None:
     group, group_id = _new_group(console_server)
     path = f"/console/g/{group}/data/upload"
     good = {"dataset_type": "interactions", "mode": "full", "on_error": "fail"}
     csv = {"file": ("ok.csv", NEW_ROWS, "text/csv")}
-    with _signed_in_client(console_server.url, console_server.admin_key) as client:
-        headers = {"X-CSRF-Token": _csrf(client, f"/console/g/{group}/data"), "HX-Request": "true"}
-        cases = [
-            ({}, good, "file"),
-            ({"file": ("notes.docx", b"x", "application/octet-stream")}, good, "file"),
-            (csv, good | {"dataset_type": "ratings"}, "dataset_type"),
-            (csv, good | {"mode": "append"}, "mode"),
-            (csv, good | {"on_error": "ignore"}, "on_error"),
-            (csv, good | {"column_map": "userId"}, "column_map"),
-        ]
-        for files, data, field in cases:
-            answer = client.post(path, files=files or {"other": ("", b"", "text/plain")}, data=data, headers=headers)
-            assert answer.status_code == 400, (field, answer.text)
-            assert f"<strong>{field}:</strong>" in answer.text and 'role="alert"' in answer.text
-        plain = client.post(path, files=csv, data=good | {"column_map": "userId=USER_ID,broken",  # no htmx
-                                                       "csrf_token": headers["X-CSRF-Token"]})
-        assert plain.status_code == 400 and '<form class="stack upload"' in plain.text  # the form, message in it
-        assert re.search(r'id="upload-result".*<strong>column_map:</strong> &#39;broken&#39; is not of the form',
-                         plain.text, re.S)
+    signed = console_http(console_server.admin_key)
+    client = signed.client
+    headers = {"X-CSRF-Token": signed.csrf_token, "HX-Request": "true"}
+    cases = [
+        ({}, good, "file"),
+        ({"file": ("notes.docx", b"x", "application/octet-stream")}, good, "file"),
+        (csv, good | {"dataset_type": "ratings"}, "dataset_type"),
+        (csv, good | {"mode": "append"}, "mode"),
+        (csv, good | {"on_error": "ignore"}, "on_error"),
+        (csv, good | {"column_map": "userId"}, "column_map"),
+    ]
+    for files, data, field in cases:
+        answer = client.post(path, files=files or {"other": ("", b"", "text/plain")}, data=data, headers=headers)
+        assert answer.status_code == 400, (field, answer.text)
+        assert f"<strong>{field}:</strong>" in answer.text and 'role="alert"' in answer.text
+    plain = client.post(path, files=csv, data=good | {"column_map": "userId=USER_ID,broken",  # no htmx
+                                                   "csrf_token": headers["X-CSRF-Token"]})
+    assert plain.status_code == 400 and '<form class="stack upload"' in plain.text  # the form, message in it
+    assert re.search(r'id="upload-result".*<strong>column_map:</strong> &#39;broken&#39; is not of the form',
+                     plain.text, re.S)
     assert console_server.store.list_import_jobs(group_id) == []
     tab = open_console()
     tab.expected_statuses.add(400)
@@ -237,7 +220,8 @@ def test_bad_input_is_a_400_naming_the_field(open_console, console_server) -> No
     assert console_server.store.list_import_jobs(group_id) == []
 
 
-def test_read_and_write_keys_see_no_upload_form_and_the_server_refuses(open_console, console_server) -> None:
+def test_read_and_write_keys_see_no_upload_form_and_the_server_refuses(open_console, console_server,
+                                                                        console_http) -> None:
     movies = console_server.store.get_dataset_group("movies").id
     before = len(console_server.store.list_import_jobs(movies))
     tab = open_console(console_server.read_key, width=375)
@@ -249,36 +233,38 @@ def test_read_and_write_keys_see_no_upload_form_and_the_server_refuses(open_cons
     tab.screenshot("data-read-key-375")
     tab.assert_clean()
     for key in (console_server.read_key, console_server.write_key):
-        with _signed_in_client(console_server.url, key) as client:
-            assert "Upload and import" not in client.get("/console/g/movies/data").text
-            token = _csrf(client, "/console/g/movies/data")
-            answer = client.post("/console/g/movies/data/upload", data={"csrf_token": token, "dataset_type":
-                                 "interactions", "mode": "full", "on_error": "fail"},
-                                 files={"file": ("x.csv", NEW_ROWS, "text/csv")})
-            assert answer.status_code == 403 and "needs role admin" in answer.text
+        signed = console_http(key)
+        client = signed.client
+        assert "Upload and import" not in client.get("/console/g/movies/data").text
+        token = signed.csrf_token
+        answer = client.post("/console/g/movies/data/upload", data={"csrf_token": token, "dataset_type":
+                             "interactions", "mode": "full", "on_error": "fail"},
+                             files={"file": ("x.csv", NEW_ROWS, "text/csv")})
+        assert answer.status_code == 403 and "needs role admin" in answer.text
     assert len(console_server.store.list_import_jobs(movies)) == before
     denied = [e for e in console_server.store.audit_entries(action="import.create", limit=50)
               if e["resource"] == "dataset-groups/movies/import-jobs" and e["outcome"] == "denied"]
     assert {e["detail"]["role"] for e in denied} >= {"read", "write"} and {e["status"] for e in denied} == {403}
 
 
-def test_an_upload_without_the_csrf_token_is_refused(console_server) -> None:
+def test_an_upload_without_the_csrf_token_is_refused(console_server, console_http) -> None:
     group, group_id = _new_group(console_server)
-    with _signed_in_client(console_server.url, console_server.admin_key) as client:
-        answer = client.post(f"/console/g/{group}/data/upload", data={"dataset_type": "interactions"},
-                             files={"file": ("x.csv", NEW_ROWS, "text/csv")})
-        assert answer.status_code == 403 and "CSRF" in answer.text
-        # a plain form post with the token works and lands on the job's page
-        token = _csrf(client, f"/console/g/{group}/data")
-        answer = client.post(f"/console/g/{group}/data/upload", files={"file": ("x.csv", NEW_ROWS, "text/csv")},
-                             data={"csrf_token": token, "dataset_type": "interactions", "mode": "full",
-                                   "on_error": "fail"})
-        assert answer.status_code == 303, answer.text
-        job_page = answer.headers["location"]
-        assert re.fullmatch(rf"/console/g/{group}/data/imports/\d+", job_page)
-        deadline = time.monotonic() + 15
-        while 'data-status="ACTIVE"' not in (text := client.get(job_page).text) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert 'data-status="ACTIVE"' in text
-        assert client.get(f"/console/g/movies/data/imports/{job_page.rsplit('/', 1)[1]}").status_code == 404
+    signed = console_http(console_server.admin_key)
+    client = signed.client
+    answer = client.post(f"/console/g/{group}/data/upload", data={"dataset_type": "interactions"},
+                         files={"file": ("x.csv", NEW_ROWS, "text/csv")})
+    assert answer.status_code == 403 and "CSRF" in answer.text
+    # a plain form post with the token works and lands on the job's page
+    token = signed.csrf_token
+    answer = client.post(f"/console/g/{group}/data/upload", files={"file": ("x.csv", NEW_ROWS, "text/csv")},
+                         data={"csrf_token": token, "dataset_type": "interactions", "mode": "full",
+                               "on_error": "fail"})
+    assert answer.status_code == 303, answer.text
+    job_page = answer.headers["location"]
+    assert re.fullmatch(rf"/console/g/{group}/data/imports/\d+", job_page)
+    deadline = time.monotonic() + 15
+    while 'data-status="ACTIVE"' not in (text := client.get(job_page).text) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert 'data-status="ACTIVE"' in text
+    assert client.get(f"/console/g/movies/data/imports/{job_page.rsplit('/', 1)[1]}").status_code == 404
     assert console_server.store.count_interactions(group_id) == 3

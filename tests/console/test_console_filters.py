@@ -7,11 +7,8 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import httpx
 import pytest
 
 from recsmith.data.filters import FilterSyntaxError, parse_filter
@@ -39,18 +36,6 @@ def _open(open_console: Any, key: str, path: str = FILTERS, **size: int) -> Any:
     tab.page.wait_for_load_state("networkidle")
     assert tab.page.url.endswith(path), tab.page.url
     return tab
-
-
-@contextmanager
-def _signed_in(url: str, key: str) -> Iterator[tuple[httpx.Client, str]]:
-    """An HTTP client signed in through the form, and the session's CSRF token."""
-    with httpx.Client(base_url=url, follow_redirects=False) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-        assert client.post("/console/sign-in", data={"api_key": key, "csrf_token": token}).status_code == 303
-        page = client.get(FILTERS)
-        assert page.status_code == 200, page.text
-        yield client, re.search(r'"X-CSRF-Token": "([^"]+)"', page.text).group(1)
 
 
 def _type_expression(tab: Any, text: str) -> Any:
@@ -173,16 +158,17 @@ def test_a_bad_expression_on_submit_shows_the_form_again(open_console, console_s
     tab.assert_clean()
 
 
-def test_a_taken_name_is_refused_on_the_form(console_server) -> None:
-    with _signed_in(console_server.url, console_server.admin_key) as (client, token):
-        taken = client.post(FILTERS, data={"name": "genre", "expression": 'INCLUDE ItemID WHERE Items.GENRES IN ("x")',
-                                           "csrf_token": token})
-        assert taken.status_code == 400 and "already has a filter 'genre'" in html.unescape(taken.text)
+def test_a_taken_name_is_refused_on_the_form(console_server, console_http) -> None:
+    signed = console_http(console_server.admin_key)
+    taken = signed.client.post(FILTERS, data={"name": "genre", "csrf_token": signed.csrf_token,
+                                              "expression": 'INCLUDE ItemID WHERE Items.GENRES IN ("x")'})
+    assert taken.status_code == 400 and "already has a filter 'genre'" in html.unescape(taken.text)
     assert console_server.store.get_filter("movies", "genre")["expression"] == \
         "INCLUDE ItemID WHERE Items.GENRES IN ($GENRE)"
 
 
-def test_a_read_key_sees_no_forms_and_the_server_refuses_its_posts(open_console, console_server) -> None:
+def test_a_read_key_sees_no_forms_and_the_server_refuses_its_posts(open_console, console_server,
+                                                                     console_http) -> None:
     tab = _open(open_console, console_server.read_key)
     assert "genre" in tab.page.locator("#filters").inner_text()
     assert tab.page.locator("form#create-filter").count() == 0
@@ -192,12 +178,12 @@ def test_a_read_key_sees_no_forms_and_the_server_refuses_its_posts(open_console,
     tab.assert_clean()
     name = f"not-made-{uuid.uuid4().hex[:8]}"
     good = 'INCLUDE ItemID WHERE Items.GENRES IN ("Comedy")'
-    with _signed_in(console_server.url, console_server.read_key) as (client, token):
-        for path, data in [(FILTERS, {"name": name, "expression": good}),
-                           (f"{FILTERS}/check", {"expression": good}),
-                           (f"{FILTERS}/test", {"expression": good, "campaign": "knn", "user_id": "1"}),
-                           (f"{FILTERS}/genre/delete", {})]:
-            refused = client.post(path, data={**data, "csrf_token": token})
-            assert refused.status_code == 403 and "needs role admin" in refused.text, (path, refused.text)
+    signed = console_http(console_server.read_key)
+    for path, data in [(FILTERS, {"name": name, "expression": good}),
+                       (f"{FILTERS}/check", {"expression": good}),
+                       (f"{FILTERS}/test", {"expression": good, "campaign": "knn", "user_id": "1"}),
+                       (f"{FILTERS}/genre/delete", {})]:
+        refused = signed.client.post(path, data={**data, "csrf_token": signed.csrf_token})
+        assert refused.status_code == 403 and "needs role admin" in refused.text, (path, refused.text)
     names = [f["name"] for f in console_server.store.list_filters("movies")]
     assert "genre" in names and name not in names

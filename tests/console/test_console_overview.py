@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -20,20 +18,6 @@ GROUP = "movies"
 BASE = f"/console/g/{GROUP}"
 CHART_SUM = "sel => { const c = Chart.getChart(document.querySelector(sel)); " \
             "return c ? c.data.datasets[0].data.reduce((a, b) => a + b, 0) : -1; }"
-
-
-@contextmanager
-def _signed_in_client(url: str, key: str) -> Iterator[httpx.Client]:
-    """An HTTP client that signed in through the form, as a browser does (cookies kept)."""
-    with httpx.Client(base_url=url, follow_redirects=False) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-        assert client.post("/console/sign-in", data={"api_key": key, "csrf_token": token}).status_code == 303
-        yield client
-
-
-def _csrf(client: httpx.Client, path: str) -> str:
-    return re.search(r'"X-CSRF-Token": "([^"]+)"', client.get(path).text).group(1)
 
 
 def _number(text: str) -> int:
@@ -88,7 +72,7 @@ def test_overview_counts_event_types_and_events_per_day(open_console, console_se
     tab.assert_clean()
 
 
-def test_live_events_show_on_the_live_chart_and_in_the_table(open_console, console_server) -> None:
+def test_live_events_show_on_the_live_chart_and_in_the_table(open_console, console_server, console_http) -> None:
     tab = open_console(console_server.read_key)
     tab.goto(BASE)
     before = tab.page.evaluate(CHART_SUM, "#live-chart")
@@ -104,34 +88,35 @@ def test_live_events_show_on_the_live_chart_and_in_the_table(open_console, conso
     tab.page.wait_for_function(f"() => ({CHART_SUM})('#live-chart') >= {before + 3}", timeout=15_000)
     tab.page.locator("#live-events").get_by_text(user).first.wait_for(timeout=15_000)
     assert tab.page.locator("#live-events tbody tr").filter(has_text=user).count() == 3
-    with _signed_in_client(console_server.url, console_server.read_key) as client:
-        data = client.get(f"{BASE}/live-events.json").json()
-        assert len(data["labels"]) == 60 and len(data["datasets"][0]["data"]) == 60
-        assert sum(data["datasets"][0]["data"]) >= before + 3
+    client = console_http(console_server.read_key).client
+    data = client.get(f"{BASE}/live-events.json").json()
+    assert len(data["labels"]) == 60 and len(data["datasets"][0]["data"]) == 60
+    assert sum(data["datasets"][0]["data"]) >= before + 3
     _shots(tab, "overview-live")
     tab.assert_clean()
 
 
-def test_a_key_of_another_group_gets_403_and_an_unknown_group_404(open_console, console_server) -> None:
+def test_a_key_of_another_group_gets_403_and_an_unknown_group_404(open_console, console_server,
+                                                                   console_http) -> None:
     other = _new_group(console_server)
     key = console_server.store.create_api_key("admin", other, "overview-other")["key"]
     paths = ["", "/events-per-day", "/live-events", "/live-events.json", "/batch-jobs", "/batch-jobs/1",
              "/retraining"]
-    with _signed_in_client(console_server.url, key) as client:
-        for path in paths:
-            answer = client.get(BASE + path)
-            assert answer.status_code == 403, path
-            assert "needs role" in answer.text
-        token = _csrf(client, f"/console/g/{other}")
-        refused = client.post(f"{BASE}/batch-jobs", data={"csrf_token": token, "solution_version_id": "1",
-                                                            "output": "/tmp/x.jsonl"})
-        assert refused.status_code == 403
-        assert client.get(f"/console/g/{other}").status_code == 200  # its own group
-    with _signed_in_client(console_server.url, console_server.admin_key) as client:
-        for path in paths:
-            assert client.get(f"/console/g/no-such-group{path}").status_code == 404, path
-        bad = client.get(f"{BASE}?range=week")
-        assert bad.status_code == 422 and "range" in bad.text
+    signed = console_http(key)
+    client = signed.client
+    for path in paths:
+        answer = client.get(BASE + path)
+        assert answer.status_code == 403, path
+        assert "needs role" in answer.text
+    refused = client.post(f"{BASE}/batch-jobs", data={"csrf_token": signed.csrf_token, "solution_version_id": "1",
+                                                        "output": "/tmp/x.jsonl"})
+    assert refused.status_code == 403
+    assert client.get(f"/console/g/{other}").status_code == 200  # its own group
+    admin = console_http(console_server.admin_key).client
+    for path in paths:
+        assert admin.get(f"/console/g/no-such-group{path}").status_code == 404, path
+    bad = admin.get(f"{BASE}?range=week")
+    assert bad.status_code == 422 and "range" in bad.text
     tab = open_console(key)
     tab.expected_statuses.add(403)
     assert tab.goto(BASE).status == 403
@@ -213,14 +198,14 @@ def test_the_batch_list_refreshes_while_a_job_runs(open_console, console_server)
     tab.assert_clean()
 
 
-def test_batch_jobs_are_for_admins_as_in_the_api(console_server) -> None:
+def test_batch_jobs_are_for_admins_as_in_the_api(console_server, console_http) -> None:
     for key in (console_server.read_key, console_server.write_key):
-        with _signed_in_client(console_server.url, key) as client:
-            assert client.get(f"{BASE}/batch-jobs").status_code == 403
-            token = _csrf(client, BASE)
-            answer = client.post(f"{BASE}/batch-jobs", data={"csrf_token": token, "output": "/tmp/x.jsonl",
-                                                              "solution_version_id": "1"})
-            assert answer.status_code == 403 and "needs role admin" in answer.text
+        signed = console_http(key)
+        client = signed.client
+        assert client.get(f"{BASE}/batch-jobs").status_code == 403
+        answer = client.post(f"{BASE}/batch-jobs", data={"csrf_token": signed.csrf_token, "output": "/tmp/x.jsonl",
+                                                          "solution_version_id": "1"})
+        assert answer.status_code == 403 and "needs role admin" in answer.text
         api = httpx.get(f"{console_server.url}/v1/dataset-groups/{GROUP}/batch-inference-jobs",
                         headers={"Authorization": f"Bearer {key}"})
         assert api.status_code == 403  # the same rule

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -18,17 +16,6 @@ GROUP = "/console/g/movies"
 USER_1_NEWEST = ("Cinema Paradiso (Nuovo cinema Paradiso) (1989)", "1172")
 USER_1_OLDEST = ("Antz (1998)", "2294")
 USER_1_FIRST_STORED = ("Dangerous Minds (1995)", "31")  # the first row of ratings.csv, not the oldest
-
-
-@contextmanager
-def _signed_in_client(url: str, key: str) -> Iterator[httpx.Client]:
-    """An HTTP client that signed in through the form, as a browser does (cookies kept)."""
-    with httpx.Client(base_url=url, follow_redirects=False) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-        answer = client.post("/console/sign-in", data={"api_key": key, "csrf_token": token})
-        assert answer.status_code == 303, answer.text
-        yield client
 
 
 def _campaign(tab, name: str):
@@ -212,38 +199,39 @@ def test_phone_width(open_console) -> None:
         tab.assert_clean()
 
 
-def test_the_server_checks_the_group_and_the_input(console_server) -> None:
+def test_the_server_checks_the_group_and_the_input(console_server, console_http) -> None:
     other = console_server.store.create_dataset_group("people-other-group").name
-    with _signed_in_client(console_server.url, console_server.read_key) as client:
-        assert client.get(f"/console/g/{other}/users/1").status_code == 403  # a key of group movies only
-        assert client.get(f"/console/g/{other}/people/recommendations",
-                           params={"campaign": "knn", "user_id": "1"}).status_code == 403
-        answer = client.get(f"{GROUP}/people/recommendations", params={"campaign": "knn", "user_id": "1"},
-                            headers={"HX-Request": "true"})
-        assert answer.status_code == 200 and answer.text.count("<tr>") == 11
-        missing = client.get(f"{GROUP}/people/recommendations", params={"campaign": "no-such", "user_id": "1"})
-        assert missing.status_code == 200 and "Not serving" in missing.text
-        assert client.get(f"{GROUP}/users/1", params={"page": "0"}).status_code == 422
-        assert client.get(f"{GROUP}/users/1", params={"page": "x"}).status_code == 422
-        assert client.get(f"{GROUP}/users", params={"user_id": "x" * 300}).status_code == 422
-        assert client.get(f"{GROUP}/users", params={"user_id": "a\x00b"}).status_code == 422
-        assert client.get(f"{GROUP}/people/related", params={"campaign": "knn"}).status_code == 422
-    with _signed_in_client(console_server.url, console_server.admin_key) as client:
-        assert client.get("/console/g/no-such-group/users").status_code == 404
+    client = console_http(console_server.read_key).client
+    assert client.get(f"/console/g/{other}/users/1").status_code == 403  # a key of group movies only
+    assert client.get(f"/console/g/{other}/people/recommendations",
+                       params={"campaign": "knn", "user_id": "1"}).status_code == 403
+    answer = client.get(f"{GROUP}/people/recommendations", params={"campaign": "knn", "user_id": "1"},
+                        headers={"HX-Request": "true"})
+    assert answer.status_code == 200 and answer.text.count("<tr>") == 11
+    missing = client.get(f"{GROUP}/people/recommendations", params={"campaign": "no-such", "user_id": "1"})
+    assert missing.status_code == 200 and "Not serving" in missing.text
+    assert client.get(f"{GROUP}/users/1", params={"page": "0"}).status_code == 422
+    assert client.get(f"{GROUP}/users/1", params={"page": "x"}).status_code == 422
+    assert client.get(f"{GROUP}/users", params={"user_id": "x" * 300}).status_code == 422
+    assert client.get(f"{GROUP}/users", params={"user_id": "a\x00b"}).status_code == 422
+    assert client.get(f"{GROUP}/people/related", params={"campaign": "knn"}).status_code == 422
+    admin = console_http(console_server.admin_key).client
+    assert admin.get("/console/g/no-such-group/users").status_code == 404
 
 
-def test_a_campaign_without_item_similarity_answers_with_popular_items(open_console, console_server) -> None:
+def test_a_campaign_without_item_similarity_answers_with_popular_items(open_console, console_server,
+                                                                        console_http) -> None:
     store, name = console_server.store, "people-popularity"
     store.create_campaign("movies", name, console_server.versions["popularity"])
     try:
-        with _signed_in_client(console_server.url, console_server.read_key) as client:
-            deadline = time.monotonic() + 20  # both workers load it within their sync interval
-            while time.monotonic() < deadline:
-                answers = [client.get(f"{GROUP}/people/related", params={"campaign": name, "item_id": "1"})
-                           for _ in range(4)]
-                if not any("Not serving" in a.text for a in answers):
-                    break
-                time.sleep(0.5)
+        client = console_http(console_server.read_key).client
+        deadline = time.monotonic() + 20  # both workers load it within their sync interval
+        while time.monotonic() < deadline:
+            answers = [client.get(f"{GROUP}/people/related", params={"campaign": name, "item_id": "1"})
+                       for _ in range(4)]
+            if not any("Not serving" in a.text for a in answers):
+                break
+            time.sleep(0.5)
         tab = open_console()
         tab.goto(f"{GROUP}/items/1")
         _wait_for_answers(tab, 2)

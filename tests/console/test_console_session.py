@@ -4,24 +4,11 @@ where a browser would hide what the server does)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
 pytestmark = pytest.mark.browser
-
-
-@contextmanager
-def _signed_in_client(url: str, key: str) -> Iterator[httpx.Client]:
-    """An HTTP client that signed in through the form, as a browser does (cookies kept)."""
-    with httpx.Client(base_url=url, follow_redirects=False) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-        answer = client.post("/console/sign-in", data={"api_key": key, "csrf_token": token})
-        assert answer.status_code == 303, answer.text
-        yield client
 
 
 def test_sign_in_with_the_first_admin_key_then_sign_out(open_console, console_server) -> None:
@@ -54,25 +41,26 @@ def test_a_wrong_key_is_refused_on_the_form(open_console) -> None:
     tab.assert_clean()
 
 
-def test_forms_without_the_csrf_token_get_403(console_server) -> None:
-    with _signed_in_client(console_server.url, console_server.admin_key) as client:
-        page = client.get("/console/keys")
-        assert page.status_code == 200
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        refused = client.post("/console/keys", data={"role": "read"})
-        assert refused.status_code == 403 and "CSRF" in refused.text
-        wrong = client.post("/console/keys", data={"role": "read", "csrf_token": "x" * 43})
-        assert wrong.status_code == 403
-        made = client.post("/console/keys", data={"role": "read", "dataset_group": "movies", "csrf_token": token,
-                                                  "name": "csrf-test"})
-        assert made.status_code == 201 and "rsk_" in made.text
+def test_forms_without_the_csrf_token_get_403(console_server, console_http) -> None:
+    client = console_http(console_server.admin_key).client
+    page = client.get("/console/keys")
+    assert page.status_code == 200
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    refused = client.post("/console/keys", data={"role": "read"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    wrong = client.post("/console/keys", data={"role": "read", "csrf_token": "x" * 43})
+    assert wrong.status_code == 403
+    made = client.post("/console/keys", data={"role": "read", "dataset_group": "movies", "csrf_token": token,
+                                              "name": "csrf-test"})
+    assert made.status_code == 201 and "rsk_" in made.text
     # the sign-in form has its own token (no session yet)
     with httpx.Client(base_url=console_server.url) as anonymous:
         anonymous.get("/console/sign-in")
         assert anonymous.post("/console/sign-in", data={"api_key": console_server.admin_key}).status_code == 403
 
 
-def test_a_read_key_cannot_see_the_keys_and_the_server_refuses_too(open_console, console_server) -> None:
+def test_a_read_key_cannot_see_the_keys_and_the_server_refuses_too(open_console, console_server,
+                                                                     console_http) -> None:
     tab = open_console(console_server.read_key)
     assert tab.page.url.endswith("/console/g/movies")  # a key of one group lands on its group
     assert tab.page.get_by_role("link", name="Keys").count() == 0
@@ -80,18 +68,17 @@ def test_a_read_key_cannot_see_the_keys_and_the_server_refuses_too(open_console,
     response = tab.goto("/console/keys")
     assert response.status == 403
     assert "needs role admin" in tab.page.get_by_role("alert").inner_text()
-    with _signed_in_client(console_server.url, console_server.read_key) as client:
-        page = client.get("/console/g/movies")
-        token = re.search(r'"X-CSRF-Token": "([^"]+)"', page.text).group(1)
-        assert client.post("/console/keys", data={"role": "admin", "csrf_token": token}).status_code == 403
+    signed = console_http(console_server.read_key)
+    refused = signed.client.post("/console/keys", data={"role": "admin", "csrf_token": signed.csrf_token})
+    assert refused.status_code == 403
 
 
-def test_revoking_a_key_ends_its_sessions(console_server) -> None:
+def test_revoking_a_key_ends_its_sessions(console_server, console_http) -> None:
     made = console_server.store.create_api_key("read", "movies", "short-lived")
-    with _signed_in_client(console_server.url, made["key"]) as client:
-        assert client.get("/console/g/movies").status_code == 200
-        console_server.store.delete_api_key(made["key_id"])
-        assert client.get("/console/g/movies").status_code == 303  # back to the sign-in form
+    client = console_http(made["key"]).client
+    assert client.get("/console/g/movies").status_code == 200
+    console_server.store.delete_api_key(made["key_id"])
+    assert client.get("/console/g/movies").status_code == 303  # back to the sign-in form
 
 
 def test_keys_page_creates_shows_once_and_revokes(open_console, console_server) -> None:

@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import httpx
 import pytest
 
 from recsmith.jobs.training import StoredProgress, train_solution_version
@@ -21,20 +18,6 @@ pytestmark = pytest.mark.browser
 GROUP = "movies"
 BASE = f"/console/g/{GROUP}/solutions"
 INTERVAL = re.compile(r"\[0\.\d+ – 0\.\d+\]")
-
-
-@contextmanager
-def _signed_in_client(url: str, key: str) -> Iterator[tuple[httpx.Client, str]]:
-    """An HTTP client signed in through the form (cookies kept), and the session's CSRF token."""
-    with httpx.Client(base_url=url, follow_redirects=False, timeout=60) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-        answer = client.post("/console/sign-in", data={"api_key": key, "csrf_token": token})
-        assert answer.status_code == 303, answer.text
-        page = client.get(BASE)
-        assert page.status_code == 200, page.text
-        csrf = re.search(r'"X-CSRF-Token": "([^"]+)"', page.text).group(1)
-        yield client, csrf
 
 
 def _unique(prefix: str) -> str:
@@ -101,25 +84,25 @@ def test_compare_item_knn_with_popularity(open_console, console_server) -> None:
         tab.assert_clean()
 
 
-def test_the_report_is_html_with_its_own_sandboxed_policy(console_server) -> None:
+def test_the_report_is_html_with_its_own_sandboxed_policy(console_server, console_http) -> None:
     version = console_server.versions["item-knn"]
-    with _signed_in_client(console_server.url, console_server.read_key) as (client, _):
-        answer = client.get(f"{BASE}/versions/{version}/report")
-        assert answer.status_code == 200, answer.text
-        assert answer.headers["content-type"].startswith("text/html")
-        policy = answer.headers["content-security-policy"]
-        assert "sandbox" in policy and "script-src" not in policy and "default-src 'none'" in policy
-        assert "<h2>Leaderboard</h2>" in answer.text and "<svg" in answer.text and "ndcg@10" in answer.text
-        assert "<script" not in answer.text
-        assert client.get(f"{BASE}/versions/999999/report").status_code == 404
+    client = console_http(console_server.read_key).client
+    answer = client.get(f"{BASE}/versions/{version}/report")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    policy = answer.headers["content-security-policy"]
+    assert "sandbox" in policy and "script-src" not in policy and "default-src 'none'" in policy
+    assert "<h2>Leaderboard</h2>" in answer.text and "<svg" in answer.text and "ndcg@10" in answer.text
+    assert "<script" not in answer.text
+    assert client.get(f"{BASE}/versions/999999/report").status_code == 404
 
 
-def test_a_version_trained_without_metrics_has_no_report(open_console, console_server) -> None:
+def test_a_version_trained_without_metrics_has_no_report(open_console, console_server, console_http) -> None:
     version = train_solution_version(console_server.store, Settings(home=console_server.home), GROUP, "popularity",
                                      solution_name=_unique("console-no-metrics"), with_metrics=False)["id"]
-    with _signed_in_client(console_server.url, console_server.read_key) as (client, _):
-        answer = client.get(f"{BASE}/versions/{version}/report")
-        assert answer.status_code == 404 and "no stored evaluation" in answer.text
+    client = console_http(console_server.read_key).client
+    answer = client.get(f"{BASE}/versions/{version}/report")
+    assert answer.status_code == 404 and "no stored evaluation" in answer.text
     tab = open_console()
     tab.goto(f"{BASE}/versions/{version}")
     assert tab.page.get_by_role("link", name="Evaluation report").count() == 0
@@ -186,7 +169,7 @@ def test_bad_params_are_shown_inline_and_start_nothing(open_console, console_ser
     tab.assert_clean()
 
 
-def test_a_read_key_sees_no_forms_and_the_server_refuses(open_console, console_server) -> None:
+def test_a_read_key_sees_no_forms_and_the_server_refuses(open_console, console_server, console_http) -> None:
     tab = open_console(console_server.read_key)
     tab.problems.clear()  # signing in lands on the group's overview, which is not this area's page
     tab.goto(BASE)
@@ -198,11 +181,12 @@ def test_a_read_key_sees_no_forms_and_the_server_refuses(open_console, console_s
     tab.goto(f"{BASE}/tune")
     assert tab.page.get_by_role("button", name="Start tuning").count() == 0
     tab.assert_clean()
-    with _signed_in_client(console_server.url, console_server.read_key) as (client, csrf):
-        train = client.post(f"{BASE}/train", data={"recipe": "popularity", "csrf_token": csrf})
-        assert train.status_code == 403 and "needs role admin" in train.text
-        tune = client.post(f"{BASE}/tune", data={"recipe": "item-knn", "trials": "1", "csrf_token": csrf})
-        assert tune.status_code == 403
+    signed = console_http(console_server.read_key)
+    client, csrf = signed.client, signed.csrf_token
+    train = client.post(f"{BASE}/train", data={"recipe": "popularity", "csrf_token": csrf})
+    assert train.status_code == 403 and "needs role admin" in train.text
+    tune = client.post(f"{BASE}/tune", data={"recipe": "item-knn", "trials": "1", "csrf_token": csrf})
+    assert tune.status_code == 403
 
 
 def test_a_tune_of_two_trials_shows_them_and_the_best(open_console, console_server) -> None:

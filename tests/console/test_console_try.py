@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -120,18 +119,15 @@ def test_a_missing_value_or_id_is_named_in_the_results(open_console, console_ser
     tab.assert_clean()
 
 
-def test_the_page_is_the_apis_answer(console_server) -> None:
+def test_the_page_is_the_apis_answer(console_server, console_http) -> None:
     """The same request through the console and through /v1 gives the same items and scores."""
     query = {"campaign": "knn", "kind": "user", "user_id": "1", "num_results": 5, "filter": "genre",
              "filter_value.GENRE": "Comedy"}
-    with httpx.Client(base_url=console_server.url, follow_redirects=False) as client:
-        form = client.get("/console/sign-in")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-        client.post("/console/sign-in", data={"api_key": console_server.read_key, "csrf_token": token})
-        page = client.get(TRY, params=query, headers={"HX-Request": "true"})
-        api = client.get("/v1/dataset-groups/movies/campaigns/knn/recommendations",
-                         params={"user_id": "1", "num_results": 5, "filter": "genre", "filter_value": "GENRE=Comedy"},
-                         headers={"Authorization": f"Bearer {console_server.read_key}"})
+    client = console_http(console_server.read_key).client
+    page = client.get(TRY, params=query, headers={"HX-Request": "true"})
+    api = client.get("/v1/dataset-groups/movies/campaigns/knn/recommendations",
+                     params={"user_id": "1", "num_results": 5, "filter": "genre", "filter_value": "GENRE=Comedy"},
+                     headers={"Authorization": f"Bearer {console_server.read_key}"})
     assert page.status_code == 200 and api.status_code == 200
     ids = re.findall(r'<th scope="row"><code>([^<]+)</code>', page.text)
     assert ids == [item["item_id"] for item in api.json()["items"]]
