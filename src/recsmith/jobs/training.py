@@ -25,11 +25,9 @@ from recsmith.data.interactions import Interactions
 from recsmith.data.training import TrainingData
 from recsmith.engines import make_engine
 from recsmith.errors import DataError
-from recsmith.evaluation.analysis import REPORT_DEPTH, interaction_deciles, report_entry
 from recsmith.evaluation.evaluate import evaluate_recipes
 from recsmith.evaluation.experiment import Experiment
 from recsmith.evaluation.split import holdout_split
-from recsmith.evaluation.stats import summarise
 from recsmith.jobs.config import SolutionConfig
 from recsmith.jobs.runs import IN_PROGRESS, JobRun, ProgressCallback, fail_abandoned_jobs, owner_columns, run_job
 from recsmith.recipes import Recipe, create, recipe_class
@@ -347,6 +345,8 @@ class TrainingJob:
     def _measure(self, data: TrainingData, fit_options: FitOptions) -> tuple[dict[str, Any], dict[str, Any]]:
         """The offline metrics (means and protocol) and the :func:`offline_evaluation` of a copy of the recipe
         fitted on all but the held-out slice."""
+        from recsmith.evaluation.analysis import REPORT_DEPTH  # scipy.stats: only where metrics are measured
+
         klass = type(self.model)
         train, test, protocol = holdout_split(data.interactions, sequential=klass.tags.sequential,
                                               fraction=self.test_fraction, seed=self.seed)
@@ -451,6 +451,9 @@ def offline_evaluation(row: dict[str, Any], train: Interactions, test: Interacti
         (``{metric: {"mean", "ci_low", "ci_high"}}``; catalogue-wide metrics such as coverage have none) and
         ``report`` (``entry``, ``reference_deciles``, ``primary``), JSON-ready.
     """
+    from recsmith.evaluation.analysis import interaction_deciles, report_entry  # scipy.stats, imported late: a
+    from recsmith.evaluation.stats import summarise  # training without metrics, and `recsmith --help`, never need it
+
     intervals = summarise(row["per_user"], confidence=EVALUATION_CONFIDENCE, n_resamples=EVALUATION_RESAMPLES,
                           seed=seed)
     primary = f"ndcg@{k}"
