@@ -124,9 +124,9 @@ class ConsoleTab:
         self.page.wait_for_load_state("networkidle")
         return response
 
-    def sign_in(self, key: str) -> None:
-        """Sign in with ``key`` through the sign-in form."""
-        self.goto("/console/sign-in")
+    def sign_in(self, key: str, landing: str | None = None) -> None:
+        """Sign in with ``key`` through the sign-in form (coming back to ``landing``, a console path, if given)."""
+        self.goto("/console/sign-in" + (f"?next={landing}" if landing else ""))
         self.page.get_by_label("API key").fill(key)
         self.page.get_by_role("button", name="Sign in").click()
         self.page.wait_for_load_state("networkidle")
@@ -144,19 +144,22 @@ class ConsoleTab:
 
 @pytest.fixture
 def open_console(browser: Any, console_server: ConsoleServer, tmp_path: Path) -> Iterator[Callable[..., ConsoleTab]]:
-    """``open_console(key=None, width=1280, height=900)``: a new browser context and tab, signed in with ``key``
-    (default: the first admin key; ``""``: not signed in)."""
+    """``open_console(key=None, width=1280, height=900, landing=None)``: a new browser context and tab, signed in
+    with ``key`` (default: the first admin key; ``""``: not signed in), on ``landing`` when given."""
     contexts: list[Any] = []
     shots = Path(os.environ.get("RECSMITH_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
 
-    def open_tab(key: str | None = None, *, width: int = 1280, height: int = 900) -> ConsoleTab:
+    def open_tab(key: str | None = None, *, width: int = 1280, height: int = 900,
+                 landing: str | None = None) -> ConsoleTab:
         context = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         tab = ConsoleTab(context.new_page(), console_server.url, shots)
         key = console_server.admin_key if key is None else key
         if key:
-            tab.sign_in(key)
+            tab.sign_in(key, landing)
+            if landing:
+                assert tab.page.url.endswith(landing), tab.page.url
         return tab
 
     yield open_tab

@@ -27,17 +27,6 @@ MARK_OFFSET = """code => {
 """Where the ``<mark>`` is in the shown expression: the characters before it, and its text."""
 
 
-def _open(open_console: Any, key: str, path: str = FILTERS, **size: int) -> Any:
-    """A tab signed in with ``key`` through the form, landing on ``path``."""
-    tab = open_console("", **size)
-    tab.goto(f"/console/sign-in?next={path}")
-    tab.page.get_by_label("API key").fill(key)
-    tab.page.get_by_role("button", name="Sign in").click()
-    tab.page.wait_for_load_state("networkidle")
-    assert tab.page.url.endswith(path), tab.page.url
-    return tab
-
-
 def _type_expression(tab: Any, text: str) -> Any:
     """Type ``text`` into the expression (a keyup sends it to the check) and return the check's answer."""
     from playwright.sync_api import expect
@@ -58,7 +47,7 @@ def _position(text: str) -> int:
 
 
 def test_the_list_shows_each_filter_with_its_parameters(open_console, console_server) -> None:
-    tab = _open(open_console, console_server.admin_key)
+    tab = open_console(console_server.admin_key, landing=FILTERS)
     row = tab.page.locator("#filters tr", has_text="genre")
     assert "INCLUDE ItemID WHERE Items.GENRES IN ($GENRE)" in row.inner_text()
     assert "$GENRE" in row.locator("td").nth(1).inner_text()
@@ -70,7 +59,7 @@ def test_the_list_shows_each_filter_with_its_parameters(open_console, console_se
 @pytest.mark.parametrize("text", ['INCLUDE ItemID WHERE Items.GENRES IN ("Comedy"',
                                   'INCLUDE ItemID WHER Items.GENRES IN ("x")'])
 def test_a_parse_error_is_marked_where_the_parser_says(open_console, console_server, text) -> None:
-    tab = _open(open_console, console_server.admin_key)
+    tab = open_console(console_server.admin_key, landing=FILTERS)
     check = _type_expression(tab, text)
     alert = check.get_by_role("alert")
     position = _position(text)
@@ -86,7 +75,7 @@ def test_a_parse_error_is_marked_where_the_parser_says(open_console, console_ser
 
 
 def test_an_unknown_field_is_marked_with_the_nearest_field(open_console, console_server) -> None:
-    tab = _open(open_console, console_server.admin_key, width=375, height=800)
+    tab = open_console(console_server.admin_key, width=375, height=800, landing=FILTERS)
     text = 'EXCLUDE ItemID WHERE Items.GENRE IN ("Horror")'
     check = _type_expression(tab, text)
     alert = check.get_by_role("alert")
@@ -100,7 +89,7 @@ def test_an_unknown_field_is_marked_with_the_nearest_field(open_console, console
 def test_an_unsaved_expression_is_tested_on_a_user(open_console, console_server) -> None:
     from playwright.sync_api import expect
 
-    tab = _open(open_console, console_server.admin_key)
+    tab = open_console(console_server.admin_key, landing=FILTERS)
     _type_expression(tab, "INCLUDE ItemID WHERE Items.GENRES IN ($G)")
     tab.page.get_by_label("User id").fill("1")
     tab.page.get_by_label("Parameter values").fill("G=Comedy")
@@ -119,7 +108,7 @@ def test_create_then_delete_a_filter_with_audit_entries(open_console, console_se
     from playwright.sync_api import expect
 
     name = f"comedies-{uuid.uuid4().hex[:8]}"
-    tab = _open(open_console, console_server.admin_key)
+    tab = open_console(console_server.admin_key, landing=FILTERS)
     tab.page.get_by_label("Name").fill(name)
     _type_expression(tab, 'INCLUDE ItemID WHERE Items.GENRES IN ("Comedy")')
     expect(tab.page.locator("#expression-check").get_by_role("status")).to_contain_text("Valid")
@@ -140,7 +129,7 @@ def test_create_then_delete_a_filter_with_audit_entries(open_console, console_se
 
 
 def test_a_bad_expression_on_submit_shows_the_form_again(open_console, console_server) -> None:
-    tab = _open(open_console, console_server.admin_key)
+    tab = open_console(console_server.admin_key, landing=FILTERS)
     tab.expected_statuses.add(400)
     name = f"broken-{uuid.uuid4().hex[:8]}"
     text = 'INCLUDE ItemID WHERE Items.GENRES IN ("Comedy"'
@@ -169,7 +158,7 @@ def test_a_taken_name_is_refused_on_the_form(console_server, console_http) -> No
 
 def test_a_read_key_sees_no_forms_and_the_server_refuses_its_posts(open_console, console_server,
                                                                      console_http) -> None:
-    tab = _open(open_console, console_server.read_key)
+    tab = open_console(console_server.read_key, landing=FILTERS)
     assert "genre" in tab.page.locator("#filters").inner_text()
     assert tab.page.locator("form#create-filter").count() == 0
     assert tab.page.get_by_role("button", name="Delete filter genre").count() == 0

@@ -14,17 +14,6 @@ TRY = "/console/g/movies/try"
 TITLE = re.compile(r"\(\d{4}\)")
 
 
-def _open(open_console: Any, key: str, path: str = TRY, **size: int) -> Any:
-    """A tab signed in with ``key`` through the form, landing on ``path``."""
-    tab = open_console("", **size)
-    tab.goto(f"/console/sign-in?next={path}")
-    tab.page.get_by_label("API key").fill(key)
-    tab.page.get_by_role("button", name="Sign in").click()
-    tab.page.wait_for_load_state("networkidle")
-    assert tab.page.url.endswith(path), tab.page.url
-    return tab
-
-
 def _show(tab: Any) -> list[dict[str, str]]:
     """Submit the form and return the ranked rows, by column heading."""
     from playwright.sync_api import expect
@@ -42,7 +31,7 @@ def _show(tab: Any) -> list[dict[str, str]]:
 
 
 def test_a_users_recommendations_show_titles_scores_and_reasons(open_console, console_server) -> None:
-    tab = _open(open_console, console_server.admin_key)
+    tab = open_console(console_server.admin_key, landing=TRY)
     tab.page.get_by_label("Campaign").select_option("knn")
     tab.page.get_by_label("User id").fill("1")
     rows = _show(tab)
@@ -60,7 +49,7 @@ def test_a_users_recommendations_show_titles_scores_and_reasons(open_console, co
 def test_the_genre_filter_with_comedy_gives_only_comedies(open_console, console_server) -> None:
     from playwright.sync_api import expect
 
-    tab = _open(open_console, console_server.read_key)  # trying is reading
+    tab = open_console(console_server.read_key, landing=TRY)  # trying is reading
     tab.page.get_by_label("User id").fill("1")
     tab.page.get_by_label("Filter", exact=True).select_option("genre")
     value = tab.page.get_by_label("$GENRE")  # the filter's parameter, swapped in
@@ -77,7 +66,7 @@ def test_the_genre_filter_with_comedy_gives_only_comedies(open_console, console_
 
 
 def test_related_items_of_item_1(open_console, console_server) -> None:
-    tab = _open(open_console, console_server.admin_key, width=375, height=800)
+    tab = open_console(console_server.admin_key, width=375, height=800, landing=TRY)
     tab.page.get_by_label("An item (related items)").check()
     assert not tab.page.get_by_label("User id").is_visible()  # only the chosen kind's inputs
     tab.page.get_by_label("Item id").fill("1")
@@ -90,7 +79,7 @@ def test_related_items_of_item_1(open_console, console_server) -> None:
 
 
 def test_personalized_ranking_and_an_anonymous_session(open_console, console_server) -> None:
-    tab = _open(open_console, console_server.admin_key)
+    tab = open_console(console_server.admin_key, landing=TRY)
     tab.page.get_by_label("Rank items for a user").check()
     tab.page.get_by_label("User id").fill("1")
     tab.page.get_by_label("Items to rank").fill("2, 1\n3 not-an-item")
@@ -108,7 +97,7 @@ def test_personalized_ranking_and_an_anonymous_session(open_console, console_ser
 def test_a_missing_value_or_id_is_named_in_the_results(open_console, console_server) -> None:
     from playwright.sync_api import expect
 
-    tab = _open(open_console, console_server.admin_key)
+    tab = open_console(console_server.admin_key, landing=TRY)
     tab.expected_statuses.update({400, 422})
     tab.page.get_by_role("button", name="Show results").click()
     expect(tab.page.locator("#try-results").get_by_role("alert")).to_contain_text("user_id: enter a user id")
