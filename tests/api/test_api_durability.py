@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import sqlalchemy as sa
 
 from recsmith.store import tables
 from recsmith.store.store import Store
+from recsmith.testing import free_port
 
 POSTGRES_URL = os.environ.get("RECSMITH_TEST_POSTGRES_URL")
 CLIENTS = 4
@@ -46,12 +46,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     store.migrate()
     store.close()
     return url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ServerProcess:

@@ -33,6 +33,7 @@ from recsmith.datasets import bundled_path, load_dataset
 from recsmith.jobs.training import train_solution_version
 from recsmith.settings import Settings
 from recsmith.store.store import Store
+from recsmith.testing import free_port
 
 GROUP = "movies"
 RECS = f"/v1/dataset-groups/{GROUP}/campaigns/knn/recommendations"
@@ -64,15 +65,9 @@ class Served:
         return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve_in_thread(app: FastAPI) -> tuple[str, uvicorn.Server, threading.Thread]:
     """uvicorn on a free port of 127.0.0.1 in a daemon thread; returns once /ready answers 200."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -18,13 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from recsmith.testing import free_port
+
 PARTIAL_HEADERS = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def address(url: str) -> tuple[str, int]:

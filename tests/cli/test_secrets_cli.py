@@ -8,7 +8,6 @@ import json
 import os
 import pty
 import select
-import socket
 import stat
 import subprocess
 import sys
@@ -19,20 +18,15 @@ import fsspec
 import httpx
 
 from recsmith.store.store import Store
+from recsmith.testing import free_port
 
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve(home: Path, **streams: object) -> tuple[str, subprocess.Popen]:
-    port = _free_port()
+    port = free_port()
     env = os.environ | {"RECSMITH_HOME": str(home)}
     env.pop("RECSMITH_DATABASE_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "recsmith", "serve", "--port", str(port)], env=env,
