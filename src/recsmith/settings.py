@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     console_upload_bytes: int = Field(default=256 * 2**20, ge=1024)
     """The largest file the console's import form takes (other requests keep :attr:`max_body_bytes`)."""
 
+    aws_region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,32}$")
+    """The region in the ARNs of the Personalize-compatible API (``RECSMITH_AWS_REGION``)."""
+
+    aws_account: str = Field(default="000000000000", pattern=r"^[0-9]{12}$")
+    """The twelve-digit account in those ARNs (``RECSMITH_AWS_ACCOUNT``): set it to the AWS account a migrating
+    application's stored ARNs name, and they resolve here unchanged."""
+
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod
     def _lower_synchronous(cls, value: object) -> object:

@@ -27,6 +27,11 @@ from recsmith.api.console.render import error_page
 from recsmith.api.console.session import SignInRequired, sign_in_location
 from recsmith.api.metrics import Metrics
 from recsmith.api.middleware import BodyLimit, RequestMetrics, ServerErrors
+from recsmith.api.personalize import control as personalize_control
+from recsmith.api.personalize import events as personalize_events
+from recsmith.api.personalize import runtime as personalize_runtime
+from recsmith.api.personalize.arns import Arns
+from recsmith.api.personalize.auth import SigningKeys
 from recsmith.api.responses import error, http_advice
 from recsmith.api.routes import (
     audit,
@@ -198,6 +203,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         app.state.store.migrate()
         fail_abandoned_jobs(app.state.store, settings.resolved_artifact_dir())  # what killed jobs left
         app.state.keys = KeyChecker(app.state.store)
+        app.state.signing_keys = SigningKeys(app.state.store)  # AWS Signature Version 4 (api.personalize)
+        app.state.arns = Arns.from_settings(settings)
         app.state.runtime = CampaignRuntime(app.state.store, encryption_key=settings.encryption_key,
                                             filter_cache_bytes=settings.filter_cache_bytes,
                                             **live_backends(app.state.store, settings.redis_url, settings.redis_prefix))
@@ -230,7 +237,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     for router in v1:
         app.include_router(router, responses=V1_ERRORS)
     console.mount(app)
-    remember_routes(app, [route for router in (health.router, *v1, *console.ROUTERS) for route in router.routes])
+    aws = (personalize_runtime.router, personalize_events.router, personalize_control.router)
+    for router in aws:  # Amazon Personalize's protocols, for boto3 clients (not in /openapi.json)
+        app.include_router(router)
+    remember_routes(app, [route for router in (health.router, *v1, *console.ROUTERS, *aws)
+                          for route in router.routes])
     # added innermost first: the audit entry is written before the answer leaves; metrics see every answer; a
     # missing key is refused before the body is read
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,

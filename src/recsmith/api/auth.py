@@ -43,6 +43,15 @@ class Principal:
             return False
         return self.dataset_group is None or group == self.dataset_group
 
+    def refusal(self, role: str, group: str | None) -> str | None:
+        """Why this key may not act with ``role`` on ``group`` (which role and group it needs, what it holds, never
+        its id), or None when it may."""
+        if self.may(role, group):
+            return None
+        where = f"dataset group {group!r}" if group else "this server"
+        holds = f"role {self.role}" + (f" on dataset group {self.dataset_group!r}" if self.dataset_group else "")
+        return f"this API key may not do this: it needs role {role} on {where}, and it has {holds}"
+
 
 class KeyChecker:
     """Verifies bearer keys against the store, caching the answers briefly.
@@ -126,13 +135,9 @@ def require(role: str) -> Any:
     The 403 says which role and group the action needs and what the key holds, never the key's id."""
 
     async def check(request: Request, principal: Annotated[Principal, Depends(_bearer)]) -> Principal:
-        group = request.path_params.get("group")
-        if not principal.may(role, group):
-            where = f"dataset group {group!r}" if group else "this server"
-            holds = f"role {principal.role}" + (f" on dataset group {principal.dataset_group!r}"
-                                                if principal.dataset_group else "")
-            raise HTTPException(403, f"this API key may not do this: it needs role {role} on {where}, and it has "
-                                     f"{holds}")
+        refusal = principal.refusal(role, request.path_params.get("group"))
+        if refusal is not None:
+            raise HTTPException(403, refusal)
         request.scope.setdefault("state", {})[AUTHORISED] = True
         return principal
 

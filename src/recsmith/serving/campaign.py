@@ -496,6 +496,11 @@ class CampaignRuntime:
             raise NotFoundError(f"dataset group {group!r} has no campaign {name!r} (or it is still loading)")
         return loaded
 
+    def groups_serving(self, name: str) -> list[str]:
+        """The dataset groups whose loaded campaigns include one called ``name`` (from memory: none until the
+        first sync has loaded it)."""
+        return sorted(group for group, campaign in list(self._campaigns) if campaign == name)
+
     # --------------------------------------------------------------------------------- live events
     def group_id(self, group: str) -> int:
         """The dataset group's id, remembered for :data:`GROUP_ID_SECONDS` (event posts would otherwise read it

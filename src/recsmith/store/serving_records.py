@@ -6,6 +6,7 @@ half stay readable); it uses the store's ``engine``, ``begin``, ``get_dataset_gr
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -45,6 +46,37 @@ def check_name(kind: str, name: str) -> str:
 def hash_secret(secret: str) -> str:
     """SHA-256 of a key's secret part (keys are 256-bit random, so a fast hash is enough; never stored plain)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+SEALING_CONTEXT = b"recsmith:sigv4-secrets"
+"""What the erasure key is mixed with to give the key that seals API key secrets (:func:`seal_secret`)."""
+
+
+def _sealing_key(erasure_key: bytes) -> bytes:
+    return hmac.new(erasure_key, SEALING_CONTEXT, hashlib.sha256).digest()
+
+
+def seal_secret(erasure_key: bytes, key_id: str, secret: str) -> str:
+    """``secret`` sealed with AES-256-GCM under a key derived from ``erasure_key``, ``key_id`` as associated data
+    (base64 of nonce | ciphertext | tag): what AWS Signature Version 4 needs the server to hold, since a signature
+    is an HMAC keyed by the secret itself."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_sealing_key(erasure_key)).encrypt(nonce, secret.encode(), key_id.encode())
+    return base64.b64encode(nonce + sealed).decode()
+
+
+def unseal_secret(erasure_key: bytes, key_id: str, sealed: str) -> str | None:
+    """The secret :func:`seal_secret` sealed, or None when it does not open (another erasure key, or tampered)."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        raw = base64.b64decode(sealed)
+        return AESGCM(_sealing_key(erasure_key)).decrypt(raw[:12], raw[12:], key_id.encode()).decode()
+    except (InvalidTag, ValueError):
+        return None
 
 
 def split_key(key: str) -> tuple[str, str] | None:
@@ -258,7 +290,8 @@ class ServingRecords:
         with self.begin() as conn:
             conn.execute(t.api_keys.insert().values(key_id=key_id, secret_hash=hash_secret(secret),
                                                     dataset_group_id=group_id, role=role, name=name,
-                                                    created_at=_now()))
+                                                    created_at=_now(),
+                                                    sealed_secret=seal_secret(self.erasure_key, key_id, secret)))
         record = {"key_id": key_id, "role": role, "dataset_group": group, "name": name}
         return record | {"key": f"{KEY_PREFIX}_{key_id}_{secret}"}
 
@@ -279,6 +312,18 @@ class ServingRecords:
         """How many keys exist."""
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(t.api_keys)).scalar_one())
+
+    def signing_key(self, key_id: str) -> dict[str, Any] | None:
+        """What AWS Signature Version 4 needs to check a request signed with access key ``key_id``: the key's
+        ``{"key_id", "role", "dataset_group", "secret"}``, ``secret`` None for a key made before the secrets were
+        sealed (such a key works with ``Authorization: Bearer`` only); None when there is no such key."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._keys_query().add_columns(t.api_keys.c.sealed_secret)
+                               .where(t.api_keys.c.key_id == key_id)).first()
+        if row is None:
+            return None
+        secret = None if row.sealed_secret is None else unseal_secret(self.erasure_key, key_id, row.sealed_secret)
+        return {"key_id": row.key_id, "role": row.role, "dataset_group": row.dataset_group, "secret": secret}
 
     def verify_api_key(self, key: str) -> dict[str, Any] | None:
         """The key's ``{"key_id", "role", "dataset_group"}`` if ``key`` is a valid key, else None."""

@@ -52,6 +52,7 @@ from recsmith.store.retraining_records import RetrainingRecords
 from recsmith.store.serving_records import ServingRecords
 from recsmith.store.session_records import SessionRecords
 from recsmith.store.solutions_records import SolutionRecords
+from recsmith.store.tracker_records import TrackerRecords
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
 
 
 class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords, SessionRecords,
-            PeopleRecords, ActivityRecords, DataRecords, FiltersRecords, SolutionRecords):
+            PeopleRecords, ActivityRecords, DataRecords, FiltersRecords, SolutionRecords, TrackerRecords):
     """recsmith's SQL store.
 
     Parameters
@@ -439,7 +440,8 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchR
                                     f"{'it has' if len(running) == 1 else 'they have'} finished")
             artifacts = tuple(conn.execute(sa.select(v.c.artifact_uri).where(
                 v.c.solution_id.in_(solution_ids), v.c.artifact_uri.is_not(None)).order_by(v.c.id)).scalars())
-            for table in (t.campaigns, t.filters, t.api_keys, t.served_items, t.deletions, t.retrain_decisions):
+            for table in (t.campaigns, t.filters, t.api_keys, t.served_items, t.deletions, t.retrain_decisions,
+                          t.event_trackers):
                 rows[table.name] = conn.execute(table.delete().where(table.c.dataset_group_id == group.id)).rowcount
             rows["solution_versions"] = conn.execute(v.delete().where(v.c.solution_id.in_(solution_ids))).rowcount
             for table in (t.solutions, t.import_jobs, t.batch_jobs, t.interactions, t.users, t.items, t.datasets,

@@ -112,6 +112,8 @@ import_jobs = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("finished_at", TS, nullable=True),
     sa.Column("progress", sa.Text, nullable=True),  # JSON while it runs: {"stage", "done", "total"} (the console)
+    sa.Column("name", sa.String(128), nullable=True),  # Personalize's jobName (its ARN); None: unnamed
+    sa.UniqueConstraint("name", name="uq_import_jobs_name"),
 )
 
 solutions = sa.Table(
@@ -180,6 +182,10 @@ api_keys = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("name", sa.String(128), nullable=True),
     sa.Column("created_at", TS, nullable=False),
+    # the secret sealed (AES-256-GCM, key_id as associated data) under a key derived from the erasure key, so that
+    # AWS Signature Version 4 can be verified (it needs the secret itself); None for keys made before migration
+    # 0013, which work with bearer authentication only
+    sa.Column("sealed_secret", sa.Text, nullable=True),
 )
 
 deletions = sa.Table(
@@ -251,9 +257,31 @@ batch_jobs = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("started_at", TS, nullable=True),
     sa.Column("finished_at", TS, nullable=True),
+    sa.Column("name", sa.String(128), nullable=True),  # Personalize's jobName (its ARN); None: unnamed
+    sa.UniqueConstraint("name", name="uq_batch_jobs_name"),
     sa.Index("ix_batch_jobs_group", "dataset_group_id", "kind"),
 )
 """Batch inference and batch segment jobs (:mod:`recsmith.jobs.batch`), with their counts and progress."""
+
+event_trackers = sa.Table(
+    "event_trackers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_group_id", sa.Integer, sa.ForeignKey("dataset_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("tracking_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+"""Personalize's event trackers: a name and the tracking id that ``PutEvents`` sends for a dataset group."""
+
+aws_schemas = sa.Table(
+    "aws_schemas", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("definition", sa.Text, nullable=False),  # the Avro JSON as CreateSchema received it
+    sa.Column("domain", sa.String(32), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+"""Personalize's account-level schemas (``CreateSchema``); ``CreateDataset`` copies one into its group's schema."""
 
 
 for _table in (import_jobs, solution_versions, batch_jobs):

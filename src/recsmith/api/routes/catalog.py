@@ -16,13 +16,19 @@ router = APIRouter(prefix="/v1/dataset-groups/{group}", tags=["users and items"]
 
 
 def _put(store: StoreDep, runtime: RuntimeDep, group: str, kind: str, entities: list[Any]) -> JSON:
-    """Validate and upsert user or item records, then reload the catalogue (here at once, elsewhere soon)."""
     key = "USER_ID" if kind == "users" else "ITEM_ID"
     records = [{key: entity.model_dump()[key.lower()], **entity.properties} for entity in entities]
+    return JSON({"stored": put_catalog(store, runtime, group, kind, records)})
+
+
+def put_catalog(store: StoreDep, runtime: RuntimeDep, group: str, kind: str, records: list[dict[str, Any]]) -> int:
+    """Validate and upsert user or item records (``{"USER_ID" or "ITEM_ID": id, FIELD: value}``), then reload the
+    catalogue (here at once, elsewhere soon): what ``PUT .../users|items`` and Personalize's ``PutUsers`` and
+    ``PutItems`` do. The number stored."""
     group_id = store.get_dataset_group(group).id
     stored = put_records(store, group_id, kind, records, source=kind)
     runtime.catalog_changed(group, group_id)
-    return JSON({"stored": stored})
+    return stored
 
 
 @router.put("/users", response_model=PutOut)

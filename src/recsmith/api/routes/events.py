@@ -21,6 +21,19 @@ def put_events(group: GroupPath, body: EventsIn, store: StoreDep, runtime: Runti
     """Record up to 100 events; the 200 answer comes after they are committed (SQLite WAL or PostgreSQL), and an
     event whose ``event_id`` was stored before is skipped (counted in ``duplicates``). Events that carry a
     ``recommendation_id`` count as clicks and impressions of the campaign that served it."""
+    return JSON(record_events(store, runtime, metrics, group, body))
+
+
+def record_events(store: StoreDep, runtime: RuntimeDep, metrics: MetricsDep, group: str,
+                  body: EventsIn) -> dict[str, int]:
+    """Commit validated events of ``group`` (skipping event ids stored before), tell the runtime, and count the
+    clicks and impressions they attribute: what ``POST .../events`` and Personalize's ``PutEvents`` do.
+
+    Returns
+    -------
+    dict
+        ``{"accepted": n, "duplicates": n}``.
+    """
     group_id = runtime.group_id(group)
     rows = event_rows(body.user_id, body.session_id, (event.model_dump() for event in body.events))
     try:
@@ -32,7 +45,7 @@ def put_events(group: GroupPath, body: EventsIn, store: StoreDep, runtime: Runti
     if batch.accepted:
         runtime.events_written(group_id, rows, batch)
         _attribute(body, runtime, metrics, group)
-    return JSON({"accepted": batch.accepted, "duplicates": batch.duplicates})
+    return {"accepted": batch.accepted, "duplicates": batch.duplicates}
 
 
 def _attribute(body: EventsIn, runtime: RuntimeDep, metrics: MetricsDep, group: str) -> None:

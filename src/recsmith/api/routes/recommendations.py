@@ -35,7 +35,10 @@ RequestModel = TypeVar("RequestModel", RecommendationRequest, RankingRequest)
 router = APIRouter(prefix="/v1/dataset-groups/{group}/campaigns/{campaign}", tags=["recommendations"])
 
 
-async def _off_the_loop_if_reading(answer: Callable[..., JSON], *args: Any) -> JSON:
+Answer = TypeVar("Answer")
+
+
+async def off_the_loop_if_reading(answer: Callable[..., Answer], *args: Any) -> Answer:
     """``answer(*args)`` on the event loop when memory suffices (a known user, no new events, cached filters and
     live state), else in a worker thread: a database read never stalls the loop (the first attempt stops at
     the read, before anything is recorded)."""
@@ -133,7 +136,7 @@ async def recommend(group: GroupPath, campaign: CampaignPath, body: Recommendati
                     metrics: MetricsDep, _: Reader) -> JSON:
     """Top items for ``user_id``, or items related to ``item_id``; unknown users get popular items
     (``reason: popular``); a filter that leaves too few is padded with popular items that pass it."""
-    return await _off_the_loop_if_reading(_answer, runtime, metrics, group, campaign, body)
+    return await off_the_loop_if_reading(_answer, runtime, metrics, group, campaign, body)
 
 
 @router.get("/recommendations", response_model=RecommendationResponse)
@@ -165,14 +168,14 @@ async def recommend_get(
         "filter": filter, "suppress_served_minutes": suppress_served_minutes, "filter_values": values,
         "exclude": exclude or [], "exclude_seen": exclude_seen, "metadata_columns": metadata_column or [],
     })
-    return await _off_the_loop_if_reading(_answer, runtime, metrics, group, campaign, body)
+    return await off_the_loop_if_reading(_answer, runtime, metrics, group, campaign, body)
 
 
 @router.post("/personalized-ranking", response_model=RecommendationResponse)
 async def personalized_ranking(group: GroupPath, campaign: CampaignPath, body: RankingRequest,
                                runtime: RuntimeDep, metrics: MetricsDep, _: Reader) -> JSON:
     """``input_list`` ordered for the user, best first; items the model does not know go last."""
-    return await _off_the_loop_if_reading(_rank, runtime, metrics, group, campaign, body)
+    return await off_the_loop_if_reading(_rank, runtime, metrics, group, campaign, body)
 
 
 def _rank(runtime: RuntimeDep, metrics: MetricsDep, group: str, campaign: str, body: RankingRequest) -> JSON:

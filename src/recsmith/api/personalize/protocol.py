@@ -1,0 +1,147 @@
+"""One Personalize call, read and answered: the body read, the signature verified, the JSON parsed, the role
+checked; the answer or the error in AWS's shape (never a 5xx for bad input, never recsmith's ``/v1`` error body).
+
+Fields are read with :func:`field`, which names the field a bad value is in as Personalize's
+``InvalidInputException`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from recsmith.api.auth import Principal
+from recsmith.api.metrics import AUTHORISED
+from recsmith.api.personalize.arns import Arns
+from recsmith.api.personalize.auth import SigningKeys, authorize
+from recsmith.api.personalize.errors import AwsError, aws_response, error_response, from_recsmith, invalid_input
+from recsmith.api.personalize.sigv4 import SignedRequest
+from recsmith.errors import RecsmithError
+
+logger = logging.getLogger(__name__)
+_MISSING = object()
+
+
+@dataclass
+class Call:
+    """A verified call: who made it, its JSON body, and the app's state (store, runtime, settings...)."""
+
+    principal: Principal
+    body: dict[str, Any]
+    state: Any
+    arns: Arns
+    request_state: dict[str, Any]
+    """The ASGI scope's state (where the metrics read whether the role check passed)."""
+
+    def authorize(self, role: str, group: str | None) -> None:
+        """Refuse (``AccessDeniedException``) unless the caller's key has ``role`` on ``group``."""
+        authorize(self.principal, role, group)
+        self.request_state[AUTHORISED] = True
+
+
+def signing_keys(state: Any) -> SigningKeys:
+    """The app's cache of signing keys (made on first use)."""
+    keys = getattr(state, "signing_keys", None)
+    if keys is None:
+        keys = state.signing_keys = SigningKeys(state.store)
+    return keys
+
+
+def _headers(request: Request) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]},{text}" if key in headers else text
+    return headers
+
+
+async def read_call(request: Request) -> Call:
+    """Verify the request's signature and parse its body (a JSON object; empty is ``{}``).
+
+    Raises
+    ------
+    AwsError
+        For a missing or bad signature, an unknown key, or a body that is not a JSON object.
+    """
+    body = await request.body()
+    raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    signed = SignedRequest(request.method, raw_path.decode("latin-1"),
+                           request.scope.get("query_string", b"").decode("latin-1"), _headers(request), body)
+    principal = signing_keys(request.app.state).authenticate(signed)
+    try:
+        parsed = orjson.loads(body) if body.strip() else {}
+    except orjson.JSONDecodeError as exc:
+        raise AwsError("SerializationException", f"the body is not JSON: {exc}", 400) from None
+    if not isinstance(parsed, dict):
+        raise AwsError("SerializationException", "the body must be a JSON object", 400)
+    state = request.app.state
+    arns = getattr(state, "arns", None) or Arns.from_settings(state.settings)
+    return Call(principal, parsed, state, arns, request.scope.setdefault("state", {}))
+
+
+async def answer(request: Request, handle: Callable[[Call], Awaitable[Any]], *,
+                 content_type: str = "application/json") -> Response:
+    """``handle``'s answer to the verified call as JSON, or its error in AWS's shape: an :class:`AwsError` as it is,
+    a recsmith error mapped by :func:`~recsmith.api.personalize.errors.from_recsmith`, and anything unexpected a
+    logged 500 ``ServiceException``."""
+    try:
+        call = await read_call(request)
+        result = await handle(call)
+        return aws_response(result if result is not None else {}, content_type=content_type)
+    except AwsError as exc:
+        return error_response(exc, content_type=content_type)
+    except RecsmithError as exc:
+        return error_response(from_recsmith(exc), content_type=content_type)
+    except Exception:
+        logger.exception("%s %s failed", request.method, request.url.path)
+        return error_response(AwsError("ServiceException", "internal error: the server logged the details", 500),
+                              content_type=content_type)
+
+
+def field(body: dict[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = False,
+          default: Any = None, where: str = "") -> Any:
+    """``body[name]``, checked to be of ``kind`` (``InvalidInputException`` naming ``where + name`` otherwise);
+    ``default`` when absent and not ``required``."""
+    value = body.get(name, _MISSING)
+    label = f"{where}{name}"
+    if value is _MISSING or value is None:
+        if required:
+            raise invalid_input(f"{label}: required")
+        return default
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        names = " or ".join({str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+                             list: "a list", dict: "a map"}.get(k, k.__name__) for k in kinds)
+        raise invalid_input(f"{label}: expected {names}, got {value!r}"[:500])
+    if isinstance(value, float) and not math.isfinite(value):
+        raise invalid_input(f"{label}: must be a finite number")
+    return value
+
+
+def validated(model: type[Any], data: dict[str, Any], names: dict[str, str], where: str = "") -> Any:
+    """``data`` validated by one of ``/v1``'s request models (the same checks), its problems an
+    ``InvalidInputException`` naming the field by Personalize's name (``names``: ours → theirs)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors(include_url=False):
+            loc = [str(part) for part in item.get("loc", ())]
+            if loc:
+                loc[0] = names.get(loc[0], loc[0])
+            for i, part in enumerate(loc[1:], start=1):
+                loc[i] = names.get(part, f"[{part}]" if part.isdigit() else part)
+            label = where + ".".join(loc).replace(".[", "[")
+            problems.append(f"{label}: {item.get('msg', 'invalid')}" if label else str(item.get("msg")))
+        raise invalid_input("; ".join(problems)[:1000] or "invalid input") from None
