@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
+import boto3
+from botocore.config import Config
 
 from recsmith.store.serving_records import split_key
-
-boto3 = pytest.importorskip("boto3")
-from botocore.config import Config  # noqa: E402
 
 REGION = "us-east-1"
 
