@@ -7,6 +7,7 @@ Usage::
     python benchmarks/serve_load.py --connections auto       # measure at the sweep's best level within the targets
     python benchmarks/serve_load.py --recsmith-env OPENBLAS_NUM_THREADS=1   # try a server setting
     python benchmarks/serve_load.py --targets flask --home /tmp/serve-home    # reuse a prepared home
+    python benchmarks/serve_load.py --targets recsmith --no-update --aws   # Personalize's protocol against /v1
     python benchmarks/serve_load.py --targets recsmith --no-update --campaigns movies --movies-recipe fm
         # one campaign only, of another recipe (compare with the same command and --movies-recipe item-knn)
     python benchmarks/serve_load.py --targets recsmith --no-update --campaigns movies --movies-recipe sasrec \
@@ -31,6 +32,13 @@ judged), on:
   run must have no failed request, and the served recommendations must change to the new version's;
 - ``benchmarks/flask_reference.py`` under gunicorn (2 sync workers, one BLAS thread each), scoring and sorting
   every item per request.
+
+With ``--aws``, the same requests are also sent through Amazon Personalize's runtime protocol on the same server
+(``POST /recommendations``: ``campaignArn``, ``userId``, ``numResults``, ``filterArn``, ``filterValues``, each
+request signed with AWS Signature Version 4 by botocore's signer with the admin key, signed again before every run
+so that no signature is older than the five minutes the server allows): its runs alternate with ``/v1``'s, their
+item lists are checked equal to ``/v1``'s, and the verdicts give the protocol's overhead (server CPU per request
+and throughput, AWS against ``/v1``, medians and per run pair).
 
 Targets: >= 1,500 requests/s, p50 <= 3 ms, p99 <= 15 ms, zero errors. Before the load, ``--check-requests``
 requests are sent one by one to each server and checked (200, 25 items, every item in the asked genre); the
@@ -356,7 +364,7 @@ end
 function init(args)
   math.randomseed(%(seed)d + (id or 0))
   for i, r in ipairs(requests) do
-    prepared[i] = wrk.format("POST", r[1], headers, r[2])
+    prepared[i] = wrk.format("POST", r[1], r[3] or headers, r[2])
   end
 end
 
@@ -397,11 +405,77 @@ def lua_string(text: str) -> str:
     return f"[{level}[{text}]{level}]"
 
 
-def write_lua(path: Path, requests: list[tuple[str, dict[str, Any]]], key: str, seed: int) -> Path:
-    rows = ",\n".join(f"  {{{lua_string(p)}, {lua_string(json.dumps(b, separators=(',', ':')))}}}"
-                      for p, b in requests)
-    path.write_text(LUA_TEMPLATE % {"requests": rows, "auth": lua_string(f"Bearer {key}"), "seed": seed})
+def write_lua(path: Path, requests: list[tuple[str, dict[str, Any]]], key: str, seed: int,
+              headers: list[dict[str, str]] | None = None) -> Path:
+    """The wrk script sending ``requests`` (``headers``: each request's own, instead of the bearer key's)."""
+    rows = []
+    for index, (target, body) in enumerate(requests):
+        fields = [lua_string(target), lua_string(json.dumps(body, separators=(",", ":")))]
+        if headers is not None:
+            fields.append("{" + ", ".join(f"[ {lua_string(k)} ] = {lua_string(v)}"  # "[ [": not a long bracket
+                                          for k, v in headers[index].items()) + "}")
+        rows.append("  {" + ", ".join(fields) + "}")
+    path.write_text(LUA_TEMPLATE % {"requests": ",\n".join(rows), "auth": lua_string(f"Bearer {key}"), "seed": seed})
     return path
+
+
+# ------------------------------------------------------------------------------------ Personalize's protocol
+AWS_ARN = "arn:aws:personalize:us-east-1:000000000000"
+
+
+def aws_requests(requests: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The same requests in Personalize's ``GetRecommendations`` form (campaigns named by ARN; ``exclude_seen`` is
+    the campaigns' default, so it is left out)."""
+    out = []
+    for path, body in requests:
+        campaign = path.split("/")[5]
+        aws: dict[str, Any] = {"campaignArn": f"{AWS_ARN}:campaign/{campaign}", "userId": body["user_id"],
+                               "numResults": body["num_results"]}
+        if "filter" in body:
+            aws["filterArn"] = f"{AWS_ARN}:filter/{body['filter']}"
+            aws["filterValues"] = body["filter_values"]
+        out.append(("/recommendations", aws))
+    return out
+
+
+def sign(base_url: str, requests: list[tuple[str, dict[str, Any]]], key: str) -> list[dict[str, str]]:
+    """Each request's headers, signed now with AWS Signature Version 4 by botocore's signer (the key's id and
+    secret as the access key id and secret access key), with the body exactly as :func:`write_lua` writes it."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    _, key_id, secret = key.split("_", 2)
+    signer = SigV4Auth(Credentials(key_id, secret), "personalize", "us-east-1")
+    out = []
+    for path, body in requests:
+        request = AWSRequest("POST", base_url + path, data=json.dumps(body, separators=(",", ":")).encode(),
+                             headers={"Content-Type": "application/json"})
+        signer.add_auth(request)
+        out.append({name: str(value) for name, value in request.headers.items()})
+    return out
+
+
+def check_aws(server: Server, requests: list[tuple[str, dict[str, Any]]], key: str,
+              v1_lists: dict[int, list[str]]) -> tuple[list[str], dict[str, Any]]:
+    """Send each Personalize request once (signed): problems, and how many item lists equal ``/v1``'s."""
+    problems: list[str] = []
+    same = compared = 0
+    for index, ((path, body), headers) in enumerate(zip(requests, sign(server.base_url, requests, key),
+                                                        strict=True)):
+        data = json.dumps(body, separators=(",", ":")).encode()
+        request = urllib.request.Request(server.base_url + path, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            problems.append(f"POST {path} {json.dumps(body)} -> {exc.code}: {exc.read()[:300]!r}")
+            continue
+        items = [str(item["itemId"]) for item in answer.get("itemList", [])]
+        if index in v1_lists:
+            compared += 1
+            same += items == v1_lists[index]
+    return problems, {"lists_compared": compared, "identical_to_v1": same}
 
 
 # ---------------------------------------------------------------------------------------------- load runs
@@ -542,10 +616,14 @@ class LoadSettings:
     key: str
     quiet_wait: float = 0.0
     log: Any = print
+    prepare: Any = None
+    """Called with the server's URL just before each run (re-signs the Personalize requests)."""
 
     def run(self, base_url: str, connections: int, seconds: float, label: str,
             server_pid: int | None) -> LoadResult:
         waited = wait_quiet(self.quiet_wait, self.log) if self.quiet_wait > 0 else 0.0
+        if self.prepare is not None:
+            self.prepare(base_url)
         before = machine_ticks()
         if self.generator == "wrk":
             result = run_wrk(base_url, self.script, connections, seconds, self.threads, label, server_pid)
@@ -756,6 +834,7 @@ def flask_server(home: Path, state: dict[str, Any], args: argparse.Namespace, re
 
 
 LABELS = {"recsmith": "recsmith", "flask": "flask reference"}
+AWS_LABEL = "recsmith, Personalize API"
 
 
 def sweep(server: Server, load: LoadSettings, args: argparse.Namespace, results: dict[str, Any], log: Any) -> None:
@@ -800,7 +879,8 @@ def reset_campaign(server: Server, state: dict[str, Any], log: Any) -> None:
 
 
 def run_all(home: Path, state: dict[str, Any], load: LoadSettings, args: argparse.Namespace, targets: list[str],
-            catalogues: dict[str, Catalogue], results: dict[str, Any], log: Any) -> None:
+            catalogues: dict[str, Catalogue], results: dict[str, Any], log: Any,
+            aws_load: LoadSettings | None = None) -> None:
     """Start the servers side by side, check them, warm them up, then alternate their measured runs (so that
     both see the same machine: this one's CPU speed drifts), and end with the mid-run update on recsmith."""
     with ExitStack() as stack:
@@ -825,12 +905,20 @@ def run_all(home: Path, state: dict[str, Any], load: LoadSettings, args: argpars
             results[target]["_lists"] = lists
             for problem in problems[:10]:
                 log(f"{target}: CHECK {problem}")
+            if target == "recsmith" and aws_load is not None:
+                aws_problems, same = check_aws(server, aws_load.requests[:args.check_requests], state["key"], lists)
+                results["recsmith"]["aws_check_problems"] = aws_problems
+                results["recsmith"]["aws_agreement"] = same
+                log(f"recsmith Personalize API: {same}; problems: {aws_problems[:3]}")
         if not servers:
             return
         for target, server in servers.items():
             log(f"{target}: warm-up {args.warmup:.0f} s")
             load.run(server.base_url, args.connections_level or args.sweep_levels[0], args.warmup, "warm-up",
                      server.process.pid)
+        if "recsmith" in servers and aws_load is not None:
+            aws_load.run(servers["recsmith"].base_url, args.connections_level or args.sweep_levels[0], args.warmup,
+                         "warm-up", servers["recsmith"].process.pid)
         if "recsmith" in servers and args.sweep_levels:
             sweep(servers["recsmith"], load, args, results, log)
         connections = args.connections_level
@@ -839,13 +927,15 @@ def run_all(home: Path, state: dict[str, Any], load: LoadSettings, args: argpars
                     or results["recsmith"].get("sweep_best_within_p99"))
             connections = best["connections"] if best else args.sweep_levels[0]
         results["connections"] = connections
+        plan: list[tuple[str, Server, LoadSettings]] = [(LABELS[t], server, load) for t, server in servers.items()]
+        if "recsmith" in servers and aws_load is not None:
+            plan.insert(1, (AWS_LABEL, servers["recsmith"], aws_load))
         for repeat in range(1, args.repeats + 1):
-            for target, server in servers.items():
-                label = LABELS[target]
+            for label, server, target_load in plan:
                 name = label if args.repeats == 1 else f"{label} #{repeat}"
                 log(f"{label}: measured run {repeat}/{args.repeats}, {connections} connections, "
                     f"{args.duration:.0f} s")
-                result = load.run(server.base_url, connections, args.duration, name, server.process.pid)
+                result = target_load.run(server.base_url, connections, args.duration, name, server.process.pid)
                 result.extra["target"] = label
                 results["runs"].append(result)
                 log(f"{label}: {result.rps:.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
@@ -946,7 +1036,7 @@ def median_run(results: dict[str, Any], target: str) -> LoadResult | None:
 def markdown(results: dict[str, Any]) -> str:
     lines = ["| run | conns | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | server CPU ms/req | busiest proc "
              "| machine busy | other programs |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    medians = {id(median_run(results, t)) for t in ("recsmith", "flask reference")}
+    medians = {id(median_run(results, t)) for t in ("recsmith", "flask reference", AWS_LABEL)}
     for run in results["runs"]:
         cpu, share = run.cpu_ms_per_request(), busiest_share(run)
         label = run.label + (" (median)" if id(run) in medians and run.label != run.extra.get("target") else "")
@@ -973,6 +1063,23 @@ def verdicts(results: dict[str, Any]) -> dict[str, Any]:
                          [r for r in results["runs"] if r.extra.get("target") == "flask reference"], strict=False))
         if len(pairs) > 1:
             out["throughput ratio per run pair"] = {"value": [round(a.rps / b.rps, 2) for a, b in pairs if b.rps]}
+    aws = median_run(results, AWS_LABEL)
+    if ours and aws and ours.rps:
+        ours_cpu, aws_cpu = ours.cpu_ms_per_request(), aws.cpu_ms_per_request()
+        out["Personalize API / v1 throughput (medians)"] = {"value": round(aws.rps / ours.rps, 3)}
+        if ours_cpu and aws_cpu:
+            out["Personalize API overhead, server CPU ms per request (medians)"] = {
+                "value": {"v1": round(ours_cpu, 3), "aws": round(aws_cpu, 3), "extra": round(aws_cpu - ours_cpu, 3),
+                          "ratio": round(aws_cpu / ours_cpu, 3)}}
+        pairs = list(zip([r for r in results["runs"] if r.extra.get("target") == "recsmith"],
+                         [r for r in results["runs"] if r.extra.get("target") == AWS_LABEL], strict=False))
+        out["Personalize API / v1 throughput per run pair"] = {"value": [round(b.rps / a.rps, 3) for a, b in pairs
+                                                                         if a.rps]}
+        out["Personalize API p50 / p99 ms (median run)"] = {"value": [aws.p50_ms, aws.p99_ms]}
+        agreement_ = results["recsmith"].get("aws_agreement") or {}
+        out["Personalize API answers equal /v1's"] = {
+            "value": agreement_, "pass": bool(agreement_) and agreement_.get("identical_to_v1")
+            == agreement_.get("lists_compared") and not results["recsmith"].get("aws_check_problems")}
     update = median_run(results, "recsmith, update mid-run")
     if update:
         info = update.extra.get("update", {})
@@ -1003,6 +1110,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--flask-port", type=int, default=18766, help="Port of the Flask reference.")
     parser.add_argument("--targets", default="recsmith,flask", help="Which of recsmith,flask to run.")
     parser.add_argument("--no-update", action="store_true", help="Skip the mid-run campaign update run.")
+    parser.add_argument("--aws", action="store_true", help="Also send the requests through Personalize's runtime "
+                        "protocol (SigV4-signed) on the same server, alternating with /v1 (needs wrk and boto3).")
     parser.add_argument("--recsmith-env", action="append", default=[], metavar="NAME=VALUE",
                         help="Extra environment for recsmith serve (repeatable), e.g. OPENBLAS_NUM_THREADS=1.")
     parser.add_argument("--quiet-wait", type=float, default=120.0, help="Before each run, wait up to this many "
@@ -1078,9 +1187,21 @@ def main() -> None:
         requests = make_requests(catalogues, args.requests, args.seed)
         script = write_lua(home / "serve_load.lua", requests, state.get("key", "none"), args.seed)
         load = LoadSettings(generator, args.threads, script, requests, state.get("key", "none"), args.quiet_wait, log)
+        aws_load = None
+        if args.aws and "recsmith" in targets:
+            if generator != "wrk":
+                raise SystemExit("--aws needs wrk (each request carries its own signed headers)")
+            signed = aws_requests(requests)
+            aws_script = home / "serve_load_aws.lua"
+
+            def resign(base_url: str) -> None:
+                write_lua(aws_script, signed, state["key"], args.seed, sign(base_url, signed, state["key"]))
+
+            aws_load = LoadSettings(generator, args.threads, aws_script, signed, state["key"], args.quiet_wait, log,
+                                    prepare=resign)
         try:
             run_all(home, state, load, args, [t for t in ("recsmith", "flask") if t in targets], catalogues, results,
-                    log)
+                    log, aws_load)
         except BenchError as exc:
             results["errors"]["run"] = str(exc)
             log(f"FAILED: {exc}")
@@ -1116,6 +1237,8 @@ def main() -> None:
     if lopsided and args.workers > 1:
         print(f"- one server process took over 75% of the server CPU (uneven connections across workers) in: "
               f"{', '.join(lopsided)}")
+    for problem in results["recsmith"].get("aws_check_problems", [])[:3]:
+        print(f"- recsmith Personalize API check: {problem}")
     for target in ("recsmith", "flask"):
         for problem in results[target].get("check_problems", [])[:3]:
             print(f"- {target} check: {problem}")
