@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 import typer.core
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -132,6 +133,13 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             err.print("[yellow]interrupted; nothing half-written was kept[/]")
             raise typer.Exit(130) from None
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            problems = "; ".join(f"RECSMITH_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: "
+                                 f"{e['msg']}" for e in exc.errors(include_url=False))
+            err.print(f"[bold red]error:[/] invalid setting {escape(problems)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -138,8 +138,12 @@ def campaign_list(
 @handle_errors
 def campaign_describe(name: Annotated[str, typer.Argument(help="Campaign name.")], group: GroupOption,
                       as_json: DescribeJsonOption = True) -> None:
-    """A campaign as JSON."""
-    print_json(open_store().get_campaign(group, name))
+    """A campaign as JSON, with its ARNs in the Personalize-compatible API (``RECSMITH_AWS_REGION``,
+    ``RECSMITH_AWS_ACCOUNT``)."""
+    from recsmith.api.personalize.arns import Arns
+
+    campaign = open_store().get_campaign(group, name)
+    print_json(campaign | Arns.from_settings(Settings()).of_campaign(campaign))
 
 
 @campaign_app.command("delete")
@@ -247,8 +251,10 @@ def filter_list(group: GroupOption, as_json: JsonOption = False) -> None:
 @handle_errors
 def filter_describe(name: Annotated[str, typer.Argument(help="Filter name.")], group: GroupOption,
                     as_json: DescribeJsonOption = True) -> None:
-    """A filter as JSON."""
-    print_json(open_store().get_filter(group, name))
+    """A filter as JSON, with its ARN in the Personalize-compatible API."""
+    from recsmith.api.personalize.arns import Arns
+
+    print_json(open_store().get_filter(group, name) | {"filter_arn": Arns.from_settings(Settings()).filter(name)})
 
 
 @filter_app.command("delete")

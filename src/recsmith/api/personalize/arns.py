@@ -11,6 +11,7 @@ again under the same names.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from recsmith.api.personalize.errors import invalid_input
 from recsmith.settings import Settings
@@ -57,6 +58,14 @@ class Arns:
     def solution_version(self, solution: str, version_id: int) -> str:
         """A solution version's ARN."""
         return self.make("solution", solution, version_id)
+
+    def of_campaign(self, campaign: dict[str, Any]) -> dict[str, str]:
+        """The ARNs of a campaign record (``Store.get_campaign``'s): ``campaign_arn``, ``dataset_group_arn``,
+        ``solution_arn`` and ``solution_version_arn`` (what ``recsmith campaign describe`` and the console show)."""
+        return {"campaign_arn": self.campaign(campaign["name"]),
+                "dataset_group_arn": self.dataset_group(campaign["dataset_group"]),
+                "solution_arn": self.solution(campaign["solution"]),
+                "solution_version_arn": self.solution_version(campaign["solution"], campaign["solution_version_id"])}
 
 
 def parse_arn(arn: object, kind: str, field: str, *, parts: int = 1) -> list[str]:
