@@ -136,6 +136,9 @@ def test_the_campaign_page_with_traffic_at_1280_and_375(open_console, console_se
     client = Client(console_server.url, console_server.read_key)  # reading knn changes nothing
     tab = open_console()
     tab.goto(f"{GROUP}/campaigns/knn")
+    arns = tab.page.locator("#campaign-arns code").all_inner_texts()  # for boto3 clients of the Personalize API
+    assert arns[0] == "arn:aws:personalize:us-east-1:000000000000:campaign/knn"
+    assert arns[1].startswith("arn:aws:personalize:us-east-1:000000000000:solution/")
     for user in ("1", "2", "3"):
         client.recommend("movies", "knn", user_id=user)
     _until(tab, "Chart.getChart('rps-chart').data.datasets[0].data.some(p => p.y > 0)")
