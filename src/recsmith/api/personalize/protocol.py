@@ -89,18 +89,20 @@ async def read_call(request: Request) -> Call:
 
 
 async def answer(request: Request, handle: Callable[[Call], Awaitable[Any]], *,
-                 content_type: str = "application/json") -> Response:
+                 content_type: str = "application/json", not_found_status: int = 404) -> Response:
     """``handle``'s answer to the verified call as JSON, or its error in AWS's shape: an :class:`AwsError` as it is,
     a recsmith error mapped by :func:`~recsmith.api.personalize.errors.from_recsmith`, and anything unexpected a
-    logged 500 ``ServiceException``."""
+    logged 500 ``ServiceException``; ``not_found_status``: the status of ``ResourceNotFoundException`` (404 in the
+    runtime's and events' models, 400 in the control plane's, whose errors are all 400s)."""
     try:
         call = await read_call(request)
         result = await handle(call)
         return aws_response(result if result is not None else {}, content_type=content_type)
-    except AwsError as exc:
-        return error_response(exc, content_type=content_type)
-    except RecsmithError as exc:
-        return error_response(from_recsmith(exc), content_type=content_type)
+    except (AwsError, RecsmithError) as exc:
+        error = exc if isinstance(exc, AwsError) else from_recsmith(exc)
+        if error.code == "ResourceNotFoundException":
+            error.status = not_found_status
+        return error_response(error, content_type=content_type)
     except Exception:
         logger.exception("%s %s failed", request.method, request.url.path)
         return error_response(AwsError("ServiceException", "internal error: the server logged the details", 500),
