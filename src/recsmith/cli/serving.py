@@ -279,7 +279,8 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="A label to recognise it by.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Make an API key. It is printed once; only its hash is stored."""
+    """Make an API key. It is printed once; its hash is stored, and its secret sealed under the erasure key (for
+    AWS Signature Version 4: the access key id is the key's id, the secret access key its secret)."""
     if admin and role not in (None, "admin"):
         raise ConfigError(f"--admin and --role {role} contradict each other: give one")
     role = "admin" if admin else role
@@ -293,7 +294,8 @@ def keys_create(
         print_json(record)
         return
     out.print(f"API key {record['key_id']} (role {role}, {'group ' + repr(group) if group else 'every group'}); "
-              "shown once, keep it safe:")
+              "shown once, keep it safe (for AWS SDKs: access key id "
+              f"{record['key_id']}, secret access key the part after 'rsk_{record['key_id']}_'):")
     print(record["key"])
 
 

@@ -272,7 +272,8 @@ class ServingRecords:
 
     # ----------------------------------------------------------------------------------------- API keys
     def create_api_key(self, role: str, group: str | None = None, name: str | None = None) -> dict[str, Any]:
-        """Make an API key; the returned ``key`` is shown once and only its hash is stored.
+        """Make an API key; the returned ``key`` is shown once. Its secret's hash is stored, and the secret sealed
+        (:func:`seal_secret`) for AWS Signature Version 4.
 
         Parameters
         ----------
