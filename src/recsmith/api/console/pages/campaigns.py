@@ -236,7 +236,8 @@ def campaign_page(request: Request, user: User, group: GroupPath, name: Campaign
     view = campaign_view(record, request.app.state.runtime)
     versions = _active_versions(request, group) if user.may("admin", group) else []
     return page(request, "campaigns/detail.html", title=f"Campaign {name}", active="campaigns", group=group,
-                campaign=view, versions=versions, arns=request.app.state.arns.of_campaign(record), settled=SETTLED, windows=WINDOWS.values(),
+                campaign=view, versions=versions, arns=request.app.state.arns.of_campaign(record), settled=SETTLED,
+                windows=WINDOWS.values(),
                 engagement=campaign_engagement_view(request, group, name, chosen), rate=format_rate,
                 clock=format_clock, traffic_seconds=TRAFFIC_SECONDS, traffic_samples=TRAFFIC_SAMPLES)
 
