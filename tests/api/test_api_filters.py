@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from typer.testing import CliRunner
@@ -148,3 +150,43 @@ def test_get_route_takes_the_quoted_form(server):
     assert _ids(get('"Comedy","Drama"').json()["items"]) == _ids(_genre_items(server, ["Comedy", "Drama"]))[:10]
     malformed = get('"Comedy')
     assert malformed.status_code == 400 and "$GENRE" in malformed.json()["error"]["message"], malformed.text
+
+
+def test_personalize_runtime_filter_values_reach_the_same_parsing(server):
+    from botocore.exceptions import ClientError
+    from personalize_clients import aws_client  # tests/api is on sys.path; skips without boto3
+
+    runtime = aws_client("personalize-runtime", server.url, server.read_key)
+    arn = "arn:aws:personalize:us-east-1:000000000000:"
+
+    def ask(value: str) -> list[dict]:
+        return runtime.get_recommendations(campaignArn=arn + "campaign/knn", userId="1", numResults=20,
+                                           filterArn=arn + "filter/genre", filterValues={"GENRE": value},
+                                           metadataColumns={"ITEMS": ["GENRES"]})["itemList"]
+
+    quoted = ask('"Comedy"')
+    assert [item["itemId"] for item in quoted] == _ids(_genre_items(server, "Comedy"))
+    assert all("Comedy" in item["metadata"]["GENRES"].split("|") for item in quoted)
+    assert [item["itemId"] for item in ask('"Comedy","Drama"')] == _ids(_genre_items(server, ["Comedy", "Drama"]))
+    with pytest.raises(ClientError) as info:
+        ask('"Comedy",')
+    error = info.value.response["Error"]
+    assert error["Code"] == "InvalidInputException" and "$GENRE" in error["Message"], error
+
+
+def test_cli_filter_value_takes_the_quoted_form(server):
+    runner = CliRunner()
+    env = {"RECSMITH_HOME": str(server.home)}
+
+    def recommend(*values: str) -> list[str]:
+        flags = [flag for value in values for flag in ("--filter-value", f"GENRE={value}")]
+        result = runner.invoke(app, ["recommend", "--solution-version", str(server.versions["item-knn"]), "--user",
+                                     "1", "--num", "10", "--filter", "genre", *flags, "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        return [row["item_id"] for row in json.loads(result.output)["items"]]
+
+    assert recommend('"Comedy"') == recommend("Comedy") == _ids(_genre_items(server, "Comedy"))[:10]
+    assert recommend('"Comedy", "Drama"') == recommend("Comedy", "Drama")
+    malformed = runner.invoke(app, ["recommend", "--solution-version", str(server.versions["item-knn"]), "--user",
+                                    "1", "--filter", "genre", "--filter-value", 'GENRE="Comedy'], env=env)
+    assert malformed.exit_code == 1 and "$GENRE" in malformed.output, malformed.output
