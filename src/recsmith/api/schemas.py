@@ -18,7 +18,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from fastapi import Path
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from recsmith.data.filters import (
@@ -133,10 +142,39 @@ FilterValue = Annotated[
 """A filter parameter's value, or a list of values."""
 FilterValues = Annotated[
     dict[Annotated[Text, Field(min_length=1, max_length=128)], FilterValue],
-    Field(max_length=FILTER_MAX_PARAMETERS, description=f"Values of the filter's $PARAMs: at most "
-          f"{FILTER_MAX_PARAMETERS} parameters, {FILTER_MAX_VALUES} values each, {FILTER_MAX_VALUE_LENGTH} "
-          "characters a value."),
+    Field(max_length=FILTER_MAX_PARAMETERS, description="Values of the filter's $PARAMs, by name: one value "
+          '(`"Comedy"`; numbers bare, `"10"`), a list of values (`["Comedy", "Drama"]`), or Personalize\'s quoted '
+          'form, a string of double-quoted values joined with commas (`"\\"Comedy\\",\\"Drama\\""`, with `\\"` '
+          "and `\\\\` escapes inside a value). A string starting with a double quote is read in the quoted form; a "
+          "malformed one (an unterminated quote, a trailing comma, text between values), or a value that is only "
+          f"empty strings, is a 400 naming the parameter and the position. At most {FILTER_MAX_PARAMETERS} "
+          f"parameters, {FILTER_MAX_VALUES} values each, {FILTER_MAX_VALUE_LENGTH} characters a value."),
 ]
+"""A request's ``$PARAM`` values; :func:`recsmith.data.filters.parse_filter_value` reads each (the quoted form
+``"\\"A\\",\\"B\\""`` is two values), when the filter is applied."""
+
+
+def item_columns(value: Any) -> Any:
+    """``metadata_columns`` as the list of item fields: Personalize's ``{"ITEMS": [...]}`` gives its list, a list
+    stays as it is (then validated as a list of names); a map with another key is a validation error (a 422)."""
+    if not isinstance(value, dict):
+        return value
+    other = sorted(str(key) for key in value if key != "ITEMS")
+    if other:
+        raise PydanticCustomError("metadata_columns", "only ITEMS columns can be returned ({\"ITEMS\": [...]}), "
+                                  "not {keys}", {"keys": ", ".join(repr(key) for key in other)})
+    return value.get("ITEMS", [])
+
+
+_COLUMN_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128}, "maxItems": 50}
+MetadataColumns = Annotated[
+    list[Name], Field(max_length=50), BeforeValidator(item_columns),
+    WithJsonSchema({"anyOf": [_COLUMN_NAMES, {"type": "object", "properties": {"ITEMS": _COLUMN_NAMES},
+                                              "additionalProperties": False}]}),
+]
+"""Item fields to return with each item: a list of names, or Personalize's ``{"ITEMS": [...]}`` (see
+:func:`item_columns`)."""
+
 Properties = dict[Annotated[Text, Field(min_length=1, max_length=256)], Scalar | None]
 Context = dict[Annotated[Text, Field(max_length=256)], Scalar]
 
@@ -181,8 +219,9 @@ class RecommendationRequest(Strict):
     context: Context = Field(default_factory=dict, max_length=50,
                              description="Request context (device, location...); accepted for "
                              "Personalize compatibility, not used by the current recipes.")
-    metadata_columns: list[Name] = Field(default_factory=list, max_length=50,
-                                         description="Item fields to return with each item.")
+    metadata_columns: MetadataColumns = Field(
+        default_factory=list, description='Item fields to return with each item: a list (`["GENRES"]`) or, as '
+        'Personalize writes it, `{"ITEMS": ["GENRES"]}`.')
     promotion: PromotionIn | None = None
     suppress_served_minutes: Number | None = Field(
         default=None, gt=0, le=1440, description="Leave out items served to this user in the last N minutes "
@@ -206,7 +245,8 @@ class RankingRequest(Strict):
     filter: Name | None = None
     filter_values: FilterValues = Field(default_factory=dict)
     context: Context = Field(default_factory=dict, max_length=50)
-    metadata_columns: list[Name] = Field(default_factory=list, max_length=50)
+    metadata_columns: MetadataColumns = Field(default_factory=list, description='Item fields to return with each '
+                                              'item: a list or `{"ITEMS": [...]}`.')
 
 
 class RecommendedItemOut(BaseModel):

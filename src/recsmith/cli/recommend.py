@@ -28,7 +28,8 @@ FilterExpressionOption = Annotated[str | None, typer.Option(
     "--filter-expression", help="A filter expression applied without storing it, e.g. 'EXCLUDE ItemID WHERE "
     "Items.GENRES IN ($G)' (Personalize grammar).")]
 FilterValueOption = Annotated[list[str] | None, typer.Option(
-    "--filter-value", help="$PARAM value NAME=VALUE; repeat for several values of one parameter.")]
+    "--filter-value", help="$PARAM value NAME=VALUE; repeat for several values of one parameter, or write them "
+    'in Personalize\'s quoted form: G=\'"Comedy","Drama"\'.')]
 
 _EXPRESSION = re.compile(r"\s*(INCLUDE|EXCLUDE)\s", re.IGNORECASE)
 
@@ -53,9 +54,11 @@ def item_title(metadata: dict[str, Any] | None) -> Any:
 
 
 def request_filter(name: str | None, expression: str | None, values: list[str] | None
-                   ) -> tuple[str | Filter | None, dict[str, list[str]]]:
+                   ) -> tuple[str | Filter | None, dict[str, str | list[str]]]:
     """The filter of ``--filter NAME`` (a stored filter's name, which the pipeline looks up in the version's group
-    as HTTP does) or ``--filter-expression EXPR`` (parsed here), and the ``--filter-value`` bindings.
+    as HTTP does) or ``--filter-expression EXPR`` (parsed here), and the ``--filter-value`` bindings: a name given
+    once binds its value (which may be in Personalize's quoted form, ``G="A","B"``), a name repeated the list of
+    its values.
 
     ``--filter`` given an expression (what it took before; a filter's name holds no spaces, so the two never
     mix up) still applies it, with a note on stderr.
@@ -83,11 +86,14 @@ def request_filter(name: str | None, expression: str | None, values: list[str] |
         bound.setdefault(key.strip().lstrip("$"), []).append(value)
     if bound and name is None and expression is None:
         raise ConfigError("--filter-value needs a --filter NAME or --filter-expression EXPR")
-    return (parse_filter(expression) if expression is not None else name), bound
+    # a name given once is one value, so Personalize's quoted form ('G="Comedy","Drama"') is read as such (as the
+    # GET route and the console bind NAME=VALUE texts); a name repeated is a list, each value bare
+    bindings = {key: listed[0] if len(listed) == 1 else listed for key, listed in bound.items()}
+    return (parse_filter(expression) if expression is not None else name), bindings
 
 
 def recommendations_for(store: Store, version_id: int, user: str, num: int, *, filter: str | Filter | None = None,
-                        filter_values: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+                        filter_values: dict[str, str | list[str]] | None = None) -> list[dict[str, Any]]:
     """Recommendations for one raw user id from a solution version, through the serving pipeline that HTTP
     answers with (live events, deletions, filters, padding, reasons, the 1-500 limit), with item titles when
     known. ``filter`` names a stored filter of the version's group, or is a parsed one (:func:`request_filter`)."""
@@ -98,7 +104,7 @@ def recommendations_for(store: Store, version_id: int, user: str, num: int, *, f
 
 
 def answer_rows(store: Store, deployed: LoadedCampaign, num: int, *, filter: str | Filter | None = None,
-                filter_values: dict[str, list[str]] | None = None, **who: str) -> list[dict[str, Any]]:
+                filter_values: dict[str, str | list[str]] | None = None, **who: str) -> list[dict[str, Any]]:
     """:meth:`CampaignRuntime.answer` for ``who`` (``user_id=`` or ``item_id=``) from a loaded version, as titled
     rows (not written to the served-items ledger: no campaign served them)."""
     from recsmith.serving.campaign import CampaignRuntime

@@ -72,8 +72,9 @@ __all__ = [
     "FILTER_CACHE_BYTES", "FILTER_CACHE_MAX_KEY_BYTES", "FILTER_MAX_DEPTH", "FILTER_MAX_EXPRESSION_LENGTH",
     "FILTER_MAX_NUMBER_DIGITS", "FILTER_MAX_PARAMETERS", "FILTER_MAX_VALUES", "FILTER_MAX_VALUE_LENGTH",
     "And", "CurrentItemRef", "Condition", "Expression", "Filter", "FilterCache", "FilterFieldError",
-    "FilterSyntaxError", "ItemCatalog", "Literal", "Or", "Param", "UserCondition", "check_filter_fields",
-    "check_filter_values", "compile_filter", "error_span", "item_attribute_mask", "parse_filter",
+    "FilterSyntaxError", "FilterValueError", "ItemCatalog", "Literal", "Or", "Param", "UserCondition",
+    "check_filter_fields", "check_filter_values", "compile_filter", "error_span", "item_attribute_mask", "parse_filter",
+    "parse_filter_value",
 ]
 
 COMPARISONS = ("=", "<", ">", "<=", ">=")
@@ -126,18 +127,22 @@ class FilterSyntaxError(FilterError):
         self.position = position
         self.expression = expression
         self.problem = message
-        shown, offset = expression, position
-        if len(expression) > 2 * _CONTEXT:  # a long expression: the part around the position
-            start = max(position - _CONTEXT, 0)
-            end = min(position + _CONTEXT, len(expression))
-            shown = ("..." if start else "") + expression[start:end] + ("..." if end < len(expression) else "")
-            offset = position - start + (3 if start else 0)
-        caret = " " * offset + "^"
-        super().__init__(f"{message} at position {position}\n  {shown}\n  {caret}")
+        super().__init__(f"{message} at position {position}\n{_pointed(expression, position)}")
 
 
 _CONTEXT = 60
 """Characters shown on each side of the position in a syntax error about a long expression."""
+
+
+def _pointed(text: str, position: int) -> str:
+    """``text`` (the part around ``position`` when it is long) over a caret under ``position``, indented."""
+    shown, offset = text, position
+    if len(text) > 2 * _CONTEXT:
+        start = max(position - _CONTEXT, 0)
+        end = min(position + _CONTEXT, len(text))
+        shown = ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
+        offset = position - start + (3 if start else 0)
+    return f"  {shown}\n  {' ' * offset}^"
 
 
 class FilterFieldError(FilterSyntaxError):
@@ -168,6 +173,36 @@ class FilterFieldError(FilterSyntaxError):
         self.dataset, self.field, self.known, self.suggestion = dataset, field, known, suggestion
         self.hint = hint
         self.args = (f"{self.args[0]}\n  {hint}",)
+
+
+class FilterValueError(FilterError):
+    """A ``$PARAM`` value that cannot be bound (see :func:`parse_filter_value`): a malformed quoted form, or a
+    value that holds nothing a filter can match.
+
+    Attributes
+    ----------
+    parameter : str
+        The parameter's name (without ``$``).
+    value : Any
+        The value as it was given.
+    position : int or None
+        0-based character offset in ``value`` where the quoted form goes wrong (None for an empty value).
+    problem : str
+        What is wrong, without the parameter, the position and the caret.
+    """
+
+    def __init__(self, problem: str, parameter: str, value: Any, position: int | None = None) -> None:
+        self.parameter, self.value, self.position, self.problem = parameter, value, position, problem
+        if position is None:
+            message = f"filter value ${parameter} ({value!r}) {problem}"
+        else:
+            message = (f"filter value ${parameter}: {problem} at position {position}\n{_pointed(str(value), position)}"
+                       f"\n  {_QUOTED_FIX}")
+        super().__init__(message)
+
+
+_QUOTED_FIX = ('a value starting with " is Personalize\'s quoted form: "A" or "A","B", with \\" for a quote and '
+               "\\\\ for a backslash inside a value")
 
 
 # --------------------------------------------------------------------------------------------------- the AST
@@ -935,14 +970,17 @@ def check_filter_values(values: Mapping[str, Any] | None) -> None:
     Parameters
     ----------
     values : mapping, optional
-        Parameter name -> one value, or a list (any sized collection) of values.
+        Parameter name -> one value (a string in Personalize's quoted form ``"A","B"`` is several, see
+        :func:`parse_filter_value`), or a list (any sized collection) of values.
 
     Raises
     ------
     FilterError
         Naming the parameter: more than :data:`FILTER_MAX_PARAMETERS` parameters, more than
-        :data:`FILTER_MAX_VALUES` values for one, a value (or a name) longer than :data:`FILTER_MAX_VALUE_LENGTH`
-        characters, or values that are neither one value nor a list.
+        :data:`FILTER_MAX_VALUES` values for one (a list's elements, or the values of one quoted string), a value
+        (or a name) longer than :data:`FILTER_MAX_VALUE_LENGTH` characters, or values that are neither one value
+        nor a list; a :class:`FilterValueError` for a value :func:`parse_filter_value` refuses (a malformed
+        quoted form, or only empty values).
     """
     if not values:
         return
@@ -973,19 +1011,113 @@ def check_filter_values(values: Mapping[str, Any] | None) -> None:
             if isinstance(item, str | bytes) and len(item) > FILTER_MAX_VALUE_LENGTH:
                 raise FilterError(f"a value of filter value ${name} is {len(item):,} characters long; at most "
                                   f"{FILTER_MAX_VALUE_LENGTH:,} are allowed (it starts {item[:40]!r})")
+        parsed = parse_filter_value(value, name)  # a malformed quoted form, only empty values
+        if len(parsed) > FILTER_MAX_VALUES:
+            raise FilterError(f"filter value ${name} holds {len(parsed):,} quoted values; at most {FILTER_MAX_VALUES} "
+                              "are allowed per parameter")
 
 
 class _Unbound(Exception):
     """A parameter (or CurrentItem) the request did not provide; carries its name."""
 
 
+def _quoted_values(text: str, name: str) -> list[str]:
+    """The values of Personalize's quoted form ``"A", "B"`` (``text`` starts with ``"`` after spaces)."""
+    values: list[str] = []
+    i, n = len(text) - len(text.lstrip()), len(text)
+    while True:
+        opened, chars = i, []
+        i += 1
+        while True:
+            if i >= n:
+                raise FilterValueError('unterminated quoted value: no closing " for the value opened', name, text,
+                                       opened)
+            char = text[i]
+            if char == "\\" and i + 1 < n and text[i + 1] in '"\\':
+                chars.append(text[i + 1])
+                i += 2
+            elif char == '"':
+                i += 1
+                break
+            else:
+                chars.append(char)
+                i += 1
+        values.append("".join(chars))
+        while i < n and text[i].isspace():
+            i += 1
+        if i == n:
+            return values
+        if text[i] != ",":
+            raise FilterValueError(f"expected , between quoted values, got {text[i]!r}", name, text, i)
+        comma = i
+        i += 1
+        while i < n and text[i].isspace():
+            i += 1
+        if i == n:
+            raise FilterValueError("trailing comma: expected a quoted value after it", name, text, comma)
+        if text[i] != '"':
+            raise FilterValueError(f'expected a double-quoted value after the comma, got {text[i]!r}', name, text, i)
+
+
+def parse_filter_value(value: Any, name: str) -> list[Any]:
+    """The values one ``$PARAM`` binds, from a request's value in either form Personalize's callers send.
+
+    - A string whose first character (after spaces) is ``"`` is Personalize's quoted form
+      (``filterValues: {"GENRE": "\\"Comedy\\",\\"Drama\\""}``): double-quoted values separated by commas,
+      spaces around the commas allowed, ``\\"`` and ``\\\\`` escapes inside a value.
+    - Any other string is one value, as it is (``"Comedy"``; ``"10"``, which also matches and compares with
+      numeric fields, is how Personalize writes numbers).
+    - A number or a boolean is one value; a list (any iterable but a string) is its elements, each as it is.
+
+    Every path that binds filter values (:func:`compile_filter`, :func:`check_filter_values`,
+    :class:`FilterCache`) goes through this function, so the HTTP routes, the Personalize runtime, promotions,
+    batch jobs, the CLI and the console all read values the same way.
+
+    Parameters
+    ----------
+    value : Any
+        The request's value for the parameter (not None: None means the parameter was omitted).
+    name : str
+        The parameter's name, for the error message.
+
+    Returns
+    -------
+    list
+        The values (an empty list for an empty list: a set of no values, which matches nothing).
+
+    Raises
+    ------
+    FilterValueError
+        A :class:`~recsmith.errors.FilterError` naming the parameter, the value and the position: for a malformed
+        quoted form (an unterminated quote, text between values that is not a comma, a trailing comma), or a
+        value that is only empty strings (``""``, ``"\\"\\""``, ``[""]``), which no item can match.
+
+    Examples
+    --------
+    >>> parse_filter_value('"Comedy", "Drama"', "GENRE")
+    ['Comedy', 'Drama']
+    >>> parse_filter_value("Comedy", "GENRE"), parse_filter_value(["Comedy", "Drama"], "GENRE")
+    (['Comedy'], ['Comedy', 'Drama'])
+    >>> parse_filter_value('"say \\\\"hi\\\\""', "TITLE")
+    ['say "hi"']
+    """
+    if isinstance(value, str):
+        many: list[Any] = _quoted_values(value, name) if value.lstrip().startswith('"') else [value]
+    elif isinstance(value, bytes) or not isinstance(value, Iterable):
+        return [value]
+    else:
+        many = list(value)
+    if many and all(isinstance(v, str | bytes) and not v for v in many):
+        raise FilterValueError(f"{'is empty' if many == [value] else 'holds only empty values'}: no item has an "
+                               f"empty value, so it would match nothing; give a value (or leave ${name} out to turn "
+                               "off an EXCLUDE part that uses it)", name, value)
+    return many
+
+
 def _bound(values: Mapping[str, Any], name: str) -> list[Any]:
     if name not in values or values[name] is None:
         raise _Unbound(name)
-    value = values[name]
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        return [value]
-    return list(value)
+    return parse_filter_value(values[name], name)
 
 
 def _operand_values(operand: Operand, values: Mapping[str, Any], catalog: ItemCatalog,
@@ -1096,9 +1228,11 @@ def compile_filter(filter: Filter | str, catalog: ItemCatalog, *, values: Mappin
     catalog : ItemCatalog
         The items and their metadata.
     values : mapping, optional
-        ``$PARAM`` values, by name (case-sensitive, as in Personalize). A value is one string/number or a list
-        of them (a list fills ``IN ($P)`` with several values). Values are bound as data, never spliced into
-        text. A string that reads as a number also matches numeric fields and can be compared (``<``, ...).
+        ``$PARAM`` values, by name (case-sensitive, as in Personalize). A value is one string/number, a string in
+        Personalize's quoted form (``'"Comedy","Drama"'``), or a list of values (a list or a quoted string fills
+        ``IN ($P)`` with several values); :func:`parse_filter_value` reads each. Values are bound as data, never
+        spliced into text. A string that reads as a number also matches numeric fields and can be compared
+        (``<``, ...).
     user : mapping, optional
         The current user's metadata, for ``IF CurrentUser.FIELD ...`` conditions (missing field: false).
     current_item : str, optional
@@ -1114,7 +1248,7 @@ def compile_filter(filter: Filter | str, catalog: ItemCatalog, *, values: Mappin
     Raises
     ------
     FilterError
-        ``values`` over the limits (see :func:`check_filter_values`); an ``INCLUDE`` expression uses a
+        ``values`` over the limits or malformed (see :func:`check_filter_values`); an ``INCLUDE`` expression uses a
         parameter that has no value; a field no item has; a comparison with a value that is not a number;
         ``CurrentItem`` without ``current_item``.
     UnknownIdError
@@ -1232,8 +1366,8 @@ class FilterCache:
 
     - the canonical filter text (``str(parse_filter(expression))``, so spelling and spacing variants share);
     - the catalogue's identity (``catalog.token``; a rebuilt catalogue never reuses old masks);
-    - the bound value of every ``$PARAM`` the filter uses (``None`` when omitted), frozen to tuples (a scalar
-      and a one-element list share a key);
+    - the bound values of every ``$PARAM`` the filter uses (``None`` when omitted), as :func:`parse_filter_value`
+      reads them, frozen to tuples (a scalar, a one-element list and the quoted form ``'"x"'`` share a key);
     - the user's values of the fields named by ``IF CurrentUser.FIELD`` (only when the filter has ``IF``);
     - ``current_item`` (only when the filter uses ``CurrentItem``);
     - the user's interacted items for the event types present in ``interactions`` (only when the filter
@@ -1288,7 +1422,8 @@ class FilterCache:
             interactions_key: Any = None) -> tuple[Any, ...]:
         """The cache key of one request (see the class docstring for what goes in)."""
         values = values or {}
-        params = tuple((name, _freeze(values.get(name))) for name in filter.parameters)
+        params = tuple((name, None if values.get(name) is None else tuple(parse_filter_value(values[name], name)))
+                       for name in filter.parameters)
         user_part = tuple((name, _freeze(None if user is None else user.get(name))) for name in filter.user_fields)
         item_part = current_item if filter.current_item_fields else None
         history: Any = None
