@@ -5,8 +5,9 @@
 Personalize's fields map to ``/v1``'s request (and are checked by its model): ``campaignArn`` → the campaign (and
 its dataset group), ``filterArn`` → a filter of that group by name, ``filterValues`` → ``filter_values`` (the
 quoted form Personalize documents, ``"\\"Comedy\\",\\"Drama\\""``, or bare), ``promotions[0]`` → ``promotion``,
-``metadataColumns.ITEMS`` → ``metadata_columns``, ``numResults`` 0 → the default 25. The answer's ``reason`` is a
-list of one reason, ``metadata`` a map of strings (lists joined with ``|``, as Personalize's categorical fields).
+``metadataColumns`` → ``metadata_columns`` (which takes Personalize's ``{"ITEMS": [...]}``), ``numResults`` 0 →
+the default 25. The answer's ``reason`` is a list of one reason, ``metadata`` a map of strings (lists joined with
+``|``, as Personalize's categorical fields).
 """
 
 from __future__ import annotations
@@ -29,16 +30,6 @@ _NAMES = {"user_id": "userId", "item_id": "itemId", "num_results": "numResults",
           "promotion": "promotions[0]", "input_list": "inputList", "percent": "percentPromotedItems",
           "name": "name"}
 """``/v1``'s field names → Personalize's, for the messages of :func:`validated`."""
-
-
-def metadata_columns(body: dict[str, Any]) -> list[str]:
-    """The item fields ``metadataColumns`` asks for: ``{"ITEMS": [...]}``."""
-    columns = field(body, "metadataColumns", dict, default={})
-    unknown = sorted(set(columns) - {"ITEMS"})
-    if unknown:
-        raise invalid_input(f"metadataColumns: only ITEMS columns can be returned, not {', '.join(unknown)}")
-    items = field(columns, "ITEMS", list, default=[], where="metadataColumns.")
-    return items
 
 
 def _filter(body: dict[str, Any], where: str = "") -> dict[str, Any]:
@@ -85,7 +76,8 @@ def _recommend(call: Call) -> dict[str, Any]:
     request: dict[str, Any] = {
         "user_id": field(body, "userId", str), "item_id": field(body, "itemId", str),
         "num_results": field(body, "numResults", int, default=0) or 25,
-        "context": field(body, "context", dict, default={}), "metadata_columns": metadata_columns(body),
+        "context": field(body, "context", dict, default={}),
+        "metadata_columns": field(body, "metadataColumns", dict, default={}),
         **_filter(body),
     }
     promotions = field(body, "promotions", list, default=[])
@@ -110,7 +102,8 @@ def _rank(call: Call) -> dict[str, Any]:
     group, name = _campaign(call)
     request = {"user_id": field(body, "userId", str, required=True),
                "input_list": field(body, "inputList", list, required=True),
-               "context": field(body, "context", dict, default={}), "metadata_columns": metadata_columns(body),
+               "context": field(body, "context", dict, default={}),
+               "metadata_columns": field(body, "metadataColumns", dict, default={}),
                **_filter(body)}
     result = ranking_answer(call.state.runtime, group, name, validated(RankingRequest, request, _NAMES))
     call.state.metrics.items_served.labels(group, name).inc(len(result["items"]))
