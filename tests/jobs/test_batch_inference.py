@@ -185,6 +185,8 @@ def test_bad_requests_are_refused(trained, tmp_path: Path) -> None:
         (["-o", tmp_path / "o.jsonl"], "give one input"),
         (["-i", tmp_path / "missing.jsonl", "-o", tmp_path / "o.jsonl"], "input file not found"),
         (["--all-users", "-o", tmp_path / "o.jsonl", "--filter", "nope"], "has no filter 'nope'"),
+        (["--all-users", "-o", tmp_path / "o.jsonl", "--filter", "no-genre", "--filter-value", 'G="Comedy'],
+         "unterminated quoted value"),  # refused before the job starts, not on every line
     ]
     for args, message in cases:
         result = cli("batch-inference", "create", "-g", "ml", "--solution-version", version, *args)

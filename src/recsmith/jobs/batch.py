@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recsmith.atomic import current_owner
+from recsmith.data.filters import check_filter_values
 from recsmith.data.readers import mask_url
 from recsmith.errors import ConfigError, ConflictError, DataError, NotFoundError
 from recsmith.jobs import batch_io
@@ -109,7 +110,7 @@ def create_batch_inference_job(store: Store, settings: Settings, *, group: str, 
 
     Raises
     ------
-    ConfigError, NotFoundError, DataError
+    ConfigError, NotFoundError, DataError, FilterError
         For a request that cannot run, naming what is wrong.
     """
     if isinstance(num_results, bool) or not isinstance(num_results, int) or not 1 <= num_results <= MAX_RESULTS:
@@ -118,6 +119,7 @@ def create_batch_inference_job(store: Store, settings: Settings, *, group: str, 
         raise ConfigError("filter values need a filter: give the name of a stored filter")
     if filter is not None:
         store.get_filter(group, filter)
+    check_filter_values(filter_values)  # a malformed value is refused now, not on every line of the run
     if output_table is None and db_url is not None:
         raise ConfigError("--db-url is for --output-table; give the table to write")
     config = {"num_results": num_results, "filter": filter, "filter_values": dict(filter_values or {}),
