@@ -331,5 +331,16 @@ def test_bad_input_is_refused_naming_the_field(served: Served, versions: dict[st
                                 jobInput={"s3DataSource": {"path": "/nonexistent/users.json"}},
                                 jobOutput={"s3DataDestination": {"path": "/tmp/out.jsonl"}})
     assert code == "InvalidInputException" and message.startswith("numResults")
+    code, _, message = error_of(control.create_batch_inference_job, jobName="lost",
+                                solutionVersionArn=versions["sims"], roleArn=ROLE,
+                                jobInput={"s3DataSource": {"path": "/nonexistent/users.json"}},
+                                jobOutput={"s3DataDestination": {"path": "/tmp/out.jsonl"}})
+    assert code == "InvalidInputException" and message.startswith("jobInput.s3DataSource.path")
+    assert "/nonexistent/users.json" in message
+    code, _, message = error_of(control.create_batch_inference_job, jobName="lost",
+                                solutionVersionArn=versions["sims"],
+                                jobInput={"s3DataSource": {"path": "/nonexistent/users.json"}},
+                                jobOutput={"s3DataDestination": {"path": "/tmp/out.jsonl"}}, roleArn="")
+    assert code == "InvalidInputException" and message.startswith("roleArn")
     assert "sims" in {s["name"] for s in control.list_solutions()["solutions"]}
     assert "knn-bad" not in {s["name"] for s in control.list_solutions()["solutions"]}

@@ -36,7 +36,7 @@ from recsmith.api.personalize.errors import AwsError, invalid_input, not_found
 from recsmith.api.personalize.protocol import Call, field
 from recsmith.api.routes.campaigns import campaign_view, deploy_campaign, remove_campaign, switch_campaign
 from recsmith.data.readers import mask_url
-from recsmith.errors import NotFoundError
+from recsmith.errors import ConfigError, DataError, NotFoundError
 from recsmith.jobs import batch
 from recsmith.jobs.batch_io import OUTPUT_FORMATS
 from recsmith.jobs.config import SolutionConfig
@@ -96,6 +96,9 @@ RECSMITH_PREFIX = "recsmith-"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 """A Personalize resource name (its ``Name`` shape: 1-63 letters, digits, ``-``, ``_``, starting with a letter or
 digit)."""
+
+ROLE_ARN = re.compile(r"^arn:([a-z\d-]+):iam::\d{12}:role/?[A-Za-z_0-9+=,.@\-/]+$")
+"""An IAM role ARN (the service model's ``RoleArn`` pattern)."""
 
 MAX_RESULTS = 100
 """The most entries a list answers at once (Personalize's ``maxResults`` limit)."""
@@ -441,6 +444,13 @@ def _version(call: Call, arn: object, field_name: str = "solutionVersionArn") ->
     return version
 
 
+def _active(version: dict[str, Any]) -> None:
+    """Refuse (``ResourceInUseException``) a version that is not ACTIVE (still training, or failed)."""
+    if version["status"] != ACTIVE:
+        raise AwsError("ResourceInUseException", f"solutionVersionArn: the solution version is "
+                       f"{_status(version['status'])}, not ACTIVE: use it once it has trained", 400)
+
+
 def _version_view(call: Call, version: dict[str, Any]) -> dict[str, Any]:
     view = _version_summary(call, version) | {
         "solutionArn": call.arns.solution(version["solution_name"]), "performHPO": False, "performAutoML": False,
@@ -613,9 +623,7 @@ def create_campaign(call: Call) -> dict[str, Any]:
     name = _name(body)
     settings = _campaign_config(body)
     _taken("campaign", name, (c["name"] for c in call.state.store.list_campaigns()))
-    if version["status"] != ACTIVE:
-        raise AwsError("ResourceInUseException", f"solutionVersionArn: the solution version is "
-                       f"{_status(version['status'])}, not ACTIVE: deploy it once it has trained", 400)
+    _active(version)
     deploy_campaign(call.state.store, call.state.runtime, group, name, int(version["id"]),
                     {"personalize": settings} if settings else None)
     return {"campaignArn": call.arns.campaign(name)}
@@ -745,7 +753,10 @@ def create_batch_inference_job(call: Call) -> dict[str, Any]:
     version = _version(call, field(body, "solutionVersionArn", str, required=True))
     group = version["dataset_group"]
     name = _name(body, "jobName")
-    field(body, "roleArn", str, required=True)
+    role = field(body, "roleArn", str, required=True)
+    if not ROLE_ARN.match(role):
+        raise invalid_input(f"roleArn: {role[:300]!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>); "
+                            "recsmith keeps it and uses no role")
     mode = field(body, "batchInferenceJobMode", str, default="BATCH_INFERENCE")
     if mode != "BATCH_INFERENCE":
         raise invalid_input(f"batchInferenceJobMode: recsmith makes recommendations (BATCH_INFERENCE), not {mode!r}")
@@ -761,13 +772,19 @@ def create_batch_inference_job(call: Call) -> dict[str, Any]:
         raise invalid_input(f"numResults: must be 1 to {MAX_BATCH_RESULTS}, got {num_results}")
     store = call.state.store
     _taken("batch inference job", name, (job["name"] for job in _named_jobs(call, _all_group_names(call))))
-    job = batch.create_batch_inference_job(
-        store, call.state.settings, group=group, solution_version_id=int(version["id"]), input=source,
-        output=_output_path(given, source), num_results=num_results,
-        filter=None if filter_arn is None else resolve.filter_name(filter_arn))
+    _active(version)
+    try:
+        job = batch.create_batch_inference_job(
+            store, call.state.settings, group=group, solution_version_id=int(version["id"]), input=source,
+            output=_output_path(given, source), num_results=num_results,
+            filter=None if filter_arn is None else resolve.filter_name(filter_arn))
+    except DataError as exc:  # the input cannot be found or read
+        raise invalid_input(f"jobInput.s3DataSource.path: {exc}") from None
+    except ConfigError as exc:  # the version and numResults are checked above: what is left is the output
+        raise invalid_input(f"jobOutput.s3DataDestination.path: {exc}") from None
     job_id = int(job["id"])
     config = store.get_batch_job(job_id)["config"] | {"personalize": {
-        "roleArn": body["roleArn"], "output": mask_url(given), "batchInferenceJobConfig": job_config}}
+        "roleArn": role, "output": mask_url(given), "batchInferenceJobConfig": job_config}}
     try:
         store.update_batch_job(job_id, name=name, config=config)
     except sa.exc.IntegrityError:  # another call took the name meanwhile (the column is unique): this job never runs
