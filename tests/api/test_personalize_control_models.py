@@ -35,6 +35,7 @@ class Served:
     control: Any
     runtime: Any
     group_arn: str
+    store: Store
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         control = aws_client("personalize", url, admin)
         group_arn = next(g["datasetGroupArn"] for g in control.list_dataset_groups()["datasetGroups"]
                          if g["name"] == "movies")
-        yield Served(url, home, control, aws_client("personalize-runtime", url, admin), group_arn)
+        yield Served(url, home, control, aws_client("personalize-runtime", url, admin), group_arn, store)
     finally:
         stop_server(process)
         store.close()
@@ -344,3 +345,22 @@ def test_bad_input_is_refused_naming_the_field(served: Served, versions: dict[st
     assert code == "InvalidInputException" and message.startswith("roleArn")
     assert "sims" in {s["name"] for s in control.list_solutions()["solutions"]}
     assert "knn-bad" not in {s["name"] for s in control.list_solutions()["solutions"]}
+
+
+def test_a_key_of_one_group_sees_and_changes_only_that_group(served: Served, versions: dict[str, str]) -> None:
+    group = served.control.create_dataset_group(name="scoped")["datasetGroupArn"]
+    scoped = aws_client("personalize", served.url, served.store.create_api_key("admin", "scoped")["key"])
+    assert len(scoped.list_recipes()["recipes"]) > len(available())  # the recipes are the same for every group
+    assert scoped.list_solutions()["solutions"] == []
+    assert scoped.list_solution_versions()["solutionVersions"] == []
+    assert scoped.list_campaigns()["campaigns"] == [] and scoped.list_batch_inference_jobs()["batchInferenceJobs"] == []
+    scoped.create_solution(name="own", datasetGroupArn=group, recipeArn=RECIPE + "aws-trending-now")
+    assert [s["name"] for s in scoped.list_solutions()["solutions"]] == ["own"]
+    assert scoped.describe_solution(solutionArn=versions["sims"].split(":solution/")[0] + ":solution/own")[
+        "solution"]["recipeArn"] == RECIPE + "aws-trending-now"
+    for call, kwargs in [(scoped.describe_solution, {"solutionArn": versions["sims"].rsplit("/", 1)[0]}),
+                         (scoped.describe_solution_version, {"solutionVersionArn": versions["sims"]}),
+                         (scoped.create_campaign, {"name": "theirs", "solutionVersionArn": versions["sims"]}),
+                         (scoped.create_solution, {"name": "theirs", "datasetGroupArn": served.group_arn})]:
+        code, status, _ = error_of(call, **kwargs)
+        assert (code, status) == ("AccessDeniedException", 403), (call, kwargs)
