@@ -183,6 +183,11 @@ def _groups(call: Call, arn: object = None, field_name: str = "datasetGroupArn")
     return [scoped] if scoped in names else [] if scoped else names
 
 
+def _all_group_names(call: Call) -> list[str]:
+    """Every dataset group (where a name is checked to be free: names are unique in the account)."""
+    return [g.name for g in call.state.store.list_dataset_groups()]
+
+
 # ---------------------------------------------------------------------------------------------------- recipes
 def _authorize_account(call: Call) -> None:
     """Authorize an account-level read (the recipes): an admin key of every group on no group, a key scoped to one
@@ -379,10 +384,6 @@ def create_solution(call: Call) -> dict[str, Any]:
     store.get_or_create_solution(store.get_dataset_group(group).id, name, recipe, params,
                                  SolutionConfig().model_dump())
     return {"solutionArn": call.arns.solution(name)}
-
-
-def _all_group_names(call: Call) -> list[str]:
-    return [g.name for g in call.state.store.list_dataset_groups()]
 
 
 @operation
