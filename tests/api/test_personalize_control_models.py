@@ -127,7 +127,7 @@ def test_recipes_list_personalize_names_and_every_recsmith_recipe(served: Served
         "description"]
 
     code, status, message = error_of(served.control.describe_recipe, recipeArn=RECIPE + "aws-hrnn")
-    assert (code, status) == ("ResourceNotFoundException", 404) and "aws-hrnn" in message
+    assert (code, status) == ("ResourceNotFoundException", 400) and "aws-hrnn" in message
 
 
 def test_solutions_describe_their_recipe_params_and_latest_version(served: Served, versions: dict[str, str]) -> None:
@@ -217,10 +217,23 @@ def test_campaign_serves_switches_and_is_deleted(served: Served, versions: dict[
 
     control.delete_campaign(campaignArn=arn)
     code, status, _ = error_of(control.describe_campaign, campaignArn=arn)
-    assert (code, status) == ("ResourceNotFoundException", 404)
+    assert (code, status) == ("ResourceNotFoundException", 400)
     assert "shelf" not in {c["name"] for c in control.list_campaigns()["campaigns"]}
-    code, _, message = error_of(control.delete_solution, solutionArn=sims_solution)  # Store.delete_solution missing
-    assert code == "InvalidInputException" and "cannot delete solutions yet" in message
+
+
+def test_a_solution_no_campaign_uses_is_deleted_with_its_versions(served: Served) -> None:
+    control = served.control
+    solution = control.create_solution(name="doomed", datasetGroupArn=served.group_arn,
+                                       recipeArn=RECIPE + "aws-popularity-count")["solutionArn"]
+    version = trained(served, control.create_solution_version(solutionArn=solution)["solutionVersionArn"])
+    assert version["status"] == "ACTIVE"
+    artifacts = [v["artifact_uri"] for v in served.store.list_solution_versions(
+        served.store.get_dataset_group("movies").id) if v["solution_name"] == "doomed"]
+    control.delete_solution(solutionArn=solution)
+    for call, kwargs in ((control.describe_solution, {"solutionArn": solution}),
+                         (control.describe_solution_version, {"solutionVersionArn": version["solutionVersionArn"]})):
+        assert error_of(call, **kwargs)[0] == "ResourceNotFoundException"
+    assert artifacts and all(uri and not Path(uri).exists() for uri in artifacts)
 
 
 def test_batch_inference_job_writes_recommendations_for_each_line(served: Served, versions: dict[str, str],
@@ -297,7 +310,7 @@ def test_unknown_arns_are_not_found(served: Served, versions: dict[str, str]) ->
     ]
     for call, kwargs in calls:
         code, status, _ = error_of(call, **kwargs)
-        assert (code, status) == ("ResourceNotFoundException", 404), (call, kwargs)
+        assert (code, status) == ("ResourceNotFoundException", 400), (call, kwargs)
 
 
 def test_bad_input_is_refused_naming_the_field(served: Served, versions: dict[str, str]) -> None:

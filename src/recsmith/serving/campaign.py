@@ -227,15 +227,36 @@ def delete_solution_version(store: Store, group: str, version_id: int) -> dict[s
         it was, whether its artifact folder was deleted, and what could not be removed (with why; logged too).
     """
     version = store.delete_solution_version(group, version_id)
-    removed, left = False, []
-    if version.get("artifact_uri"):
-        try:
-            removed = remove_artifact(version["artifact_uri"])
-        except OSError as exc:
-            logger.exception("solution version %s: removing artifact %s failed", version_id, version["artifact_uri"])
-            left.append(f"{version['artifact_uri']}: {exc.strerror or exc}")
+    removed, left = _remove_artifact(version)
     return {"deleted": version_id, "dataset_group": group, "solution": version["solution_name"],
             "recipe": version["recipe"], "status": version["status"], "artifact": removed, "left": left}
+
+
+def delete_solution(store: Store, group: str, name: str) -> dict[str, Any]:
+    """Delete a solution of the group, with every version of it, that no campaign serves: the rows
+    (:meth:`~recsmith.store.store.Store.delete_solution`, which refuses while a campaign serves a version, naming
+    the campaigns, or while one trains), then the versions' artifact folders.
+
+    Returns
+    -------
+    dict
+        ``{"deleted", "dataset_group", "versions", "left"}``: the solution, the ids of the versions deleted, and
+        what could not be removed (with why; logged too).
+    """
+    versions = store.delete_solution(group, name)
+    left = [problem for version in versions for problem in _remove_artifact(version)[1]]
+    return {"deleted": name, "dataset_group": group, "versions": [v["id"] for v in versions], "left": left}
+
+
+def _remove_artifact(version: dict[str, Any]) -> tuple[bool, list[str]]:
+    """Remove a deleted version's artifact folder: whether it was removed, and what could not be (logged)."""
+    if not version.get("artifact_uri"):
+        return False, []
+    try:
+        return remove_artifact(version["artifact_uri"]), []
+    except OSError as exc:
+        logger.exception("solution version %s: removing artifact %s failed", version["id"], version["artifact_uri"])
+        return False, [f"{version['artifact_uri']}: {exc.strerror or exc}"]
 
 
 def _catalog_fields(store: Store, model: TrainedModel, group_id: int, last_event: int | None,

@@ -1182,6 +1182,49 @@ class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchR
         return _decode(row)
 
 
+    def delete_solution(self, group: str, name: str) -> list[dict[str, Any]]:
+        """Delete a solution of the group and every version of it in one transaction (what Personalize's
+        ``DeleteSolution`` does). Retraining decisions and audit entries naming it stay.
+
+        Returns
+        -------
+        list of dict
+            Its versions as they were (:meth:`get_solution_version`'s fields): their ``artifact_uri`` folders are
+            for the caller to remove once this has returned.
+
+        Raises
+        ------
+        NotFoundError
+            If the group has no such solution.
+        ConflictError
+            If a campaign serves one of its versions (``campaigns`` names them) or one is still training; nothing
+            is deleted then.
+        """
+        group_id = self.get_dataset_group(group).id
+        s, v, c = t.solutions, t.solution_versions, t.campaigns
+        try:
+            with self.begin() as conn:
+                row = _solution_row(conn, group_id, name)
+                if row is None:
+                    raise NotFoundError(f"dataset group {group!r} has no solution {name!r}")
+                versions = conn.execute(self._versions_query().where(v.c.solution_id == row.id)).all()
+                ids = [version.id for version in versions]
+                serving = tuple(conn.execute(sa.select(c.c.name).where(c.c.solution_version_id.in_(ids))
+                                             .order_by(c.c.name)).scalars()) if ids else ()
+                if serving:
+                    raise ConflictError(f"solution {name!r} has versions that campaign(s) {', '.join(serving)} of "
+                                        f"dataset group {group!r} serve", campaigns=serving)
+                training = [str(version.id) for version in versions if version.status in UNFINISHED]
+                if training:
+                    raise ConflictError(f"solution {name!r} has version(s) {', '.join(training)} still training; "
+                                        "delete it once they have finished")
+                conn.execute(v.delete().where(v.c.solution_id == row.id))
+                conn.execute(s.delete().where(s.c.id == row.id))
+        except sa.exc.IntegrityError as exc:  # a campaign switched to one of its versions meanwhile
+            raise ConflictError(f"a version of solution {name!r} was deployed meanwhile; it is kept") from exc
+        return [_decode(version) for version in versions]
+
+
 def _decode(row: Any) -> dict[str, Any]:
     out = {key: _utc(value) for key, value in row._mapping.items()}
     for key in JSON_FIELDS:

@@ -36,7 +36,7 @@ from recsmith.api.personalize.errors import AwsError, invalid_input, not_found
 from recsmith.api.personalize.protocol import Call, field
 from recsmith.api.routes.campaigns import campaign_view, deploy_campaign, remove_campaign, switch_campaign
 from recsmith.data.readers import mask_url
-from recsmith.errors import ConfigError, DataError, NotFoundError
+from recsmith.errors import ConfigError, ConflictError, DataError, NotFoundError
 from recsmith.jobs import batch
 from recsmith.jobs.batch_io import OUTPUT_FORMATS
 from recsmith.jobs.config import SolutionConfig
@@ -44,6 +44,7 @@ from recsmith.jobs.runs import ACTIVE, FAILED, IN_PROGRESS, PENDING
 from recsmith.jobs.training import TrainingJob, start_training
 from recsmith.recipes import available, create, recipe_class
 from recsmith.serving import MAX_RESULTS as MAX_BATCH_RESULTS
+from recsmith.serving.campaign import delete_solution as delete_solution_of
 from recsmith.store.audit_records import acting_as
 
 logger = logging.getLogger(__name__)
@@ -403,27 +404,16 @@ def list_solutions(call: Call) -> dict[str, Any]:
 
 @operation
 def delete_solution(call: Call) -> dict[str, Any]:
-    """``DeleteSolution``: refused (``ResourceInUseException``) while a campaign serves one of its versions or one
-    trains, as in Personalize.
-
-    Deleting it needs a store method that deletes a solution's row (``Store.delete_solution``, not there yet): until
-    then a solution no campaign uses is refused with an ``InvalidInputException`` saying so, and nothing is deleted.
-    """
+    """``DeleteSolution``, with its versions and their artifacts: refused (``ResourceInUseException``) while a
+    campaign serves one of its versions or one trains, as in Personalize."""
     group, record = _solution(call, field(call.body, "solutionArn", str, required=True))
-    versions = _versions_of(call, group, record["name"])
-    ids = {int(v["id"]) for v in versions}
-    serving = sorted(c["name"] for c in call.state.store.list_campaigns(group) if c["solution_version_id"] in ids)
-    if serving:
-        raise AwsError("ResourceInUseException", f"solution {record['name']!r} has versions that campaign(s) "
-                       f"{', '.join(serving)} use: delete them (DeleteCampaign) or switch them to another "
-                       "solution's version (UpdateCampaign) first", 400)
-    training = [v["id"] for v in versions if v["status"] in (PENDING, IN_PROGRESS)]
-    if training:
-        raise AwsError("ResourceInUseException", f"solution {record['name']!r} has version(s) "
-                       f"{', '.join(map(str, training))} still training: delete it once they have finished", 400)
-    raise invalid_input(f"solutionArn: recsmith cannot delete solutions yet (solution {record['name']!r} is kept); "
-                        "delete its versions with `recsmith solution-versions delete` or DELETE /v1/dataset-groups/"
-                        f"{group}/solution-versions/{{id}}")
+    try:
+        delete_solution_of(call.state.store, group, record["name"])
+    except ConflictError as exc:
+        advice = (": delete them (DeleteCampaign) or switch them to another solution's version (UpdateCampaign) "
+                  "first") if exc.campaigns else ""
+        raise AwsError("ResourceInUseException", f"{exc}{advice}", 400) from None
+    return {}
 
 
 # ------------------------------------------------------------------------------------------ solution versions
