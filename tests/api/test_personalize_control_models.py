@@ -157,8 +157,11 @@ def test_solution_versions_train_in_the_background_with_metrics(served: Served, 
     assert version["creationDateTime"] <= version["lastUpdatedDateTime"]
 
     metrics = control.get_solution_metrics(solutionVersionArn=versions["sims"])["metrics"]
-    for name in ("precision_at_10", "normalized_discounted_cumulative_gain_at_10", "coverage"):
-        assert 0 < metrics[name] <= 1
+    names = {f"{metric}_at_{k}" for metric in ("precision", "normalized_discounted_cumulative_gain")
+             for k in (5, 10, 25)}
+    assert names | {"mean_reciprocal_rank_at_25", "coverage"} <= set(metrics)  # Personalize's own names
+    assert all(0 < metrics[name] <= 1 for name in names)
+    assert metrics["precision_at_25"] < metrics["precision_at_5"]  # each cut-off measured, not one copied
     popular = control.get_solution_metrics(solutionVersionArn=versions["pop"])["metrics"]
     assert popular["coverage"] < metrics["coverage"]  # the same top items for everyone
 

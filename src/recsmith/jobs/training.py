@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,6 +136,7 @@ def train_solution_version(
     engine: str = "local",
     spark_master: str | None = None,
     spark_conf: dict[str, str] | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train a new solution version and store it.
 
@@ -164,6 +165,9 @@ def train_solution_version(
         ``evaluation`` (:func:`offline_evaluation`).
     test_fraction, k, seed
         The offline-metrics protocol (``seed`` also seeds the bootstrap).
+    metrics : sequence of str, optional
+        The offline metrics to measure (``"ndcg@25"``...; default: :func:`metric_names` of ``k``); the
+        confidence intervals and the evaluation report are drawn at ``k``.
     progress : callable, optional
         Called with each stage name: "read", "metrics", "fit", "save", "done". The stages, and the epochs of an
         iterative recipe, are also written to the version's ``progress`` (:class:`StoredProgress`).
@@ -193,7 +197,7 @@ def train_solution_version(
     return start_training(store, settings, dataset_group, recipe, params, config=config, solution_name=solution_name,
                           with_metrics=with_metrics, test_fraction=test_fraction, k=k, seed=seed, progress=progress,
                           fit_options=fit_options, engine=engine, spark_master=spark_master,
-                          spark_conf=spark_conf).run()
+                          spark_conf=spark_conf, metrics=metrics).run()
 
 
 def start_training(
@@ -214,6 +218,7 @@ def start_training(
     engine: str = "local",
     spark_master: str | None = None,
     spark_conf: dict[str, str] | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> TrainingJob:
     """Check a training's settings and record its solution version (``CREATE_PENDING``), without training it.
 
@@ -260,7 +265,8 @@ def start_training(
     return TrainingJob(store=store, dataset_group=dataset_group, group_id=group.id, solution=solution["name"],
                        version_id=version_id, model=model_recipe, config=config, artifacts=artifacts, key=key,
                        with_metrics=with_metrics, test_fraction=test_fraction, k=k, seed=seed, progress=progress,
-                       fit_options=fit_options, engine=made_engine)
+                       fit_options=fit_options, engine=made_engine,
+                       metrics=tuple(metrics) if metrics else tuple(metric_names(k)))
 
 
 @dataclass
@@ -284,6 +290,8 @@ class TrainingJob:
     progress: ProgressCallback | None
     fit_options: FitOptions
     engine: Any = None
+    metrics: tuple[str, ...] = ()
+    """The offline metrics to measure (empty: :func:`metric_names` of ``k``)."""
 
     def run(self) -> dict[str, Any]:
         """Train the version: read the data, measure the offline metrics (when asked), fit on everything, save the
@@ -351,8 +359,8 @@ class TrainingJob:
         train, test, protocol = holdout_split(data.interactions, sequential=klass.tags.sequential,
                                               fraction=self.test_fraction, seed=self.seed)
         rows = evaluate_recipes({self.model.name: self.model.clone()}, data.with_interactions(train), test, k=self.k,
-                                metrics=metric_names(self.k), fit_options=fit_options, details=True,
-                                depth=REPORT_DEPTH)
+                                metrics=list(self.metrics or metric_names(self.k)), fit_options=fit_options,
+                                details=True, depth=REPORT_DEPTH)
         metrics: dict[str, Any] = {key: value for key, value in rows[0].items() if "@" in key}
         metrics["protocol"] = protocol
         return metrics, offline_evaluation(rows[0], train, test, protocol, k=self.k, seed=self.seed)

@@ -113,6 +113,11 @@ METRICS_K = 10
 """The cut-off a version trained here is measured at: recsmith's standard (the console's and ``recsmith
 schedule``'s ``ndcg@10``), so it compares with the group's other versions."""
 
+PERSONALIZE_METRICS = ("precision@5", "precision@10", "precision@25", "recall@10", "ndcg@5", "ndcg@10", "ndcg@25",
+                       "mrr@25", "coverage@25")
+"""What a version trained here measures: the cut-offs ``GetSolutionMetrics`` reports (Personalize's 5, 10 and 25,
+``mean_reciprocal_rank_at_25``, ``coverage``), and recsmith's standard ``recall@10`` beside ``ndcg@10``."""
+
 _STATUS = {PENDING: "CREATE PENDING", IN_PROGRESS: "CREATE IN_PROGRESS", ACTIVE: "ACTIVE", FAILED: "CREATE FAILED"}
 _BATCH_STATUS = {PENDING: "PENDING", IN_PROGRESS: "IN PROGRESS", ACTIVE: "ACTIVE", FAILED: "CREATE FAILED"}
 """A batch inference job's statuses, as the service model documents them (``PENDING``, ``IN PROGRESS``...)."""
@@ -480,7 +485,7 @@ def create_solution_version(call: Call) -> dict[str, Any]:
         _taken("solution version", name, ((v.get("config") or {}).get("name") for v in store.list_solution_versions()))
     job = start_training(store, call.state.settings, group, solution["recipe"],
                          config=SolutionConfig(**(solution["config"] or {})), solution_name=solution["name"],
-                         with_metrics=True, k=METRICS_K)
+                         with_metrics=True, k=METRICS_K, metrics=PERSONALIZE_METRICS)
     if name is not None:  # a version has no name column: its config keeps it (what answers read it from)
         version = store.get_solution_version(job.version_id)
         store.update_solution_version(job.version_id, config=(version["config"] or {}) | {"name": name})
