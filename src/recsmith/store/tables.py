@@ -149,6 +149,8 @@ solution_versions = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("started_at", TS, nullable=True),
     sa.Column("finished_at", TS, nullable=True),
+    sa.Column("name", sa.String(128), nullable=True),  # Personalize's optional version name (a label); None: unnamed
+    sa.UniqueConstraint("name", name="uq_solution_versions_name"),
 )
 
 filters = sa.Table(

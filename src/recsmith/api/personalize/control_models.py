@@ -277,7 +277,7 @@ def _solution(call: Call, arn: object, field_name: str = "solutionArn") -> tuple
     """``(group, solution record)`` of a solution ARN, the caller authorized on the group."""
     (name,) = parse_arn(arn, "solution", field_name)
     matches = _solutions_named(call, name)
-    group = resolve._one("solution", name, str(arn), [g for g, _ in matches])
+    group = resolve.one_group("solution", name, str(arn), [g for g, _ in matches])
     call.authorize("admin", group)
     return group, next(record for g, record in matches if g == group)
 
@@ -454,9 +454,8 @@ def _version_view(call: Call, version: dict[str, Any]) -> dict[str, Any]:
         "datasetGroupArn": call.arns.dataset_group(version["dataset_group"]),
         "solutionConfig": {"algorithmHyperParameters": _strings(version["params"] or {})},
     }
-    name = (version.get("config") or {}).get("name")
-    if name:
-        view["name"] = name
+    if version.get("name"):
+        view["name"] = version["name"]
     if version["status"] == ACTIVE and version.get("total_seconds") is not None:
         view["trainingHours"] = float(version["total_seconds"]) / 3600
     return view
@@ -482,13 +481,12 @@ def create_solution_version(call: Call) -> dict[str, Any]:
     name = _name(body) if body.get("name") is not None else None
     store = call.state.store
     if name is not None:
-        _taken("solution version", name, ((v.get("config") or {}).get("name") for v in store.list_solution_versions()))
+        _taken("solution version", name, (v["name"] for v in store.list_solution_versions()))
     job = start_training(store, call.state.settings, group, solution["recipe"],
                          config=SolutionConfig(**(solution["config"] or {})), solution_name=solution["name"],
                          with_metrics=True, k=METRICS_K, metrics=PERSONALIZE_METRICS)
-    if name is not None:  # a version has no name column: its config keeps it (what answers read it from)
-        version = store.get_solution_version(job.version_id)
-        store.update_solution_version(job.version_id, config=(version["config"] or {}) | {"name": name})
+    if name is not None:
+        store.update_solution_version(job.version_id, name=name)
     call.state.jobs.submit(f"train solution version {job.version_id}", _train, job, call.principal.key_id)
     return {"solutionVersionArn": call.arns.solution_version(solution["name"], job.version_id)}
 

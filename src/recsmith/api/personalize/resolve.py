@@ -14,7 +14,9 @@ from recsmith.api.personalize.arns import parse_arn
 from recsmith.api.personalize.errors import invalid_input, not_found
 
 
-def _one(kind: str, name: str, arn: str, groups: list[str]) -> str:
+def one_group(kind: str, name: str, arn: str, groups: list[str]) -> str:
+    """The one dataset group of ``groups`` where the ``kind`` resource ``name`` (named by ``arn``) is:
+    ``ResourceNotFoundException`` for none, ``InvalidInputException`` naming them for several."""
     if not groups:
         raise not_found(f"the {kind} {arn} does not exist")
     if len(groups) > 1:
@@ -29,7 +31,7 @@ def campaign(state: Any, arn: object, field: str = "campaignArn") -> tuple[str, 
     groups = state.runtime.groups_serving(name)
     if not groups:
         groups = sorted({c["dataset_group"] for c in state.store.list_campaigns() if c["name"] == name})
-    return _one("campaign", name, str(arn), groups), name
+    return one_group("campaign", name, str(arn), groups), name
 
 
 def dataset_group(state: Any, arn: object, field: str = "datasetGroupArn") -> str:

@@ -1,5 +1,5 @@
 """personalize api: sealed key secrets (AWS Signature Version 4), event trackers, account-level schemas, and the
-names of import and batch jobs (Personalize's ARNs name them)
+names of import jobs, batch jobs and solution versions (Personalize's ARNs name them)
 
 Revision ID: 0013_personalize_api
 Revises: 0012_version_evaluation
@@ -18,7 +18,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('api_keys') as batch:
         batch.add_column(sa.Column('sealed_secret', sa.Text(), nullable=True))
-    for table in ('import_jobs', 'batch_jobs'):
+    for table in ('import_jobs', 'batch_jobs', 'solution_versions'):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column('name', sa.String(128), nullable=True))
             batch.create_unique_constraint(f'uq_{table}_name', ['name'])
@@ -44,7 +44,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('aws_schemas')
     op.drop_table('event_trackers')
-    for table in ('batch_jobs', 'import_jobs'):
+    for table in ('solution_versions', 'batch_jobs', 'import_jobs'):
         with op.batch_alter_table(table) as batch:
             batch.drop_constraint(f'uq_{table}_name', type_='unique')
             batch.drop_column('name')
