@@ -230,6 +230,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     _install_error_handlers(app)
+    aws = (personalize_runtime.router, personalize_events.router, personalize_control.router)
+    for router in aws:  # Amazon Personalize's protocols, for boto3 clients (not in /openapi.json); first: routes
+        app.include_router(router)  # are matched in order, and these six paths are distinct from every other
     app.include_router(health.router)
     v1 = (health.admin_router, recommendations.router, campaigns.router, filters.router, events.router,
           catalog.router, audit.router, dataset_groups.router, solution_versions.router, batch_jobs.inference,
@@ -237,9 +240,6 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     for router in v1:
         app.include_router(router, responses=V1_ERRORS)
     console.mount(app)
-    aws = (personalize_runtime.router, personalize_events.router, personalize_control.router)
-    for router in aws:  # Amazon Personalize's protocols, for boto3 clients (not in /openapi.json)
-        app.include_router(router)
     remember_routes(app, [route for router in (health.router, *v1, *console.ROUTERS, *aws)
                           for route in router.routes])
     # added innermost first: the audit entry is written before the answer leaves; metrics see every answer; a
