@@ -25,7 +25,6 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -33,7 +32,15 @@ import sqlalchemy as sa
 from recsmith.api.personalize import resolve
 from recsmith.api.personalize.arns import parse_arn
 from recsmith.api.personalize.errors import AwsError, invalid_input, not_found
-from recsmith.api.personalize.protocol import Call, field
+from recsmith.api.personalize.protocol import (
+    Call,
+    epoch,
+    field,
+    page,
+    personalize_status,
+    refuse_taken,
+    resource_name,
+)
 from recsmith.api.routes.campaigns import campaign_view, deploy_campaign, remove_campaign, switch_campaign
 from recsmith.data.readers import mask_url
 from recsmith.errors import ConfigError, ConflictError, DataError, NotFoundError
@@ -94,15 +101,8 @@ solution's ``recipeArn`` in answers is the first name here for its recipe (``aws
 RECSMITH_PREFIX = "recsmith-"
 """The prefix of the recipe names that are recsmith's own recipes."""
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-"""A Personalize resource name (its ``Name`` shape: 1-63 letters, digits, ``-``, ``_``, starting with a letter or
-digit)."""
-
 ROLE_ARN = re.compile(r"^arn:([a-z\d-]+):iam::\d{12}:role/?[A-Za-z_0-9+=,.@\-/]+$")
 """An IAM role ARN (the service model's ``RoleArn`` pattern)."""
-
-MAX_RESULTS = 100
-"""The most entries a list answers at once (Personalize's ``maxResults`` limit)."""
 
 METRIC_NAMES = {"precision": "precision_at_{k}", "ndcg": "normalized_discounted_cumulative_gain_at_{k}",
                 "mrr": "mean_reciprocal_rank_at_{k}", "coverage": "coverage"}
@@ -118,36 +118,9 @@ PERSONALIZE_METRICS = ("precision@5", "precision@10", "precision@25", "recall@10
 """What a version trained here measures: the cut-offs ``GetSolutionMetrics`` reports (Personalize's 5, 10 and 25,
 ``mean_reciprocal_rank_at_25``, ``coverage``), and recsmith's standard ``recall@10`` beside ``ndcg@10``."""
 
-_STATUS = {PENDING: "CREATE PENDING", IN_PROGRESS: "CREATE IN_PROGRESS", ACTIVE: "ACTIVE", FAILED: "CREATE FAILED"}
 _BATCH_STATUS = {PENDING: "PENDING", IN_PROGRESS: "IN PROGRESS", ACTIVE: "ACTIVE", FAILED: "CREATE FAILED"}
 """A batch inference job's statuses, as the service model documents them (``PENDING``, ``IN PROGRESS``...)."""
 INT32_MAX = 2**31 - 1
-
-
-def _status(status: str) -> str:
-    """A recsmith job status (:mod:`recsmith.jobs.runs`) as Personalize writes it (``CREATE_IN_PROGRESS`` →
-    ``CREATE IN_PROGRESS``)."""
-    return _STATUS.get(status, status)
-
-
-def _time(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _name(body: dict[str, Any], key: str = "name") -> str:
-    """A resource name field, checked against Personalize's ``Name`` shape."""
-    value = field(body, key, str, required=True)
-    if not NAME.match(value):
-        raise invalid_input(f"{key}: {value!r} is not a valid name: use 1-63 letters, digits, '-' or '_', starting "
-                            "with a letter or digit")
-    return value
-
-
-def _taken(kind: str, name: str, names: Iterable[str]) -> None:
-    """Refuse (``ResourceAlreadyExistsException``) a name a resource of ``kind`` already has in some dataset group."""
-    if name in set(names):
-        raise AwsError("ResourceAlreadyExistsException", f"a {kind} named {name!r} already exists (names are unique "
-                       "in the account, across dataset groups): choose another name", 400)
 
 
 def _refuse(body: dict[str, Any], names: dict[str, str], where: str = "") -> None:
@@ -156,24 +129,6 @@ def _refuse(body: dict[str, Any], names: dict[str, str], where: str = "") -> Non
     for name, why in names.items():
         if body.get(name) not in (None, False, {}, []):
             raise invalid_input(f"{where}{name}: {why}")
-
-
-def _page(body: dict[str, Any], items: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    """One page of ``items`` as ``{key: [...], "nextToken": ...}``: ``maxResults`` (1-100, default 100) from the
-    offset ``nextToken`` holds."""
-    limit = field(body, "maxResults", int, default=MAX_RESULTS)
-    if not 1 <= limit <= MAX_RESULTS:
-        raise invalid_input(f"maxResults: must be 1 to {MAX_RESULTS}, got {limit}")
-    token = field(body, "nextToken", str)
-    start = 0
-    if token is not None:
-        if not token.isdigit() or int(token) > len(items):
-            raise AwsError("InvalidNextTokenException", f"nextToken {token[:100]!r} is not one this list gave", 400)
-        start = int(token)
-    out: dict[str, Any] = {key: items[start:start + limit]}
-    if start + limit < len(items):
-        out["nextToken"] = str(start + limit)
-    return out
 
 
 def _groups(call: Call, arn: object = None, field_name: str = "datasetGroupArn") -> list[str]:
@@ -247,7 +202,7 @@ def list_recipes(call: Call) -> dict[str, Any]:
         raise invalid_input(f"recipeProvider: must be SERVICE, got {provider!r}")
     domain = field(call.body, "domain", str)
     recipes = [] if domain else [_recipe_view(call, name, alias, full=False) for name, alias in _recipes().items()]
-    return _page(call.body, recipes, "recipes")
+    return page(call.body, recipes, "recipes")
 
 
 @operation
@@ -324,16 +279,16 @@ def _strings(params: dict[str, Any]) -> dict[str, str]:
 
 def _version_summary(call: Call, version: dict[str, Any]) -> dict[str, Any]:
     summary = {"solutionVersionArn": call.arns.solution_version(version["solution_name"], version["id"]),
-               "status": _status(version["status"]), "trainingMode": "FULL", "trainingType": "MANUAL",
-               "creationDateTime": _time(version["created_at"]),
-               "lastUpdatedDateTime": _time(version["finished_at"] or version["started_at"] or version["created_at"])}
+               "status": personalize_status(version["status"]), "trainingMode": "FULL", "trainingType": "MANUAL",
+               "creationDateTime": epoch(version["created_at"]),
+               "lastUpdatedDateTime": epoch(version["finished_at"] or version["started_at"] or version["created_at"])}
     if version["status"] == FAILED and version.get("error"):
         summary["failureReason"] = version["error"]
     return summary
 
 
 def _solution_view(call: Call, group: str, record: dict[str, Any], *, full: bool) -> dict[str, Any]:
-    created = _time(record["created_at"])
+    created = epoch(record["created_at"])
     view: dict[str, Any] = {"name": record["name"], "solutionArn": call.arns.solution(record["name"]),
                             "status": "ACTIVE", "creationDateTime": created, "lastUpdatedDateTime": created,
                             "recipeArn": _recipe_arn(call, record["recipe"])}
@@ -378,14 +333,14 @@ def create_solution(call: Call) -> dict[str, Any]:
     body = call.body
     group = resolve.dataset_group(call.state, field(body, "datasetGroupArn", str, required=True))
     call.authorize("admin", group)
-    name = _name(body)
+    name = resource_name(body)
     _refuse(body, _UNSUPPORTED_SOLUTION)
     config = field(body, "solutionConfig", dict, default={})
     _refuse(config, _UNSUPPORTED_CONFIG, "solutionConfig.")
     recipe = _recipe_of(field(body, "recipeArn", str, default=call.arns.make("recipe", "aws-user-personalization")))
     params = _hyperparameters(recipe, field(config, "algorithmHyperParameters", dict, default={},
                                             where="solutionConfig."))
-    _taken("solution", name, (record["name"] for _, record in _all_solutions(call, _all_group_names(call))))
+    refuse_taken("solution", name, (record["name"] for _, record in _all_solutions(call, _all_group_names(call))))
     store = call.state.store
     store.get_or_create_solution(store.get_dataset_group(group).id, name, recipe, params,
                                  SolutionConfig().model_dump())
@@ -403,7 +358,7 @@ def describe_solution(call: Call) -> dict[str, Any]:
 def list_solutions(call: Call) -> dict[str, Any]:
     """``ListSolutions`` (of one dataset group with ``datasetGroupArn``)."""
     groups = _groups(call, field(call.body, "datasetGroupArn", str))
-    return _page(call.body, [_solution_view(call, group, record, full=False)
+    return page(call.body, [_solution_view(call, group, record, full=False)
                              for group, record in _all_solutions(call, groups)], "solutions")
 
 
@@ -444,7 +399,7 @@ def _active(version: dict[str, Any]) -> None:
     """Refuse (``ResourceInUseException``) a version that is not ACTIVE (still training, or failed)."""
     if version["status"] != ACTIVE:
         raise AwsError("ResourceInUseException", f"solutionVersionArn: the solution version is "
-                       f"{_status(version['status'])}, not ACTIVE: use it once it has trained", 400)
+                       f"{personalize_status(version['status'])}, not ACTIVE: use it once it has trained", 400)
 
 
 def _version_view(call: Call, version: dict[str, Any]) -> dict[str, Any]:
@@ -478,10 +433,10 @@ def create_solution_version(call: Call) -> dict[str, Any]:
     if mode != "FULL":
         raise invalid_input(f"trainingMode: recsmith trains every version in full (FULL), not {mode!r}; campaigns "
                             "serve items added after training at once")
-    name = _name(body) if body.get("name") is not None else None
+    name = resource_name(body) if body.get("name") is not None else None
     store = call.state.store
     if name is not None:
-        _taken("solution version", name, (v["name"] for v in store.list_solution_versions()))
+        refuse_taken("solution version", name, (v["name"] for v in store.list_solution_versions()))
     job = start_training(store, call.state.settings, group, solution["recipe"],
                          config=SolutionConfig(**(solution["config"] or {})), solution_name=solution["name"],
                          with_metrics=True, k=METRICS_K, metrics=PERSONALIZE_METRICS)
@@ -509,7 +464,7 @@ def list_solution_versions(call: Call) -> dict[str, Any]:
         store = call.state.store
         versions = [v for group in _groups(call)
                     for v in store.list_solution_versions(store.get_dataset_group(group).id)]
-    return _page(call.body, [_version_summary(call, v) for v in versions], "solutionVersions")
+    return page(call.body, [_version_summary(call, v) for v in versions], "solutionVersions")
 
 
 def personalize_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -530,7 +485,8 @@ def get_solution_metrics(call: Call) -> dict[str, Any]:
     arn = field(call.body, "solutionVersionArn", str, required=True)
     version = _version(call, arn)
     if version["status"] in (PENDING, IN_PROGRESS):
-        raise AwsError("ResourceInUseException", f"solution version {arn} is {_status(version['status'])}: its "
+        status = personalize_status(version["status"])
+        raise AwsError("ResourceInUseException", f"solution version {arn} is {status}: its "
                        "metrics are measured as it trains; ask again once it is ACTIVE", 400)
     return {"solutionVersionArn": arn, "metrics": personalize_metrics(version.get("metrics") or {})}
 
@@ -577,9 +533,9 @@ def _campaign_view(call: Call, record: dict[str, Any], *, full: bool) -> dict[st
     view = campaign_view(record, call.state.runtime)
     status = view["status"]
     out: dict[str, Any] = {"name": record["name"], "campaignArn": call.arns.campaign(record["name"]),
-                           "status": "ACTIVE" if status == "UPDATE_IN_PROGRESS" else _status(status),
-                           "creationDateTime": _time(record["created_at"]),
-                           "lastUpdatedDateTime": _time(record["updated_at"])}
+                           "status": "ACTIVE" if status == "UPDATE_IN_PROGRESS" else personalize_status(status),
+                           "creationDateTime": epoch(record["created_at"]),
+                           "lastUpdatedDateTime": epoch(record["updated_at"])}
     if status == FAILED and view.get("error"):
         out["failureReason"] = view["error"]
     if not full:
@@ -595,7 +551,7 @@ def _campaign_view(call: Call, record: dict[str, Any], *, full: bool) -> dict[st
         out["latestCampaignUpdate"] = {
             "solutionVersionArn": set_arn, **settings,
             "status": "CREATE IN_PROGRESS" if status == "UPDATE_IN_PROGRESS" else out["status"],
-            "creationDateTime": _time(record["updated_at"]), "lastUpdatedDateTime": _time(record["updated_at"])}
+            "creationDateTime": epoch(record["updated_at"]), "lastUpdatedDateTime": epoch(record["updated_at"])}
     return out
 
 
@@ -614,9 +570,9 @@ def create_campaign(call: Call) -> dict[str, Any]:
     body = call.body
     version = _version(call, field(body, "solutionVersionArn", str, required=True))
     group = version["dataset_group"]
-    name = _name(body)
+    name = resource_name(body)
     settings = _campaign_config(body)
-    _taken("campaign", name, (c["name"] for c in call.state.store.list_campaigns()))
+    refuse_taken("campaign", name, (c["name"] for c in call.state.store.list_campaigns()))
     _active(version)
     deploy_campaign(call.state.store, call.state.runtime, group, name, int(version["id"]),
                     {"personalize": settings} if settings else None)
@@ -641,7 +597,7 @@ def list_campaigns(call: Call) -> dict[str, Any]:
     else:
         groups = set(_groups(call))
         records = [c for c in store.list_campaigns() if c["dataset_group"] in groups]
-    return _page(call.body, [_campaign_view(call, c, full=False) for c in records], "campaigns")
+    return page(call.body, [_campaign_view(call, c, full=False) for c in records], "campaigns")
 
 
 @operation
@@ -717,8 +673,8 @@ def _job_view(call: Call, job: dict[str, Any], versions: dict[int, str], *, full
     out: dict[str, Any] = {"jobName": job["name"], "batchInferenceJobArn": call.arns.make("batch-inference-job",
                                                                                           job["name"]),
                            "status": _BATCH_STATUS.get(job["status"], job["status"]),
-                           "creationDateTime": _time(job["created_at"]),
-                           "lastUpdatedDateTime": _time(job["finished_at"] or job["started_at"] or job["created_at"]),
+                           "creationDateTime": epoch(job["created_at"]),
+                           "lastUpdatedDateTime": epoch(job["finished_at"] or job["started_at"] or job["created_at"]),
                            "batchInferenceJobMode": "BATCH_INFERENCE"}
     arn = _version_arn(call, int(job["solution_version_id"]), versions)
     if arn is not None:
@@ -746,7 +702,7 @@ def create_batch_inference_job(call: Call) -> dict[str, Any]:
     body = call.body
     version = _version(call, field(body, "solutionVersionArn", str, required=True))
     group = version["dataset_group"]
-    name = _name(body, "jobName")
+    name = resource_name(body, "jobName")
     role = field(body, "roleArn", str, required=True)
     if not ROLE_ARN.match(role):
         raise invalid_input(f"roleArn: {role[:300]!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>); "
@@ -765,7 +721,7 @@ def create_batch_inference_job(call: Call) -> dict[str, Any]:
     if not 1 <= num_results <= MAX_BATCH_RESULTS:
         raise invalid_input(f"numResults: must be 1 to {MAX_BATCH_RESULTS}, got {num_results}")
     store = call.state.store
-    _taken("batch inference job", name, (job["name"] for job in _named_jobs(call, _all_group_names(call))))
+    refuse_taken("batch inference job", name, (job["name"] for job in _named_jobs(call, _all_group_names(call))))
     _active(version)
     try:
         job = batch.create_batch_inference_job(
@@ -783,7 +739,7 @@ def create_batch_inference_job(call: Call) -> dict[str, Any]:
         store.update_batch_job(job_id, name=name, config=config)
     except sa.exc.IntegrityError:  # another call took the name meanwhile (the column is unique): this job never runs
         store.update_batch_job(job_id, status=FAILED, error=f"the name {name!r} was taken meanwhile")
-        _taken("batch inference job", name, [name])
+        refuse_taken("batch inference job", name, [name])
     call.state.batch.submit(job_id)
     return {"batchInferenceJobArn": call.arns.make("batch-inference-job", name)}
 
@@ -811,4 +767,4 @@ def list_batch_inference_jobs(call: Call) -> dict[str, Any]:
     else:
         jobs = _named_jobs(call, _groups(call))
     versions = _version_names(call)
-    return _page(call.body, [_job_view(call, job, versions, full=False) for job in jobs], "batchInferenceJobs")
+    return page(call.body, [_job_view(call, job, versions, full=False) for job in jobs], "batchInferenceJobs")

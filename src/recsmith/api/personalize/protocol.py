@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -25,6 +27,7 @@ from recsmith.api.personalize.auth import SigningKeys, authorize
 from recsmith.api.personalize.errors import AwsError, aws_response, error_response, from_recsmith, invalid_input
 from recsmith.api.personalize.sigv4 import SignedRequest
 from recsmith.errors import RecsmithError
+from recsmith.jobs.runs import ACTIVE, FAILED, IN_PROGRESS, PENDING
 
 logger = logging.getLogger(__name__)
 _MISSING = object()
@@ -147,3 +150,60 @@ def validated(model: type[Any], data: dict[str, Any], names: dict[str, str], whe
             label = where + ".".join(loc).replace(".[", "[")
             problems.append(f"{label}: {item.get('msg', 'invalid')}" if label else str(item.get("msg")))
         raise invalid_input("; ".join(problems)[:1000] or "invalid input") from None
+
+
+# ------------------------------------------------------------------------------ the control plane's conventions
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
+"""A Personalize resource name (its ``Name`` shape: 1-63 letters, digits, ``-``, ``_``, starting with a letter or
+digit)."""
+
+MAX_RESULTS = 100
+"""The most entries a list answers at once (Personalize's ``maxResults`` limit)."""
+
+STATUSES = {PENDING: "CREATE PENDING", IN_PROGRESS: "CREATE IN_PROGRESS", ACTIVE: "ACTIVE", FAILED: "CREATE FAILED"}
+"""recsmith's job statuses (:mod:`recsmith.jobs.runs`) → Personalize's."""
+
+
+def personalize_status(status: str) -> str:
+    """A recsmith job status as Personalize writes it (``CREATE_IN_PROGRESS`` → ``CREATE IN_PROGRESS``)."""
+    return STATUSES.get(status, status)
+
+
+def epoch(value: datetime | None) -> float | None:
+    """A stored time as epoch seconds (how the control plane's timestamps travel)."""
+    return None if value is None else value.timestamp()
+
+
+def resource_name(body: dict[str, Any], key: str = "name") -> str:
+    """A resource name field, checked against Personalize's ``Name`` shape."""
+    value = field(body, key, str, required=True)
+    if not NAME.match(value):
+        raise invalid_input(f"{key}: {value!r} is not a valid name: use 1-63 letters, digits, '-' or '_', starting "
+                            "with a letter or digit")
+    return value
+
+
+def refuse_taken(kind: str, name: str, names: Iterable[str]) -> None:
+    """Refuse (``ResourceAlreadyExistsException``) a name a resource of ``kind`` already has in some dataset group
+    (names are unique in a Personalize account)."""
+    if name in set(names):
+        raise AwsError("ResourceAlreadyExistsException", f"a {kind} named {name!r} already exists (names are unique "
+                       "in the account, across dataset groups): choose another name", 400)
+
+
+def page(body: dict[str, Any], items: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """One page of ``items`` as ``{key: [...], "nextToken": ...}``: ``maxResults`` (1-100, default 100) from the
+    offset ``nextToken`` holds."""
+    limit = field(body, "maxResults", int, default=MAX_RESULTS)
+    if not 1 <= limit <= MAX_RESULTS:
+        raise invalid_input(f"maxResults: must be 1 to {MAX_RESULTS}, got {limit}")
+    token = field(body, "nextToken", str)
+    start = 0
+    if token is not None:
+        if not token.isdigit() or int(token) > len(items):
+            raise AwsError("InvalidNextTokenException", f"nextToken {token[:100]!r} is not one this list gave", 400)
+        start = int(token)
+    out: dict[str, Any] = {key: items[start:start + limit]}
+    if start + limit < len(items):
+        out["nextToken"] = str(start + limit)
+    return out
