@@ -240,6 +240,12 @@ def test_import_jobs(cp: Any, plane: Plane, tmp_path: Path) -> None:
     refused(cp.describe_dataset_import_job, "ResourceNotFoundException", 404,
             datasetImportJobArn=f"{ARN}:dataset-import-job/i-x")
 
+    # deleting the dataset deletes its data; its import jobs stay, as the group's history
+    cp.delete_dataset(datasetArn=dataset)
+    assert plane.store.count_interactions(group_id) == 0
+    refused(cp.list_dataset_import_jobs, "ResourceNotFoundException", 404, datasetArn=dataset)
+    assert cp.describe_dataset_import_job(datasetImportJobArn=arn)["datasetImportJob"]["status"] == "ACTIVE"
+
 
 def test_event_trackers(cp: Any) -> None:
     group = make_group(cp, "t-shop")

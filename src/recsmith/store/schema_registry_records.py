@@ -247,9 +247,10 @@ class SchemaRegistryRecords:
                 v.c.solution_id.in_(sa.select(s.c.id).where(s.c.dataset_group_id == group_id)),
                 v.c.status.in_(UNFINISHED))).scalars()]
             if running:
+                one = len(running) == 1
                 raise ConflictError(f"the {dataset_type} dataset of dataset group {group!r} is in use: "
-                                    f"{' and '.join(running)} {'has' if len(running) == 1 else 'have'} not ended; "
-                                    "delete it once they have")
+                                    f"{' and '.join(running)} {'has' if one else 'have'} not ended; delete the "
+                                    f"dataset once {'it has' if one else 'they have'}")
             where = (t.datasets.c.dataset_group_id == group_id) & (t.datasets.c.dataset_type == dataset_type)
             rows = {"datasets": conn.execute(t.datasets.delete().where(where)).rowcount}
             if not rows["datasets"]:
