@@ -49,6 +49,7 @@ from recsmith.store.filters_records import FiltersRecords
 from recsmith.store.live_records import LiveRecords
 from recsmith.store.people_records import PeopleRecords
 from recsmith.store.retraining_records import RetrainingRecords
+from recsmith.store.schema_registry_records import SchemaRegistryRecords
 from recsmith.store.serving_records import ServingRecords
 from recsmith.store.session_records import SessionRecords
 from recsmith.store.solutions_records import SolutionRecords
@@ -250,7 +251,8 @@ def _records_json(frame: pd.DataFrame) -> list[str | None]:
 
 
 class Store(ServingRecords, LiveRecords, RetrainingRecords, AuditRecords, BatchRecords, SessionRecords,
-            PeopleRecords, ActivityRecords, DataRecords, FiltersRecords, SolutionRecords, TrackerRecords):
+            PeopleRecords, ActivityRecords, DataRecords, FiltersRecords, SolutionRecords, TrackerRecords,
+            SchemaRegistryRecords):
     """recsmith's SQL store.
 
     Parameters
