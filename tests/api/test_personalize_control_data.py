@@ -102,7 +102,7 @@ def test_dataset_groups(cp: Any) -> None:
     group = cp.describe_dataset_group(datasetGroupArn=f"{ARN}:dataset-group/g-two")["datasetGroup"]
     assert (group["name"], group["status"]) == ("g-two", "ACTIVE")
     assert abs(group["creationDateTime"].timestamp() - time.time()) < 60
-    refused(cp.describe_dataset_group, "ResourceNotFoundException", 404, datasetGroupArn=f"{ARN}:dataset-group/nope")
+    refused(cp.describe_dataset_group, "ResourceNotFoundException", 400, datasetGroupArn=f"{ARN}:dataset-group/nope")
     first = cp.list_dataset_groups(maxResults=2)
     assert len(first["datasetGroups"]) == 2 and first["nextToken"]
     pages = cp.get_paginator("list_dataset_groups").paginate(PaginationConfig={"PageSize": 1})
@@ -133,8 +133,8 @@ def test_schemas(cp: Any) -> None:
     assert "domain" in refused(cp.create_schema, "InvalidInputException", 400, name="s-bad",
                                schema=json.dumps(INTERACTIONS), domain="SHOES")
     cp.delete_schema(schemaArn=f"{ARN}:schema/s-spare")
-    refused(cp.describe_schema, "ResourceNotFoundException", 404, schemaArn=f"{ARN}:schema/s-spare")
-    refused(cp.delete_schema, "ResourceNotFoundException", 404, schemaArn=f"{ARN}:schema/s-spare")
+    refused(cp.describe_schema, "ResourceNotFoundException", 400, schemaArn=f"{ARN}:schema/s-spare")
+    refused(cp.delete_schema, "ResourceNotFoundException", 400, schemaArn=f"{ARN}:schema/s-spare")
     assert "schemaArn" in refused(cp.describe_schema, "InvalidInputException", 400,
                                   schemaArn=f"{ARN}:dataset-group/s-interactions")
 
@@ -166,15 +166,15 @@ def test_datasets(cp: Any) -> None:
                                     datasetGroupArn=other, datasetType="Actions")
     assert "schemaArn" in refused(cp.create_dataset, "InvalidInputException", 400, name="d-x", schemaArn=items,
                                   datasetGroupArn=other, datasetType="Interactions")
-    refused(cp.create_dataset, "ResourceNotFoundException", 404, name="d-x", schemaArn=f"{ARN}:schema/nope",
+    refused(cp.create_dataset, "ResourceNotFoundException", 400, name="d-x", schemaArn=f"{ARN}:schema/nope",
             datasetGroupArn=other, datasetType="Interactions")
-    refused(cp.describe_dataset, "ResourceNotFoundException", 404, datasetArn=f"{ARN}:dataset/d-other/USERS")
-    refused(cp.describe_dataset, "ResourceNotFoundException", 404, datasetArn=f"{ARN}:dataset/nope/ITEMS")
+    refused(cp.describe_dataset, "ResourceNotFoundException", 400, datasetArn=f"{ARN}:dataset/d-other/USERS")
+    refused(cp.describe_dataset, "ResourceNotFoundException", 400, datasetArn=f"{ARN}:dataset/nope/ITEMS")
     assert "datasetArn" in refused(cp.describe_dataset, "InvalidInputException", 400, datasetArn=f"{ARN}:dataset/x")
     # a schema stays while a dataset has it
     assert "d-catalog" in refused(cp.delete_schema, "ResourceInUseException", 400, schemaArn=items)
     cp.delete_dataset(datasetArn=f"{ARN}:dataset/d-shop/ITEMS")
-    refused(cp.describe_dataset, "ResourceNotFoundException", 404, datasetArn=f"{ARN}:dataset/d-shop/ITEMS")
+    refused(cp.describe_dataset, "ResourceNotFoundException", 400, datasetArn=f"{ARN}:dataset/d-shop/ITEMS")
     cp.delete_schema(schemaArn=items)
     assert [d["name"] for d in cp.list_datasets(datasetGroupArn=group)["datasets"]] == ["d-events"]
 
@@ -235,15 +235,15 @@ def test_import_jobs(cp: Any, plane: Plane, tmp_path: Path) -> None:
                                    datasetArn=dataset, dataSource={"dataLocation": good}, importMode="SOME")
     assert "dataSource.dataLocation" in refused(cp.create_dataset_import_job, "InvalidInputException", 400,
                                                 jobName="i-x", datasetArn=dataset, dataSource={})
-    refused(cp.create_dataset_import_job, "ResourceNotFoundException", 404, jobName="i-x",
+    refused(cp.create_dataset_import_job, "ResourceNotFoundException", 400, jobName="i-x",
             datasetArn=f"{ARN}:dataset/i-shop/USERS", dataSource={"dataLocation": good})
-    refused(cp.describe_dataset_import_job, "ResourceNotFoundException", 404,
+    refused(cp.describe_dataset_import_job, "ResourceNotFoundException", 400,
             datasetImportJobArn=f"{ARN}:dataset-import-job/i-x")
 
     # deleting the dataset deletes its data; its import jobs stay, as the group's history
     cp.delete_dataset(datasetArn=dataset)
     assert plane.store.count_interactions(group_id) == 0
-    refused(cp.list_dataset_import_jobs, "ResourceNotFoundException", 404, datasetArn=dataset)
+    refused(cp.list_dataset_import_jobs, "ResourceNotFoundException", 400, datasetArn=dataset)
     assert cp.describe_dataset_import_job(datasetImportJobArn=arn)["datasetImportJob"]["status"] == "ACTIVE"
 
 
@@ -260,10 +260,10 @@ def test_event_trackers(cp: Any) -> None:
     assert "t-tracker" in [t["name"] for t in cp.list_event_trackers()["eventTrackers"]]
     refused(cp.create_event_tracker, "ResourceAlreadyExistsException", 400, name="t-tracker", datasetGroupArn=other)
     refused(cp.create_event_tracker, "ResourceAlreadyExistsException", 400, name="t-second", datasetGroupArn=group)
-    refused(cp.create_event_tracker, "ResourceNotFoundException", 404, name="t-x",
+    refused(cp.create_event_tracker, "ResourceNotFoundException", 400, name="t-x",
             datasetGroupArn=f"{ARN}:dataset-group/nope")
     cp.delete_event_tracker(eventTrackerArn=made["eventTrackerArn"])
-    refused(cp.describe_event_tracker, "ResourceNotFoundException", 404, eventTrackerArn=made["eventTrackerArn"])
+    refused(cp.describe_event_tracker, "ResourceNotFoundException", 400, eventTrackerArn=made["eventTrackerArn"])
     assert cp.list_event_trackers(datasetGroupArn=group)["eventTrackers"] == []
 
 
@@ -290,8 +290,8 @@ def test_filters(cp: Any) -> None:
     assert "filterExpression" in refused(cp.create_filter, "InvalidInputException", 400, name="f-bad",
                                          datasetGroupArn=group, filterExpression="EXCLUDE nonsense")
     cp.delete_filter(filterArn=arn)
-    refused(cp.describe_filter, "ResourceNotFoundException", 404, filterArn=arn)
-    refused(cp.delete_filter, "ResourceNotFoundException", 404, filterArn=arn)
+    refused(cp.describe_filter, "ResourceNotFoundException", 400, filterArn=arn)
+    refused(cp.delete_filter, "ResourceNotFoundException", 400, filterArn=arn)
 
 
 def test_group_scoped_admin_key(cp: Any, plane: Plane) -> None:

@@ -20,18 +20,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from recsmith.api.personalize import resolve
 from recsmith.api.personalize.arns import parse_arn
 from recsmith.api.personalize.errors import AwsError, invalid_input, not_found
-from recsmith.api.personalize.protocol import Call, field
-from recsmith.errors import ConfigError, ConflictError, FilterError, NotFoundError, RecsmithError, SchemaError
+from recsmith.api.personalize.protocol import (
+    Call,
+    already_exists,
+    epoch,
+    field,
+    page,
+    personalize_status,
+    resource_name,
+)
+from recsmith.errors import ConflictError, FilterError, NotFoundError, RecsmithError, SchemaError
 from recsmith.jobs.importing import import_dataset, record_import_job
 from recsmith.jobs.runs import fail_abandoned_jobs
 from recsmith.store.audit_records import acting_as
-from recsmith.store.schema_registry_records import DOMAINS, check_personalize_name
+from recsmith.store.schema_registry_records import DOMAINS
 from recsmith.store.store import UNFINISHED, Store
 
 logger = logging.getLogger(__name__)
@@ -42,8 +49,6 @@ DATASET_TYPES = {"interactions": "Interactions", "items": "Items", "users": "Use
 """recsmith's dataset types and Personalize's names of them (``datasetType``; the ARN has them upper-case)."""
 IMPORT_MODES = {"FULL": "full", "INCREMENTAL": "incremental"}
 """Personalize's ``importMode`` and recsmith's import modes (:data:`recsmith.jobs.importing.MODES`)."""
-MAX_RESULTS = 100
-"""The most items a list answers at once (botocore's ``MaxResults``), and its default."""
 MAX_SCHEMA_CHARS = 20_000
 """The longest Avro schema Personalize takes (botocore's ``AvroSchema``)."""
 MAX_FILTER_CHARS = 2_500
@@ -54,57 +59,6 @@ def operation(function: Callable[[Call], dict[str, Any]]) -> Callable[[Call], di
     """Register ``function`` under its Personalize name (``create_dataset_group`` → ``CreateDatasetGroup``)."""
     OPERATIONS["".join(part.capitalize() for part in function.__name__.split("_"))] = function
     return function
-
-
-def personalize_status(status: str) -> str:
-    """Personalize's spelling of a job status of :mod:`recsmith.jobs.runs`: ``CREATE_PENDING`` → ``"CREATE
-    PENDING"``, ``CREATE_IN_PROGRESS`` → ``"CREATE IN_PROGRESS"``, ``ACTIVE`` → ``"ACTIVE"``, ``CREATE_FAILED`` →
-    ``"CREATE FAILED"`` (any other ``CREATE_``/``DELETE_``/``UPDATE_`` status likewise: the first underscore is a
-    space); a status without such an action (``ACTIVE``) is as it is.
-
-    Parameters
-    ----------
-    status : str
-        The status recsmith stored for an import job, solution version or batch job.
-
-    Returns
-    -------
-    str
-        The status as Personalize's ``Describe…`` and ``List…`` answers write it.
-    """
-    action, sep, state = status.partition("_")
-    return f"{action} {state}" if sep and action in ("CREATE", "DELETE", "UPDATE") else status
-
-
-def already_exists(message: str) -> AwsError:
-    """Personalize's ``ResourceAlreadyExistsException`` (400)."""
-    return AwsError("ResourceAlreadyExistsException", message, 400)
-
-
-def _time(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _name(call: Call, name: str, kind: str) -> str:
-    """The Personalize name in field ``name`` (required): 1-63 letters, digits, ``-``, ``_``."""
-    value = field(call.body, name, str, required=True)
-    try:
-        return check_personalize_name(kind, value)
-    except ConfigError as exc:
-        raise invalid_input(f"{name}: {exc}") from None
-
-
-def _page(call: Call, key: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{key: one page of items}``, with ``nextToken`` when more follow (``maxResults``, ``nextToken``)."""
-    limit = field(call.body, "maxResults", int, default=MAX_RESULTS)
-    if not 1 <= limit <= MAX_RESULTS:
-        raise invalid_input(f"maxResults: must be 1 to {MAX_RESULTS}, got {limit}")
-    token = field(call.body, "nextToken", str, default="")
-    start = int(token) if token.isdigit() and len(token) < 10 else 0  # not ours: from the beginning
-    out: dict[str, Any] = {key: items[start:start + limit]}
-    if start + limit < len(items):
-        out["nextToken"] = str(start + limit)
-    return out
 
 
 def _store(call: Call) -> Store:
@@ -124,7 +78,7 @@ def _summaries(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[
 # ------------------------------------------------------------------------------------------ dataset groups
 def _group(call: Call, name: str) -> dict[str, Any]:
     group = _store(call).get_dataset_group(name)
-    created = _time(group.created_at)
+    created = epoch(group.created_at)
     return {"name": group.name, "datasetGroupArn": call.arns.dataset_group(group.name), "status": "ACTIVE",
             "creationDateTime": created, "lastUpdatedDateTime": created}
 
@@ -133,7 +87,7 @@ def _group(call: Call, name: str) -> dict[str, Any]:
 def create_dataset_group(call: Call) -> dict[str, Any]:
     """``CreateDatasetGroup``: ``name`` → ``datasetGroupArn`` (``roleArn``, ``kmsKeyArn``, ``domain`` and ``tags``
     are accepted and not used)."""
-    name = _name(call, "name", "dataset group")
+    name = resource_name(call.body, "name", "dataset group")
     for ignored in ("roleArn", "kmsKeyArn", "domain"):
         field(call.body, ignored, str)
     call.authorize("admin", None)
@@ -156,7 +110,7 @@ def list_dataset_groups(call: Call) -> dict[str, Any]:
     """``ListDatasetGroups``, in the order they were made."""
     call.authorize("admin", None)
     groups = sorted(_store(call).list_dataset_groups(), key=lambda g: (g.created_at, g.id))
-    return _page(call, "datasetGroups", [_group(call, g.name) for g in groups])
+    return page(call.body, [_group(call, g.name) for g in groups], "datasetGroups")
 
 
 @operation
@@ -175,7 +129,7 @@ def _schema_name(call: Call) -> str:
 
 
 def _schema(call: Call, record: dict[str, Any]) -> dict[str, Any]:
-    created = _time(record["created_at"])
+    created = epoch(record["created_at"])
     out = {"name": record["name"], "schemaArn": call.arns.make("schema", record["name"]),
            "schema": record["definition"], "creationDateTime": created, "lastUpdatedDateTime": created}
     if record["domain"]:
@@ -187,7 +141,7 @@ def _schema(call: Call, record: dict[str, Any]) -> dict[str, Any]:
 def create_schema(call: Call) -> dict[str, Any]:
     """``CreateSchema``: ``name``, ``schema`` (Avro JSON text, checked by recsmith's schema parser), ``domain`` →
     ``schemaArn``."""
-    name = _name(call, "name", "schema")
+    name = resource_name(call.body, "name", "schema")
     definition = field(call.body, "schema", str, required=True)
     if len(definition) > MAX_SCHEMA_CHARS:
         raise invalid_input(f"schema: at most {MAX_SCHEMA_CHARS} characters, got {len(definition)}")
@@ -221,8 +175,8 @@ def list_schemas(call: Call) -> dict[str, Any]:
     """``ListSchemas``, in the order they were made."""
     call.authorize("admin", None)
     schemas = [_schema(call, record) for record in _store(call).list_aws_schemas()]
-    return _page(call, "schemas", _summaries(schemas, ("name", "schemaArn", "creationDateTime",
-                                                       "lastUpdatedDateTime", "domain")))
+    return page(call.body, _summaries(schemas, ("name", "schemaArn", "creationDateTime",
+                                                       "lastUpdatedDateTime", "domain")), "schemas")
 
 
 @operation
@@ -272,7 +226,7 @@ def _dataset_view(call: Call, record: dict[str, Any]) -> dict[str, Any]:
     out = {"name": record["name"] or f"{group}-{dataset_type}",
            "datasetArn": _dataset_arn(call, group, dataset_type), "datasetGroupArn": call.arns.dataset_group(group),
            "datasetType": DATASET_TYPES[dataset_type], "status": "ACTIVE",
-           "creationDateTime": _time(record["created_at"]), "lastUpdatedDateTime": _time(record["updated_at"])}
+           "creationDateTime": epoch(record["created_at"]), "lastUpdatedDateTime": epoch(record["updated_at"])}
     if record["schema"]:
         out["schemaArn"] = call.arns.make("schema", record["schema"])
     return out
@@ -282,7 +236,7 @@ def _dataset_view(call: Call, record: dict[str, Any]) -> dict[str, Any]:
 def create_dataset(call: Call) -> dict[str, Any]:
     """``CreateDataset``: ``name``, ``schemaArn``, ``datasetGroupArn``, ``datasetType`` → ``datasetArn``
     (``dataset/<group>/<TYPE>``); the dataset gets a copy of the registered schema."""
-    name = _name(call, "name", "dataset")
+    name = resource_name(call.body, "name", "dataset")
     schema = _schema_name(call)
     dataset_type = _dataset_type(field(call.body, "datasetType", str, required=True), "datasetType")
     group = _group_arn_field(call, required=True)
@@ -317,8 +271,8 @@ def list_datasets(call: Call) -> dict[str, Any]:
     group = _group_arn_field(call, required=False)
     call.authorize("admin", group)
     datasets = [_dataset_view(call, record) for record in _store(call).named_datasets(group)]
-    return _page(call, "datasets", _summaries(datasets, ("name", "datasetArn", "datasetType", "status",
-                                                         "creationDateTime", "lastUpdatedDateTime")))
+    return page(call.body, _summaries(datasets, ("name", "datasetArn", "datasetType", "status",
+                                                         "creationDateTime", "lastUpdatedDateTime")), "datasets")
 
 
 @operation
@@ -357,11 +311,11 @@ def _import_job(call: Call) -> dict[str, Any]:
 
 
 def _import_view(call: Call, job: dict[str, Any]) -> dict[str, Any]:
-    created = _time(job["created_at"])
+    created = epoch(job["created_at"])
     out = {"jobName": job["name"], "datasetImportJobArn": call.arns.make("dataset-import-job", job["name"]),
            "datasetArn": _dataset_arn(call, job["dataset_group"], job["dataset_type"]),
            "dataSource": {"dataLocation": job["source"]}, "status": personalize_status(job["status"]),
-           "creationDateTime": created, "lastUpdatedDateTime": _time(job["finished_at"]) or created,
+           "creationDateTime": created, "lastUpdatedDateTime": epoch(job["finished_at"]) or created,
            "importMode": job["mode"].upper(), "publishAttributionMetricsToS3": False}
     if job["error"]:
         out["failureReason"] = job["error"]
@@ -374,7 +328,7 @@ def create_dataset_import_job(call: Call) -> dict[str, Any]:
     fsspec URL: CSV, Parquet, JSON Lines), ``importMode`` (``FULL``, the default, or ``INCREMENTAL``) →
     ``datasetImportJobArn``; ``roleArn`` is accepted and not used. The job is recorded with its name at once and
     runs in the background of this server process."""
-    name = _name(call, "jobName", "import job")
+    name = resource_name(call.body, "jobName", "import job")
     found = _dataset(call)
     assert found is not None
     group, dataset_type = found
@@ -431,9 +385,9 @@ def list_dataset_import_jobs(call: Call) -> dict[str, Any]:
             if job["name"] is not None and (found is None or job["dataset_type"] == found[1])]
     jobs.sort(key=lambda job: job["id"])
     views = [_import_view(call, job) for job in jobs]
-    return _page(call, "datasetImportJobs", _summaries(views, (
+    return page(call.body, _summaries(views, (
         "datasetImportJobArn", "jobName", "status", "creationDateTime", "lastUpdatedDateTime", "failureReason",
-        "importMode")))
+        "importMode")), "datasetImportJobs")
 
 
 # ----------------------------------------------------------------------------------------- event trackers
@@ -447,7 +401,7 @@ def _tracker(call: Call) -> dict[str, Any]:
 
 
 def _tracker_view(call: Call, tracker: dict[str, Any]) -> dict[str, Any]:
-    created = _time(tracker["created_at"])
+    created = epoch(tracker["created_at"])
     return {"name": tracker["name"], "eventTrackerArn": call.arns.make("event-tracker", tracker["name"]),
             "accountId": call.arns.account, "trackingId": tracker["tracking_id"],
             "datasetGroupArn": call.arns.dataset_group(tracker["dataset_group"]), "status": "ACTIVE",
@@ -458,7 +412,7 @@ def _tracker_view(call: Call, tracker: dict[str, Any]) -> dict[str, Any]:
 def create_event_tracker(call: Call) -> dict[str, Any]:
     """``CreateEventTracker``: ``name``, ``datasetGroupArn`` → ``eventTrackerArn`` (``event-tracker/<name>``) and
     the ``trackingId`` that ``PutEvents`` sends; a group has one tracker at most."""
-    name = _name(call, "name", "event tracker")
+    name = resource_name(call.body, "name", "event tracker")
     group = _group_arn_field(call, required=True)
     call.authorize("admin", group)
     try:
@@ -482,8 +436,8 @@ def list_event_trackers(call: Call) -> dict[str, Any]:
     group = _group_arn_field(call, required=False)
     call.authorize("admin", group)
     trackers = [_tracker_view(call, t) for t in _store(call).list_event_trackers(group)]
-    return _page(call, "eventTrackers", _summaries(trackers, ("name", "eventTrackerArn", "status",
-                                                              "creationDateTime", "lastUpdatedDateTime")))
+    keys = ("name", "eventTrackerArn", "status", "creationDateTime", "lastUpdatedDateTime")
+    return page(call.body, _summaries(trackers, keys), "eventTrackers")
 
 
 @operation
@@ -499,12 +453,12 @@ def delete_event_tracker(call: Call) -> dict[str, Any]:
 def _filter(call: Call) -> dict[str, Any]:
     arn = field(call.body, "filterArn", str, required=True)
     name = resolve.filter_name(arn)
-    group = resolve._one("filter", name, arn, _store(call).groups_with("filter", name))
+    group = resolve.one_group("filter", name, arn, _store(call).groups_with("filter", name))
     return _store(call).get_filter(group, name)
 
 
 def _filter_view(call: Call, record: dict[str, Any]) -> dict[str, Any]:
-    created = _time(record["created_at"])
+    created = epoch(record["created_at"])
     return {"name": record["name"], "filterArn": call.arns.filter(record["name"]), "creationDateTime": created,
             "lastUpdatedDateTime": created, "datasetGroupArn": call.arns.dataset_group(record["dataset_group"]),
             "filterExpression": record["expression"], "status": "ACTIVE"}
@@ -514,7 +468,7 @@ def _filter_view(call: Call, record: dict[str, Any]) -> dict[str, Any]:
 def create_filter(call: Call) -> dict[str, Any]:
     """``CreateFilter``: ``name``, ``datasetGroupArn``, ``filterExpression`` (Personalize's filter grammar, checked
     against the group's schemas) → ``filterArn``."""
-    name = _name(call, "name", "filter")
+    name = resource_name(call.body, "name", "filter")
     group = _group_arn_field(call, required=True)
     assert group is not None
     expression = field(call.body, "filterExpression", str, required=True)
@@ -550,8 +504,8 @@ def list_filters(call: Call) -> dict[str, Any]:
     groups = [group] if group is not None else [g.name for g in store.list_dataset_groups()]
     records = sorted((r for g in groups for r in store.list_filters(g)), key=lambda r: (r["created_at"], r["name"]))
     views = [_filter_view(call, r) for r in records]
-    return _page(call, "Filters", _summaries(views, ("name", "filterArn", "creationDateTime", "lastUpdatedDateTime",
-                                                     "datasetGroupArn", "status")))
+    return page(call.body, _summaries(views, ("name", "filterArn", "creationDateTime", "lastUpdatedDateTime",
+                                                     "datasetGroupArn", "status")), "Filters")
 
 
 @operation

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,8 +25,8 @@ from recsmith.api.personalize.arns import Arns
 from recsmith.api.personalize.auth import SigningKeys, authorize
 from recsmith.api.personalize.errors import AwsError, aws_response, error_response, from_recsmith, invalid_input
 from recsmith.api.personalize.sigv4 import SignedRequest
-from recsmith.errors import RecsmithError
-from recsmith.jobs.runs import ACTIVE, FAILED, IN_PROGRESS, PENDING
+from recsmith.errors import ConfigError, RecsmithError
+from recsmith.store.schema_registry_records import check_personalize_name
 
 logger = logging.getLogger(__name__)
 _MISSING = object()
@@ -153,20 +152,15 @@ def validated(model: type[Any], data: dict[str, Any], names: dict[str, str], whe
 
 
 # ------------------------------------------------------------------------------ the control plane's conventions
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-"""A Personalize resource name (its ``Name`` shape: 1-63 letters, digits, ``-``, ``_``, starting with a letter or
-digit)."""
-
 MAX_RESULTS = 100
 """The most entries a list answers at once (Personalize's ``maxResults`` limit)."""
 
-STATUSES = {PENDING: "CREATE PENDING", IN_PROGRESS: "CREATE IN_PROGRESS", ACTIVE: "ACTIVE", FAILED: "CREATE FAILED"}
-"""recsmith's job statuses (:mod:`recsmith.jobs.runs`) → Personalize's."""
-
-
 def personalize_status(status: str) -> str:
-    """A recsmith job status as Personalize writes it (``CREATE_IN_PROGRESS`` → ``CREATE IN_PROGRESS``)."""
-    return STATUSES.get(status, status)
+    """Personalize's spelling of a job status of :mod:`recsmith.jobs.runs`: ``CREATE_PENDING`` → ``"CREATE
+    PENDING"``, ``CREATE_IN_PROGRESS`` → ``"CREATE IN_PROGRESS"``, ``CREATE_FAILED`` → ``"CREATE FAILED"`` (any
+    ``CREATE_``/``DELETE_``/``UPDATE_`` status likewise: the first underscore is a space); ``ACTIVE`` as it is."""
+    action, sep, state = status.partition("_")
+    return f"{action} {state}" if sep and action in ("CREATE", "DELETE", "UPDATE") else status
 
 
 def epoch(value: datetime | None) -> float | None:
@@ -174,21 +168,27 @@ def epoch(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-def resource_name(body: dict[str, Any], key: str = "name") -> str:
-    """A resource name field, checked against Personalize's ``Name`` shape."""
+def resource_name(body: dict[str, Any], key: str = "name", kind: str = "resource") -> str:
+    """The required name in field ``key``, checked against Personalize's ``Name`` shape (1-63 letters, digits,
+    ``-``, ``_``: :func:`~recsmith.store.schema_registry_records.check_personalize_name`)."""
     value = field(body, key, str, required=True)
-    if not NAME.match(value):
-        raise invalid_input(f"{key}: {value!r} is not a valid name: use 1-63 letters, digits, '-' or '_', starting "
-                            "with a letter or digit")
-    return value
+    try:
+        return check_personalize_name(kind, value)
+    except ConfigError as exc:
+        raise invalid_input(f"{key}: {exc}") from None
+
+
+def already_exists(message: str) -> AwsError:
+    """Personalize's ``ResourceAlreadyExistsException`` (400)."""
+    return AwsError("ResourceAlreadyExistsException", message, 400)
 
 
 def refuse_taken(kind: str, name: str, names: Iterable[str]) -> None:
     """Refuse (``ResourceAlreadyExistsException``) a name a resource of ``kind`` already has in some dataset group
     (names are unique in a Personalize account)."""
     if name in set(names):
-        raise AwsError("ResourceAlreadyExistsException", f"a {kind} named {name!r} already exists (names are unique "
-                       "in the account, across dataset groups): choose another name", 400)
+        raise already_exists(f"a {kind} named {name!r} already exists (names are unique in the account, across "
+                             "dataset groups): choose another name")
 
 
 def page(body: dict[str, Any], items: list[dict[str, Any]], key: str) -> dict[str, Any]:
