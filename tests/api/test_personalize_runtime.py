@@ -187,9 +187,16 @@ def test_put_items_and_users_match_personalize_property_names(server, runtime):
     dataset = f"{ARN}:dataset/movies/ITEMS"
     events.put_items(datasetArn=dataset, items=[{"itemId": "aws-new-film", "properties": json.dumps(
         {"genres": "Comedy|Documentary", "title": "A new film"})}])
-    shown = runtime.get_recommendations(campaignArn=KNN, userId="1", numResults=500,
-                                        filterArn=f"{ARN}:filter/documentary", metadataColumns={"ITEMS": ["TITLE"]})
-    new = [i for i in shown["itemList"] if i["itemId"] == "aws-new-film"]
+
+    def new_film() -> list[dict]:  # the other worker reloads its catalogue within a second or so
+        shown = runtime.get_recommendations(campaignArn=KNN, userId="1", numResults=500,
+                                            filterArn=f"{ARN}:filter/documentary",
+                                            metadataColumns={"ITEMS": ["TITLE"]})
+        return [i for i in shown["itemList"] if i["itemId"] == "aws-new-film"]
+
+    deadline = time.monotonic() + 15
+    while not (new := new_film()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert len(new) == 1 and new[0]["metadata"] == {"TITLE": "A new film"}
     code, status, message = error_of(events.put_items, datasetArn=dataset, items=[
         {"itemId": "x", "properties": json.dumps({"noSuchField": 1})}])
