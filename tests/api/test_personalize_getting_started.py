@@ -72,21 +72,19 @@ def test_from_an_empty_store_to_recommendations(empty_server) -> None:
 
     group_arn = personalize.create_dataset_group(name="movielens")["datasetGroupArn"]
     wait_for(lambda: personalize.describe_dataset_group(datasetGroupArn=group_arn)["datasetGroup"])
-    schema_arn = personalize.create_schema(name="movielens-interactions",
-                                           schema=json.dumps(INTERACTIONS_SCHEMA))["schemaArn"]
-    dataset_arn = personalize.create_dataset(name="movielens-interactions", schemaArn=schema_arn,
-                                             datasetGroupArn=group_arn, datasetType="Interactions")["datasetArn"]
-    job_arn = personalize.create_dataset_import_job(
-        jobName="movielens-import", datasetArn=dataset_arn, dataSource={"dataLocation": str(csv)},
-        roleArn="arn:aws:iam::000000000000:role/PersonalizeRole")["datasetImportJobArn"]
-    wait_for(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job_arn)["datasetImportJob"])
-    items_schema = personalize.create_schema(name="movielens-items", schema=json.dumps(ITEMS_SCHEMA))["schemaArn"]
-    items_arn = personalize.create_dataset(name="movielens-items", schemaArn=items_schema,
-                                           datasetGroupArn=group_arn, datasetType="Items")["datasetArn"]
-    items_job = personalize.create_dataset_import_job(
-        jobName="movielens-items-import", datasetArn=items_arn, dataSource={"dataLocation": str(items_csv)},
-        roleArn="arn:aws:iam::000000000000:role/PersonalizeRole")["datasetImportJobArn"]
-    wait_for(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=items_job)["datasetImportJob"])
+
+    def load(kind: str, schema: dict, path: Path) -> None:
+        """A schema, a dataset of ``kind`` made with it, and an import job of ``path`` into it, waited for."""
+        schema_arn = personalize.create_schema(name=f"movielens-{kind.lower()}", schema=json.dumps(schema))["schemaArn"]
+        dataset_arn = personalize.create_dataset(name=f"movielens-{kind.lower()}", schemaArn=schema_arn,
+                                                 datasetGroupArn=group_arn, datasetType=kind)["datasetArn"]
+        job_arn = personalize.create_dataset_import_job(
+            jobName=f"movielens-{kind.lower()}-import", datasetArn=dataset_arn, dataSource={"dataLocation": str(path)},
+            roleArn="arn:aws:iam::000000000000:role/PersonalizeRole")["datasetImportJobArn"]
+        wait_for(lambda: personalize.describe_dataset_import_job(datasetImportJobArn=job_arn)["datasetImportJob"])
+
+    load("Interactions", INTERACTIONS_SCHEMA, csv)
+    load("Items", ITEMS_SCHEMA, items_csv)
 
     solution_arn = personalize.create_solution(
         name="movielens-sims", datasetGroupArn=group_arn,

@@ -19,7 +19,6 @@ schema (no ``schemaArn``), and their name is ``<group>-<type>``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from recsmith.api.personalize import resolve
@@ -27,11 +26,13 @@ from recsmith.api.personalize.arns import parse_arn
 from recsmith.api.personalize.errors import AwsError, invalid_input, not_found
 from recsmith.api.personalize.protocol import (
     Call,
+    Operation,
     already_exists,
     epoch,
     field,
     page,
     personalize_status,
+    registrar,
     resource_name,
 )
 from recsmith.errors import ConflictError, FilterError, NotFoundError, RecsmithError, SchemaError
@@ -43,7 +44,8 @@ from recsmith.store.store import UNFINISHED, Store
 
 logger = logging.getLogger(__name__)
 
-OPERATIONS: dict[str, Callable[[Call], dict[str, Any]]] = {}
+OPERATIONS: dict[str, Operation] = {}
+operation = registrar(OPERATIONS)
 
 DATASET_TYPES = {"interactions": "Interactions", "items": "Items", "users": "Users"}
 """recsmith's dataset types and Personalize's names of them (``datasetType``; the ARN has them upper-case)."""
@@ -55,10 +57,6 @@ MAX_FILTER_CHARS = 2_500
 """The longest filter expression Personalize takes (botocore's ``FilterExpression``)."""
 
 
-def operation(function: Callable[[Call], dict[str, Any]]) -> Callable[[Call], dict[str, Any]]:
-    """Register ``function`` under its Personalize name (``create_dataset_group`` → ``CreateDatasetGroup``)."""
-    OPERATIONS["".join(part.capitalize() for part in function.__name__.split("_"))] = function
-    return function
 
 
 def _store(call: Call) -> Store:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -34,11 +34,13 @@ from recsmith.api.personalize.arns import parse_arn
 from recsmith.api.personalize.errors import AwsError, invalid_input, not_found
 from recsmith.api.personalize.protocol import (
     Call,
+    Operation,
     epoch,
     field,
     page,
     personalize_status,
     refuse_taken,
+    registrar,
     resource_name,
 )
 from recsmith.api.routes.campaigns import campaign_view, deploy_campaign, remove_campaign, switch_campaign
@@ -56,13 +58,10 @@ from recsmith.store.audit_records import acting_as
 
 logger = logging.getLogger(__name__)
 
-OPERATIONS: dict[str, Callable[[Call], dict[str, Any]]] = {}
+OPERATIONS: dict[str, Operation] = {}
+operation = registrar(OPERATIONS)
 
 
-def operation(function: Callable[[Call], dict[str, Any]]) -> Callable[[Call], dict[str, Any]]:
-    """Register ``function`` under its Personalize name (``create_solution`` → ``CreateSolution``)."""
-    OPERATIONS["".join(part.capitalize() for part in function.__name__.split("_"))] = function
-    return function
 
 
 class PersonalizeRecipe(NamedTuple):

@@ -152,6 +152,19 @@ def validated(model: type[Any], data: dict[str, Any], names: dict[str, str], whe
 
 
 # ------------------------------------------------------------------------------ the control plane's conventions
+Operation = Callable[[Call], dict[str, Any]]
+"""A control-plane operation: the verified call → the operation's output shape."""
+
+
+def registrar(operations: dict[str, Operation]) -> Callable[[Operation], Operation]:
+    """A decorator that registers a function in ``operations`` under its Personalize name
+    (``create_dataset_group`` → ``CreateDatasetGroup``)."""
+
+    def operation(function: Operation) -> Operation:
+        operations["".join(part.capitalize() for part in function.__name__.split("_"))] = function
+        return function
+
+    return operation
 MAX_RESULTS = 100
 """The most entries a list answers at once (Personalize's ``maxResults`` limit)."""
 
