@@ -39,8 +39,6 @@ LINK = "{dataset}/{schema}"
 """How a dataset's name and its registered schema's name are kept in its ``schemas`` row's ``name``."""
 PERSONALIZE_DATASET_TYPES = ("interactions", "users", "items")
 """The dataset types a registered schema can make (recsmith's dataset types)."""
-UNFINISHED = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
-"""Statuses of a job that has not ended (:mod:`recsmith.jobs.runs`)."""
 
 
 def check_personalize_name(kind: str, name: object) -> str:
@@ -242,10 +240,10 @@ class SchemaRegistryRecords:
             self._secure_delete(conn)  # type: ignore[attr-defined]
             running = [f"import job {i}" for i in conn.execute(sa.select(j.c.id).where(
                 j.c.dataset_group_id == group_id, j.c.dataset_type == dataset_type,
-                j.c.status.in_(UNFINISHED))).scalars()]
+                j.c.status.in_(t.UNFINISHED))).scalars()]
             running += [f"the training of solution version {i}" for i in conn.execute(sa.select(v.c.id).where(
                 v.c.solution_id.in_(sa.select(s.c.id).where(s.c.dataset_group_id == group_id)),
-                v.c.status.in_(UNFINISHED))).scalars()]
+                v.c.status.in_(t.UNFINISHED))).scalars()]
             if running:
                 one = len(running) == 1
                 raise ConflictError(f"the {dataset_type} dataset of dataset group {group!r} is in use: "

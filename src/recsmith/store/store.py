@@ -71,8 +71,7 @@ DEDUPE_COLUMNS = ("USER_ID", "ITEM_ID", "TIMESTAMP", "EVENT_TYPE")
 """What makes two interactions the same record to an incremental import (Personalize's upsert by identical record)."""
 STAGING_TABLE = "recsmith_import_staging"
 """The temporary table an incremental import of interactions is staged in, to leave out what is stored."""
-UNFINISHED = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
-"""Job statuses (:mod:`recsmith.jobs.runs`) of a job that has not ended."""
+UNFINISHED = t.UNFINISHED
 
 
 _now = t.utc_now

@@ -15,6 +15,9 @@ sharing the database (Optuna's study storage) use for their own revision."""
 
 TS = sa.DateTime(timezone=True)
 
+UNFINISHED = ("CREATE_PENDING", "CREATE_IN_PROGRESS")
+"""Job statuses (:mod:`recsmith.jobs.runs`) of a job that has not ended."""
+
 
 def utc_now() -> datetime:
     """The time to store: every stored time is UTC."""

@@ -218,7 +218,8 @@ def describe_recipe(call: Call) -> dict[str, Any]:
 def _solutions_named(call: Call, name: str) -> list[tuple[str, dict[str, Any]]]:
     """``(group, solution)`` of every dataset group's solution called ``name``."""
     store = call.state.store
-    found = [(g.name, store.find_solution(g.id, name)) for g in store.list_dataset_groups()]
+    found = [(group, store.find_solution(store.get_dataset_group(group).id, name))
+             for group in store.groups_with("solution", name)]
     return [(group, record) for group, record in found if record is not None]
 
 
@@ -339,7 +340,7 @@ def create_solution(call: Call) -> dict[str, Any]:
     recipe = _recipe_of(field(body, "recipeArn", str, default=call.arns.make("recipe", "aws-user-personalization")))
     params = _hyperparameters(recipe, field(config, "algorithmHyperParameters", dict, default={},
                                             where="solutionConfig."))
-    refuse_taken("solution", name, (record["name"] for _, record in _all_solutions(call, _all_group_names(call))))
+    refuse_taken("solution", name, (record["name"] for _, record in _solutions_named(call, name)))
     store = call.state.store
     store.get_or_create_solution(store.get_dataset_group(group).id, name, recipe, params,
                                  SolutionConfig().model_dump())

@@ -22,7 +22,7 @@ from starlette.responses import Response
 from recsmith.api.auth import Principal
 from recsmith.api.metrics import AUTHORISED
 from recsmith.api.personalize.arns import Arns
-from recsmith.api.personalize.auth import SigningKeys, authorize
+from recsmith.api.personalize.auth import authorize
 from recsmith.api.personalize.errors import AwsError, aws_response, error_response, from_recsmith, invalid_input
 from recsmith.api.personalize.sigv4 import SignedRequest
 from recsmith.errors import ConfigError, RecsmithError
@@ -49,14 +49,6 @@ class Call:
         self.request_state[AUTHORISED] = True
 
 
-def signing_keys(state: Any) -> SigningKeys:
-    """The app's cache of signing keys (made on first use)."""
-    keys = getattr(state, "signing_keys", None)
-    if keys is None:
-        keys = state.signing_keys = SigningKeys(state.store)
-    return keys
-
-
 def _headers(request: Request) -> dict[str, str]:
     headers: dict[str, str] = {}
     for name, value in request.scope["headers"]:
@@ -78,7 +70,7 @@ async def read_call(request: Request) -> Call:
     raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
     signed = SignedRequest(request.method, raw_path.decode("latin-1"),
                            request.scope.get("query_string", b"").decode("latin-1"), _headers(request), body)
-    principal = signing_keys(request.app.state).authenticate(signed)
+    principal = request.app.state.signing_keys.authenticate(signed)
     try:
         parsed = orjson.loads(body) if body.strip() else {}
     except orjson.JSONDecodeError as exc:
@@ -86,8 +78,7 @@ async def read_call(request: Request) -> Call:
     if not isinstance(parsed, dict):
         raise AwsError("SerializationException", "the body must be a JSON object", 400)
     state = request.app.state
-    arns = getattr(state, "arns", None) or Arns.from_settings(state.settings)
-    return Call(principal, parsed, state, arns, request.scope.setdefault("state", {}))
+    return Call(principal, parsed, state, state.arns, request.scope.setdefault("state", {}))
 
 
 async def answer(request: Request, handle: Callable[[Call], Awaitable[Any]], *,

@@ -30,7 +30,7 @@ def campaign(state: Any, arn: object, field: str = "campaignArn") -> tuple[str, 
     (name,) = parse_arn(arn, "campaign", field)
     groups = state.runtime.groups_serving(name)
     if not groups:
-        groups = sorted({c["dataset_group"] for c in state.store.list_campaigns() if c["name"] == name})
+        groups = state.store.groups_with("campaign", name)
     return one_group("campaign", name, str(arn), groups), name
 
 
